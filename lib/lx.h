@@ -1,0 +1,294 @@
+/*
+ * lx.h - liblx, LXMERT (Tan & Bansal 2019) in C: the stream, the model and its encoders.
+ *
+ * Ownership, once for the whole library: an object made by lx_X_new() or lx_X_open() is freed by
+ * lx_X_free() (lx_X_free(NULL) does nothing); a struct the caller provides is set up by lx_X_init() and
+ * emptied by lx_X_destroy(). Pointers returned by a getter stay owned by the object they came from and live
+ * as long as it does, unless the comment says otherwise.
+ *
+ * Errors: a function that can fail returns an lx_status (LX_OK is 0) and, when it fails, fills the lx_err
+ * the caller passed with one line naming the file, record or field, what was found and what was expected.
+ * The library never prints and never exits.
+ */
+#ifndef LX_H
+#define LX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <msgpack.h>
+
+#define LX_VERSION "0.1.0"
+
+/* ---- status and errors ------------------------------------------------------------------------------ */
+
+/* These values are the exit statuses of every tool (see lx-stream(5), EXIT STATUS). */
+typedef enum {
+	LX_OK = 0,
+	LX_EINPUT = 1,  /* bad input: a record, a field, a line of text */
+	LX_EUSAGE = 2,  /* bad command line */
+	LX_EMODEL = 3,  /* a model directory or another named file cannot be used */
+	LX_EIO = 4,     /* reading or writing failed (disk full, closed pipe with an error) */
+	LX_EINTR = 5    /* stopped by a signal after flushing every finished record */
+} lx_status;
+
+typedef struct {
+	lx_status status;
+	char msg[512];
+} lx_err;
+
+/* Fills e (if not NULL) with the formatted message and returns status. */
+lx_status lx_errf(lx_err *e, lx_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* ---- tensors ---------------------------------------------------------------------------------------- */
+
+typedef enum { LX_F32, LX_F16, LX_BF16, LX_F64, LX_I32, LX_I64, LX_I16, LX_I8, LX_U8, LX_BOOL } lx_dtype;
+
+#define LX_MAX_DIMS 8
+
+/* A view of a tensor inside a record or a file. data may be unaligned: read it through the copy functions. */
+typedef struct {
+	lx_dtype dtype;
+	int ndim;
+	int64_t shape[LX_MAX_DIMS];
+	const void *data;
+	int64_t numel;
+} lx_tensor;
+
+size_t lx_dtype_size(lx_dtype t);
+const char *lx_dtype_numpy(lx_dtype t);      /* "<f4", ... */
+const char *lx_dtype_safetensors(lx_dtype t); /* "F32", ... */
+int lx_dtype_is_float(lx_dtype t);
+
+/* Converts t's elements to float (any float dtype) or int32 (any integer dtype). Integer values outside the
+ * int32 range are an error; so are floats given where integers are asked for, and the reverse. */
+lx_status lx_tensor_to_f32(const lx_tensor *t, float *dst, const char *field, lx_err *e);
+lx_status lx_tensor_to_i32(const lx_tensor *t, int32_t *dst, const char *field, lx_err *e);
+
+float lx_half_to_float(uint16_t h);
+float lx_bf16_to_float(uint16_t h);
+uint16_t lx_float_to_half(float f);
+uint16_t lx_float_to_bf16(float f);
+
+/* ---- the stream ------------------------------------------------------------------------------------- */
+/*
+ * A stream is a concatenation of msgpack maps, one record each (formats/stream.md). A record keeps the
+ * fields it was read with, unchanged, and the fields a tool adds; a field added under an existing key
+ * replaces it. Tensors are maps in the layout of msgpack-numpy.
+ */
+
+typedef struct lx_record lx_record;
+typedef struct lx_reader lx_reader;
+typedef struct lx_writer lx_writer;
+
+/* Reads records from f; name is used in messages ("stdin", a path). f is not closed by lx_reader_free. */
+lx_reader *lx_reader_new(FILE *f, const char *name);
+void lx_reader_free(lx_reader *r);
+/* Reads the next record into a new lx_record (*out, to be freed with lx_record_free).
+ * Returns LX_OK with *out set, LX_OK with *out NULL at the clean end of the stream, or an error. */
+lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e);
+/* Number of records read so far. */
+long lx_reader_count(const lx_reader *r);
+
+/* An empty record (for tools that make records from other input). */
+lx_record *lx_record_new(void);
+void lx_record_free(lx_record *rec);
+/* 0-based position of the record in its input stream (-1 for a new record). */
+long lx_record_index(const lx_record *rec);
+
+/* The value of a field: what the record was read with, or what was added under that key. NULL if absent. */
+const msgpack_object *lx_record_get(const lx_record *rec, const char *key);
+/* Decodes field key as a tensor. LX_EINPUT if the field is absent (unless optional: then *present = 0) or is
+ * not a tensor. A msgpack array of numbers is accepted as a 1-D tensor (I64 or F64). */
+lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, int *present, lx_err *e);
+/* The id of a record for messages: question_id, img_id, uid or identifier as text, else "" (buf is returned). */
+const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
+
+/* Adding fields. Each adds or replaces key; data are copied into the record. */
+lx_status lx_record_add_tensor(lx_record *rec, const char *key, lx_dtype dtype, int ndim, const int64_t *shape,
+                               const void *data);
+lx_status lx_record_add_str(lx_record *rec, const char *key, const char *s, size_t len);
+lx_status lx_record_add_int(lx_record *rec, const char *key, int64_t v);
+lx_status lx_record_add_float(lx_record *rec, const char *key, double v);
+lx_status lx_record_add_object(lx_record *rec, const char *key, const msgpack_object *o);
+/* For any other value: returns a packer into which the caller packs exactly one msgpack value for key.
+ * Valid until the next call on rec. */
+msgpack_packer *lx_record_add_packer(lx_record *rec, const char *key);
+/* Drops a field (read or added). */
+void lx_record_remove(lx_record *rec, const char *key);
+
+/* Packs a tensor in the msgpack-numpy layout into any packer. */
+int lx_pack_tensor(msgpack_packer *pk, lx_dtype dtype, int ndim, const int64_t *shape, const void *data);
+
+/* Writes records to f. lx_writer_put and lx_writer_flush report a failed write as LX_EIO; a reader that went
+ * away (EPIPE) is LX_EIO too, and lx_writer_broken_pipe() tells the two apart. */
+lx_writer *lx_writer_new(FILE *f, const char *name);
+void lx_writer_free(lx_writer *w);
+lx_status lx_writer_put(lx_writer *w, const lx_record *rec, lx_err *e);
+lx_status lx_writer_flush(lx_writer *w, lx_err *e);
+int lx_writer_broken_pipe(const lx_writer *w);
+
+/* ---- the model -------------------------------------------------------------------------------------- */
+
+typedef struct {
+	int vocab_size, hidden_size, num_attention_heads, intermediate_size;
+	int l_layers, r_layers, x_layers;
+	int max_position_embeddings, type_vocab_size;
+	int visual_feat_dim, visual_pos_dim;
+	int num_qa_labels, num_object_labels, num_attr_labels;
+	float layer_norm_eps, visual_loss_normalizer;
+	int gelu_tanh; /* hidden_act "gelu_new"/"gelu_pytorch_tanh" instead of "gelu" */
+} lx_config;
+
+/* Parses config.json text (HF LxmertConfig names). path is for messages. */
+lx_status lx_config_parse(lx_config *c, const char *json, size_t len, const char *path, lx_err *e);
+
+typedef struct { const float *w, *b; } lx_linear_w;  /* w (out, in), b (out) */
+typedef struct { const float *g, *b; } lx_norm_w;    /* g (H), b (H) */
+
+typedef struct {
+	lx_linear_w q, k, v;   /* (H, H) */
+	lx_linear_w o;         /* (H, H) */
+	lx_norm_w ln;
+} lx_attn_w;
+
+typedef struct {
+	lx_linear_w inter;     /* (I, H) */
+	lx_linear_w out;       /* (H, I) */
+	lx_norm_w ln;
+} lx_ffn_w;
+
+typedef struct { lx_attn_w att; lx_ffn_w ffn; } lx_layer_w;  /* a BERT layer: language and r layers */
+
+typedef struct {
+	lx_attn_w cross;                  /* visual_attention, shared by both directions */
+	lx_attn_w lang_self, visn_self;
+	lx_ffn_w lang_ffn, visn_ffn;
+} lx_xlayer_w;
+
+typedef struct {
+	const float *word;        /* (V, H) */
+	const float *pos;         /* (P, H) */
+	const float *type;        /* (2, H) */
+	lx_norm_w ln;
+	lx_linear_w visn_fc;      /* (H, F) */
+	lx_norm_w visn_ln;
+	lx_linear_w box_fc;       /* (H, 4) */
+	lx_norm_w box_ln;
+	lx_layer_w *l;            /* [l_layers] */
+	lx_layer_w *r;            /* [r_layers] */
+	lx_xlayer_w *x;           /* [x_layers] */
+	lx_linear_w pooler;       /* (H, H) */
+
+	/* heads: NULL pointers where the model has none (see the has_* flags) */
+	int has_mlm, has_match, has_qa, has_obj;
+	lx_linear_w mlm_dense;    /* (H, H) */
+	lx_norm_w mlm_ln;
+	const float *mlm_decoder; /* (V, H), tied to word when the file leaves it out */
+	const float *mlm_bias;    /* (V) */
+	lx_linear_w match;        /* (2, H) */
+	lx_linear_w qa0;          /* (2H, H) */
+	lx_norm_w qa_ln;          /* (2H) */
+	lx_linear_w qa3;          /* (A, 2H) */
+	lx_linear_w obj_dense;    /* (H, H) */
+	lx_norm_w obj_ln;
+	lx_linear_w obj_obj;      /* (num_object_labels, H) */
+	lx_linear_w obj_attr;     /* (num_attr_labels, H) */
+	lx_linear_w obj_feat;     /* (F, H) */
+} lx_weights;
+
+typedef struct lx_model lx_model;
+
+/* Opens a model directory: config.json, model.safetensors (mapped, not copied; F16/BF16 tensors are
+ * converted to float32 once here), and vocab.txt if present. Every tensor is checked by name, shape and
+ * dtype. */
+lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e);
+void lx_model_free(lx_model *m);
+const lx_config *lx_model_config(const lx_model *m);
+const lx_weights *lx_model_weights(const lx_model *m);
+const char *lx_model_dir(const lx_model *m);
+
+/* ---- safetensors ------------------------------------------------------------------------------------ */
+
+typedef struct lx_st lx_st;  /* an open, mapped safetensors file */
+
+lx_status lx_st_open(lx_st **out, const char *path, lx_err *e);
+void lx_st_free(lx_st *st);
+int lx_st_count(const lx_st *st);
+/* The i-th tensor in file order: its name and a view of its data (inside the mapping). */
+const char *lx_st_name(const lx_st *st, int i, lx_tensor *t);
+/* Finds a tensor by name; -1 if absent. */
+int lx_st_find(const lx_st *st, const char *name);
+
+/* ---- the encoders ----------------------------------------------------------------------------------- */
+
+/* One example to encode: inputs as given by a record, outputs filled by lx_encode. */
+typedef struct {
+	int T, N;
+	const int32_t *input_ids;       /* [T] */
+	const int32_t *token_type_ids;  /* [T] or NULL (zeros) */
+	const float *attention_mask;    /* [T] or NULL (all ones) */
+	const float *visual_feats;      /* [N, F] */
+	const float *visual_pos;        /* [N, 4] */
+	const float *visual_mask;       /* [N] or NULL */
+} lx_example;
+
+/* Which extra outputs to keep. */
+enum {
+	LX_WANT_HIDDEN = 1,     /* language/vision hidden states of every layer */
+	LX_WANT_ATTN = 2        /* attention probabilities of every layer, all six kinds */
+};
+
+/* Outputs of one example: pointers into the lx_encoder's buffers, valid until the next lx_encode. */
+typedef struct {
+	const float *lang;          /* [T, H] language_output */
+	const float *visn;          /* [N, H] vision_output */
+	const float *pooled;        /* [H] pooled_output */
+	const float *lang_hidden;   /* [l+x, T, H] */
+	const float *visn_hidden;   /* [r+x, N, H] */
+	const float *attn_l;        /* [l, heads, T, T] language self-attention */
+	const float *attn_r;        /* [r, heads, N, N] object-relationship self-attention */
+	const float *attn_xl;       /* [x, heads, T, N] cross: language queries over boxes */
+	const float *attn_xv;       /* [x, heads, N, T] cross: box queries over words */
+	const float *attn_xls;      /* [x, heads, T, T] cross layers' language self-attention */
+	const float *attn_xvs;      /* [x, heads, N, N] cross layers' vision self-attention */
+} lx_outputs;
+
+typedef struct lx_encoder lx_encoder;
+
+/* The per-run state: scratch buffers grown to the largest batch seen, so that lx_encode allocates nothing
+ * once it has seen a batch of that size. */
+lx_encoder *lx_encoder_new(const lx_model *m, int want);
+void lx_encoder_free(lx_encoder *enc);
+/* Encodes n examples as one set of matrix products; out[i] receives example i's outputs. Checks every input
+ * (ids within the vocabulary, T within max_position_embeddings, finite features) before computing. */
+lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *out, lx_err *e);
+
+/* Number of threads used by the matrix products (OpenBLAS) and the attention loops. */
+void lx_set_threads(int n);
+
+/* ---- tool support ----------------------------------------------------------------------------------- */
+
+/* A progress line on a stream (stderr): records done and records/s, redrawn at most a few times a second,
+ * when enabled. */
+typedef struct {
+	FILE *f;
+	int enabled;
+	const char *tool;
+	double t0, last;
+	long done;
+} lx_progress;
+
+void lx_progress_init(lx_progress *p, FILE *f, const char *tool, int force);
+void lx_progress_tick(lx_progress *p, long done);
+void lx_progress_end(lx_progress *p);
+
+/* Monotonic seconds. */
+double lx_now(void);
+
+#endif

@@ -1,0 +1,7 @@
+# Shared by every bats suite: where things are.
+TOP="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+BIN="$TOP/bin"
+FIX="$TOP/tests/fixtures"
+# Debian's python3 has numpy and msgpack-numpy (make deps); a python3 earlier on PATH may not.
+PY="${LX_PYTHON:-/usr/bin/python3}"
+export PYTHONPATH="$TOP/tests${PYTHONPATH:+:$PYTHONPATH}"
