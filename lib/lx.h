@@ -269,6 +269,10 @@ void lx_encoder_free(lx_encoder *enc);
  * (ids within the vocabulary, T within max_position_embeddings, finite features) before computing. */
 lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *out, lx_err *e);
 
+/* Checks one example against the model: T in [1, max_position_embeddings], N >= 1, ids within the
+ * vocabulary, token types within type_vocab_size, finite features and boxes. Messages name the field. */
+lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e);
+
 /* Number of threads used by the matrix products (OpenBLAS) and the attention loops. */
 void lx_set_threads(int n);
 
@@ -287,6 +291,11 @@ typedef struct {
 void lx_progress_init(lx_progress *p, FILE *f, const char *tool, int force);
 void lx_progress_tick(lx_progress *p, long done);
 void lx_progress_end(lx_progress *p);
+
+/* SIGINT and SIGTERM set a flag instead of killing the tool, so that it can stop after the record in hand
+ * and flush what it finished. A read blocked on input returns (EINTR) so the tool notices. */
+void lx_signals_init(void);
+int lx_interrupted(void);
 
 /* Monotonic seconds. */
 double lx_now(void);

@@ -1,4 +1,6 @@
 /* progress.c - the progress line every record-reading tool shows on stderr. */
+#include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "lx.h"
@@ -39,3 +41,25 @@ void lx_progress_end(lx_progress *p)
 	if (p->enabled)
 		draw(p, lx_now(), "\n");
 }
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+void lx_signals_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int lx_interrupted(void) { return stop_flag != 0; }
