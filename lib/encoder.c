@@ -379,27 +379,27 @@ lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e)
 	size_t k;
 
 	if (x->T < 1)
-		return lx_errf(e, LX_EINPUT, "input_ids is empty");
+		return lx_errf(e, LX_EINPUT, "field input_ids is empty");
 	if (x->T > c->max_position_embeddings)
-		return lx_errf(e, LX_EINPUT, "input_ids: %d tokens, more than max_position_embeddings %d", x->T,
+		return lx_errf(e, LX_EINPUT, "field input_ids: %d tokens, more than max_position_embeddings %d", x->T,
 		               c->max_position_embeddings);
 	if (x->N < 1)
-		return lx_errf(e, LX_EINPUT, "visual_feats has no boxes");
+		return lx_errf(e, LX_EINPUT, "field visual_feats has no boxes");
 	for (t = 0; t < x->T; t++) {
 		if (x->input_ids[t] < 0 || x->input_ids[t] >= c->vocab_size)
-			return lx_errf(e, LX_EINPUT, "input_ids: id %d at position %d is outside the vocabulary [0, %d)",
+			return lx_errf(e, LX_EINPUT, "field input_ids: id %d at position %d is outside the vocabulary [0, %d)",
 			               x->input_ids[t], t, c->vocab_size);
 		if (x->token_type_ids && (x->token_type_ids[t] < 0 || x->token_type_ids[t] >= c->type_vocab_size))
-			return lx_errf(e, LX_EINPUT, "token_type_ids: %d at position %d is outside [0, %d)",
+			return lx_errf(e, LX_EINPUT, "field token_type_ids: %d at position %d is outside [0, %d)",
 			               x->token_type_ids[t], t, c->type_vocab_size);
 	}
 	for (k = 0; k < (size_t)x->N * c->visual_feat_dim; k++)
 		if (!isfinite(x->visual_feats[k]))
-			return lx_errf(e, LX_EINPUT, "visual_feats: non-finite value at box %zu, feature %zu",
+			return lx_errf(e, LX_EINPUT, "field visual_feats: non-finite value at box %zu, feature %zu",
 			               k / c->visual_feat_dim, k % c->visual_feat_dim);
 	for (k = 0; k < (size_t)x->N * 4; k++)
 		if (!isfinite(x->visual_pos[k]))
-			return lx_errf(e, LX_EINPUT, "visual_pos: non-finite value at box %zu", k / 4);
+			return lx_errf(e, LX_EINPUT, "field visual_pos: non-finite value at box %zu", k / 4);
 	return LX_OK;
 }
 
