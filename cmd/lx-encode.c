@@ -196,14 +196,14 @@ int main(int argc, char **argv)
 		{0, 0, 0, 0},
 	};
 	const char *dir = NULL;
-	int want = 0, batch = 16, threads = 0, force_progress = 0, ch, n, i, done = 0;
+	int want = 0, batch = 16, threads = 0, force_progress = 0, ch, n, i, done = 0, stop = 0;
 	lx_model *m = NULL;
 	lx_encoder *enc;
 	lx_reader *rd;
 	lx_writer *wr;
 	lx_progress prog;
 	lx_err err = {0, ""}, bad = {0, ""};
-	lx_status rc = LX_OK, bad_rc = LX_OK;
+	lx_status rc = LX_OK, bad_rc = LX_OK, read_rc = LX_OK;
 	slot *slots;
 	lx_example *ex;
 	lx_outputs *outs;
@@ -245,17 +245,20 @@ int main(int argc, char **argv)
 	}
 	lx_signals_init();
 	lx_progress_init(&prog, stderr, tool, force_progress);
-	while (!rc && !bad_rc && !lx_interrupted()) {
-		/* fill a batch; a bad record ends it, and the good ones before it are still encoded */
+	while (!rc && !stop && !lx_interrupted()) {
+		/* fill a batch; a bad record ends it, and the good ones before it are still written */
 		for (n = 0; n < batch; n++) {
 			lx_record *rec;
-			if ((rc = lx_reader_next(rd, &rec, &err)) || !rec)
+			if ((read_rc = lx_reader_next(rd, &rec, &bad)) || !rec) {
+				stop = 1;
 				break;
+			}
 			slots[n].rec = rec;
 			if ((bad_rc = decode(lx_model_config(m), &slots[n], &ex[n], &bad))) {
 				bad_index = lx_record_index(rec);
 				lx_record_id(rec, id, sizeof id);
 				lx_record_free(rec);
+				stop = 1;
 				break;
 			}
 		}
@@ -271,19 +274,16 @@ int main(int argc, char **argv)
 		}
 		done += n;
 		lx_progress_tick(&prog, done);
-		if (n < batch)
-			break;
 	}
 	lx_progress_end(&prog);
 	if (!rc)
 		rc = lx_writer_flush(wr, &err);
-	else
-		lx_writer_flush(wr, NULL);
-	if (rc == LX_EIO && lx_interrupted())
-		rc = LX_OK; /* a read cut short by the signal: reported below */
-	if (rc)
+	if (rc) /* a failed write or no memory: the records after it are lost, say so */
 		fprintf(stderr, "%s: %s\n", tool, err.msg);
-	else if (bad_rc) {
+	else if (read_rc && !lx_interrupted()) {
+		rc = read_rc;
+		fprintf(stderr, "%s: %s\n", tool, bad.msg);
+	} else if (bad_rc) {
 		rc = bad_rc;
 		fprintf(stderr, "%s: stdin: record %ld%s%s%s: %s\n", tool, bad_index + 1, *id ? " (id " : "", id,
 		        *id ? ")" : "", bad.msg);

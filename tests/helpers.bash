@@ -1,4 +1,6 @@
+# shellcheck shell=bash
 # Shared by every bats suite: where things are.
+bats_require_minimum_version 1.5.0
 TOP="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
 BIN="$TOP/bin"
 FIX="$TOP/tests/fixtures"
