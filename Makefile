@@ -37,10 +37,17 @@ tests/unit/bin/%: tests/unit/%.c lib/liblx.a $(HEADERS)
 	@mkdir -p tests/unit/bin
 	$(CC) $(ALL_CFLAGS) -o $@ $< lib/liblx.a $(LDFLAGS) $(LIBS)
 
-# Every test: the C unit tests, then one bats suite per tool.
-check: all $(UNIT)
-	@for t in $(UNIT); do echo "unit: $$t"; $$t || exit 1; done
+# Every test: the public headers alone, the C unit tests, then one bats suite per tool.
+check: all $(UNIT) check-headers
+	@for t in $(UNIT); do $$t || exit 1; done
 	bats tests/
+
+# Each public header compiles on its own, strictly.
+check-headers:
+	@for h in lib/lx*.h; do \
+		printf '#include "%s"\nint main(void) { return 0; }\n' "$${h#lib/}" | \
+		$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) -x c -c -o /dev/null - || exit 1; \
+	done; echo "headers: each compiles alone with -std=c99 -pedantic -Werror"
 
 # Debian packages the build and the tests need; run as root to install them.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev bats \
@@ -60,5 +67,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin
 
-.PHONY: all check deps install clean
+.PHONY: all check check-headers deps install clean
 .SECONDARY: $(LIB_OBJ)
