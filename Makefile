@@ -12,35 +12,44 @@ WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-u
 ALL_CFLAGS = $(WARN) -Ilib $(PKG_CFLAGS) $(CFLAGS)
 LIBS = $(PKG_LIBS) -lm -lpthread
 
+# O: where objects, liblx.a, bin/ and the unit tests go (another O keeps a sanitizer build apart).
+O ?= .
 LIB_SRC := $(sort $(wildcard lib/*.c))
-LIB_OBJ := $(LIB_SRC:.c=.o)
+LIB_OBJ := $(patsubst %.c,$(O)/%.o,$(LIB_SRC))
 CMD_SRC := $(sort $(wildcard cmd/lx-*.c))
-TOOLS := $(patsubst cmd/%.c,bin/%,$(CMD_SRC))
+TOOLS := $(patsubst cmd/%.c,$(O)/bin/%,$(CMD_SRC))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
-UNIT := $(patsubst tests/unit/%.c,tests/unit/bin/%,$(UNIT_SRC))
+UNIT := $(patsubst tests/unit/%.c,$(O)/tests/unit/bin/%,$(UNIT_SRC))
 HEADERS := $(wildcard lib/*.h)
+LIBLX := $(O)/lib/liblx.a
 
 all: $(TOOLS)
 
-lib/%.o: lib/%.c $(HEADERS)
+$(O)/lib/%.o: lib/%.c $(HEADERS)
+	@mkdir -p $(O)/lib
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-lib/liblx.a: $(LIB_OBJ)
+$(LIBLX): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-bin/%: cmd/%.c lib/liblx.a $(HEADERS)
-	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) -o $@ $< lib/liblx.a $(LDFLAGS) $(LIBS)
+$(O)/bin/%: cmd/%.c $(LIBLX) $(HEADERS)
+	@mkdir -p $(O)/bin
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
-tests/unit/bin/%: tests/unit/%.c lib/liblx.a $(HEADERS)
-	@mkdir -p tests/unit/bin
-	$(CC) $(ALL_CFLAGS) -o $@ $< lib/liblx.a $(LDFLAGS) $(LIBS)
+$(O)/tests/unit/bin/%: tests/unit/%.c $(LIBLX) $(HEADERS)
+	@mkdir -p $(O)/tests/unit/bin
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
 # Every test: the public headers alone, the C unit tests, then one bats suite per tool.
 check: all $(UNIT) check-headers
 	@for t in $(UNIT); do $$t || exit 1; done
-	bats tests/
+	LX_BIN=$(abspath $(O)/bin) bats tests/
+
+# The same tests on a build with AddressSanitizer and UndefinedBehaviorSanitizer, in build-asan/.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+check-asan:
+	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
 
 # Each public header compiles on its own, strictly.
 check-headers:
@@ -65,7 +74,7 @@ install: all
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
-	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin
+	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan
 
-.PHONY: all check check-headers deps install clean
-.SECONDARY: $(LIB_OBJ)
+.PHONY: all check check-asan check-headers deps install clean
+.SECONDARY:
