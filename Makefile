@@ -67,6 +67,22 @@ deps:
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: missing packages; install them with:"; echo "  sudo apt-get install $$missing"; exit 1; fi
 
+# Fuzzing with libFuzzer (clang, Debian's libclang-rt-14-dev): every parser of outside input, each for
+# FUZZ_SECONDS, two at a time, from a seed corpus taken from the fixtures. Crashes land in build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+fuzz-build:
+	$(MAKE) O=build-fuzz CC=$(FUZZ_CC) CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/lib/liblx.a
+	@for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); \
+		$(FUZZ_CC) $(WARN) -Ilib $(PKG_CFLAGS) $(FUZZ_FLAGS) -o build-fuzz/$$n $$f build-fuzz/lib/liblx.a $(LIBS) || exit 1; \
+	done
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	cp $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
@@ -74,7 +90,7 @@ install: all
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
-	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan
+	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz
 
-.PHONY: all check check-asan check-headers deps install clean
+.PHONY: all check check-asan check-headers deps fuzz fuzz-build install clean
 .SECONDARY:

@@ -5,7 +5,7 @@
 
 #include "lx.h"
 
-#define READ_CHUNK (256 * 1024)
+#define READ_CHUNK ((size_t)256 * 1024)
 
 typedef struct {
 	msgpack_object key;      /* read field: the key as it came (str, bin or anything else) */
@@ -18,6 +18,7 @@ typedef struct {
 } field;
 
 struct lx_record {
+	char *raw;               /* the record's bytes, which read values point into */
 	msgpack_unpacked up;     /* owns the read values */
 	long index;
 	field *f;
@@ -26,10 +27,26 @@ struct lx_record {
 	msgpack_zone *scratch;   /* arrays decoded from plain msgpack arrays */
 };
 
+/*
+ * Where the next record ends, found before msgpack-c sees it: msgpack-c allocates for a container as soon
+ * as it reads the declared count, so a few hostile bytes could ask for gigabytes. Scanning first, and
+ * handing msgpack-c only a complete record, bounds every count by the bytes really there.
+ */
+#define MAX_DEPTH 32
+#define MAX_RECORD ((size_t)1 << 31)
+
+typedef struct {
+	size_t pos;                    /* bytes of the record scanned so far */
+	int depth;                     /* entries in left[] */
+	uint64_t left[MAX_DEPTH + 1];  /* items still to come in each open container (left[0]: the record) */
+} scanner;
+
 struct lx_reader {
 	FILE *f;
 	char *name;
-	msgpack_unpacker up;
+	unsigned char *buf;
+	size_t start, len, cap;        /* the unread bytes are buf[start, len) */
+	scanner sc;
 	long count;
 	int eof;
 };
@@ -68,6 +85,7 @@ void lx_record_free(lx_record *rec)
 	}
 	free(rec->f);
 	msgpack_unpacked_destroy(&rec->up);
+	free(rec->raw);
 	if (rec->scratch)
 		msgpack_zone_free(rec->scratch);
 	free(rec);
@@ -424,8 +442,11 @@ lx_reader *lx_reader_new(FILE *f, const char *name)
 		return NULL;
 	r->f = f;
 	r->name = strdup(name ? name : "stdin");
-	if (!r->name || !msgpack_unpacker_init(&r->up, READ_CHUNK)) {
+	r->cap = READ_CHUNK;
+	r->buf = malloc(r->cap);
+	if (!r->name || !r->buf) {
 		free(r->name);
+		free(r->buf);
 		free(r);
 		return NULL;
 	}
@@ -436,9 +457,115 @@ void lx_reader_free(lx_reader *r)
 {
 	if (!r)
 		return;
-	msgpack_unpacker_destroy(&r->up);
+	free(r->buf);
 	free(r->name);
 	free(r);
+}
+
+static uint64_t be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Advances s over b[0, n) (the bytes of one record so far). Returns 1 when the record is complete (it ends
+ * at s->pos), 0 when more bytes are needed, -1 on a byte that starts no msgpack value, -2 when containers
+ * nest deeper than MAX_DEPTH.
+ */
+static int scan(scanner *s, const unsigned char *b, size_t n)
+{
+	for (;;) {
+		unsigned c;
+		size_t hdr = 1;
+		uint64_t body = 0, items = 0;
+
+		while (s->depth > 0 && s->left[s->depth - 1] == 0)
+			s->depth--;
+		if (s->depth == 0 && s->pos > 0)
+			return 1;
+		if (s->depth == 0) { /* the start of the record: one value */
+			s->left[0] = 1;
+			s->depth = 1;
+		}
+		if (s->pos >= n)
+			return 0;
+		c = b[s->pos];
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+			;
+		else if (c >= 0x80 && c <= 0x8f)
+			items = 2 * (uint64_t)(c & 0x0f);
+		else if (c >= 0x90 && c <= 0x9f)
+			items = c & 0x0f;
+		else if (c >= 0xa0 && c <= 0xbf)
+			body = c & 0x1f;
+		else {
+			/* header bytes after the type byte, then what they count */
+			static const signed char extra[32] = {
+				/* c0 */ 0, -1, 0, 0, 1, 2, 4, 2, 3, 5, 4, 8, 1, 2, 4, 8,
+				/* d0 */ 1, 2, 4, 8, 2, 3, 5, 9, 17, 1, 2, 4, 2, 4, 2, 4,
+			};
+			int k = extra[c - 0xc0];
+			if (k < 0)
+				return -1;
+			hdr = 1 + (size_t)k;
+			if (s->pos + hdr > n)
+				return 0;
+			switch (c) {
+			case 0xc4: case 0xc5: case 0xc6: case 0xd9: case 0xda: case 0xdb: /* bin, str */
+				body = be(b + s->pos + 1, k);
+				break;
+			case 0xc7: case 0xc8: case 0xc9: /* ext: length, then a type byte */
+				body = be(b + s->pos + 1, k - 1);
+				break;
+			case 0xdc: case 0xdd:
+				items = be(b + s->pos + 1, k);
+				break;
+			case 0xde: case 0xdf:
+				items = 2 * be(b + s->pos + 1, k);
+				break;
+			default: /* fixed-size numbers and fixext: all in the header */
+				break;
+			}
+		}
+		if (body > MAX_RECORD || s->pos + hdr + body > n)
+			return 0;
+		s->pos += hdr + (size_t)body;
+		s->left[s->depth - 1]--;
+		if (items) {
+			if (s->depth > MAX_DEPTH)
+				return -2;
+			s->left[s->depth++] = items;
+		}
+	}
+}
+
+/* Reads more input into the buffer; 0 at the end of the input, -1 on a read error. */
+static int fill(lx_reader *r)
+{
+	size_t n;
+
+	if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->len - r->start);
+		r->len -= r->start;
+		r->start = 0;
+	}
+	if (r->len == r->cap) {
+		unsigned char *nb = realloc(r->buf, r->cap * 2);
+		if (!nb)
+			return -1;
+		r->buf = nb;
+		r->cap *= 2;
+	}
+	n = fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+	r->len += n;
+	if (n == 0)
+		return ferror(r->f) ? -1 : 0;
+	return 1;
 }
 
 long lx_reader_count(const lx_reader *r) { return r->count; }
@@ -463,55 +590,49 @@ static const char *type_name(msgpack_object_type t)
 lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 {
 	lx_record *rec;
-	msgpack_unpack_return ret;
+	size_t size, off = 0;
+	long no = r->count + 1;
+	int got;
 	uint32_t i;
 
 	*out = NULL;
-	if (!(rec = lx_record_new()))
-		return lx_errf(e, LX_EIO, "%s: out of memory", r->name);
 	for (;;) {
-		ret = msgpack_unpacker_next(&r->up, &rec->up);
-		if (ret == MSGPACK_UNPACK_SUCCESS)
+		got = scan(&r->sc, r->buf + r->start, r->len - r->start);
+		if (got == -1)
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
+		if (got == -2)
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: nested deeper than %d levels", r->name, no, MAX_DEPTH);
+		if (got == 1)
 			break;
-		if (ret == MSGPACK_UNPACK_PARSE_ERROR) {
-			lx_record_free(rec);
-			return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, r->count + 1);
-		}
-		if (ret == MSGPACK_UNPACK_NOMEM_ERROR) {
-			lx_record_free(rec);
-			return lx_errf(e, LX_EINPUT, "%s: record %ld: declares more data than memory holds", r->name,
-			               r->count + 1);
-		}
+		if (r->len - r->start >= MAX_RECORD)
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes", r->name, no, MAX_RECORD);
 		if (r->eof) {
-			/* bytes of a record begun but not finished */
-			size_t left = msgpack_unpacker_message_size(&r->up);
-			lx_record_free(rec);
-			if (left)
-				return lx_errf(e, LX_EINPUT, "%s: record %ld: the stream ends inside the record", r->name,
-				               r->count + 1);
+			if (r->len > r->start)
+				return lx_errf(e, LX_EINPUT, "%s: record %ld: the stream ends inside the record", r->name, no);
 			return LX_OK;
 		}
-		if (!msgpack_unpacker_reserve_buffer(&r->up, READ_CHUNK)) {
-			lx_record_free(rec);
-			return lx_errf(e, LX_EIO, "%s: out of memory", r->name);
-		}
-		{
-			size_t n = fread(msgpack_unpacker_buffer(&r->up), 1, msgpack_unpacker_buffer_capacity(&r->up),
-			                 r->f);
-			if (n == 0) {
-				if (ferror(r->f)) {
-					lx_record_free(rec);
-					return lx_errf(e, LX_EIO, "%s: %s", r->name, strerror(errno));
-				}
-				r->eof = 1;
-			}
-			msgpack_unpacker_buffer_consumed(&r->up, n);
-		}
+		got = fill(r);
+		if (got < 0)
+			return lx_errf(e, LX_EIO, "%s: %s", r->name, ferror(r->f) ? strerror(errno) : "out of memory");
+		if (got == 0)
+			r->eof = 1;
 	}
+	size = r->sc.pos;
+	memset(&r->sc, 0, sizeof r->sc);
+	if (!(rec = lx_record_new()) || !(rec->raw = malloc(size))) {
+		lx_record_free(rec);
+		return lx_errf(e, LX_EIO, "%s: record %ld: out of memory", r->name, no);
+	}
+	memcpy(rec->raw, r->buf + r->start, size);
+	r->start += size;
 	r->count++;
 	rec->index = r->count - 1;
+	if (msgpack_unpack_next(&rec->up, rec->raw, size, &off) != MSGPACK_UNPACK_SUCCESS || off != size) {
+		lx_record_free(rec);
+		return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
+	}
 	if (rec->up.data.type != MSGPACK_OBJECT_MAP) {
-		lx_status st = lx_errf(e, LX_EINPUT, "%s: record %ld: a msgpack %s, expected a map", r->name, r->count,
+		lx_status st = lx_errf(e, LX_EINPUT, "%s: record %ld: a msgpack %s, expected a map", r->name, no,
 		                       type_name(rec->up.data.type));
 		lx_record_free(rec);
 		return st;

@@ -80,6 +80,13 @@ EXTRAS = {
     "nothing": None,
     "raw": b"\x00\x01\xff",
     "nested": [1, [2, "three"], {"four": 4.5}],
+    "ext1": msgpack.ExtType(5, b"a"),
+    "ext3": msgpack.ExtType(6, b"abc"),
+    "ext300": msgpack.ExtType(7, b"x" * 300),
+    "ext70000": msgpack.ExtType(8, b"y" * 70000),
+    "big": 2**63 + 5,
+    "f32": 1.5,
+    "long_text": "z" * 70000,
 }
 
 

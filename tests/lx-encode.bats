@@ -312,3 +312,17 @@ PY
 	grep -q 'lx-encode: 7 records, .* records/s' "$T/err"
 	$GOLD compare "$FIX/micro/golden.safetensors" language_output < "$T/out.mp"
 }
+
+@test "a map declaring four billion entries is refused without allocating for them (fuzz regression)" {
+	printf '\x81\xa1a\x01\xdf\xff\xff\xff\xff\xa1b' > "$T/in.mp"
+	run $SEP encode -m "$FIX/tiny" < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 2: the stream ends inside the record" ]
+}
+
+@test "rejects containers nested deeper than 32 levels" {
+	$PY -c 'import sys; sys.stdout.buffer.write(b"\x91" * 40 + b"\x80")' > "$T/in.mp"
+	run $SEP encode -m "$FIX/tiny" < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: nested deeper than 32 levels" ]
+}
