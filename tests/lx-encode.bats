@@ -314,10 +314,10 @@ PY
 }
 
 @test "a map declaring four billion entries is refused without allocating for them (fuzz regression)" {
-	printf '\x81\xa1a\x01\xdf\xff\xff\xff\xff\xa1b' > "$T/in.mp"
+	printf '\xdf\xff\xff\xff\xff\xa1b' > "$T/in.mp"
 	run $SEP encode -m "$FIX/tiny" < "$T/in.mp"
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "lx-encode: stdin: record 2: the stream ends inside the record" ]
+	[ "$stderr" = "lx-encode: stdin: record 1: the stream ends inside the record" ]
 }
 
 @test "rejects containers nested deeper than 32 levels" {
