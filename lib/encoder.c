@@ -2,9 +2,12 @@
  * encoder.c - the LXMERT forward pass: embeddings, the language encoder, the object-relationship encoder,
  * the cross-modality encoder and the pooler, over a batch of examples packed row after row (no padding).
  *
- * Every linear layer runs once over all the rows of the batch (one cblas_sgemm); attention runs per example
- * and head. Each sub-block reads its inputs and writes its outputs and saved activations into buffers the
- * caller names (an lx_acts), so that a backward pass can keep one set per layer where inference reuses one.
+ * The batch's hidden states live in one buffer: the language rows of every example, then the vision rows
+ * of every example. Every linear layer runs once over all the rows it applies to (one cblas_sgemm); the
+ * cross-attention module, shared by both directions, runs once over both sides' rows. Attention itself
+ * runs per example, direction and head. Each sub-block reads its input and writes its output and saved
+ * activations into buffers the caller names (lx_attn_acts), so a backward pass can keep one set per layer
+ * where inference reuses one.
  */
 #include <float.h>
 #include <math.h>
@@ -15,22 +18,21 @@
 
 #include "lx.h"
 
-/* One side of the batch (language or vision): example i has len[i] rows starting at row off[i]. */
+/* One attention problem: tq query rows from row qo over tk key rows from row ko of the block's input. */
 typedef struct {
-	int n, rows;
-	const int *len, *off;
-	const float *const *mask; /* mask[i]: [len[i]] or NULL */
-} side;
+	int qo, tq, ko, tk;
+	const float *mask;   /* [tk] or NULL */
+	float *probs;        /* [heads, tq, tk], or NULL to use the scratch */
+} attn_group;
 
-/* What an attention block saves: projections, probabilities, context, and its output before LayerNorm. */
+/* What an attention block saves: projections and context, for every row of its input. */
 typedef struct {
 	float *q, *k, *v;    /* [rows, H] */
-	float *ctx;          /* [rows of the query side, H] */
-	float **probs;       /* probs[i]: example i's [heads, Tq, Tk], or NULL to use the scratch */
+	float *ctx;          /* [rows, H] */
 } lx_attn_acts;
 
 enum {
-	B_LANG, B_VISN, B_LANG2, B_VISN2, B_Q, B_K, B_V, B_CTX, B_INTER, B_TMP, B_SCORES, B_POOL_IN, B_POOLED,
+	B_X, B_X2, B_Q, B_K, B_V, B_CTX, B_INTER, B_TMP, B_SCORES, B_POOL_IN, B_POOLED,
 	B_LHIST, B_VHIST, B_AL, B_AR, B_AXL, B_AXV, B_AXLS, B_AXVS, NBUF
 };
 
@@ -41,15 +43,14 @@ struct lx_encoder {
 	size_t cap[NBUF];
 	int cap_n;           /* examples the per-example arrays hold */
 	int *ints;           /* [4 n]: offsets and lengths of both sides */
-	float **ptrs;        /* [16 n]: masks, attention bases and per-layer attention pointers */
-	/* views of buf[] for the current batch */
-	float *lang, *visn;      /* [rows, H] hidden states, updated layer by layer */
-	float *lang2, *visn2;    /* [rows, H] sub-block outputs */
-	float *q, *k, *v, *ctx;  /* [max rows, H] */
-	float *inter;            /* [max rows, max(I, F)] */
-	float *tmp;              /* [max rows, H + 4] */
-	float *scores;           /* [heads * max(T, N)^2] when probabilities are not kept */
-	float *pool_in, *pooled; /* [n, H] */
+	attn_group *groups;  /* [2 n] */
+	float **ptrs;        /* [10 n]: attention bases and per-layer attention pointers */
+	/* the current batch */
+	int n, L, V;         /* examples, language rows, vision rows */
+	const int *loff, *tlen, *voff, *nlen;
+	const lx_example *ex;
+	float *x, *x2;       /* [L + V, H]: hidden states (updated layer by layer) and sub-block outputs */
+	lx_attn_acts acts;   /* inference: one set for every attention block */
 };
 
 void lx_set_threads(int n)
@@ -111,48 +112,48 @@ static void gelu(float *x, size_t n, int tanh_form)
 /* ---- attention ---- */
 
 /*
- * out[q rows, H] = LayerNorm(Attention(xq, xk) W_o + b_o + xq): queries from side sq, keys and values from
- * side sk, example by example. Probabilities go to a->probs[i] when given.
+ * out[rows, H] = LayerNorm(Attention(x) W_o + b_o + x): queries, keys and values are projected once for all
+ * rows of x, then each group attends from its query rows over its key rows.
  */
-static void attention(lx_encoder *enc, const lx_attn_w *w, const float *xq, const side *sq, const float *xk,
-                      const side *sk, float *out, lx_attn_acts *a)
+static void attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, const attn_group *g, int ng,
+                      float *out, const lx_attn_acts *a)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h, r, j;
 	float scale = sqrtf((float)dh);
 
-	linear(a->q, xq, sq->rows, &w->q, H, H);
-	linear(a->k, xk, sk->rows, &w->k, H, H);
-	linear(a->v, xk, sk->rows, &w->v, H, H);
-	for (i = 0; i < sq->n; i++) {
-		int Tq = sq->len[i], Tk = sk->len[i];
-		const float *Q = a->q + (size_t)sq->off[i] * H, *K = a->k + (size_t)sk->off[i] * H,
-		            *V = a->v + (size_t)sk->off[i] * H, *mask = sk->mask[i];
-		float *C = a->ctx + (size_t)sq->off[i] * H, *P = a->probs ? a->probs[i] : enc->scores;
+	linear(a->q, x, rows, &w->q, H, H);
+	linear(a->k, x, rows, &w->k, H, H);
+	linear(a->v, x, rows, &w->v, H, H);
+	for (i = 0; i < ng; i++) {
+		int tq = g[i].tq, tk = g[i].tk;
+		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
+		            *V = a->v + (size_t)g[i].ko * H, *mask = g[i].mask;
+		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : enc->buf[B_SCORES];
 		for (h = 0; h < nh; h++) {
-			float *S = P + (size_t)h * Tq * Tk;
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H,
-			            0.0f, S, Tk);
-			for (r = 0; r < Tq; r++) {
-				float *s = S + (size_t)r * Tk, mx = -INFINITY, sum = 0;
-				for (j = 0; j < Tk; j++) {
+			float *S = P + (size_t)h * tq * tk;
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H,
+			            0.0f, S, tk);
+			for (r = 0; r < tq; r++) {
+				float *s = S + (size_t)r * tk, mx = -INFINITY, sum = 0;
+				for (j = 0; j < tk; j++) {
 					s[j] /= scale;
 					if (mask)
 						s[j] += (1.0f - mask[j]) * -FLT_MAX;
 					if (s[j] > mx)
 						mx = s[j];
 				}
-				for (j = 0; j < Tk; j++)
+				for (j = 0; j < tk; j++)
 					sum += (s[j] = expf(s[j] - mx));
-				for (j = 0; j < Tk; j++)
+				for (j = 0; j < tk; j++)
 					s[j] /= sum;
 			}
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, 1.0f, S, Tk, V + h * dh, H, 0.0f,
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, dh, tk, 1.0f, S, tk, V + h * dh, H, 0.0f,
 			            C + h * dh, H);
 		}
 	}
-	linear(out, a->ctx, sq->rows, &w->o, H, H);
-	add_norm(out, xq, sq->rows, H, &w->ln, c->layer_norm_eps);
+	linear(out, a->ctx, rows, &w->o, H, H);
+	add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
 }
 
 /* out[rows, H] = LayerNorm(gelu(x W_1 + b_1) W_2 + b_2 + x); inter holds gelu(x W_1 + b_1). */
@@ -169,74 +170,83 @@ static void feed_forward(lx_encoder *enc, const lx_ffn_w *w, const float *x, int
 
 /* ---- the encoders ---- */
 
-static void embed_language(lx_encoder *enc, const lx_example *ex, const side *s)
+/* word + position + token type, then LayerNorm, into the language rows */
+static void embed_language(lx_encoder *enc)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
 	int H = c->hidden_size, i, t, j;
 
-	for (i = 0; i < s->n; i++)
-		for (t = 0; t < ex[i].T; t++) {
-			float *row = enc->lang + (size_t)(s->off[i] + t) * H;
-			const float *we = w->word + (size_t)ex[i].input_ids[t] * H, *pe = w->pos + (size_t)t * H,
-			            *te = w->type + (size_t)(ex[i].token_type_ids ? ex[i].token_type_ids[t] : 0) * H;
+	for (i = 0; i < enc->n; i++) {
+		const lx_example *ex = &enc->ex[i];
+		for (t = 0; t < ex->T; t++) {
+			float *row = enc->x + (size_t)(enc->loff[i] + t) * H;
+			const float *we = w->word + (size_t)ex->input_ids[t] * H, *pe = w->pos + (size_t)t * H,
+			            *te = w->type + (size_t)(ex->token_type_ids ? ex->token_type_ids[t] : 0) * H;
 			for (j = 0; j < H; j++)
 				row[j] = we[j] + pe[j] + te[j];
 		}
-	add_norm(enc->lang, NULL, s->rows, H, &w->ln, c->layer_norm_eps);
+	}
+	add_norm(enc->x, NULL, enc->L, H, &w->ln, c->layer_norm_eps);
 }
 
-/* (LayerNorm(feats W_f + b_f) + LayerNorm(pos W_b + b_b)) / 2 */
-static void embed_vision(lx_encoder *enc, const lx_example *ex, const side *s)
+/* (LayerNorm(feats W_f + b_f) + LayerNorm(pos W_b + b_b)) / 2, into the vision rows */
+static void embed_vision(lx_encoder *enc)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
 	int H = c->hidden_size, F = c->visual_feat_dim, i;
 	size_t k;
-	float *feats = enc->inter, *pos = enc->tmp; /* both free until the first layer */
+	float *feats = enc->buf[B_INTER], *pos = enc->buf[B_TMP], *visn = enc->x + (size_t)enc->L * H,
+	      *box = enc->x2 + (size_t)enc->L * H;
 
-	/* gather the examples' inputs into rows */
-	for (i = 0; i < s->n; i++) {
-		memcpy(feats + (size_t)s->off[i] * F, ex[i].visual_feats, (size_t)ex[i].N * F * sizeof(float));
-		memcpy(pos + (size_t)s->off[i] * 4, ex[i].visual_pos, (size_t)ex[i].N * 4 * sizeof(float));
+	for (i = 0; i < enc->n; i++) {
+		const lx_example *ex = &enc->ex[i];
+		memcpy(feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
+		memcpy(pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
 	}
-	linear(enc->visn, feats, s->rows, &w->visn_fc, H, F);
-	add_norm(enc->visn, NULL, s->rows, H, &w->visn_ln, c->layer_norm_eps);
-	linear(enc->visn2, pos, s->rows, &w->box_fc, H, 4);
-	add_norm(enc->visn2, NULL, s->rows, H, &w->box_ln, c->layer_norm_eps);
-	for (k = 0; k < (size_t)s->rows * H; k++)
-		enc->visn[k] = (enc->visn[k] + enc->visn2[k]) / 2;
+	linear(visn, feats, enc->V, &w->visn_fc, H, F);
+	add_norm(visn, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps);
+	linear(box, pos, enc->V, &w->box_fc, H, 4);
+	add_norm(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps);
+	for (k = 0; k < (size_t)enc->V * H; k++)
+		visn[k] = (visn[k] + box[k]) / 2;
 }
 
-/* Copies layer `layer`'s output of every example into the hidden-state history. */
-static void keep_hidden(float *hist, const float *x, const side *s, int layers, int layer, int H)
+/* Copies layer `layer`'s output of every example (rows from `first`, lengths len) into its history. */
+static void keep_hidden(lx_encoder *enc, float *hist, int first, const int *off, const int *len, int layers,
+                        int layer)
 {
-	int i;
+	int H = lx_model_config(enc->m)->hidden_size, i;
 
-	for (i = 0; i < s->n; i++)
-		memcpy(hist + ((size_t)layers * s->off[i] + (size_t)layer * s->len[i]) * H, x + (size_t)s->off[i] * H,
-		       (size_t)s->len[i] * H * sizeof(float));
+	for (i = 0; i < enc->n; i++)
+		memcpy(hist + ((size_t)layers * off[i] + (size_t)layer * len[i]) * H,
+		       enc->x + ((size_t)first + off[i]) * H, (size_t)len[i] * H * sizeof(float));
 }
 
-/* Probability pointers of one layer: base[i] + layer * heads * Tq * Tk, or NULL when they are not kept. */
-static float **layer_probs(float **dst, float **base, const side *sq, const side *sk, int layer, int nh)
+/* Fills g[0, n) with self-attention groups of one side: rows from `first` (0 for language, L for vision). */
+static void self_groups(lx_encoder *enc, attn_group *g, int vision, float *const *base, int layer)
 {
-	int i;
+	int nh = lx_model_config(enc->m)->num_attention_heads, i;
 
-	if (!base)
-		return NULL;
-	for (i = 0; i < sq->n; i++)
-		dst[i] = base[i] + (size_t)layer * nh * sq->len[i] * sk->len[i];
-	return dst;
+	for (i = 0; i < enc->n; i++) {
+		int len = vision ? enc->nlen[i] : enc->tlen[i];
+		g[i].qo = g[i].ko = vision ? enc->voff[i] : enc->loff[i];
+		g[i].tq = g[i].tk = len;
+		g[i].mask = vision ? enc->ex[i].visual_mask : enc->ex[i].attention_mask;
+		g[i].probs = base ? base[i] + (size_t)layer * nh * len * len : NULL;
+	}
 }
 
-/* A BERT layer (the language and the object-relationship encoders) on x, in place. */
-static void bert_layer(lx_encoder *enc, const lx_layer_w *w, float *x, float *x2, const side *s, float **probs)
+/* A BERT layer (the language and the object-relationship encoders) on one side's rows, in place. */
+static void bert_layer(lx_encoder *enc, const lx_layer_w *w, int vision, float *const *base, int layer)
 {
-	lx_attn_acts a = {enc->q, enc->k, enc->v, enc->ctx, probs};
+	int H = lx_model_config(enc->m)->hidden_size, rows = vision ? enc->V : enc->L;
+	size_t first = vision ? (size_t)enc->L * H : 0;
 
-	attention(enc, &w->att, x, s, x, s, x2, &a);
-	feed_forward(enc, &w->ffn, x2, s->rows, enc->inter, x);
+	self_groups(enc, enc->groups, vision, base, layer);
+	attention(enc, &w->att, enc->x + first, rows, enc->groups, enc->n, enc->x2 + first, &enc->acts);
+	feed_forward(enc, &w->ffn, enc->x2 + first, rows, enc->buf[B_INTER], enc->x + first);
 }
 
 static void swap(float **a, float **b)
@@ -248,38 +258,54 @@ static void swap(float **a, float **b)
 }
 
 /*
- * A cross-modality layer: the one cross-attention module both ways on the layer's inputs, then each side's
- * self-attention, then each side's feed-forward. lang and visn are updated in place.
+ * A cross-modality layer: the one cross-attention module both ways on the layer's inputs (words over
+ * boxes and boxes over words, as one block over all rows), then each side's self-attention, then each
+ * side's feed-forward. base[0..3]: probabilities of words over boxes, boxes over words, and the two
+ * self-attentions (NULL when not kept).
  */
-static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, const side *sl, const side *sv, float **pxl,
-                        float **pxv, float **pxls, float **pxvs)
+static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, float ***base, int layer)
 {
-	lx_attn_acts a = {enc->q, enc->k, enc->v, enc->ctx, pxl};
+	int H = lx_model_config(enc->m)->hidden_size, nh = lx_model_config(enc->m)->num_attention_heads, n = enc->n, i;
+	size_t vfirst = (size_t)enc->L * H;
+	attn_group *g = enc->groups;
 
-	attention(enc, &w->cross, enc->lang, sl, enc->visn, sv, enc->lang2, &a);
-	a.probs = pxv;
-	attention(enc, &w->cross, enc->visn, sv, enc->lang, sl, enc->visn2, &a);
-	a.probs = pxls;
-	attention(enc, &w->lang_self, enc->lang2, sl, enc->lang2, sl, enc->lang, &a);
-	a.probs = pxvs;
-	attention(enc, &w->visn_self, enc->visn2, sv, enc->visn2, sv, enc->visn, &a);
-	feed_forward(enc, &w->lang_ffn, enc->lang, sl->rows, enc->inter, enc->lang2);
-	feed_forward(enc, &w->visn_ffn, enc->visn, sv->rows, enc->inter, enc->visn2);
-	swap(&enc->lang, &enc->lang2);
-	swap(&enc->visn, &enc->visn2);
+	for (i = 0; i < n; i++) {
+		int T = enc->tlen[i], N = enc->nlen[i];
+		g[i].qo = enc->loff[i];
+		g[i].tq = T;
+		g[i].ko = enc->L + enc->voff[i];
+		g[i].tk = N;
+		g[i].mask = enc->ex[i].visual_mask;
+		g[i].probs = base[0] ? base[0][i] + (size_t)layer * nh * T * N : NULL;
+		g[n + i].qo = enc->L + enc->voff[i];
+		g[n + i].tq = N;
+		g[n + i].ko = enc->loff[i];
+		g[n + i].tk = T;
+		g[n + i].mask = enc->ex[i].attention_mask;
+		g[n + i].probs = base[1] ? base[1][i] + (size_t)layer * nh * N * T : NULL;
+	}
+	attention(enc, &w->cross, enc->x, enc->L + enc->V, g, 2 * n, enc->x2, &enc->acts);
+	self_groups(enc, g, 0, base[2], layer);
+	attention(enc, &w->lang_self, enc->x2, enc->L, g, n, enc->x, &enc->acts);
+	self_groups(enc, g, 1, base[3], layer);
+	attention(enc, &w->visn_self, enc->x2 + vfirst, enc->V, g, n, enc->x + vfirst, &enc->acts);
+	feed_forward(enc, &w->lang_ffn, enc->x, enc->L, enc->buf[B_INTER], enc->x2);
+	feed_forward(enc, &w->visn_ffn, enc->x + vfirst, enc->V, enc->buf[B_INTER], enc->x2 + vfirst);
+	swap(&enc->x, &enc->x2);
 }
 
-static void pool(lx_encoder *enc, const side *sl)
+static void pool(lx_encoder *enc)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, i;
 	size_t k;
+	float *in = enc->buf[B_POOL_IN], *out = enc->buf[B_POOLED];
 
-	for (i = 0; i < sl->n; i++)
-		memcpy(enc->pool_in + (size_t)i * H, enc->lang + (size_t)sl->off[i] * H, H * sizeof(float));
-	linear(enc->pooled, enc->pool_in, sl->n, &lx_model_weights(enc->m)->pooler, H, H);
-	for (k = 0; k < (size_t)sl->n * H; k++)
-		enc->pooled[k] = tanhf(enc->pooled[k]);
+	for (i = 0; i < enc->n; i++)
+		memcpy(in + (size_t)i * H, enc->x + (size_t)enc->loff[i] * H, H * sizeof(float));
+	linear(out, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
+	for (k = 0; k < (size_t)enc->n * H; k++)
+		out[k] = tanhf(out[k]);
 }
 
 /* ---- buffers ---- */
@@ -304,6 +330,7 @@ void lx_encoder_free(lx_encoder *enc)
 	for (i = 0; i < NBUF; i++)
 		free(enc->buf[i]);
 	free(enc->ints);
+	free(enc->groups);
 	free(enc->ptrs);
 	free(enc);
 }
@@ -344,12 +371,9 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 		}
 	}
 	maxr = L > V ? L : V;
-	need[B_LANG] = need[B_LANG2] = L * H;
-	need[B_VISN] = need[B_VISN2] = V * H;
-	need[B_K] = need[B_V] = maxr * H;
-	need[B_Q] = need[B_CTX] = maxr * H;
+	need[B_X] = need[B_X2] = need[B_Q] = need[B_K] = need[B_V] = need[B_CTX] = (L + V) * H;
 	need[B_INTER] = maxr * wide;
-	need[B_TMP] = maxr * (H + 4);
+	need[B_TMP] = V * 4;
 	need[B_SCORES] = sc;
 	need[B_POOL_IN] = need[B_POOLED] = (size_t)n * H;
 	if (enc->want & LX_WANT_HIDDEN) {
@@ -361,10 +385,12 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 			return -1;
 	if (n > enc->cap_n) {
 		free(enc->ints);
+		free(enc->groups);
 		free(enc->ptrs);
 		enc->ints = malloc((size_t)n * 4 * sizeof *enc->ints);
-		enc->ptrs = malloc((size_t)n * 16 * sizeof *enc->ptrs);
-		enc->cap_n = enc->ints && enc->ptrs ? n : 0;
+		enc->groups = malloc((size_t)n * 2 * sizeof *enc->groups);
+		enc->ptrs = malloc((size_t)n * 6 * sizeof *enc->ptrs);
+		enc->cap_n = enc->ints && enc->groups && enc->ptrs ? n : 0;
 		if (!enc->cap_n)
 			return -1;
 	}
@@ -405,17 +431,18 @@ lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e)
 
 /* ---- the forward pass ---- */
 
-/* Example i's attention blocks of one kind start where the examples before it end. */
-static void attn_bases(float **base, float *buf, const lx_example *ex, int n, int layers, int nh, int q, int k)
+/* Example i's attention maps of one kind start where the examples before it end. */
+static float **attn_bases(float **base, float *buf, const lx_example *ex, int n, int layers, int nh, int qv, int kv)
 {
 	size_t off = 0;
 	int i;
 
 	for (i = 0; i < n; i++) {
-		size_t Tq = (size_t)(q ? ex[i].N : ex[i].T), Tk = (size_t)(k ? ex[i].N : ex[i].T);
+		size_t tq = (size_t)(qv ? ex[i].N : ex[i].T), tk = (size_t)(kv ? ex[i].N : ex[i].T);
 		base[i] = buf + off;
-		off += (size_t)layers * nh * Tq * Tk;
+		off += (size_t)layers * nh * tq * tk;
 	}
+	return base;
 }
 
 lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *out, lx_err *e)
@@ -425,8 +452,8 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 	int H = c->hidden_size, nh = c->num_attention_heads, i, k, kl = c->l_layers + c->x_layers,
 	    kv = c->r_layers + c->x_layers, hid = (enc->want & LX_WANT_HIDDEN) != 0,
 	    att = (enc->want & LX_WANT_ATTN) != 0;
-	float **base[6], **cur[4];
-	side sl, sv;
+	float **base[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+	int *ints;
 	lx_status rc;
 
 	for (i = 0; i < n; i++)
@@ -434,93 +461,75 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 			return rc;
 	if (size_buffers(enc, ex, n))
 		return lx_errf(e, LX_EIO, "out of memory for a batch of %d examples", n);
-	enc->lang = enc->buf[B_LANG];
-	enc->visn = enc->buf[B_VISN];
-	enc->lang2 = enc->buf[B_LANG2];
-	enc->visn2 = enc->buf[B_VISN2];
-	enc->q = enc->buf[B_Q];
-	enc->k = enc->buf[B_K];
-	enc->v = enc->buf[B_V];
-	enc->ctx = enc->buf[B_CTX];
-	enc->inter = enc->buf[B_INTER];
-	enc->tmp = enc->buf[B_TMP];
-	enc->scores = enc->buf[B_SCORES];
-	enc->pool_in = enc->buf[B_POOL_IN];
-	enc->pooled = enc->buf[B_POOLED];
-
-	sl.n = sv.n = n;
-	sl.rows = sv.rows = 0;
-	sl.off = enc->ints;
-	sl.len = enc->ints + n;
-	sv.off = enc->ints + 2 * n;
-	sv.len = enc->ints + 3 * n;
-	sl.mask = (const float *const *)enc->ptrs;
-	sv.mask = (const float *const *)enc->ptrs + n;
+	ints = enc->ints;
+	enc->n = n;
+	enc->ex = ex;
+	enc->loff = ints;
+	enc->tlen = ints + n;
+	enc->voff = ints + 2 * n;
+	enc->nlen = ints + 3 * n;
+	enc->L = enc->V = 0;
 	for (i = 0; i < n; i++) {
-		enc->ints[i] = sl.rows;
-		enc->ints[n + i] = ex[i].T;
-		enc->ints[2 * n + i] = sv.rows;
-		enc->ints[3 * n + i] = ex[i].N;
-		enc->ptrs[i] = (float *)ex[i].attention_mask;
-		enc->ptrs[n + i] = (float *)ex[i].visual_mask;
-		sl.rows += ex[i].T;
-		sv.rows += ex[i].N;
+		ints[i] = enc->L;
+		ints[n + i] = ex[i].T;
+		ints[2 * n + i] = enc->V;
+		ints[3 * n + i] = ex[i].N;
+		enc->L += ex[i].T;
+		enc->V += ex[i].N;
 	}
-	for (i = 0; i < 6; i++)
-		base[i] = enc->ptrs + (size_t)(2 + i) * n;
-	for (i = 0; i < 4; i++)
-		cur[i] = enc->ptrs + (size_t)(8 + i) * n;
+	enc->x = enc->buf[B_X];
+	enc->x2 = enc->buf[B_X2];
+	enc->acts.q = enc->buf[B_Q];
+	enc->acts.k = enc->buf[B_K];
+	enc->acts.v = enc->buf[B_V];
+	enc->acts.ctx = enc->buf[B_CTX];
 	if (att) {
-		attn_bases(base[0], enc->buf[B_AL], ex, n, c->l_layers, nh, 0, 0);
-		attn_bases(base[1], enc->buf[B_AR], ex, n, c->r_layers, nh, 1, 1);
-		attn_bases(base[2], enc->buf[B_AXL], ex, n, c->x_layers, nh, 0, 1);
-		attn_bases(base[3], enc->buf[B_AXV], ex, n, c->x_layers, nh, 1, 0);
-		attn_bases(base[4], enc->buf[B_AXLS], ex, n, c->x_layers, nh, 0, 0);
-		attn_bases(base[5], enc->buf[B_AXVS], ex, n, c->x_layers, nh, 1, 1);
-	} else
-		for (i = 0; i < 6; i++)
-			base[i] = NULL;
+		base[0] = attn_bases(enc->ptrs, enc->buf[B_AL], ex, n, c->l_layers, nh, 0, 0);
+		base[1] = attn_bases(enc->ptrs + n, enc->buf[B_AR], ex, n, c->r_layers, nh, 1, 1);
+		base[2] = attn_bases(enc->ptrs + 2 * n, enc->buf[B_AXL], ex, n, c->x_layers, nh, 0, 1);
+		base[3] = attn_bases(enc->ptrs + 3 * n, enc->buf[B_AXV], ex, n, c->x_layers, nh, 1, 0);
+		base[4] = attn_bases(enc->ptrs + 4 * n, enc->buf[B_AXLS], ex, n, c->x_layers, nh, 0, 0);
+		base[5] = attn_bases(enc->ptrs + 5 * n, enc->buf[B_AXVS], ex, n, c->x_layers, nh, 1, 1);
+	}
 
 	/* embeddings */
-	embed_language(enc, ex, &sl);
-	embed_vision(enc, ex, &sv);
+	embed_language(enc);
+	embed_vision(enc);
 
 	/* the language encoder */
 	for (k = 0; k < c->l_layers; k++) {
-		bert_layer(enc, &w->l[k], enc->lang, enc->lang2, &sl, layer_probs(cur[0], base[0], &sl, &sl, k, nh));
+		bert_layer(enc, &w->l[k], 0, base[0], k);
 		if (hid)
-			keep_hidden(enc->buf[B_LHIST], enc->lang, &sl, kl, k, H);
+			keep_hidden(enc, enc->buf[B_LHIST], 0, enc->loff, enc->tlen, kl, k);
 	}
 
 	/* the object-relationship encoder */
 	for (k = 0; k < c->r_layers; k++) {
-		bert_layer(enc, &w->r[k], enc->visn, enc->visn2, &sv, layer_probs(cur[0], base[1], &sv, &sv, k, nh));
+		bert_layer(enc, &w->r[k], 1, base[1], k);
 		if (hid)
-			keep_hidden(enc->buf[B_VHIST], enc->visn, &sv, kv, k, H);
+			keep_hidden(enc, enc->buf[B_VHIST], enc->L, enc->voff, enc->nlen, kv, k);
 	}
 
 	/* the cross-modality encoder */
 	for (k = 0; k < c->x_layers; k++) {
-		cross_layer(enc, &w->x[k], &sl, &sv, layer_probs(cur[0], base[2], &sl, &sv, k, nh),
-		            layer_probs(cur[1], base[3], &sv, &sl, k, nh), layer_probs(cur[2], base[4], &sl, &sl, k, nh),
-		            layer_probs(cur[3], base[5], &sv, &sv, k, nh));
+		cross_layer(enc, &w->x[k], base + 2, k);
 		if (hid) {
-			keep_hidden(enc->buf[B_LHIST], enc->lang, &sl, kl, c->l_layers + k, H);
-			keep_hidden(enc->buf[B_VHIST], enc->visn, &sv, kv, c->r_layers + k, H);
+			keep_hidden(enc, enc->buf[B_LHIST], 0, enc->loff, enc->tlen, kl, c->l_layers + k);
+			keep_hidden(enc, enc->buf[B_VHIST], enc->L, enc->voff, enc->nlen, kv, c->r_layers + k);
 		}
 	}
 
-	pool(enc, &sl);
+	pool(enc);
 
 	for (i = 0; i < n; i++) {
 		lx_outputs *o = &out[i];
 		memset(o, 0, sizeof *o);
-		o->lang = enc->lang + (size_t)sl.off[i] * H;
-		o->visn = enc->visn + (size_t)sv.off[i] * H;
-		o->pooled = enc->pooled + (size_t)i * H;
+		o->lang = enc->x + (size_t)enc->loff[i] * H;
+		o->visn = enc->x + ((size_t)enc->L + enc->voff[i]) * H;
+		o->pooled = enc->buf[B_POOLED] + (size_t)i * H;
 		if (hid) {
-			o->lang_hidden = enc->buf[B_LHIST] + (size_t)kl * sl.off[i] * H;
-			o->visn_hidden = enc->buf[B_VHIST] + (size_t)kv * sv.off[i] * H;
+			o->lang_hidden = enc->buf[B_LHIST] + (size_t)kl * enc->loff[i] * H;
+			o->visn_hidden = enc->buf[B_VHIST] + (size_t)kv * enc->voff[i] * H;
 		}
 		if (att) {
 			o->attn_l = base[0][i];

@@ -1,0 +1,128 @@
+/*
+ * bench_encode - how fast lx_encode runs on a model directory, beside the machine's own sgemm rate.
+ *
+ *   bench_encode DIR [T N]     (default T=20 words, N=36 boxes: VQA with the authors' features)
+ *
+ * For batch 1, 8 and 32 and 1 and 2 threads: questions/s, ms/question, achieved GFLOP/s, and the ratio to
+ * cblas_sgemm's rate on the model's largest product (rows = batch x (T+N) / 2, hidden x intermediate) measured
+ * in the same run with the same thread count. Also the time to open the model.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "lx.h"
+
+static double flops_per_question(const lx_config *c, double T, double N)
+{
+	double H = c->hidden_size, Dff = c->intermediate_size, F = c->visual_feat_dim;
+	double row = 8 * H * H + 4 * H * Dff; /* q, k, v, o and the two feed-forward products, per row */
+	double f = 2 * N * F * H + 2 * N * 4 * H;
+	f += c->l_layers * (T * row + 4 * T * T * H);
+	f += c->r_layers * (N * row + 4 * N * N * H);
+	/* a cross layer: the shared cross-attention both ways, two self-attentions, two feed-forwards */
+	f += c->x_layers * ((T + N) * (16 * H * H + 4 * H * Dff) + 8 * T * N * H + 4 * (T * T + N * N) * H);
+	return f + 2 * H * H;
+}
+
+static double sgemm_rate(int M, int N, int K)
+{
+	float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
+	double t0, t;
+	int it = 0;
+	size_t i;
+
+	for (i = 0; i < (size_t)M * K; i++)
+		a[i] = (float)(i % 7) * 0.1f;
+	for (i = 0; i < (size_t)N * K; i++)
+		b[i] = (float)(i % 5) * 0.1f;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, y, N);
+	t0 = lx_now();
+	do {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, y, N);
+		it++;
+		t = lx_now() - t0;
+	} while (t < 1.0);
+	free(a);
+	free(b);
+	free(y);
+	return 2.0 * M * N * K * it / t / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	static const int batches[] = {1, 8, 32}, threads[] = {1, 2};
+	lx_model *m;
+	lx_err e;
+	const lx_config *c;
+	double t0, open_ms, fq;
+	int T = argc > 3 ? atoi(argv[2]) : 20, N = argc > 3 ? atoi(argv[3]) : 36, bi, ti, i;
+	int32_t *ids;
+	float *feats, *pos;
+	lx_example ex[32];
+	lx_outputs out[32];
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: bench_encode DIR [T N]\n");
+		return 2;
+	}
+	t0 = lx_now();
+	if (lx_model_open(&m, argv[1], &e)) {
+		fprintf(stderr, "bench_encode: %s\n", e.msg);
+		return 3;
+	}
+	open_ms = (lx_now() - t0) * 1e3;
+	c = lx_model_config(m);
+	fq = flops_per_question(c, T, N);
+	ids = malloc((size_t)T * sizeof *ids);
+	feats = malloc((size_t)N * c->visual_feat_dim * sizeof *feats);
+	pos = malloc((size_t)N * 4 * sizeof *pos);
+	for (i = 0; i < T; i++)
+		ids[i] = i == 0 ? 101 : i == T - 1 ? 102 : 1000 + i * 37 % c->vocab_size;
+	for (i = 0; i < N * c->visual_feat_dim; i++)
+		feats[i] = (float)((i * 7919) % 1000) / 500.0f;
+	for (i = 0; i < N * 4; i++)
+		pos[i] = (float)((i * 31) % 100) / 100.0f;
+	for (i = 0; i < 32; i++) {
+		memset(&ex[i], 0, sizeof ex[i]);
+		ex[i].T = T;
+		ex[i].N = N;
+		ex[i].input_ids = ids;
+		ex[i].visual_feats = feats;
+		ex[i].visual_pos = pos;
+	}
+	printf("model %s: open %.1f ms; T=%d N=%d: %.2f GFLOP per question\n", argv[1], open_ms, T, N, fq / 1e9);
+	printf("%7s %7s %12s %12s %10s %12s %7s\n", "threads", "batch", "questions/s", "ms/question", "GFLOP/s",
+	       "sgemm GF/s", "ratio");
+	for (ti = 0; ti < 2; ti++) {
+		double peak;
+		lx_set_threads(threads[ti]);
+		peak = sgemm_rate(32 * (T + N) / 2, c->intermediate_size, c->hidden_size);
+		for (bi = 0; bi < 3; bi++) {
+			int b = batches[bi], runs = 0;
+			lx_encoder *enc = lx_encoder_new(m, 0);
+			double t;
+			lx_encode(enc, ex, b, out, &e); /* sizes the buffers */
+			t0 = lx_now();
+			do {
+				if (lx_encode(enc, ex, b, out, &e)) {
+					fprintf(stderr, "bench_encode: %s\n", e.msg);
+					return 1;
+				}
+				runs++;
+				t = lx_now() - t0;
+			} while (t < 3.0);
+			lx_encoder_free(enc);
+			printf("%7d %7d %12.2f %12.1f %10.1f %12.1f %6.0f%%\n", threads[ti], b, runs * b / t, t * 1e3 / (runs * b),
+			       fq * runs * b / t / 1e9, peak, 100 * fq * runs * b / t / 1e9 / peak);
+			fflush(stdout);
+		}
+	}
+	lx_model_free(m);
+	free(ids);
+	free(feats);
+	free(pos);
+	return 0;
+}
