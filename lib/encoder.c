@@ -5,6 +5,7 @@
  * Every linear layer runs once over all the rows of the batch (one cblas_sgemm); attention runs per example
  * and head. Each sub-block reads its inputs and writes its outputs and saved activations into buffers the
  * caller names (an lx_acts), so that a backward pass can keep one set per layer where inference reuses one.
+ * The small operations (linear, LayerNorm, GELU) are shared with the heads: ops.c.
  */
 #include <float.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include <cblas.h>
 
 #include "lx.h"
+#include "ops.h"
 
 /* One side of the batch (language or vision): example i has len[i] rows starting at row off[i]. */
 typedef struct {
@@ -57,57 +59,6 @@ void lx_set_threads(int n)
 	openblas_set_num_threads(n > 0 ? n : 1);
 }
 
-/* ---- the small operations, one pass each ---- */
-
-/* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout. */
-static void linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in)
-{
-	int i, j;
-
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
-	for (i = 0; i < M; i++) {
-		float *r = y + (size_t)i * out;
-		for (j = 0; j < out; j++)
-			r[j] += l->b[j];
-	}
-}
-
-/* x[M, H] = LayerNorm(x + r) (r may be NULL). */
-static void add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps)
-{
-	int i, j;
-
-	for (i = 0; i < M; i++) {
-		float *row = x + (size_t)i * H;
-		double mean = 0, var = 0;
-		float inv;
-		if (r)
-			for (j = 0; j < H; j++)
-				row[j] += r[(size_t)i * H + j];
-		for (j = 0; j < H; j++)
-			mean += row[j];
-		mean /= H;
-		for (j = 0; j < H; j++)
-			var += (row[j] - mean) * (row[j] - mean);
-		var /= H;
-		inv = (float)(1.0 / sqrt(var + eps));
-		for (j = 0; j < H; j++)
-			row[j] = (float)(row[j] - mean) * inv * n->g[j] + n->b[j];
-	}
-}
-
-static void gelu(float *x, size_t n, int tanh_form)
-{
-	size_t i;
-
-	if (tanh_form)
-		for (i = 0; i < n; i++)
-			x[i] = 0.5f * x[i] * (1.0f + tanhf(0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
-	else
-		for (i = 0; i < n; i++)
-			x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
-}
-
 /* ---- attention ---- */
 
 /*
@@ -121,9 +72,9 @@ static void attention(lx_encoder *enc, const lx_attn_w *w, const float *xq, cons
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h, r, j;
 	float scale = sqrtf((float)dh);
 
-	linear(a->q, xq, sq->rows, &w->q, H, H);
-	linear(a->k, xk, sk->rows, &w->k, H, H);
-	linear(a->v, xk, sk->rows, &w->v, H, H);
+	lx_op_linear(a->q, xq, sq->rows, &w->q, H, H);
+	lx_op_linear(a->k, xk, sk->rows, &w->k, H, H);
+	lx_op_linear(a->v, xk, sk->rows, &w->v, H, H);
 	for (i = 0; i < sq->n; i++) {
 		int Tq = sq->len[i], Tk = sk->len[i];
 		const float *Q = a->q + (size_t)sq->off[i] * H, *K = a->k + (size_t)sk->off[i] * H,
@@ -151,8 +102,8 @@ static void attention(lx_encoder *enc, const lx_attn_w *w, const float *xq, cons
 			            C + h * dh, H);
 		}
 	}
-	linear(out, a->ctx, sq->rows, &w->o, H, H);
-	add_norm(out, xq, sq->rows, H, &w->ln, c->layer_norm_eps);
+	lx_op_linear(out, a->ctx, sq->rows, &w->o, H, H);
+	lx_op_add_norm(out, xq, sq->rows, H, &w->ln, c->layer_norm_eps);
 }
 
 /* out[rows, H] = LayerNorm(gelu(x W_1 + b_1) W_2 + b_2 + x); inter holds gelu(x W_1 + b_1). */
@@ -161,10 +112,10 @@ static void feed_forward(lx_encoder *enc, const lx_ffn_w *w, const float *x, int
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, Dff = c->intermediate_size;
 
-	linear(inter, x, rows, &w->inter, Dff, H);
-	gelu(inter, (size_t)rows * Dff, c->gelu_tanh);
-	linear(out, inter, rows, &w->out, H, Dff);
-	add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	lx_op_linear(inter, x, rows, &w->inter, Dff, H);
+	lx_op_gelu(inter, (size_t)rows * Dff, c->gelu_tanh);
+	lx_op_linear(out, inter, rows, &w->out, H, Dff);
+	lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
 }
 
 /* ---- the encoders ---- */
@@ -183,7 +134,7 @@ static void embed_language(lx_encoder *enc, const lx_example *ex, const side *s)
 			for (j = 0; j < H; j++)
 				row[j] = we[j] + pe[j] + te[j];
 		}
-	add_norm(enc->lang, NULL, s->rows, H, &w->ln, c->layer_norm_eps);
+	lx_op_add_norm(enc->lang, NULL, s->rows, H, &w->ln, c->layer_norm_eps);
 }
 
 /* (LayerNorm(feats W_f + b_f) + LayerNorm(pos W_b + b_b)) / 2 */
@@ -200,10 +151,10 @@ static void embed_vision(lx_encoder *enc, const lx_example *ex, const side *s)
 		memcpy(feats + (size_t)s->off[i] * F, ex[i].visual_feats, (size_t)ex[i].N * F * sizeof(float));
 		memcpy(pos + (size_t)s->off[i] * 4, ex[i].visual_pos, (size_t)ex[i].N * 4 * sizeof(float));
 	}
-	linear(enc->visn, feats, s->rows, &w->visn_fc, H, F);
-	add_norm(enc->visn, NULL, s->rows, H, &w->visn_ln, c->layer_norm_eps);
-	linear(enc->visn2, pos, s->rows, &w->box_fc, H, 4);
-	add_norm(enc->visn2, NULL, s->rows, H, &w->box_ln, c->layer_norm_eps);
+	lx_op_linear(enc->visn, feats, s->rows, &w->visn_fc, H, F);
+	lx_op_add_norm(enc->visn, NULL, s->rows, H, &w->visn_ln, c->layer_norm_eps);
+	lx_op_linear(enc->visn2, pos, s->rows, &w->box_fc, H, 4);
+	lx_op_add_norm(enc->visn2, NULL, s->rows, H, &w->box_ln, c->layer_norm_eps);
 	for (k = 0; k < (size_t)s->rows * H; k++)
 		enc->visn[k] = (enc->visn[k] + enc->visn2[k]) / 2;
 }
@@ -277,7 +228,7 @@ static void pool(lx_encoder *enc, const side *sl)
 
 	for (i = 0; i < sl->n; i++)
 		memcpy(enc->pool_in + (size_t)i * H, enc->lang + (size_t)sl->off[i] * H, H * sizeof(float));
-	linear(enc->pooled, enc->pool_in, sl->n, &lx_model_weights(enc->m)->pooler, H, H);
+	lx_op_linear(enc->pooled, enc->pool_in, sl->n, &lx_model_weights(enc->m)->pooler, H, H);
 	for (k = 0; k < (size_t)sl->n * H; k++)
 		enc->pooled[k] = tanhf(enc->pooled[k]);
 }
