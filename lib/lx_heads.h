@@ -105,7 +105,7 @@ enum {
 	LX_NAMES_LINES,    /* one name a line, verbatim (vocab.txt) */
 	LX_NAMES_FIRST,    /* one entry a line, the first of its comma-separated synonyms (VG vocab files) */
 	LX_NAMES_ANSWERS   /* a JSON list of strings (label2ans), a JSON list of {"ans": ...} objects
-	                      (lxmert_all_ans.json), or else one answer a line */
+	                      (lxmert_all_ans.json) when the file starts with [ or {; else one answer a line */
 };
 
 /* Reads a name list from path. Lines end with \n (a \r before it is dropped); a last line without \n counts.

@@ -115,7 +115,7 @@ static lx_status load_lines(lx_names *n, const char *text, size_t len, int first
 	return LX_OK;
 }
 
-/* A JSON list of strings, or of objects with a string "ans". */
+/* A JSON list of strings, or of objects with a string "ans" (a file starting with [ or { is JSON). */
 static lx_status load_json(lx_names *n, const char *text, size_t len, lx_err *e)
 {
 	json_error_t je;
@@ -163,7 +163,7 @@ lx_status lx_names_load(lx_names **out, const char *path, int kind, lx_err *e)
 	}
 	while (i < len && strchr(" \t\r\n", text[i]))
 		i++;
-	if (kind == LX_NAMES_ANSWERS && i < len && text[i] == '[')
+	if (kind == LX_NAMES_ANSWERS && i < len && (text[i] == '[' || text[i] == '{'))
 		rc = load_json(n, text, len, e);
 	else
 		rc = load_lines(n, text, len, kind == LX_NAMES_FIRST, e);
