@@ -515,3 +515,43 @@ write_records(recs)' > "$T/in"
 		[ "$(cat "$T/err")" = "lx-head: stdout: write failed: No space left on device" ]
 	done
 }
+
+# ---- the example ----
+
+@test "examples/vqa-eval: make head scores encoded records and writes the VQA submission" {
+	qa_model "$T/m" 3129
+	$PY "$CASES" answer-head "$T/m" "$TINY/golden.safetensors" 0 > "$T/l0"
+	outputs 0 1 2 | $PY -c '
+import json, sys, numpy as np
+from lxtest import read_records, write_records
+best = json.load(open(sys.argv[1]))[int(np.argmax(np.loadtxt(sys.argv[2])))]
+recs = read_records()
+recs[0]["label"] = {best: 1.0, "zzz": 0.3}  # right: 1.0
+recs[1]["label"] = {"zzz": 1.0}              # wrong: 0
+write_records(recs)                          # recs[2] has no label: answered, not scored
+' "$LAB/vqa_trainval_label2ans.json" "$T/l0" > "$T/enc"
+	make -s -C "$TOP/examples/vqa-eval" head MODEL="$T/m" ENCODED="$T/enc" OUT="$T/out" \
+		LABELS="$LAB/vqa_trainval_label2ans.json" > "$T/stdout" 2> "$T/err"
+	[ "$(cat "$T/err")" = "lx-head: score 0.500000 over 2 questions" ]
+	$PY -c '
+import json, sys
+out = sys.argv[1]
+assert json.loads(open(out + "/score.json").read()) == {"score": 0.5, "questions": 2}
+assert [s["question_id"] for s in json.load(open(out + "/submission.json"))] == [1000, 1001, 1002]
+assert json.loads(open(sys.argv[2]).read()) == {"score": 0.5, "questions": 2}' "$T/out" "$T/stdout"
+}
+
+@test "examples/vqa-eval: the full pipeline runs tokenize, featpack, encode and head" {
+	echo '[{"question_id": 1, "img_id": "COCO_val2014_000000000042", "sent": "What is it?", "label": {"net": 1}},
+	       {"question_id": 2, "img_id": "COCO_val2014_000000000042", "sent": "Why?"}]' > "$T/q.json"
+	touch "$T/f.tsv"
+	make -s -C "$TOP/examples/vqa-eval" "$T/out/questions.jsonl" QUESTIONS="$T/q.json" OUT="$T/out" PYTHON="$PY"
+	$PY -c '
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "" and [json.loads(l)["question_id"] for l in lines[:-1]] == [1, 2]' "$T/out/questions.jsonl"
+	make -n -C "$TOP/examples/vqa-eval" MODEL=M QUESTIONS="$T/q.json" FEATS="$T/f.tsv" OUT="$T/out" \
+		BIN=B LABELS=L > "$T/plan"
+	tr -d '\\\n' < "$T/plan" | tr -s ' ' > "$T/cmd"
+	grep -qF "B/lx-tokenize -m M --jsonl < $T/out/questions.jsonl | B/lx-featpack --join $T/f.tsv | B/lx-encode -m M | B/lx-head -m M --labels L --score-file $T/out/score.json --submit vqa > $T/out/submission.json.tmp" "$T/cmd"
+}
