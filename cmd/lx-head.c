@@ -63,13 +63,13 @@ typedef struct {
 	const char *score_path;
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, match, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
-	buf lab_mlm, lab_obj, lab_attr, mask_obj, mask_attr, mask_feat, feats, tens;
+	buf lab_mlm, lab_obj, lab_attr, mask_obj, mask_attr, mask_feat, feats, tens, target;
 	/* the record in hand */
 	int T, N, pred, has_true_prob;
 	double true_prob;
 	/* totals */
-	double loss_sum[LX_NLOSS], loss_total;
-	long loss_n[LX_NLOSS], loss_records;
+	double loss_sum[LX_NLOSS], loss_total, vqa_sum;
+	long loss_n[LX_NLOSS], loss_records, vqa_n;
 	double score_sum;
 	long questions, pairs, correct;
 	pair pr;
@@ -207,6 +207,48 @@ static void pack_top(msgpack_packer *pk, const float *x, const float *p, int n, 
 
 static lx_status oom(lx_err *e) { return lx_errf(e, LX_EIO, "out of memory"); }
 
+static int is_number(const msgpack_object *o, double *v)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 1;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 1;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 1;
+	default: return 0;
+	}
+}
+
+/* The authors' VQA/GQA loss of the record's soft-score label (a map answer -> score; answers not in the
+ * list are left out, as the authors' data loader does). */
+static lx_status vqa_loss(state *s, lx_record *rec, const msgpack_object *label, const float *q, lx_err *e)
+{
+	int A = s->c->num_qa_labels, k;
+	float *target = grow(&s->target, (size_t)A * 4);
+	char name[512];
+	uint32_t i;
+	double v, loss;
+
+	if (!target)
+		return oom(e);
+	memset(target, 0, (size_t)A * 4);
+	for (i = 0; i < label->via.map.size; i++) {
+		const msgpack_object *key = &label->via.map.ptr[i].key;
+		if (key->type != MSGPACK_OBJECT_STR)
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)key->via.str.size, key->via.str.ptr);
+		if (!is_number(&label->via.map.ptr[i].val, &v))
+			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", name);
+		if ((k = lx_names_find(s->answers, name)) >= 0)
+			target[k] = (float)v;
+	}
+	loss = lx_bce_loss(q, target, A);
+	if (lx_record_add_float(rec, "vqa_loss", loss))
+		return oom(e);
+	s->vqa_sum += loss;
+	s->vqa_n++;
+	return LX_OK;
+}
+
 /* ---- the heads on one record ---- */
 
 static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
@@ -215,6 +257,7 @@ static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
 	int64_t shape[1] = {A};
 	float *q = grow(&s->qa, (size_t)A * 4), *p = grow(&s->qa_p, (size_t)A * 4);
 	int *idx = grow(&s->top_idx, (size_t)k * sizeof(int));
+	const msgpack_object *label;
 	msgpack_packer *pk;
 	lx_status rc;
 
@@ -232,6 +275,9 @@ static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
 		return oom(e);
 	pack_top(pk, q, p, A, k, idx, s->answers, "answer");
 	s->pred = idx[0];
+	label = lx_record_get(rec, "label");
+	if (s->answers && label && label->type == MSGPACK_OBJECT_MAP && (rc = vqa_loss(s, rec, label, q, e)))
+		return rc;
 	if (A == 2) {
 		float two[2];
 		lx_softmax(q, 2, two);
@@ -496,17 +542,6 @@ static void str_of(const msgpack_object *o, char *dst, size_t n)
 		snprintf(dst, n, "%lld", (long long)o->via.i64);
 	else
 		dst[0] = 0;
-}
-
-static int is_number(const msgpack_object *o, double *v)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 1;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 1;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 1;
-	default: return 0;
-	}
 }
 
 /* VQA/GQA: the label dict's score of the predicted answer, 0 when it is not there. */
@@ -970,6 +1005,8 @@ static void summaries(state *s)
 				fprintf(stderr, "%s %s %.6g", k ? "," : " (mean", lx_loss_names[k], s->loss_sum[k] / s->loss_n[k]);
 		fprintf(stderr, ")\n");
 	}
+	if (s->vqa_n)
+		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool, s->vqa_n, s->vqa_sum / s->vqa_n);
 	if (!s->score)
 		return;
 	if (s->questions || !s->pairs)
@@ -1014,7 +1051,7 @@ static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->match, &s->rows, &s->logits,
 	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->lab_mlm, &s->lab_obj,
-	            &s->lab_attr, &s->mask_obj, &s->mask_attr, &s->mask_feat, &s->feats, &s->tens};
+	            &s->lab_attr, &s->mask_obj, &s->mask_attr, &s->mask_feat, &s->feats, &s->tens, &s->target};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)

@@ -368,6 +368,17 @@ static lx_status pooled_loss(lx_heads *h, int head, const float *pooled, int32_t
 	return LX_OK;
 }
 
+double lx_bce_loss(const float *score, const float *target, int n)
+{
+	double sum = 0;
+	int i;
+
+	/* max(x, 0) - x t + log(1 + exp(-|x|)), the stable form of -t log s(x) - (1 - t) log(1 - s(x)) */
+	for (i = 0; i < n; i++)
+		sum += fmax(score[i], 0) - (double)score[i] * target[i] + log1p(exp(-fabs(score[i])));
+	return sum;
+}
+
 lx_status lx_heads_losses(lx_heads *h, int heads, const lx_labels *lab, const float *lang, const float *visn,
                           const float *pooled, lx_losses *out, lx_err *e)
 {

@@ -88,6 +88,10 @@ extern const char *const lx_loss_names[LX_NLOSS];
 lx_status lx_heads_losses(lx_heads *h, int heads, const lx_labels *lab, const float *lang, const float *visn,
                           const float *pooled, lx_losses *out, lx_err *e);
 
+/* The authors' VQA/GQA fine-tuning loss: binary cross-entropy with logits of score[n] against soft scores
+ * target[n], averaged over the n answers and multiplied by n (so: summed over the answers). */
+double lx_bce_loss(const float *score, const float *target, int n);
+
 /* ---- small helpers over scores ---------------------------------------------------------------------- */
 
 /* p[n] = softmax(x[n]) (p may be x). */

@@ -56,6 +56,28 @@ assert abs(sum(r[p] for p in parts) - r["loss"]) < 1e-9
 EOF
 }
 
+@test "vqa_loss, the authors' VQA loss of a soft-score label, matches torch on micro within 1e-4 relative" {
+	cp -r "$MICRO" "$T/m"
+	printf 'n0\nn1\nn2\nn3\nn4\n' > "$T/m/answers.txt"
+	$PY "$TOP/tests/golden.py" inputs "$MICRO/golden.safetensors" 0 | $PY -c '
+import sys
+from lxtest import read_records, read_safetensors, write_records
+target = read_safetensors(sys.argv[1])["vqa.target"]
+recs = read_records()
+recs[0]["label"] = {"n%d" % i: float(v) for i, v in enumerate(target) if v}
+recs[0]["label"]["not an answer"] = 1
+write_records(recs)' "$MICRO/golden_grads.safetensors" | "$BIN/lx-encode" -m "$T/m" > "$T/enc"
+	"$BIN/lx-head" -m "$T/m" --heads qa < "$T/enc" > "$T/out" 2> "$T/err"
+	$PY -c '
+import sys
+from lxtest import read_records, read_safetensors
+want = float(read_safetensors(sys.argv[1])["vqa.loss"][0])
+got = read_records(open(sys.argv[2], "rb"))[0]["vqa_loss"]
+assert abs(got - want) <= 1e-4 * want, (got, want)
+assert "loss" not in read_records(open(sys.argv[2], "rb"))[0]' "$MICRO/golden_grads.safetensors" "$T/out"
+	grep -qx 'lx-head: vqa_loss over 1 questions: mean [0-9.]*' "$T/err"
+}
+
 @test "without --all-logits, prediction_logits holds the [MASK] rows and mask_positions says where" {
 	outputs 1 0 | "$BIN/lx-head" -m "$TINY" --heads mlm > "$T/out"
 	$PY - "$T/out" "$TINY/golden.safetensors" <<'EOF'
@@ -309,7 +331,7 @@ for r, label in zip(recs, [every(1.0), every(0.3), {}, {"not an answer": 1}]):
 write_records(recs)' > "$T/in"
 	"$BIN/lx-head" -m "$T/m" --heads qa --score < "$T/in" > /dev/null 2> "$T/err"
 	# (1.0 + 0.3 + 0 + 0) / 4 = 0.325
-	[ "$(cat "$T/err")" = "lx-head: score 0.325000 over 4 questions" ]
+	[ "$(tail -n 1 "$T/err")" = "lx-head: score 0.325000 over 4 questions" ]
 	"$BIN/lx-head" -m "$T/m" --heads qa --score-file "$T/score.json" < "$T/in" > /dev/null 2> /dev/null
 	$PY -c 'import json, sys; assert json.loads(open(sys.argv[1]).read()) == {"score": 0.325, "questions": 4}' \
 		"$T/score.json"
@@ -329,7 +351,7 @@ for r, rank in zip(recs, [0, 1]):
 write_records(recs)' "$TINY/golden.safetensors" > "$T/in"
 	"$BIN/lx-head" -m "$T/m" --heads qa --score < "$T/in" > /dev/null 2> "$T/err"
 	# the first question's prediction scores 0.9, the second's (its label names the runner-up) 0
-	[ "$(cat "$T/err")" = "lx-head: score 0.450000 over 2 questions" ]
+	[ "$(tail -n 1 "$T/err")" = "lx-head: score 0.450000 over 2 questions" ]
 }
 
 @test "--score gives NLVR2 accuracy over pairs for records with a 0/1 label" {
@@ -532,7 +554,7 @@ write_records(recs)                          # recs[2] has no label: answered, n
 ' "$LAB/vqa_trainval_label2ans.json" "$T/l0" > "$T/enc"
 	make -s -C "$TOP/examples/vqa-eval" head MODEL="$T/m" ENCODED="$T/enc" OUT="$T/out" \
 		LABELS="$LAB/vqa_trainval_label2ans.json" > "$T/stdout" 2> "$T/err"
-	[ "$(cat "$T/err")" = "lx-head: score 0.500000 over 2 questions" ]
+	[ "$(tail -n 1 "$T/err")" = "lx-head: score 0.500000 over 2 questions" ]
 	$PY -c '
 import json, sys
 out = sys.argv[1]
