@@ -62,7 +62,7 @@ typedef struct {
 	FILE *score_file;
 	const char *score_path;
 	/* buffers */
-	buf pooled, lang, visn, ids, qa, qa_p, match, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
+	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
 	buf lab_mlm, lab_obj, lab_attr, mask_obj, mask_attr, mask_feat, feats, tens, target;
 	/* the record in hand */
 	int T, N, pred, has_true_prob;
@@ -491,7 +491,6 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 {
 	int64_t shape[2];
 	int H = s->c->hidden_size, present;
-	lx_tensor t;
 	lx_status rc;
 
 	s->T = s->N = 0;
@@ -506,12 +505,10 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
-		if ((rc = lx_record_tensor(rec, "input_ids", &t, &present, e)))
+		if ((rc = get_vector(rec, "input_ids", s->T, "language_output", 1, &s->ids, &present, e)))
 			return rc;
 		if (!present)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
-		if ((rc = get_vector(rec, "input_ids", s->T, "language_output", 1, &s->ids, &present, e)))
-			return rc;
 	}
 	if (s->heads & LX_HEAD_OBJ) {
 		if ((rc = get_floats(rec, "vision_output", 2, H, "the obj head needs lx-encode's vision_output", &s->visn,
@@ -1049,7 +1046,7 @@ static void finish_output(state *s)
 
 static void cleanup(state *s)
 {
-	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->match, &s->rows, &s->logits,
+	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
 	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->lab_mlm, &s->lab_obj,
 	            &s->lab_attr, &s->mask_obj, &s->mask_attr, &s->mask_feat, &s->feats, &s->tens, &s->target};
 	size_t i;

@@ -389,7 +389,7 @@ write_records(recs)' > "$T/in"
 	$PY -c 'import sys; from lxtest import read_records; r = read_records(open(sys.argv[1], "rb")); assert [x["case"] for x in r] == [0] and "answers" in r[0]' "$T/out"
 }
 
-@test "names language_output when the mlm head has no language_output" {
+@test "names language_output or input_ids when the mlm head lacks one" {
 	outputs 0 | $PY -c '
 from lxtest import read_records, write_records
 recs = read_records()
@@ -398,6 +398,14 @@ write_records(recs)' > "$T/in"
 	run "$BIN/lx-head" -m "$TINY" --heads mlm < "$T/in"
 	[ "$status" -eq 1 ]
 	[ "$output" = "lx-head: stdin: record 1 (id 1000): field language_output is missing (the mlm head needs lx-encode's language_output)" ]
+	outputs 0 | $PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+del recs[0]["input_ids"]
+write_records(recs)' > "$T/in"
+	run "$BIN/lx-head" -m "$TINY" --heads mlm < "$T/in"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-head: stdin: record 1 (id 1000): field input_ids is missing (the mlm head looks for [MASK] in it)" ]
 }
 
 @test "names vision_output when the obj head has no vision_output, and checks its shape" {
@@ -576,4 +584,31 @@ assert lines[-1] == "" and [json.loads(l)["question_id"] for l in lines[:-1]] ==
 		BIN=B LABELS=L > "$T/plan"
 	tr -d '\\\n' < "$T/plan" | tr -s ' ' > "$T/cmd"
 	grep -qF "B/lx-tokenize -m M --jsonl < $T/out/questions.jsonl | B/lx-featpack --join $T/f.tsv | B/lx-encode -m M | B/lx-head -m M --labels L --score-file $T/out/score.json --submit vqa > $T/out/submission.json.tmp" "$T/cmd"
+}
+
+# ---- the stream ----
+
+@test "copies every other field of a record unchanged" {
+	$PY "$TOP/tests/encode_cases.py" extras "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" |
+		"$BIN/lx-head" -m "$TINY" > "$T/out"
+	$PY "$TOP/tests/encode_cases.py" check-extras < "$T/out"
+}
+
+@test "--progress shows the records done on stderr and leaves stdout alone" {
+	outputs 0 1 > "$T/in"
+	"$BIN/lx-head" -m "$TINY" < "$T/in" > "$T/plain"
+	"$BIN/lx-head" -m "$TINY" --progress < "$T/in" > "$T/out" 2> "$T/err"
+	cmp "$T/plain" "$T/out"
+	grep -q 'lx-head: 2 records, [0-9.]* records/s$' "$T/err"
+}
+
+@test "--score on a VQA label without answer names says what is missing" {
+	outputs 0 | $PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+recs[0]["label"] = {"net": 1}
+write_records(recs)' > "$T/in"
+	run "$BIN/lx-head" -m "$TINY" --score < "$T/in"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-head: stdin: record 1 (id 1000): field label: a VQA/GQA label needs the qa head and answer names" ]
 }
