@@ -88,13 +88,13 @@ static lx_status missing(const char *key, const char *why, lx_err *e)
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
 }
 
-/* A float tensor field of rank ndim whose last dimension is `last` (0: any), decoded into b. shape gets
- * its dimensions. */
-static lx_status get_floats(const lx_record *rec, const char *key, int ndim, int64_t last, const char *why, buf *b,
-                            int64_t *shape, lx_err *e)
+/* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
+ * decoded into b; shape gets its dimensions. */
+static lx_status get_floats(const lx_record *rec, const char *key, const char *rows, int64_t last, const char *why,
+                            buf *b, int64_t *shape, lx_err *e)
 {
 	lx_tensor t;
-	int present, i;
+	int present, i, ndim = rows ? 2 : 1;
 	lx_status rc;
 
 	if ((rc = lx_record_tensor(rec, key, &t, &present, e)))
@@ -104,12 +104,12 @@ static lx_status get_floats(const lx_record *rec, const char *key, int ndim, int
 	if (!lx_dtype_is_float(t.dtype))
 		return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected a float dtype (<f4)", key,
 		               lx_dtype_numpy(t.dtype));
-	if (t.ndim != ndim || (last && t.shape[ndim - 1] != last)) {
+	if (t.ndim != ndim || t.shape[ndim - 1] != last) {
 		char got[96] = "";
 		for (i = 0; i < t.ndim; i++)
 			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t.shape[i]);
-		return lx_errf(e, LX_EINPUT, "field %s: shape [%s], expected %s%lld]", key, got,
-		               ndim == 1 ? "[" : ndim == 2 ? "[rows, " : "[..., ", (long long)last);
+		return lx_errf(e, LX_EINPUT, "field %s: shape [%s], expected [%s%s%lld]", key, got, rows ? rows : "",
+		               rows ? ", " : "", (long long)last);
 	}
 	if (!grow(b, (size_t)t.numel * sizeof(float)))
 		return lx_errf(e, LX_EIO, "out of memory");
@@ -447,7 +447,7 @@ static lx_status read_labels(state *s, const lx_record *rec, lx_labels *l, int *
 	if ((rc = get_vector(rec, "feat_mask", s->N, "vision_output", 0, &s->mask_feat, &p, e)))
 		return rc;
 	if (p) {
-		if ((rc = get_floats(rec, "visual_feats", 2, F, "feat_mask needs the features as targets", &s->feats, shape,
+		if ((rc = get_floats(rec, "visual_feats", "N", F, "feat_mask needs the features as targets", &s->feats, shape,
 		                     e)))
 			return rc;
 		if (shape[0] != s->N)
@@ -497,11 +497,11 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 	s->pred = -1;
 	s->has_true_prob = 0;
 	if ((s->heads & (LX_HEAD_QA | LX_HEAD_MATCH)) &&
-	    (rc = get_floats(rec, "pooled_output", 1, H, "the qa and match heads need lx-encode's pooled_output",
+	    (rc = get_floats(rec, "pooled_output", NULL, H, "the qa and match heads need lx-encode's pooled_output",
 	                     &s->pooled, shape, e)))
 		return rc;
 	if (s->heads & LX_HEAD_MLM) {
-		if ((rc = get_floats(rec, "language_output", 2, H, "the mlm head needs lx-encode's language_output",
+		if ((rc = get_floats(rec, "language_output", "T", H, "the mlm head needs lx-encode's language_output",
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
@@ -511,7 +511,7 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
 	}
 	if (s->heads & LX_HEAD_OBJ) {
-		if ((rc = get_floats(rec, "vision_output", 2, H, "the obj head needs lx-encode's vision_output", &s->visn,
+		if ((rc = get_floats(rec, "vision_output", "N", H, "the obj head needs lx-encode's vision_output", &s->visn,
 		                     shape, e)))
 			return rc;
 		s->N = (int)shape[0];

@@ -408,7 +408,7 @@ write_records(recs)' > "$T/in"
 	[ "$output" = "lx-head: stdin: record 1 (id 1000): field input_ids is missing (the mlm head looks for [MASK] in it)" ]
 }
 
-@test "names vision_output when the obj head has no vision_output, and checks its shape" {
+@test "names vision_output when the obj head has none, and checks shapes and dtypes" {
 	outputs 0 | $PY -c '
 from lxtest import read_records, write_records
 recs = read_records()
@@ -424,7 +424,15 @@ recs[0]["vision_output"] = recs[0]["vision_output"][:, :16].copy()
 write_records(recs)' > "$T/in"
 	run "$BIN/lx-head" -m "$TINY" --heads obj < "$T/in"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-head: stdin: record 1 (id 1000): field vision_output: shape [10, 16], expected [rows, 32]" ]
+	[ "$output" = "lx-head: stdin: record 1 (id 1000): field vision_output: shape [10, 16], expected [N, 32]" ]
+	outputs 0 | $PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+recs[0]["pooled_output"] = recs[0]["pooled_output"].astype("<i4")
+write_records(recs)' > "$T/in"
+	run "$BIN/lx-head" -m "$TINY" --heads qa < "$T/in"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-head: stdin: record 1 (id 1000): field pooled_output: dtype <i4, expected a float dtype (<f4)" ]
 }
 
 @test "refuses a labels file whose length differs from num_qa_labels" {
@@ -611,4 +619,24 @@ write_records(recs)' > "$T/in"
 	run "$BIN/lx-head" -m "$TINY" --score < "$T/in"
 	[ "$status" -eq 1 ]
 	[ "$output" = "lx-head: stdin: record 1 (id 1000): field label: a VQA/GQA label needs the qa head and answer names" ]
+}
+
+@test "rejects obj_labels without obj_mask, and labels whose length differs from the boxes" {
+	$PY "$CASES" labelled "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" > "$T/enc"
+	$PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+del recs[0]["obj_mask"]
+write_records(recs)' < "$T/enc" > "$T/in"
+	run "$BIN/lx-head" -m "$TINY" < "$T/in"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-head: stdin: record 1: field obj_mask is missing (obj_labels needs it)" ]
+	$PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+recs[0]["attr_labels"] = recs[0]["attr_labels"][:5].copy()
+write_records(recs)' < "$T/enc" > "$T/in"
+	run "$BIN/lx-head" -m "$TINY" < "$T/in"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-head: stdin: record 1: field attr_labels: shape must be [8] to match vision_output" ]
 }
