@@ -170,17 +170,17 @@ EOF
 	$PY "$CASES" text-labels "$LAB/gqa_trainval_label2ans.json" "$T/gqa.txt"
 	outputs 0 > "$T/in"
 	"$BIN/lx-head" -m "$T/m3129" --heads qa --labels "$LAB/vqa_trainval_label2ans.json" < "$T/in" > "$T/o3129"
-	"$BIN/lx-head" -m "$T/m9500" --heads qa --labels "$TOP/labels/lxmert_all_ans.json" < "$T/in" > "$T/o9500"
+	"$BIN/lx-head" -m "$T/m9500" --heads qa --labels "$LAB/lxmert_all_ans.json" < "$T/in" > "$T/o9500"
 	"$BIN/lx-head" -m "$T/m1842" --heads qa --labels "$T/gqa.txt" < "$T/in" > "$T/o1842"
 	for n in 3129 9500 1842; do
 		$PY "$CASES" answer-head "$T/m$n" "$TINY/golden.safetensors" 0 > "$T/logits$n"
 	done
-	$PY - "$T" "$LAB" "$TOP/labels" <<'EOF'
+	$PY - "$T" "$LAB" <<'EOF'
 import json, sys, numpy as np
 from lxtest import read_records
-t, lab, top = sys.argv[1:]
+t, lab = sys.argv[1:]
 names = {3129: json.load(open(lab + "/vqa_trainval_label2ans.json")),
-         9500: [a["ans"] for a in json.load(open(top + "/lxmert_all_ans.json"))],
+         9500: [a["ans"] for a in json.load(open(lab + "/lxmert_all_ans.json"))],
          1842: open(t + "/gqa.txt").read().split("\n")[:-1]}
 for n, ans in names.items():
     assert len(ans) == n
