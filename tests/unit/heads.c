@@ -1,4 +1,4 @@
-/* Unit tests of lx_heads.h's helpers: top-k, softmax, sigmoid, and the name lists' three layouts. */
+/* Unit tests of lx_heads.h's helpers: top-k, softmax, sigmoid, BCE, and the name lists' three layouts. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +43,16 @@ static void test_softmax(void)
 	CHECK(fabs(lx_sigmoid(0) - 0.5) < 1e-15);
 	CHECK(fabs(lx_sigmoid(log(3.0)) - 0.75) < 1e-12);
 	CHECK(lx_sigmoid(-1000) == 0 && lx_sigmoid(1000) == 1);
+}
+
+static void test_bce(void)
+{
+	/* logit 0: -log(1/2) whatever the target; logit ln 3 against 0.5: -(0.5 log 3/4 + 0.5 log 1/4) */
+	float x[] = {0.0f, 0.0f, logf(3.0f)}, t[] = {1.0f, 0.0f, 0.5f}, big[] = {-1000.0f}, one[] = {1.0f};
+	double want = 2 * log(2.0) - 0.5 * log(0.75) - 0.5 * log(0.25);
+
+	CHECK(fabs(lx_bce_loss(x, t, 3) - want) < 1e-6);
+	CHECK(fabs(lx_bce_loss(big, one, 1) - 1000.0) < 1e-9);
 }
 
 /* Writes text to a new temporary file; returns its path in buf. */
@@ -111,6 +121,7 @@ int main(void)
 {
 	test_topk();
 	test_softmax();
+	test_bce();
 	test_names();
 	if (failures)
 		fprintf(stderr, "heads: %d checks failed\n", failures);
