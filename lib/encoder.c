@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include "lx.h"
+#include "ops.h"
 
 /* One attention problem: tq query rows from row qo over tk key rows from row ko of the block's input. */
 typedef struct {
@@ -58,57 +59,6 @@ void lx_set_threads(int n)
 	openblas_set_num_threads(n > 0 ? n : 1);
 }
 
-/* ---- the small operations, one pass each ---- */
-
-/* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout. */
-static void linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in)
-{
-	int i, j;
-
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
-	for (i = 0; i < M; i++) {
-		float *r = y + (size_t)i * out;
-		for (j = 0; j < out; j++)
-			r[j] += l->b[j];
-	}
-}
-
-/* x[M, H] = LayerNorm(x + r) (r may be NULL). */
-static void add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps)
-{
-	int i, j;
-
-	for (i = 0; i < M; i++) {
-		float *row = x + (size_t)i * H;
-		double mean = 0, var = 0;
-		float inv;
-		if (r)
-			for (j = 0; j < H; j++)
-				row[j] += r[(size_t)i * H + j];
-		for (j = 0; j < H; j++)
-			mean += row[j];
-		mean /= H;
-		for (j = 0; j < H; j++)
-			var += (row[j] - mean) * (row[j] - mean);
-		var /= H;
-		inv = (float)(1.0 / sqrt(var + eps));
-		for (j = 0; j < H; j++)
-			row[j] = (float)(row[j] - mean) * inv * n->g[j] + n->b[j];
-	}
-}
-
-static void gelu(float *x, size_t n, int tanh_form)
-{
-	size_t i;
-
-	if (tanh_form)
-		for (i = 0; i < n; i++)
-			x[i] = 0.5f * x[i] * (1.0f + tanhf(0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
-	else
-		for (i = 0; i < n; i++)
-			x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
-}
-
 /* ---- attention ---- */
 
 /*
@@ -122,9 +72,9 @@ static void attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h, r, j;
 	float scale = sqrtf((float)dh);
 
-	linear(a->q, x, rows, &w->q, H, H);
-	linear(a->k, x, rows, &w->k, H, H);
-	linear(a->v, x, rows, &w->v, H, H);
+	lx_op_linear(a->q, x, rows, &w->q, H, H);
+	lx_op_linear(a->k, x, rows, &w->k, H, H);
+	lx_op_linear(a->v, x, rows, &w->v, H, H);
 	for (i = 0; i < ng; i++) {
 		int tq = g[i].tq, tk = g[i].tk;
 		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
@@ -152,20 +102,20 @@ static void attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 			            C + h * dh, H);
 		}
 	}
-	linear(out, a->ctx, rows, &w->o, H, H);
-	add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	lx_op_linear(out, a->ctx, rows, &w->o, H, H);
+	lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
 }
 
-/* out[rows, H] = LayerNorm(gelu(x W_1 + b_1) W_2 + b_2 + x); inter holds gelu(x W_1 + b_1). */
+/* out[rows, H] = LayerNorm(lx_op_gelu(x W_1 + b_1) W_2 + b_2 + x); inter holds lx_op_gelu(x W_1 + b_1). */
 static void feed_forward(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, float *inter, float *out)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, Dff = c->intermediate_size;
 
-	linear(inter, x, rows, &w->inter, Dff, H);
-	gelu(inter, (size_t)rows * Dff, c->gelu_tanh);
-	linear(out, inter, rows, &w->out, H, Dff);
-	add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	lx_op_linear(inter, x, rows, &w->inter, Dff, H);
+	lx_op_gelu(inter, (size_t)rows * Dff, c->gelu_tanh);
+	lx_op_linear(out, inter, rows, &w->out, H, Dff);
+	lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
 }
 
 /* ---- the encoders ---- */
@@ -187,7 +137,7 @@ static void embed_language(lx_encoder *enc)
 				row[j] = we[j] + pe[j] + te[j];
 		}
 	}
-	add_norm(enc->x, NULL, enc->L, H, &w->ln, c->layer_norm_eps);
+	lx_op_add_norm(enc->x, NULL, enc->L, H, &w->ln, c->layer_norm_eps);
 }
 
 /* (LayerNorm(feats W_f + b_f) + LayerNorm(pos W_b + b_b)) / 2, into the vision rows */
@@ -205,10 +155,10 @@ static void embed_vision(lx_encoder *enc)
 		memcpy(feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
 		memcpy(pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
 	}
-	linear(visn, feats, enc->V, &w->visn_fc, H, F);
-	add_norm(visn, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps);
-	linear(box, pos, enc->V, &w->box_fc, H, 4);
-	add_norm(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps);
+	lx_op_linear(visn, feats, enc->V, &w->visn_fc, H, F);
+	lx_op_add_norm(visn, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps);
+	lx_op_linear(box, pos, enc->V, &w->box_fc, H, 4);
+	lx_op_add_norm(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps);
 	for (k = 0; k < (size_t)enc->V * H; k++)
 		visn[k] = (visn[k] + box[k]) / 2;
 }
@@ -303,7 +253,7 @@ static void pool(lx_encoder *enc)
 
 	for (i = 0; i < enc->n; i++)
 		memcpy(in + (size_t)i * H, enc->x + (size_t)enc->loff[i] * H, H * sizeof(float));
-	linear(out, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
+	lx_op_linear(out, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
 	for (k = 0; k < (size_t)enc->n * H; k++)
 		out[k] = tanhf(out[k]);
 }

@@ -1,0 +1,127 @@
+/*
+ * lx_heads.h - LXMERT's heads over the encoder's outputs, their losses, and the name lists that make their
+ * outputs readable (answers, words, object and attribute labels). Ownership and errors follow lx.h.
+ *
+ * The heads, as in Hugging Face's LxmertForPreTraining and LxmertForQuestionAnswering:
+ *   answer   answer_head.logit_fc: Linear(H, 2H), gelu (erf form, whatever hidden_act says), LayerNorm(2H),
+ *            Linear(2H, num_qa_labels), on pooled_output               -> question_answering_score [A]
+ *   match    cls.seq_relationship: Linear(H, 2) on pooled_output      -> cross_relationship_score [2]
+ *            (index 1 is "the sentence matches the image")
+ *   mlm      cls.predictions: dense, gelu (hidden_act), LayerNorm, then the decoder tied to the word
+ *            embeddings plus cls.predictions.bias, on language_output rows -> prediction_logits [M, V]
+ *   obj      obj_predict_head: the same kind of transform, then decoder_dict.obj, .attr and .feat, on
+ *            vision_output rows  -> obj_head_obj [N, num_object_labels], obj_head_attr [N, num_attr_labels],
+ *            obj_head_feat [N, visual_feat_dim]  (HF computes these only inside its loss)
+ */
+#ifndef LX_HEADS_H
+#define LX_HEADS_H
+
+#include "lx.h"
+
+/* ---- the heads -------------------------------------------------------------------------------------- */
+
+enum { LX_HEAD_QA = 1, LX_HEAD_MATCH = 2, LX_HEAD_MLM = 4, LX_HEAD_OBJ = 8, LX_HEAD_ALL = 15 };
+
+/* The LX_HEAD_* bits of the heads model m has weights for. */
+int lx_heads_available(const lx_model *m);
+/* LX_OK if m has every head in want; else LX_EMODEL naming the first missing head and its tensors. */
+lx_status lx_heads_require(const lx_model *m, int want, lx_err *e);
+/* The name of one LX_HEAD_* bit as the tools spell it: "qa", "match", "mlm", "obj". */
+const char *lx_head_name(int head);
+
+/* Scratch state for running heads: buffers grown to the largest input seen, kept from call to call. */
+typedef struct lx_heads lx_heads;
+
+lx_heads *lx_heads_new(const lx_model *m);
+void lx_heads_free(lx_heads *h);
+
+/* Each head writes into arrays the caller provides and returns LX_EMODEL if the model lacks it, LX_EIO if
+ * memory runs out. */
+/* score[num_qa_labels] from pooled[H]. */
+lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err *e);
+/* score[2] from pooled[H]. */
+lx_status lx_heads_match(lx_heads *h, const float *pooled, float *score, lx_err *e);
+/* logits[M, vocab_size] from M rows of language_output, rows[M, H]. */
+lx_status lx_heads_mlm(lx_heads *h, const float *rows, int M, float *logits, lx_err *e);
+/* obj[N, num_object_labels], attr[N, num_attr_labels], feat[N, visual_feat_dim] from vision_output [N, H];
+ * any output may be NULL. */
+lx_status lx_heads_obj(lx_heads *h, const float *visn, int N, float *obj, float *attr, float *feat, lx_err *e);
+
+/* ---- losses, as HF's LxmertForPreTraining computes them for one example ------------------------------ */
+
+/* The labels of one example; a NULL pointer or a has_ flag of 0 leaves that part out. Label value -100 is
+ * ignored everywhere (HF's CrossEntropyLoss ignore_index). */
+typedef struct {
+	int T, N;
+	const int32_t *mlm_labels;   /* [T] word ids to predict, "labels" */
+	int has_matched;
+	int32_t matched_label;       /* 0 or 1, "matched_label" */
+	int has_ans;
+	int32_t ans;                 /* answer index, "ans" */
+	const int32_t *obj_labels;   /* [N] with obj_mask [N] */
+	const float *obj_mask;
+	const int32_t *attr_labels;  /* [N] with attr_mask [N] */
+	const float *attr_mask;
+	const float *feat_mask;      /* [N] with feat_target [N, F] (the example's visual_feats) */
+	const float *feat_target;
+} lx_labels;
+
+enum { LX_LOSS_MLM, LX_LOSS_MATCH, LX_LOSS_OBJ, LX_LOSS_ATTR, LX_LOSS_FEAT, LX_LOSS_QA, LX_NLOSS };
+
+/* Loss parts: masked-LM cross-entropy (mean over the labelled positions), match cross-entropy, the three
+ * visual losses (cross-entropy or SmoothL1 averaged over the features, times the box's mask, averaged over
+ * all N boxes, times visual_loss_normalizer) and answer cross-entropy. has[k] says whether part k was
+ * computed: its labels were given and not all ignored. total is the sum of the computed parts. */
+typedef struct {
+	double part[LX_NLOSS];
+	int has[LX_NLOSS];
+	double total;
+} lx_losses;
+
+/* Field names of the parts: "masked_lm_loss", "matched_loss", "obj_loss", "attr_loss", "feat_loss",
+ * "answer_loss". */
+extern const char *const lx_loss_names[LX_NLOSS];
+
+/* The losses of one example from its encoder outputs: lang [T, H], visn [N, H], pooled [H] (a pointer may be
+ * NULL when no label needs it). Only heads in `heads` (LX_HEAD_* bits) count; a part whose head is not
+ * there is left out. Labels outside their range are LX_EINPUT, naming the field and position. */
+lx_status lx_heads_losses(lx_heads *h, int heads, const lx_labels *lab, const float *lang, const float *visn,
+                          const float *pooled, lx_losses *out, lx_err *e);
+
+/* The authors' VQA/GQA fine-tuning loss: binary cross-entropy with logits of score[n] against soft scores
+ * target[n], averaged over the n answers and multiplied by n (so: summed over the answers). */
+double lx_bce_loss(const float *score, const float *target, int n);
+
+/* ---- small helpers over scores ---------------------------------------------------------------------- */
+
+/* p[n] = softmax(x[n]) (p may be x). */
+void lx_softmax(const float *x, int n, float *p);
+/* The sigmoid of one logit. */
+double lx_sigmoid(double x);
+/* Indices of the k largest values of x[n] (k <= n), largest first; equal values keep index order. */
+void lx_topk(const float *x, int n, int k, int *idx);
+
+/* ---- name lists ------------------------------------------------------------------------------------- */
+
+typedef struct lx_names lx_names;
+
+enum {
+	LX_NAMES_LINES,    /* one name a line, verbatim (vocab.txt) */
+	LX_NAMES_FIRST,    /* one entry a line, the first of its comma-separated synonyms (VG vocab files) */
+	LX_NAMES_ANSWERS   /* a JSON list of strings (label2ans), a JSON list of {"ans": ...} objects
+	                      (lxmert_all_ans.json) when the file starts with [ or {; else one answer a line */
+};
+
+/* Reads a name list from path. Lines end with \n (a \r before it is dropped); a last line without \n counts.
+ * LX_EMODEL if the file cannot be read or parsed, naming the file and, for JSON, the line and entry. */
+lx_status lx_names_load(lx_names **out, const char *path, int kind, lx_err *e);
+void lx_names_free(lx_names *n);
+int lx_names_count(const lx_names *n);
+/* The i-th name (0 <= i < count). */
+const char *lx_names_get(const lx_names *n, int i);
+/* Index of name s, or -1. */
+int lx_names_find(const lx_names *n, const char *s);
+/* The path the list was read from. */
+const char *lx_names_path(const lx_names *n);
+
+#endif
