@@ -251,17 +251,13 @@ static int install(const opts *o)
 /* ---- the tensors to write ---- */
 
 typedef struct {
-	lx_st_entry *ents;
-	char **hf;               /* [n] HF names */
-	int n;
+	lx_st_entry *ents;       /* [n], sorted by name */
+	const char **keys;       /* [n] the names in the checkpoint */
+	char **hf;               /* the HF names, owned */
+	int n, nhf;
 	int64_t params;
 	uint64_t bytes;
 } plan;
-
-static int by_entry_name(const void *a, const void *b)
-{
-	return strcmp(((const lx_st_entry *)a)->name, ((const lx_st_entry *)b)->name);
-}
 
 static int known_prefix(const char *s)
 {
@@ -269,28 +265,73 @@ static int known_prefix(const char *s)
 	       !strncmp(s, "answer_head.", 12);
 }
 
-static const lx_st_entry *find_ent(const plan *P, const char *name)
+static int find_ent(const plan *P, const char *name)
 {
-	lx_st_entry k;
+	int i;
 
-	k.name = name;
-	return bsearch(&k, P->ents, (size_t)P->n, sizeof k, by_entry_name);
+	for (i = 0; i < P->n; i++)
+		if (!strcmp(P->ents[i].name, name))
+			return i;
+	return -1;
+}
+
+static void drop(plan *P, int i)
+{
+	memmove(&P->ents[i], &P->ents[i + 1], (size_t)(P->n - i - 1) * sizeof *P->ents);
+	memmove(&P->keys[i], &P->keys[i + 1], (size_t)(P->n - i - 1) * sizeof *P->keys);
+	P->n--;
 }
 
 /* Leaves out cls.predictions.decoder.weight when it equals the word embeddings, as HF does. */
 static void drop_tied_decoder(plan *P)
 {
-	const lx_st_entry *d = find_ent(P, "cls.predictions.decoder.weight");
-	const lx_st_entry *w = find_ent(P, "lxmert.embeddings.word_embeddings.weight");
-	int i;
+	int d = find_ent(P, "cls.predictions.decoder.weight");
+	int w = find_ent(P, "lxmert.embeddings.word_embeddings.weight");
+	const lx_tensor *a, *b;
 
-	if (!d || !w || d->src.dtype != w->src.dtype || d->src.ndim != w->src.ndim ||
-	    memcmp(d->src.shape, w->src.shape, sizeof d->src.shape) ||
-	    memcmp(d->src.data, w->src.data, (size_t)d->src.numel * lx_dtype_size(d->src.dtype)))
+	if (d < 0 || w < 0)
 		return;
-	i = (int)(d - P->ents);
-	memmove(&P->ents[i], &P->ents[i + 1], (size_t)(P->n - i - 1) * sizeof *P->ents);
-	P->n--;
+	a = &P->ents[d].src;
+	b = &P->ents[w].src;
+	if (a->dtype == b->dtype && a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape) &&
+	    !memcmp(a->data, b->data, (size_t)a->numel * lx_dtype_size(a->dtype)))
+		drop(P, d);
+}
+
+static const plan *sort_ctx; /* for by_index: qsort has no context argument */
+
+static int by_index(const void *a, const void *b)
+{
+	return strcmp(sort_ctx->ents[*(const int *)a].name, sort_ctx->ents[*(const int *)b].name);
+}
+
+/* Sorts the entries by name, keeping keys alongside. */
+static int sort_plan(plan *P)
+{
+	lx_st_entry *e2 = malloc((size_t)P->n * sizeof *e2 + 1);
+	const char **k2 = malloc((size_t)P->n * sizeof *k2 + 1);
+	int *idx = malloc((size_t)P->n * sizeof *idx + 1), i;
+
+	if (!e2 || !k2 || !idx) {
+		free(e2);
+		free(k2);
+		free(idx);
+		return -1;
+	}
+	for (i = 0; i < P->n; i++)
+		idx[i] = i;
+	sort_ctx = P;
+	qsort(idx, (size_t)P->n, sizeof *idx, by_index);
+	for (i = 0; i < P->n; i++) {
+		e2[i] = P->ents[idx[i]];
+		k2[i] = P->keys[idx[i]];
+	}
+	free(P->ents);
+	free(P->keys);
+	free(idx);
+	P->ents = e2;
+	P->keys = k2;
+	return 0;
 }
 
 /* HF names for every tensor; unknown ones are left out with a note, a name reached twice is an error. */
@@ -300,8 +341,9 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 	int i, k, n = lx_ckpt_count(c);
 
 	P->ents = calloc((size_t)n + 1, sizeof *P->ents);
+	P->keys = calloc((size_t)n + 1, sizeof *P->keys);
 	P->hf = calloc((size_t)n + 1, sizeof *P->hf);
-	if (!P->ents || !P->hf)
+	if (!P->ents || !P->keys || !P->hf)
 		return die(LX_EIO, "%s: out of memory%s", path, "");
 	for (i = 0; i < n; i++) {
 		lx_st_entry *en = &P->ents[P->n];
@@ -310,21 +352,22 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 			fprintf(stderr, TOOL ": %s: tensor %s: not part of LXMERT, left out\n", path, key);
 			continue;
 		}
-		if (!(P->hf[i] = strdup(hf)))
+		if (!(P->hf[P->nhf] = strdup(hf)))
 			return die(LX_EIO, "%s: out of memory%s", path, "");
-		en->name = P->hf[i];
+		en->name = P->hf[P->nhf++];
 		en->dtype = dtype >= 0 && lx_dtype_is_float(en->src.dtype) ? (lx_dtype)dtype : en->src.dtype;
-		P->n++;
+		P->keys[P->n++] = key;
 	}
-	qsort(P->ents, (size_t)P->n, sizeof *P->ents, by_entry_name);
-	for (k = 1; k < P->n; k++)
-		if (!strcmp(P->ents[k - 1].name, P->ents[k].name)) {
-			fprintf(stderr, TOOL ": %s: tensor %s: two tensors of the checkpoint map to this name\n", path,
-			        P->ents[k].name);
-			return LX_EMODEL;
-		}
 	if (P->n == 0)
 		return die(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint%s", path, "");
+	if (sort_plan(P))
+		return die(LX_EIO, "%s: out of memory%s", path, "");
+	for (k = 1; k < P->n; k++)
+		if (!strcmp(P->ents[k - 1].name, P->ents[k].name)) {
+			fprintf(stderr, TOOL ": %s: tensor %s: two tensors of the checkpoint map to this name (%s and %s)\n",
+			        path, P->ents[k].name, P->keys[k - 1], P->keys[k]);
+			return LX_EMODEL;
+		}
 	drop_tied_decoder(P);
 	for (k = 0; k < P->n; k++) {
 		P->params += P->ents[k].src.numel;
@@ -333,13 +376,14 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 	return LX_OK;
 }
 
-static void plan_free(plan *P, int n)
+static void plan_free(plan *P)
 {
 	int i;
 
-	for (i = 0; i < n && P->hf; i++)
+	for (i = 0; i < P->nhf; i++)
 		free(P->hf[i]);
 	free(P->hf);
+	free(P->keys);
 	free(P->ents);
 }
 
@@ -411,10 +455,8 @@ static int convert(opts *o)
 	lx_ckpt_config cfg;
 	lx_ckpt *c = NULL;
 	plan P = {0};
-	const char *const *names;
-	lx_tensor *ts;
 	lx_err e;
-	int st, i, n = 0;
+	int st;
 
 	snprintf(weights, sizeof weights, "%s", o->in);
 	if (is_dir(o->in)) {
@@ -434,21 +476,11 @@ static int convert(opts *o)
 		return st;
 	if (lx_ckpt_open(&c, weights, &e) != LX_OK)
 		return fail(&e);
-	n = lx_ckpt_count(c);
 	if ((st = make_plan(&P, c, weights, o->dtype)) != LX_OK)
 		goto done;
 	if (!o->config) {
-		names = calloc((size_t)P.n, sizeof *names);
-		ts = calloc((size_t)P.n, sizeof *ts);
-		for (i = 0; names && ts && i < P.n; i++) {
-			((const char **)names)[i] = P.ents[i].name;
-			ts[i] = P.ents[i].src;
-		}
-		st = names && ts ? (int)lx_ckpt_infer_config(&cfg, names, ts, P.n, o->heads, weights, &e) : LX_EIO;
-		free((void *)names);
-		free(ts);
-		if (st != LX_OK) {
-			st = names && ts ? fail(&e) : die(LX_EIO, "%s: out of memory%s", weights, "");
+		if (lx_ckpt_infer_config(&cfg, P.ents, P.n, o->heads, weights, &e) != LX_OK) {
+			st = fail(&e);
 			goto done;
 		}
 		say_inferred(&cfg, weights);
@@ -463,7 +495,7 @@ static int convert(opts *o)
 done:
 	if (st != LX_OK)
 		cleanup_tmp();
-	plan_free(&P, n);
+	plan_free(&P);
 	lx_ckpt_free(c);
 	return st;
 }

@@ -37,8 +37,7 @@ const char *lx_ckpt_hf_name(const char *key, char *buf, size_t n)
 /* ---- inferring the config ---- */
 
 typedef struct {
-	const char *const *names;
-	const lx_tensor *t;
+	const lx_st_entry *t;
 	int n;
 	const char *path;
 	lx_err *e;
@@ -49,8 +48,8 @@ static const lx_tensor *find(const tensors *T, const char *name)
 	int i;
 
 	for (i = 0; i < T->n; i++)
-		if (!strcmp(T->names[i], name))
-			return &T->t[i];
+		if (!strcmp(T->t[i].name, name))
+			return &T->t[i].src;
 	return NULL;
 }
 
@@ -63,10 +62,11 @@ static int count_layers(const tensors *T, const char *prefix)
 	int i;
 
 	for (i = 0; i < T->n; i++) {
-		if (strncmp(T->names[i], prefix, pl) || T->names[i][pl] < '0' || T->names[i][pl] > '9')
+		const char *nm = T->t[i].name;
+		if (strncmp(nm, prefix, pl) || nm[pl] < '0' || nm[pl] > '9')
 			continue;
 		errno = 0;
-		v = strtol(T->names[i] + pl, &end, 10);
+		v = strtol(nm + pl, &end, 10);
 		if (*end == '.' && !errno && v < 100000 && v > best)
 			best = v;
 	}
@@ -189,10 +189,10 @@ static lx_status infer_heads(lx_ckpt_config *cfg, const tensors *T)
 	return LX_OK;
 }
 
-lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const char *const *names, const lx_tensor *t, int n,
-                               int heads, const char *path, lx_err *e)
+lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n, int heads, const char *path,
+                               lx_err *e)
 {
-	tensors T = {names, t, n, path, e};
+	tensors T = {t, n, path, e};
 	lx_config *c = &cfg->c;
 	lx_status st;
 

@@ -32,6 +32,20 @@ const char *lx_ckpt_name(const lx_ckpt *c, int i, lx_tensor *t);
 /* "zip" or "legacy". */
 const char *lx_ckpt_format(const lx_ckpt *c);
 
+/* ---- writing safetensors ----------------------------------------------------------------------------- */
+
+typedef struct {
+	const char *name;
+	lx_tensor src;      /* what to write; data need not be aligned */
+	lx_dtype dtype;     /* dtype to write: src.dtype, or any float dtype when src is a float tensor */
+} lx_st_entry;
+
+/* Writes a safetensors file as Hugging Face's safetensors library does: the header's keys sorted, then
+ * "__metadata__": {"format": "pt"}, padded with spaces to a multiple of 8 bytes; data ordered by dtype
+ * (widest first) then name. Converts float dtypes on the way (round to nearest even). Names must be distinct.
+ * LX_EIO if writing fails. */
+lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e);
+
 /* ---- names and config -------------------------------------------------------------------------------- */
 
 /* Hugging Face's name for a state-dict key of HF or of the authors' code (airsplay/lxmert): "module." is
@@ -47,28 +61,15 @@ typedef struct {
 	int heads_given;                           /* num_attention_heads came from the caller */
 } lx_ckpt_config;
 
-/* Infers the shapes of c from the tensors (names[i], t[i]; HF names). num_attention_heads cannot be read
- * from weights: heads > 0 is taken as given, heads 0 means hidden_size / 64 (BERT's head size), an error if
- * that does not divide. Values no tensor holds (hidden_act, layer_norm_eps, visual_loss_normalizer, and the
+/* Infers the shapes of c from the tensors t[0..n) (name and src; HF names). num_attention_heads cannot be
+ * read from weights: heads > 0 is taken as given, heads 0 means hidden_size / 64 (BERT's head size), an
+ * error if that does not divide. Values no tensor holds (hidden_act, layer_norm_eps, visual_loss_normalizer, and the
  * label counts of heads the file lacks) get LXMERT's defaults. LX_EMODEL, naming the tensor, when a tensor
  * the model needs is missing or has a shape that disagrees with the others. path is for messages. */
-lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const char *const *names, const lx_tensor *t, int n,
-                               int heads, const char *path, lx_err *e);
-/* Writes cfg as config.json in the layout transformers writes (keys sorted, two-space indent). */
+lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n, int heads, const char *path,
+                               lx_err *e);
+/* Writes cfg as config.json in the layout transformers writes (keys sorted, two-space indent, no
+ * final newline, like the fixtures). */
 lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_err *e);
-
-/* ---- writing safetensors ----------------------------------------------------------------------------- */
-
-typedef struct {
-	const char *name;
-	lx_tensor src;      /* what to write; data need not be aligned */
-	lx_dtype dtype;     /* dtype to write: src.dtype, or any float dtype when src is a float tensor */
-} lx_st_entry;
-
-/* Writes a safetensors file as Hugging Face's safetensors library does: the header's keys sorted, then
- * "__metadata__": {"format": "pt"}, padded with spaces to a multiple of 8 bytes; data ordered by dtype
- * (widest first) then name. Converts float dtypes on the way (round to nearest even). Names must be distinct.
- * LX_EIO if writing fails. */
-lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e);
 
 #endif
