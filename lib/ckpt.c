@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "lx_ckpt.h"
 #include "lx_pickle.h"
 #include "lx_zip.h"
@@ -351,6 +353,21 @@ static lx_status add_tensor(loader *L, const char *name, const lx_pk *tv)
 	return LX_OK;
 }
 
+static int valid_utf8(const char *s, size_t n)
+{
+	utf8proc_int32_t cp;
+	utf8proc_ssize_t k;
+
+	while (n > 0) {
+		k = utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &cp);
+		if (k <= 0 || cp == 0)
+			return 0;
+		s += k;
+		n -= (size_t)k;
+	}
+	return 1;
+}
+
 static int has_tensor(const lx_pk *d)
 {
 	size_t k;
@@ -385,8 +402,8 @@ static lx_status collect(loader *L, lx_pk *root)
 		const lx_pk *key = d->items[2 * k], *val = d->items[2 * k + 1];
 		if (val->type != LX_PK_TENSOR)
 			continue;
-		if (key->type != LX_PK_STR || strlen(key->s) != key->len)
-			return lx_errf(L->e, LX_EMODEL, "%s: state-dict key %zu is not a string", c->path, k + 1);
+		if (key->type != LX_PK_STR || !valid_utf8(key->s, key->len))
+			return lx_errf(L->e, LX_EMODEL, "%s: state-dict key %zu is not a UTF-8 string", c->path, k + 1);
 		if ((st = add_tensor(L, key->s, val)) != LX_OK)
 			return st;
 	}
