@@ -335,6 +335,9 @@ static lx_status add_tensor(loader *L, const char *name, const lx_pk *tv)
 			contiguous = 0;
 		expect *= shape[k];
 	}
+	if (!contiguous && numel > avail) /* a copy larger than the storage: elements repeat */
+		return lx_errf(L->e, LX_EMODEL, "%s: tensor %s: shape %s, strides %s repeat elements of storage %s "
+		               "(broadcast or overlapping views are not supported)", c->path, name, sh, sd, s->key);
 	if (!(c->names[c->n] = strdup(name)))
 		return lx_errf(L->e, LX_EIO, "%s: out of memory", c->path);
 	t->dtype = s->dtype;

@@ -377,7 +377,7 @@ static lx_status add_to(vm *m, size_t k, int dict)
 	lx_pk *c;
 	size_t i;
 
-	if (k == 0 || k > m->sp)
+	if (k == 0 || k > m->sp || (m->nm && m->marks[m->nm - 1] >= k))
 		return fail(m, "nothing to add items to");
 	c = m->stack[k - 1];
 	if (dict ? c->type != LX_PK_DICT : c->type != LX_PK_LIST)

@@ -289,6 +289,9 @@ def make(case, out, layout):
     if case == "short":      # the storage holds 10 floats, the tensor needs 12
         s = Storage("0", "F32", np.zeros(10, np.float32).tobytes())
         return save({"lxmert.x": Tensor(s, 0, (3, 4), (4, 1))}, out, layout)
+    if case == "broadcast":  # 12 elements from a storage of 4: stride 0 repeats them
+        s = Storage("0", "F32", np.arange(4, dtype=np.float32).tobytes())
+        return save({"lxmert.b": Tensor(s, 0, (3, 4), (0, 1))}, out, layout)
     if case == "complex":
         s = Storage("0", "C64", np.zeros(4, np.complex64).tobytes())
         return save({"lxmert.ok": Tensor(Storage("1", "F32", b"\0" * 8), 0, (2,), (1,)),

@@ -195,6 +195,14 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	done
 }
 
+@test "refuses a broadcast view, whose copy would repeat elements of its storage" {
+	$H make broadcast "$T/b.bin" zip
+	run "$BIN/lx-convert" --config "$M/config.json" "$T/b.bin" "$T/out"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-convert: $T/b.bin: tensor lxmert.b: shape [3, 4], strides [0, 1] repeat elements of storage 0 (broadcast or overlapping views are not supported)" ]
+	only_left "b.bin"
+}
+
 @test "refuses an unknown dtype, naming the tensor" {
 	for layout in zip legacy; do
 		$H make complex "$T/c.bin" $layout
