@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,10 +62,21 @@ static void on_signal(int sig)
 	_exit(LX_EINTR);
 }
 
-static int die(lx_status st, const char *fmt, const char *a, const char *b)
+/* Prints "lx-convert: <message>" on stderr and returns st. */
+static int die(lx_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static int die(lx_status st, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, TOOL ": ");
-	fprintf(stderr, fmt, a, b);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	return st;
 }
@@ -96,7 +108,7 @@ static int list(const char *path)
 	}
 	lx_ckpt_free(c);
 	if (fflush(stdout) || ferror(stdout) || fclose(stdout))
-		return die(LX_EIO, "stdout: %s%s", strerror(errno), "");
+		return die(LX_EIO, "stdout: %s", strerror(errno));
 	return LX_OK;
 }
 
@@ -156,9 +168,9 @@ static int check_outdir(const opts *o)
 	if (!exists(o->out))
 		return LX_OK;
 	if (!o->force)
-		return die(LX_EUSAGE, "%s: exists (use --force to replace it)%s", o->out, "");
+		return die(LX_EUSAGE, "%s: exists (use --force to replace it)", o->out);
 	if (!is_dir(o->out))
-		return die(LX_EUSAGE, "%s: exists and is not a directory; not replacing it%s", o->out, "");
+		return die(LX_EUSAGE, "%s: exists and is not a directory; not replacing it", o->out);
 	if (!(dir = opendir(o->out)))
 		return die(LX_EIO, "%s: %s", o->out, strerror(errno));
 	while ((d = readdir(dir)) != NULL) {
@@ -205,7 +217,7 @@ static int make_sibling(char *buf, size_t n, const char *out, const char *what)
 	while (len > 1 && out[len - 1] == '/')
 		len--;
 	if (len >= sizeof tmp)
-		return die(LX_EUSAGE, "%s: path too long%s", out, "");
+		return die(LX_EUSAGE, "%s: path too long", out);
 	memcpy(tmp, out, len);
 	tmp[len] = 0;
 	slash = strrchr(tmp, '/');
@@ -213,7 +225,7 @@ static int make_sibling(char *buf, size_t n, const char *out, const char *what)
 	w = slash ? snprintf(buf, n, "%.*s/.%s.%s-XXXXXX", (int)(slash - tmp), tmp, base, what)
 	          : snprintf(buf, n, ".%s.%s-XXXXXX", base, what);
 	if (w < 0 || (size_t)w >= n)
-		return die(LX_EUSAGE, "%s: path too long%s", out, "");
+		return die(LX_EUSAGE, "%s: path too long", out);
 	if (!mkdtemp(buf))
 		return die(LX_EIO, "%s: %s", buf, strerror(errno));
 	mask = umask(0);
@@ -344,7 +356,7 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 	P->keys = calloc((size_t)n + 1, sizeof *P->keys);
 	P->hf = calloc((size_t)n + 1, sizeof *P->hf);
 	if (!P->ents || !P->keys || !P->hf)
-		return die(LX_EIO, "%s: out of memory%s", path, "");
+		return die(LX_EIO, "%s: out of memory", path);
 	for (i = 0; i < n; i++) {
 		lx_st_entry *en = &P->ents[P->n];
 		const char *key = lx_ckpt_name(c, i, &en->src), *hf = lx_ckpt_hf_name(key, buf, sizeof buf);
@@ -353,21 +365,19 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 			continue;
 		}
 		if (!(P->hf[P->nhf] = strdup(hf)))
-			return die(LX_EIO, "%s: out of memory%s", path, "");
+			return die(LX_EIO, "%s: out of memory", path);
 		en->name = P->hf[P->nhf++];
 		en->dtype = dtype >= 0 && lx_dtype_is_float(en->src.dtype) ? (lx_dtype)dtype : en->src.dtype;
 		P->keys[P->n++] = key;
 	}
 	if (P->n == 0)
-		return die(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint%s", path, "");
+		return die(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint", path);
 	if (sort_plan(P))
-		return die(LX_EIO, "%s: out of memory%s", path, "");
+		return die(LX_EIO, "%s: out of memory", path);
 	for (k = 1; k < P->n; k++)
-		if (!strcmp(P->ents[k - 1].name, P->ents[k].name)) {
-			fprintf(stderr, TOOL ": %s: tensor %s: two tensors of the checkpoint map to this name (%s and %s)\n",
-			        path, P->ents[k].name, P->keys[k - 1], P->keys[k]);
-			return LX_EMODEL;
-		}
+		if (!strcmp(P->ents[k - 1].name, P->ents[k].name))
+			return die(LX_EMODEL, "%s: tensor %s: two tensors of the checkpoint map to this name (%s and %s)",
+			           path, P->ents[k].name, P->keys[k - 1], P->keys[k]);
 	drop_tied_decoder(P);
 	for (k = 0; k < P->n; k++) {
 		P->params += P->ents[k].src.numel;
@@ -416,12 +426,9 @@ static int check_json(const char *path)
 	int ok = j && json_is_object(j);
 
 	json_decref(j);
-	if (!ok) {
-		fprintf(stderr, TOOL ": %s: line %d: not a JSON object%s%s\n", path, je.line, j ? "" : ": ",
-		        j ? "" : je.text);
-		return LX_EMODEL;
-	}
-	return LX_OK;
+	if (!j)
+		return die(LX_EMODEL, "%s: line %d: %s (expected a JSON object)", path, je.line, je.text);
+	return ok ? LX_OK : die(LX_EMODEL, "%s: not a JSON object", path);
 }
 
 /* ---- converting ---- */
@@ -462,7 +469,7 @@ static int convert(opts *o)
 	if (is_dir(o->in)) {
 		snprintf(weights, sizeof weights, "%s/pytorch_model.bin", o->in);
 		if (!exists(weights))
-			return die(LX_EMODEL, "%s: no pytorch_model.bin in this directory%s", o->in, "");
+			return die(LX_EMODEL, "%s: no pytorch_model.bin in this directory", o->in);
 		snprintf(cfg_path, sizeof cfg_path, "%s/config.json", o->in);
 		if (!o->config && exists(cfg_path))
 			o->config = cfg_path;

@@ -231,6 +231,18 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	[ "$output" = "lx-convert: $T/nothing.bin: No such file or directory" ]
 }
 
+@test "refuses a --config that is not a JSON object" {
+	printf '[1, 2]\n' > "$T/a.json"
+	run "$BIN/lx-convert" --config "$T/a.json" "$M/pytorch_model.bin" "$T/out"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-convert: $T/a.json: not a JSON object" ]
+	printf '{"vocab_size": 99,\n oops}\n' > "$T/b.json"
+	run "$BIN/lx-convert" --config "$T/b.json" "$M/pytorch_model.bin" "$T/out"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-convert: $T/b.json: line 2: string or '}' expected near 'oops' (expected a JSON object)" ]
+	only_left "$(printf 'a.json\nb.json')"
+}
+
 @test "refuses an existing OUTDIR unless --force, which replaces it" {
 	mkdir "$T/out"
 	echo old > "$T/out/old.txt"
