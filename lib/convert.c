@@ -85,9 +85,8 @@ static lx_status need(const tensors *T, const char *name, int *rows, int *cols)
 		               T->path, name);
 	if (t->ndim != nd || t->shape[0] <= 0 || t->shape[0] > 1 << 30 ||
 	    (nd == 2 && (t->shape[1] <= 0 || t->shape[1] > 1 << 30)))
-		return lx_errf(T->e, LX_EMODEL, "%s: tensor %s: %d-D tensor with shape (%lld%s...), expected %d-D",
-		               T->path, name, t->ndim, t->ndim ? (long long)t->shape[0] : 0LL, t->ndim > 1 ? ", " : "",
-		               nd);
+		return lx_errf(T->e, LX_EMODEL, "%s: tensor %s: %d dimensions, first %lld, expected %d positive "
+		               "dimensions", T->path, name, t->ndim, t->ndim ? (long long)t->shape[0] : 0LL, nd);
 	if (rows) {
 		*rows = (int)t->shape[0];
 		*cols = (int)t->shape[1];
