@@ -1,0 +1,577 @@
+/* lx-convert - a PyTorch LXMERT checkpoint to a model directory (model.safetensors, config.json, vocab.txt),
+ * without Python; or --list the tensors of a checkpoint. See lx-convert(1). */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "lx.h"
+#include "lx_ckpt.h"
+
+#define TOOL "lx-convert"
+
+static const char usage_text[] =
+	"usage: lx-convert [options] IN OUTDIR\n"
+	"       lx-convert --list FILE\n"
+	"Converts a PyTorch LXMERT checkpoint to a model directory: OUTDIR/model.safetensors (Hugging Face's\n"
+	"tensor names) and OUTDIR/config.json, plus vocab.txt when one is given. IN is a pytorch_model.bin, one\n"
+	"of the authors' .pth files, or a directory holding pytorch_model.bin (its config.json and vocab.txt\n"
+	"are copied; without a config.json one is inferred from the tensors). No Python code runs: the pickle is\n"
+	"read, never executed, and only the globals a state dict needs are accepted.\n"
+	"  -t, --dtype f32|f16|bf16      dtype of the floats written (default: as stored)\n"
+	"      --config FILE             copy this config.json instead of IN's or an inferred one\n"
+	"      --vocab FILE              copy this vocab.txt into OUTDIR\n"
+	"      --num-attention-heads N   heads of an inferred config (default: hidden_size / 64)\n"
+	"  -f, --force                   replace OUTDIR if it exists\n"
+	"  -l, --list                    print the tensors of FILE (name, dtype, shape), one a line\n"
+	"  -q, --quiet                   no summary on stderr\n"
+	"  -h, --help                    this text\n";
+
+typedef struct {
+	const char *in, *out, *config, *vocab;
+	int dtype;              /* -1: as stored */
+	int heads, force, quiet;
+} opts;
+
+/* The temporary directory and the files in it, removed if the run stops half-way. */
+static char tmp_dir[PATH_MAX], tmp_files[3][PATH_MAX + 32];
+
+static void cleanup_tmp(void)
+{
+	int k;
+
+	for (k = 0; k < 3; k++)
+		if (tmp_files[k][0])
+			unlink(tmp_files[k]);
+	if (tmp_dir[0])
+		rmdir(tmp_dir);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cleanup_tmp(); /* unlink and rmdir are async-signal-safe */
+	_exit(LX_EINTR);
+}
+
+/* Prints "lx-convert: <message>" on stderr and returns st. */
+static int die(lx_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static int die(lx_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, TOOL ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return st;
+}
+
+static int fail(const lx_err *e)
+{
+	fprintf(stderr, TOOL ": %s\n", e->msg);
+	return e->status;
+}
+
+/* ---- --list ---- */
+
+static int list(const char *path)
+{
+	lx_ckpt *c;
+	lx_tensor t;
+	lx_err e;
+	lx_status st;
+	int i, k;
+
+	if ((st = lx_ckpt_open(&c, path, &e)) != LX_OK)
+		return fail(&e);
+	for (i = 0; i < lx_ckpt_count(c); i++) {
+		const char *name = lx_ckpt_name(c, i, &t);
+		printf("%s\t%s\t[", name, lx_dtype_safetensors(t.dtype));
+		for (k = 0; k < t.ndim; k++)
+			printf("%s%lld", k ? ", " : "", (long long)t.shape[k]);
+		printf("]\n");
+	}
+	lx_ckpt_free(c);
+	if (fflush(stdout) || ferror(stdout) || fclose(stdout))
+		return die(LX_EIO, "stdout: %s", strerror(errno));
+	return LX_OK;
+}
+
+/* ---- files ---- */
+
+static int copy_file(const char *src, const char *dst)
+{
+	char buf[65536];
+	FILE *in = fopen(src, "rb"), *out;
+	size_t n;
+	int bad = 0;
+
+	if (!in)
+		return die(LX_EIO, "%s: %s", src, strerror(errno));
+	if (!(out = fopen(dst, "wb"))) {
+		fclose(in);
+		return die(LX_EIO, "%s: %s", dst, strerror(errno));
+	}
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, out) != n) {
+			bad = 1;
+			break;
+		}
+	if (ferror(in)) {
+		fclose(in);
+		fclose(out);
+		return die(LX_EIO, "%s: %s", src, strerror(errno));
+	}
+	fclose(in);
+	if (bad | fflush(out) | fsync(fileno(out)) | fclose(out))
+		return die(LX_EIO, "%s: %s", dst, strerror(errno));
+	return LX_OK;
+}
+
+static int is_dir(const char *p)
+{
+	struct stat sb;
+
+	return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int exists(const char *p)
+{
+	struct stat sb;
+
+	return lstat(p, &sb) == 0;
+}
+
+/* An OUTDIR that --force may replace: a directory of regular files only (a model directory). */
+static int check_outdir(const opts *o)
+{
+	struct dirent *d;
+	struct stat sb;
+	char p[PATH_MAX + 256];
+	DIR *dir;
+
+	if (!exists(o->out))
+		return LX_OK;
+	if (!o->force)
+		return die(LX_EUSAGE, "%s: exists (use --force to replace it)", o->out);
+	if (!is_dir(o->out))
+		return die(LX_EUSAGE, "%s: exists and is not a directory; not replacing it", o->out);
+	if (!(dir = opendir(o->out)))
+		return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+	while ((d = readdir(dir)) != NULL) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		snprintf(p, sizeof p, "%s/%s", o->out, d->d_name);
+		if (lstat(p, &sb) || !S_ISREG(sb.st_mode)) {
+			closedir(dir);
+			return die(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
+			           d->d_name);
+		}
+	}
+	closedir(dir);
+	return LX_OK;
+}
+
+/* Removes a directory of regular files. */
+static void remove_dir(const char *path)
+{
+	struct dirent *d;
+	char p[PATH_MAX + 256];
+	DIR *dir = opendir(path);
+
+	if (dir) {
+		while ((d = readdir(dir)) != NULL)
+			if (strcmp(d->d_name, ".") && strcmp(d->d_name, "..")) {
+				snprintf(p, sizeof p, "%s/%s", path, d->d_name);
+				unlink(p);
+			}
+		closedir(dir);
+	}
+	rmdir(path);
+}
+
+/* "<dir of OUTDIR>/.<base of OUTDIR>.<what>-XXXXXX", made with mkdtemp. */
+static int make_sibling(char *buf, size_t n, const char *out, const char *what)
+{
+	char tmp[PATH_MAX];
+	const char *slash, *base;
+	size_t len = strlen(out);
+	mode_t mask;
+	int w;
+
+	while (len > 1 && out[len - 1] == '/')
+		len--;
+	if (len >= sizeof tmp)
+		return die(LX_EUSAGE, "%s: path too long", out);
+	memcpy(tmp, out, len);
+	tmp[len] = 0;
+	slash = strrchr(tmp, '/');
+	base = slash ? slash + 1 : tmp;
+	w = slash ? snprintf(buf, n, "%.*s/.%s.%s-XXXXXX", (int)(slash - tmp), tmp, base, what)
+	          : snprintf(buf, n, ".%s.%s-XXXXXX", base, what);
+	if (w < 0 || (size_t)w >= n)
+		return die(LX_EUSAGE, "%s: path too long", out);
+	if (!mkdtemp(buf))
+		return die(LX_EIO, "%s: %s", buf, strerror(errno));
+	mask = umask(0);
+	umask(mask);
+	chmod(buf, 0777 & ~mask); /* mkdtemp makes it private; OUTDIR gets the usual mode */
+	return LX_OK;
+}
+
+/* Moves the finished temporary directory to OUTDIR, replacing an old one (checked by check_outdir). */
+static int install(const opts *o)
+{
+	char old[PATH_MAX];
+	int st;
+
+	if (exists(o->out)) {
+		if ((st = make_sibling(old, sizeof old, o->out, "old")) != LX_OK)
+			return st;
+		if (rename(o->out, old)) {
+			rmdir(old);
+			return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+		}
+		if (rename(tmp_dir, o->out)) {
+			rename(old, o->out);
+			return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+		}
+		remove_dir(old);
+	} else if (rename(tmp_dir, o->out)) {
+		return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+	}
+	tmp_dir[0] = 0;
+	memset(tmp_files, 0, sizeof tmp_files);
+	return LX_OK;
+}
+
+/* ---- the tensors to write ---- */
+
+typedef struct {
+	lx_st_entry *ents;       /* [n], sorted by name */
+	const char **keys;       /* [n] the names in the checkpoint */
+	char **hf;               /* the HF names, owned */
+	int n, nhf;
+	int64_t params;
+	uint64_t bytes;
+} plan;
+
+static int known_prefix(const char *s)
+{
+	return !strncmp(s, "lxmert.", 7) || !strncmp(s, "cls.", 4) || !strncmp(s, "obj_predict_head.", 17) ||
+	       !strncmp(s, "answer_head.", 12);
+}
+
+static int find_ent(const plan *P, const char *name)
+{
+	int i;
+
+	for (i = 0; i < P->n; i++)
+		if (!strcmp(P->ents[i].name, name))
+			return i;
+	return -1;
+}
+
+static void drop(plan *P, int i)
+{
+	memmove(&P->ents[i], &P->ents[i + 1], (size_t)(P->n - i - 1) * sizeof *P->ents);
+	memmove(&P->keys[i], &P->keys[i + 1], (size_t)(P->n - i - 1) * sizeof *P->keys);
+	P->n--;
+}
+
+/* Leaves out cls.predictions.decoder.weight when it equals the word embeddings, as HF does. */
+static void drop_tied_decoder(plan *P)
+{
+	int d = find_ent(P, "cls.predictions.decoder.weight");
+	int w = find_ent(P, "lxmert.embeddings.word_embeddings.weight");
+	const lx_tensor *a, *b;
+
+	if (d < 0 || w < 0)
+		return;
+	a = &P->ents[d].src;
+	b = &P->ents[w].src;
+	if (a->dtype == b->dtype && a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape) &&
+	    !memcmp(a->data, b->data, (size_t)a->numel * lx_dtype_size(a->dtype)))
+		drop(P, d);
+}
+
+static const plan *sort_ctx; /* for by_index: qsort has no context argument */
+
+static int by_index(const void *a, const void *b)
+{
+	return strcmp(sort_ctx->ents[*(const int *)a].name, sort_ctx->ents[*(const int *)b].name);
+}
+
+/* Sorts the entries by name, keeping keys alongside. */
+static int sort_plan(plan *P)
+{
+	lx_st_entry *e2 = malloc((size_t)P->n * sizeof *e2 + 1);
+	const char **k2 = malloc((size_t)P->n * sizeof *k2 + 1);
+	int *idx = malloc((size_t)P->n * sizeof *idx + 1), i;
+
+	if (!e2 || !k2 || !idx) {
+		free(e2);
+		free(k2);
+		free(idx);
+		return -1;
+	}
+	for (i = 0; i < P->n; i++)
+		idx[i] = i;
+	sort_ctx = P;
+	qsort(idx, (size_t)P->n, sizeof *idx, by_index);
+	for (i = 0; i < P->n; i++) {
+		e2[i] = P->ents[idx[i]];
+		k2[i] = P->keys[idx[i]];
+	}
+	free(P->ents);
+	free(P->keys);
+	free(idx);
+	P->ents = e2;
+	P->keys = k2;
+	return 0;
+}
+
+/* HF names for every tensor; unknown ones are left out with a note, a name reached twice is an error. */
+static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
+{
+	char buf[1024];
+	int i, k, n = lx_ckpt_count(c);
+
+	P->ents = calloc((size_t)n + 1, sizeof *P->ents);
+	P->keys = calloc((size_t)n + 1, sizeof *P->keys);
+	P->hf = calloc((size_t)n + 1, sizeof *P->hf);
+	if (!P->ents || !P->keys || !P->hf)
+		return die(LX_EIO, "%s: out of memory", path);
+	for (i = 0; i < n; i++) {
+		lx_st_entry *en = &P->ents[P->n];
+		const char *key = lx_ckpt_name(c, i, &en->src), *hf = lx_ckpt_hf_name(key, buf, sizeof buf);
+		if (!hf || !known_prefix(hf)) {
+			fprintf(stderr, TOOL ": %s: tensor %s: not part of LXMERT, left out\n", path, key);
+			continue;
+		}
+		if (!(P->hf[P->nhf] = strdup(hf)))
+			return die(LX_EIO, "%s: out of memory", path);
+		en->name = P->hf[P->nhf++];
+		en->dtype = dtype >= 0 && lx_dtype_is_float(en->src.dtype) ? (lx_dtype)dtype : en->src.dtype;
+		P->keys[P->n++] = key;
+	}
+	if (P->n == 0)
+		return die(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint", path);
+	if (sort_plan(P))
+		return die(LX_EIO, "%s: out of memory", path);
+	for (k = 1; k < P->n; k++)
+		if (!strcmp(P->ents[k - 1].name, P->ents[k].name))
+			return die(LX_EMODEL, "%s: tensor %s: two tensors of the checkpoint map to this name (%s and %s)",
+			           path, P->ents[k].name, P->keys[k - 1], P->keys[k]);
+	drop_tied_decoder(P);
+	for (k = 0; k < P->n; k++) {
+		P->params += P->ents[k].src.numel;
+		P->bytes += (uint64_t)P->ents[k].src.numel * lx_dtype_size(P->ents[k].dtype);
+	}
+	return LX_OK;
+}
+
+static void plan_free(plan *P)
+{
+	int i;
+
+	for (i = 0; i < P->nhf; i++)
+		free(P->hf[i]);
+	free(P->hf);
+	free(P->keys);
+	free(P->ents);
+}
+
+/* ---- the config ---- */
+
+static void say_inferred(const lx_ckpt_config *cfg, const char *path)
+{
+	const lx_config *c = &cfg->c;
+
+	fprintf(stderr, TOOL ": %s: no config.json: inferred from the tensors: vocab_size %d, hidden_size %d, "
+	        "intermediate_size %d, layers language %d vision %d cross_encoder %d, max_position_embeddings %d, "
+	        "type_vocab_size %d, visual_feat_dim %d, visual_pos_dim %d", path, c->vocab_size, c->hidden_size,
+	        c->intermediate_size, c->l_layers, c->r_layers, c->x_layers, c->max_position_embeddings,
+	        c->type_vocab_size, c->visual_feat_dim, c->visual_pos_dim);
+	fprintf(stderr, cfg->has_qa ? ", num_qa_labels %d" : "; num_qa_labels %d (no answer head: the default)",
+	        c->num_qa_labels);
+	if (cfg->has_obj)
+		fprintf(stderr, ", num_object_labels %d, num_attr_labels %d", c->num_object_labels, c->num_attr_labels);
+	else
+		fprintf(stderr, "; num_object_labels %d, num_attr_labels %d (no object head: the defaults)",
+		        c->num_object_labels, c->num_attr_labels);
+	fprintf(stderr, "; num_attention_heads %d (%s); hidden_act gelu, layer_norm_eps 1e-12 (LXMERT's)\n",
+	        c->num_attention_heads, cfg->heads_given ? "given" : "hidden_size / 64");
+}
+
+static int check_json(const char *path)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+	int ok = j && json_is_object(j);
+
+	json_decref(j);
+	if (!j)
+		return die(LX_EMODEL, "%s: line %d: %s (expected a JSON object)", path, je.line, je.text);
+	return ok ? LX_OK : die(LX_EMODEL, "%s: not a JSON object", path);
+}
+
+/* ---- converting ---- */
+
+static int write_all(const opts *o, const plan *P, const lx_ckpt_config *cfg)
+{
+	lx_err e;
+	int st;
+
+	snprintf(tmp_files[0], sizeof tmp_files[0], "%s/model.safetensors", tmp_dir);
+	if (lx_st_write(tmp_files[0], P->ents, P->n, &e) != LX_OK)
+		return fail(&e);
+	snprintf(tmp_files[1], sizeof tmp_files[1], "%s/config.json", tmp_dir);
+	if (o->config) {
+		if ((st = copy_file(o->config, tmp_files[1])) != LX_OK)
+			return st;
+	} else if (lx_ckpt_write_config(cfg, tmp_files[1], &e) != LX_OK) {
+		return fail(&e);
+	}
+	if (o->vocab) {
+		snprintf(tmp_files[2], sizeof tmp_files[2], "%s/vocab.txt", tmp_dir);
+		if ((st = copy_file(o->vocab, tmp_files[2])) != LX_OK)
+			return st;
+	}
+	return install(o);
+}
+
+static int convert(opts *o)
+{
+	static char weights[PATH_MAX], cfg_path[PATH_MAX], vocab_path[PATH_MAX];
+	lx_ckpt_config cfg;
+	lx_ckpt *c = NULL;
+	plan P = {0};
+	lx_err e;
+	int st;
+
+	snprintf(weights, sizeof weights, "%s", o->in);
+	if (is_dir(o->in)) {
+		snprintf(weights, sizeof weights, "%s/pytorch_model.bin", o->in);
+		if (!exists(weights))
+			return die(LX_EMODEL, "%s: no pytorch_model.bin in this directory", o->in);
+		snprintf(cfg_path, sizeof cfg_path, "%s/config.json", o->in);
+		if (!o->config && exists(cfg_path))
+			o->config = cfg_path;
+		snprintf(vocab_path, sizeof vocab_path, "%s/vocab.txt", o->in);
+		if (!o->vocab && exists(vocab_path))
+			o->vocab = vocab_path;
+	}
+	if ((st = check_outdir(o)) != LX_OK)
+		return st;
+	if (o->config && (st = check_json(o->config)) != LX_OK)
+		return st;
+	if (lx_ckpt_open(&c, weights, &e) != LX_OK)
+		return fail(&e);
+	if ((st = make_plan(&P, c, weights, o->dtype)) != LX_OK)
+		goto done;
+	if (!o->config) {
+		if (lx_ckpt_infer_config(&cfg, P.ents, P.n, o->heads, weights, &e) != LX_OK) {
+			st = fail(&e);
+			goto done;
+		}
+		say_inferred(&cfg, weights);
+	}
+	if ((st = make_sibling(tmp_dir, sizeof tmp_dir, o->out, "tmp")) != LX_OK)
+		goto done;
+	if ((st = write_all(o, &P, &cfg)) != LX_OK)
+		goto done;
+	if (!o->quiet)
+		fprintf(stderr, TOOL ": %s: %d tensors, %lld parameters, %llu bytes of data\n", o->out, P.n,
+		        (long long)P.params, (unsigned long long)P.bytes);
+done:
+	if (st != LX_OK)
+		cleanup_tmp();
+	plan_free(&P);
+	lx_ckpt_free(c);
+	return st;
+}
+
+static int parse_dtype(const char *s)
+{
+	if (!strcmp(s, "f32") || !strcmp(s, "float32"))
+		return LX_F32;
+	if (!strcmp(s, "f16") || !strcmp(s, "float16"))
+		return LX_F16;
+	if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16"))
+		return LX_BF16;
+	return -2;
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+	if (msg)
+		fprintf(stderr, TOOL ": %s%s\n", msg, arg ? arg : "");
+	fputs(usage_text, stderr);
+	return LX_EUSAGE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"dtype", required_argument, NULL, 't'}, {"config", required_argument, NULL, 'C'},
+		{"vocab", required_argument, NULL, 'V'}, {"num-attention-heads", required_argument, NULL, 'H'},
+		{"force", no_argument, NULL, 'f'},       {"list", no_argument, NULL, 'l'},
+		{"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	opts o = {0};
+	int ch, do_list = 0;
+	char *end;
+	long v;
+
+	o.dtype = -1;
+	while ((ch = getopt_long(argc, argv, "t:flqh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			if ((o.dtype = parse_dtype(optarg)) == -2)
+				return usage_error("--dtype must be f32, f16 or bf16, not ", optarg);
+			break;
+		case 'C': o.config = optarg; break;
+		case 'V': o.vocab = optarg; break;
+		case 'H':
+			v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < 1 || v > 4096)
+				return usage_error("--num-attention-heads must be a positive integer, not ", optarg);
+			o.heads = (int)v;
+			break;
+		case 'f': o.force = 1; break;
+		case 'l': do_list = 1; break;
+		case 'q': o.quiet = 1; break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return fclose(stdout) ? LX_EIO : LX_OK;
+		default: return usage_error(NULL, NULL);
+		}
+	}
+	if (do_list)
+		return argc - optind == 1 ? list(argv[optind]) : usage_error("--list takes one FILE", NULL);
+	if (argc - optind != 2)
+		return usage_error("expected IN and OUTDIR", NULL);
+	o.in = argv[optind];
+	o.out = argv[optind + 1];
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	return convert(&o);
+}

@@ -1,0 +1,75 @@
+/*
+ * lx_ckpt.h - PyTorch checkpoints without Python: reading state dicts, mapping the authors' names to
+ * Hugging Face's, inferring an LXMERT config, and writing safetensors (formats/pytorch-checkpoint.md,
+ * lx-convert(1)).
+ *
+ * Ownership and errors follow lx.h.
+ */
+#ifndef LX_CKPT_H
+#define LX_CKPT_H
+
+#include "lx.h"
+
+/* ---- reading a checkpoint ---------------------------------------------------------------------------- */
+/*
+ * Both layouts torch.save writes: the zip archive (torch >= 1.6) and the legacy sequence of pickles. The
+ * pickles are interpreted, never executed: only data opcodes and an allow-list of globals are read
+ * (lx_pickle.h); any other global is refused before anything else happens. The file is mapped read-only;
+ * a tensor whose view is contiguous points into the mapping (tied tensors share their bytes), any other view
+ * is copied once into memory the lx_ckpt owns. Every offset, length and view is checked against the file.
+ */
+typedef struct lx_ckpt lx_ckpt;
+
+/* Opens path. LX_EIO if it cannot be read, LX_EMODEL if it is not a usable checkpoint; the message names the
+ * file and, where there is one, the tensor. */
+lx_status lx_ckpt_open(lx_ckpt **out, const char *path, lx_err *e);
+/* The same on bytes in memory (buf must outlive the lx_ckpt); name is used in messages. */
+lx_status lx_ckpt_open_mem(lx_ckpt **out, const void *buf, size_t len, const char *name, lx_err *e);
+void lx_ckpt_free(lx_ckpt *c);
+int lx_ckpt_count(const lx_ckpt *c);
+/* The i-th tensor in the file's order: its name, and (if t) its dtype, shape and contiguous row-major data. */
+const char *lx_ckpt_name(const lx_ckpt *c, int i, lx_tensor *t);
+/* "zip" or "legacy". */
+const char *lx_ckpt_format(const lx_ckpt *c);
+
+/* ---- writing safetensors ----------------------------------------------------------------------------- */
+
+typedef struct {
+	const char *name;
+	lx_tensor src;      /* what to write; data need not be aligned */
+	lx_dtype dtype;     /* dtype to write: src.dtype, or any float dtype when src is a float tensor */
+} lx_st_entry;
+
+/* Writes a safetensors file as Hugging Face's safetensors library does: the header's keys sorted, then
+ * "__metadata__": {"format": "pt"}, padded with spaces to a multiple of 8 bytes; data ordered by dtype
+ * (widest first) then name. Converts float dtypes on the way (round to nearest even). Names must be distinct.
+ * LX_EIO if writing fails. */
+lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e);
+
+/* ---- names and config -------------------------------------------------------------------------------- */
+
+/* Hugging Face's name for a state-dict key of HF or of the authors' code (airsplay/lxmert): "module." is
+ * dropped, "bert." and "lxrt_encoder.model.bert." become "lxmert.", "logit_fc." becomes
+ * "answer_head.logit_fc.", and the keys of a bare LxmertModel ("embeddings.", "encoder.", "pooler.") get
+ * "lxmert.". Writes into buf (n bytes) and returns buf, or NULL if the name does not fit. */
+const char *lx_ckpt_hf_name(const char *key, char *buf, size_t n);
+
+/* A config inferred from tensors with HF names. */
+typedef struct {
+	lx_config c;
+	int has_mlm, has_match, has_qa, has_obj;   /* which heads the tensors hold */
+	int heads_given;                           /* num_attention_heads came from the caller */
+} lx_ckpt_config;
+
+/* Infers the shapes of c from the tensors t[0..n) (name and src; HF names). num_attention_heads cannot be
+ * read from weights: heads > 0 is taken as given, heads 0 means hidden_size / 64 (BERT's head size), an
+ * error if that does not divide. Values no tensor holds (hidden_act, layer_norm_eps, visual_loss_normalizer, and the
+ * label counts of heads the file lacks) get LXMERT's defaults. LX_EMODEL, naming the tensor, when a tensor
+ * the model needs is missing or has a shape that disagrees with the others. path is for messages. */
+lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n, int heads, const char *path,
+                               lx_err *e);
+/* Writes cfg as config.json in the layout transformers writes (keys sorted, two-space indent, no
+ * final newline, like the fixtures). */
+lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_err *e);
+
+#endif
