@@ -89,24 +89,48 @@ static int fail(const lx_err *e)
 
 /* ---- --list ---- */
 
+static void list_line(const char *name, const lx_tensor *t)
+{
+	int k;
+
+	printf("%s\t%s\t[", name, lx_dtype_safetensors(t->dtype));
+	for (k = 0; k < t->ndim; k++)
+		printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
+	printf("]\n");
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 static int list(const char *path)
 {
 	lx_ckpt *c;
+	lx_st *st;
 	lx_tensor t;
 	lx_err e;
-	lx_status st;
-	int i, k;
+	int i;
 
-	if ((st = lx_ckpt_open(&c, path, &e)) != LX_OK)
-		return fail(&e);
-	for (i = 0; i < lx_ckpt_count(c); i++) {
-		const char *name = lx_ckpt_name(c, i, &t);
-		printf("%s\t%s\t[", name, lx_dtype_safetensors(t.dtype));
-		for (k = 0; k < t.ndim; k++)
-			printf("%s%lld", k ? ", " : "", (long long)t.shape[k]);
-		printf("]\n");
+	if (has_suffix(path, ".safetensors")) {
+		if (lx_st_open(&st, path, &e) != LX_OK)
+			return fail(&e);
+		for (i = 0; i < lx_st_count(st); i++) {
+			const char *name = lx_st_name(st, i, &t);
+			list_line(name, &t);
+		}
+		lx_st_free(st);
+	} else {
+		if (lx_ckpt_open(&c, path, &e) != LX_OK)
+			return fail(&e);
+		for (i = 0; i < lx_ckpt_count(c); i++) {
+			const char *name = lx_ckpt_name(c, i, &t);
+			list_line(name, &t);
+		}
+		lx_ckpt_free(c);
 	}
-	lx_ckpt_free(c);
 	if (fflush(stdout) || ferror(stdout) || fclose(stdout))
 		return die(LX_EIO, "stdout: %s", strerror(errno));
 	return LX_OK;

@@ -291,3 +291,34 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	[ "${lines[0]}" = "lx-convert: --dtype must be f32, f16 or bf16, not f8" ]
 	only_left ""
 }
+
+@test "each converted checkpoint gives the golden outputs through lx-encode (1e-4)" {
+	for f in pytorch_model.bin pytorch_model_legacy.bin lxrt_original.pth; do
+		rm -rf "$T/out"
+		"$BIN/lx-convert" -q --num-attention-heads 2 "$M/$f" "$T/out" 2>/dev/null
+		$PY "$TOP/tests/golden.py" inputs "$M/golden.safetensors" |
+			"$BIN/lx-encode" -m "$T/out" --attentions --hidden-states > "$T/enc.mp"
+		$PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output vision_output \
+			pooled_output language_hidden_states vision_hidden_states language_attentions vision_attentions \
+			cross_encoder_attentions < "$T/enc.mp"
+	done
+}
+
+@test "an f16 conversion gives the golden outputs within f16 tolerance (1e-2; measured 2.9e-3), bf16 within 5e-2" {
+	"$BIN/lx-convert" -q --dtype f16 --num-attention-heads 2 "$M/pytorch_model.bin" "$T/f16" 2>/dev/null
+	"$BIN/lx-convert" -q --dtype bf16 --num-attention-heads 2 "$M/pytorch_model.bin" "$T/bf16" 2>/dev/null
+	$PY "$TOP/tests/golden.py" inputs "$M/golden.safetensors" > "$T/in.mp"
+	"$BIN/lx-encode" -m "$T/f16" < "$T/in.mp" > "$T/f16.mp"
+	"$BIN/lx-encode" -m "$T/bf16" < "$T/in.mp" > "$T/bf16.mp"
+	LX_TOL=1e-2 $PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output vision_output pooled_output < "$T/f16.mp"
+	LX_TOL=5e-2 $PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output vision_output pooled_output < "$T/bf16.mp"
+	# and f16 is not simply the float32 model: the difference is real
+	! $PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output < "$T/f16.mp" 2>/dev/null
+}
+
+@test "--list reads a safetensors file: the tensors of pytorch_model.bin less the tied decoder" {
+	"$BIN/lx-convert" --list "$M/model.safetensors" | sort > "$T/st"
+	"$BIN/lx-convert" --list "$M/pytorch_model.bin" | grep -v '^cls.predictions.decoder.weight	' | sort > "$T/bin"
+	cmp "$T/st" "$T/bin"
+	[ "$(wc -l < "$T/st")" -eq 112 ]  # as many as the header lists (counted with python)
+}

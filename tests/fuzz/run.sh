@@ -10,7 +10,7 @@ run_one() {
 	corpus=build-fuzz/corpus/$name
 	mkdir -p "$corpus"
 	[ -d "tests/fuzz/seeds/$name" ] && cp -n tests/fuzz/seeds/"$name"/* "$corpus"/ 2>/dev/null
-	"$1" -max_total_time="$secs" -rss_limit_mb=1024 -max_len=65536 -artifact_prefix="build-fuzz/$name-" \
+	"$1" -max_total_time="$secs" -rss_limit_mb=1024 -max_len=200000 -artifact_prefix="build-fuzz/$name-" \
 		"$corpus" > "build-fuzz/$name.log" 2>&1
 	rc=$?
 	line=$(grep -E '^#[0-9]+' "build-fuzz/$name.log" | tail -n 1)

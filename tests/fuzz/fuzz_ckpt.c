@@ -1,12 +1,6 @@
 /*
- * libFuzzer entry point for the checkpoint reader: each input is run through the pickle interpreter on
- * its own and through lx_ckpt_open_mem (zip or legacy layout). Not built by make; build and run with
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
- *     -Ilib $(pkg-config --cflags msgpack) tests/fuzz/ckpt_fuzz.c lib/?*.c -o ckpt_fuzz \
- *     $(pkg-config --libs openblas msgpack libutf8proc jansson) -lm -lpthread
- *   mkdir -p corpus && cp tests/fixtures/micro/?*.bin tests/fixtures/micro/?*.pth corpus/
- *   ./ckpt_fuzz -max_len=200000 corpus
+ * libFuzzer target: the checkpoint reader. Each input is run through the pickle interpreter on its own and
+ * through lx_ckpt_open_mem (zip or legacy layout). Built and run by `make fuzz`; seeds in seeds/fuzz_ckpt.
  */
 #include "lx_ckpt.h"
 #include "lx_pickle.h"
