@@ -83,6 +83,14 @@ fuzz-build:
 fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
+# Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
+BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode
+$(O)/bench/bin/%: bench/%.c $(LIBLX) $(HEADERS)
+	@mkdir -p $(O)/bench/bin
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+bench-encode: all $(BENCH)
+	sh bench/encode.sh
+
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	cp $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
@@ -90,7 +98,7 @@ install: all
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
-	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz
+	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: all check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: all bench-encode check check-asan check-headers deps fuzz fuzz-build install clean
 .SECONDARY:

@@ -209,6 +209,12 @@ typedef struct lx_model lx_model;
  * dtype. */
 lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e);
 void lx_model_free(lx_model *m);
+/* Heads, as flags. */
+enum { LX_HEAD_QA = 1, LX_HEAD_MATCH = 2, LX_HEAD_MLM = 4, LX_HEAD_OBJ = 8, LX_HEAD_ALL = 15 };
+/* Calls visit once for every tensor a model of config c with the given heads has, in HF's names, with its
+ * shape (d0) or (d0, d1) (d1 < 0 for a vector). The tied MLM decoder is not listed. */
+lx_status lx_model_tensors(const lx_config *c, int heads, void (*visit)(void *ctx, const char *name, int d0, int d1),
+                           void *ctx, lx_err *e);
 const lx_config *lx_model_config(const lx_model *m);
 const lx_weights *lx_model_weights(const lx_model *m);
 const char *lx_model_dir(const lx_model *m);

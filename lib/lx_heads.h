@@ -20,7 +20,7 @@
 
 /* ---- the heads -------------------------------------------------------------------------------------- */
 
-enum { LX_HEAD_QA = 1, LX_HEAD_MATCH = 2, LX_HEAD_MLM = 4, LX_HEAD_OBJ = 8, LX_HEAD_ALL = 15 };
+/* Heads are named by the LX_HEAD_* bits of lx.h. */
 
 /* The LX_HEAD_* bits of the heads model m has weights for. */
 int lx_heads_available(const lx_model *m);

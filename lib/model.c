@@ -16,12 +16,16 @@ struct lx_model {
 	int nowned;
 };
 
+/* Binds each tensor of the model to its weight pointer, or (visit set) only names each one to visit. */
 typedef struct {
 	lx_model *m;
 	char path[4096];
 	unsigned char *used;
 	lx_err *e;
 	lx_status rc;
+	void (*visit)(void *ctx, const char *name, int d0, int d1);
+	void *ctx;
+	int heads;  /* LX_HEAD_* to visit */
 } binder;
 
 static lx_status read_small_file(const char *path, char **out, size_t *len, lx_err *e)
@@ -62,6 +66,11 @@ static const float *bindv(binder *b, int optional, int d0, int d1, const char *f
 	vsnprintf(name, sizeof name, fmt, ap);
 	if (b->rc)
 		return NULL;
+	if (b->visit) {
+		if (!optional)
+			b->visit(b->ctx, name, d0, d1);
+		return NULL;
+	}
 	if ((i = lx_st_find(b->m->st, name)) < 0) {
 		if (!optional)
 			b->rc = lx_errf(b->e, LX_EMODEL, "%s: missing tensor %s", b->path, name);
@@ -220,12 +229,16 @@ static int has_prefix(const lx_st *st, const char *prefix)
 	return 0;
 }
 
+static int has_head(binder *b, int head, const char *prefix)
+{
+	return b->visit ? (b->heads & head) != 0 : has_prefix(b->m->st, prefix);
+}
+
 static void bind_heads(binder *b, lx_weights *w, const lx_config *c)
 {
-	const lx_st *st = b->m->st;
 	int h = c->hidden_size;
 
-	if ((w->has_mlm = has_prefix(st, "cls.predictions."))) {
+	if ((w->has_mlm = has_head(b, LX_HEAD_MLM, "cls.predictions."))) {
 		linear(b, &w->mlm_dense, h, h, "cls.predictions.transform.dense");
 		norm(b, &w->mlm_ln, h, "cls.predictions.transform.LayerNorm");
 		w->mlm_bias = tbind(b, c->vocab_size, -1, "cls.predictions.bias");
@@ -236,14 +249,14 @@ static void bind_heads(binder *b, lx_weights *w, const lx_config *c)
 		/* a decoder bias, where saved, is the same parameter as cls.predictions.bias */
 		bind_opt(b, c->vocab_size, -1, "cls.predictions.decoder.bias");
 	}
-	if ((w->has_match = has_prefix(st, "cls.seq_relationship.")))
+	if ((w->has_match = has_head(b, LX_HEAD_MATCH, "cls.seq_relationship.")))
 		linear(b, &w->match, 2, h, "cls.seq_relationship");
-	if ((w->has_qa = has_prefix(st, "answer_head."))) {
+	if ((w->has_qa = has_head(b, LX_HEAD_QA, "answer_head."))) {
 		linear(b, &w->qa0, 2 * h, h, "answer_head.logit_fc.0");
 		norm(b, &w->qa_ln, 2 * h, "answer_head.logit_fc.2");
 		linear(b, &w->qa3, c->num_qa_labels, 2 * h, "answer_head.logit_fc.3");
 	}
-	if ((w->has_obj = has_prefix(st, "obj_predict_head."))) {
+	if ((w->has_obj = has_head(b, LX_HEAD_OBJ, "obj_predict_head."))) {
 		linear(b, &w->obj_dense, h, h, "obj_predict_head.transform.dense");
 		norm(b, &w->obj_ln, h, "obj_predict_head.transform.LayerNorm");
 		linear(b, &w->obj_obj, c->num_object_labels, h, "obj_predict_head.decoder_dict.obj");
@@ -335,6 +348,32 @@ lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e)
 fail:
 	lx_model_free(m);
 	return rc;
+}
+
+lx_status lx_model_tensors(const lx_config *c, int heads, void (*visit)(void *ctx, const char *name, int d0, int d1),
+                           void *ctx, lx_err *e)
+{
+	lx_model m;
+	binder b;
+
+	memset(&m, 0, sizeof m);
+	memset(&b, 0, sizeof b);
+	m.cfg = *c;
+	m.w.l = calloc((size_t)c->l_layers + 1, sizeof *m.w.l);
+	m.w.r = calloc((size_t)c->r_layers + 1, sizeof *m.w.r);
+	m.w.x = calloc((size_t)c->x_layers + 1, sizeof *m.w.x);
+	if (m.w.l && m.w.r && m.w.x) {
+		b.m = &m;
+		b.visit = visit;
+		b.ctx = ctx;
+		b.heads = heads;
+		bind_all(&b);
+	} else
+		b.rc = lx_errf(e, LX_EIO, "out of memory");
+	free(m.w.l);
+	free(m.w.r);
+	free(m.w.x);
+	return b.rc;
 }
 
 void lx_model_free(lx_model *m)

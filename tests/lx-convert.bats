@@ -223,9 +223,9 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 }
 
 @test "refuses a file that is not a checkpoint, and a missing one" {
-	run "$BIN/lx-convert" --list "$M/model.safetensors"
+	run "$BIN/lx-convert" --list "$M/config.json"
 	[ "$status" -eq 3 ]
-	[ "$output" = "lx-convert: $M/model.safetensors: not a PyTorch checkpoint (neither a zip archive nor the legacy torch.save layout)" ]
+	[ "$output" = "lx-convert: $M/config.json: not a PyTorch checkpoint (neither a zip archive nor the legacy torch.save layout)" ]
 	run "$BIN/lx-convert" --list "$T/nothing.bin"
 	[ "$status" -eq 4 ]
 	[ "$output" = "lx-convert: $T/nothing.bin: No such file or directory" ]
