@@ -42,6 +42,10 @@ check: all $(UNIT)
 	@for t in $(UNIT); do echo "unit: $$t"; $$t || exit 1; done
 	bats tests/
 
+# lx-tokenize's speed on generated questions (bench/tokenize.sh; LX_BENCH_QUESTIONS sets how many).
+bench-tokenize: bin/lx-tokenize
+	sh bench/tokenize.sh
+
 # Debian packages the build and the tests need; run as root to install them.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev bats \
        python3 python3-numpy python3-msgpack python3-msgpack-numpy
@@ -60,5 +64,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin
 
-.PHONY: all check deps install clean
+.PHONY: all check deps install clean bench-tokenize
 .SECONDARY: $(LIB_OBJ)
