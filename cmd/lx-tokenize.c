@@ -273,8 +273,11 @@ static lx_status decode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 	if (!r)
 		return lx_errf(e, LX_EIO, "out of memory");
 	while (!(st = lx_reader_next(r, &rec, e)) && rec) {
-		char where[300];
-		snprintf(where, sizeof where, "%s: record %ld", name, lx_reader_count(r));
+		char where[400], id[64];
+		if (*lx_record_id(rec, id, sizeof id))
+			snprintf(where, sizeof where, "%s: record %ld (id %s)", name, lx_reader_count(r), id);
+		else
+			snprintf(where, sizeof where, "%s: record %ld", name, lx_reader_count(r));
 		st = decode_record(c, rec, where, e);
 		lx_record_free(rec);
 		if (st)
