@@ -276,11 +276,11 @@ json.dump([l.decode("utf-8", "replace") for l in lines], open(sys.argv[1], "w"))
 @test "rejects an id outside the vocabulary in --decode mode after the lines before it" {
 	$PY -c '
 import sys, msgpack
-sys.stdout.buffer.write(msgpack.packb({"input_ids": [101, 2054, 102]}) + msgpack.packb({"input_ids": [101, 30522, 102]}))
+sys.stdout.buffer.write(msgpack.packb({"input_ids": [101, 2054, 102]}) + msgpack.packb({"question_id": 7, "input_ids": [101, 30522, 102]}))
 ' > "$T/in"
 	run sh -c "'$BIN/lx-tokenize' --vocab '$FIX/vocab.txt' --decode < '$T/in' > '$T/out'"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-tokenize: stdin: record 2: id 30522 at index 1 is outside the vocabulary (0 to 30521)" ]
+	[ "$output" = "lx-tokenize: stdin: record 2 (id 7): id 30522 at index 1 is outside the vocabulary (0 to 30521)" ]
 	[ "$(cat "$T/out")" = "what" ]
 	run sh -c "printf '\201\240a' | '$BIN/lx-tokenize' --vocab '$FIX/vocab.txt' --decode"
 	[ "$status" -eq 1 ]
@@ -318,4 +318,13 @@ sys.stdout.buffer.write(msgpack.packb({"input_ids": [101, 2054, 102]}) + msgpack
 	[ "$status" -eq 2 ]
 	run $TOK --no-such-option
 	[ "$status" -eq 2 ]
+}
+
+@test "shows progress on stderr only with --progress" {
+	printf 'Is it?\nWhat?\nIs the plate empty?\n' > "$T/in.txt"
+	$TOK < "$T/in.txt" > "$T/plain" 2> "$T/err0"
+	$TOK --progress < "$T/in.txt" > "$T/out" 2> "$T/err"
+	cmp "$T/plain" "$T/out"
+	[ ! -s "$T/err0" ]
+	[[ "$(tr '\r' '\n' < "$T/err" | tail -1)" =~ ^lx-tokenize:\ 3\ records,\ [0-9.]+\ records/s$ ]]
 }
