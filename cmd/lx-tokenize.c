@@ -160,41 +160,52 @@ static lx_status add_ids(ctx *c, lx_record *rec, const int32_t *ids, size_t n)
 	return LX_OK;
 }
 
+/* Invalid UTF-8 in the line is an error, or with --replace-invalid is replaced in c->fix, which the line
+ * then points to. */
+static lx_status check_utf8(ctx *c, const char *where, const char **line, size_t *len, lx_err *e)
+{
+	size_t bad = lx_utf8_invalid(*line, *len);
+
+	if (bad == *len)
+		return LX_OK;
+	if (!c->replace_invalid)
+		return lx_errf(e, LX_EINPUT, "%s: invalid UTF-8 at byte %zu (0x%02x); --replace-invalid reads it as U+FFFD",
+		               where, bad + 1, (unsigned char)(*line)[bad]);
+	if (3 * *len > c->fixcap) {
+		char *nf = realloc(c->fix, 3 * *len);
+		if (!nf)
+			return lx_errf(e, LX_EIO, "out of memory");
+		c->fix = nf;
+		c->fixcap = 3 * *len;
+	}
+	*len = lx_utf8_repair(*line, *len, c->fix);
+	*line = c->fix;
+	return LX_OK;
+}
+
 /* One line of input (without its line ending) to one record. */
 static lx_status encode_line(ctx *c, const char *name, long lineno, const char *line, size_t len, lx_err *e)
 {
-	char where[300];
-	const char *text = line;
-	size_t tlen = len, n, bad;
+	char where[300], msg[sizeof e->msg];
+	const char *text;
+	size_t tlen, n;
 	const int32_t *ids;
 	json_t *root = NULL;
 	lx_record *rec;
 	lx_status st;
 
 	snprintf(where, sizeof where, "%s: line %ld", name, lineno);
-	if ((bad = lx_utf8_invalid(line, len)) < len) {
-		if (!c->replace_invalid)
-			return lx_errf(e, LX_EINPUT, "%s: invalid UTF-8 at byte %zu (0x%02x); --replace-invalid reads it as U+FFFD",
-			               where, bad + 1, (unsigned char)line[bad]);
-		if (3 * len > c->fixcap) {
-			char *nf = realloc(c->fix, 3 * len);
-			if (!nf)
-				return lx_errf(e, LX_EIO, "out of memory");
-			c->fix = nf;
-			c->fixcap = 3 * len;
-		}
-		len = lx_utf8_repair(line, len, c->fix);
-		text = line = c->fix;
-		tlen = len;
-	}
+	if ((st = check_utf8(c, where, &line, &len, e)))
+		return st;
 	if (!(rec = lx_record_new()))
 		return lx_errf(e, LX_EIO, "out of memory");
+	text = line;
+	tlen = len;
 	if (c->jsonl)
 		st = from_json(c, rec, line, len, where, &root, &text, &tlen, e);
-	else
-		st = lx_record_add_str(rec, "sent", text, tlen) ? lx_errf(e, LX_EIO, "out of memory") : LX_OK;
+	else if (lx_record_add_str(rec, "sent", text, tlen))
+		st = lx_errf(e, LX_EIO, "out of memory");
 	if (!st && (st = lx_tokenize(c->tk, text, tlen, c->max_length, &ids, &n, e))) {
-		char msg[sizeof e->msg];
 		memcpy(msg, e->msg, sizeof msg);
 		lx_errf(e, st, "%s: %s", where, msg);
 	}
@@ -305,7 +316,7 @@ static lx_status run_file(ctx *c, const char *path, lx_err *e)
 	return st;
 }
 
-static int fail(const char *fmt, ...)
+static void fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -314,7 +325,6 @@ static int fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	return 0;
 }
 
 static int bad_usage(const char *msg)

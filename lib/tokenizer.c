@@ -357,22 +357,23 @@ static unsigned char ascii_class(unsigned c);
 
 static const char *special_names[5] = {"[CLS]", "[SEP]", "[UNK]", "[PAD]", "[MASK]"};
 
-/* Grows *p to hold need elements of size elem; sets t->oom on failure. */
+/* Grows the array whose pointer is at pp (any element type: the pointer is copied with memcpy, not read
+ * through a void **) to hold need elements of size elem; sets t->oom on failure. */
 static int grow(lx_tokenizer *t, void *pp, size_t *cap, size_t need, size_t elem)
 {
-	void **p = pp;
 	size_t nc = *cap ? *cap : 64;
-	void *np;
+	void *p, *np;
 
 	if (need <= *cap)
 		return 1;
 	while (nc < need)
 		nc *= 2;
-	if (!(np = realloc(*p, nc * elem))) {
+	memcpy(&p, pp, sizeof p);
+	if (!(np = realloc(p, nc * elem))) {
 		t->oom = 1;
 		return 0;
 	}
-	*p = np;
+	memcpy(pp, &np, sizeof np);
 	*cap = nc;
 	return 1;
 }
