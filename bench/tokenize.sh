@@ -1,10 +1,11 @@
 #!/bin/sh
 # bench/tokenize.sh - lx-tokenize's speed on generated VQA-length questions, on one core.
 # Target: 10,000,000 questions a minute (about 167,000 a second) in every mode.
-# LX_BENCH_QUESTIONS sets how many questions (default 2,000,000); LX_BENCH_VOCAB the vocabulary.
+# LX_BENCH_QUESTIONS sets how many questions (default 2,000,000), LX_BENCH_VOCAB the vocabulary, LX_BIN
+# the directory of the tools (default bin/).
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
-tok="$top/bin/lx-tokenize"
+tok="${LX_BIN:-$top/bin}/lx-tokenize"
 n=${LX_BENCH_QUESTIONS:-2000000}
 vocab=${LX_BENCH_VOCAB:-$top/tests/fixtures/vocab.txt}
 tmp=$(mktemp -d)
