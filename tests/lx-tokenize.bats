@@ -89,6 +89,13 @@ setup() {
 	$CHECK ids '[[101, 102], [101, 102], [101, 102]]' < "$T/out"
 }
 
+@test "cuts a question of 300,000 pieces to 20 ids with --max-length 20" {
+	$PY -c 'import sys; sys.stdout.write("What is this? " * 75000 + "\n")' > "$T/in.txt"
+	$TOK --max-length 20 --tokens < "$T/in.txt" > "$T/out"
+	$CHECK ids '[[101, 2054, 2003, 2023, 1029, 2054, 2003, 2023, 1029, 2054, 2003, 2023, 1029, 2054, 2003, 2023, 1029, 2054, 2003, 102]]' < "$T/out"
+	$CHECK field tokens '[["[CLS]", "what", "is", "this", "?", "what", "is", "this", "?", "what", "is", "this", "?", "what", "is", "this", "?", "what", "is", "[SEP]"]]' < "$T/out"
+}
+
 @test "decodes lower-case questions back to the same text" {
 	printf '%s\n' "is the zebra's stripe black or white?" "what is the man doing?" "are there more than 3 apples?" \
 		"don't won't can't it's" "is the [MASK] on the table?" > "$T/in.txt"
