@@ -58,6 +58,10 @@ check-headers:
 		$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) -x c -c -o /dev/null - || exit 1; \
 	done; echo "headers: each compiles alone with -std=c99 -pedantic -Werror"
 
+# lx-tokenize's speed on generated questions (bench/tokenize.sh; LX_BENCH_QUESTIONS sets how many).
+bench-tokenize: $(O)/bin/lx-tokenize
+	sh bench/tokenize.sh
+
 # Debian packages the build and the tests need; run as root to install them.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev bats \
        python3 python3-numpy python3-msgpack python3-msgpack-numpy
@@ -100,5 +104,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: all bench-encode check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: all bench-encode bench-tokenize check check-asan check-headers deps fuzz fuzz-build install clean
 .SECONDARY:
