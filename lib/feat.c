@@ -129,11 +129,15 @@ lx_status lx_feat_normalize(const lx_feat_image *im, int n_keep, int normalized,
 		for (k = 0; k < 4; k++) {
 			float b = im->boxes[4 * i + k];
 			float v = normalized ? b : b / div[k];
+			if (!(v > lo && v < hi) && normalized)
+				return lx_errf(e, LX_EINPUT,
+				               "%s: box %d %s is %.9g, outside [0, 1] (the boxes were taken as normalised "
+				               "already)", lx_feat_image_where(im, where, sizeof where), i, coord[k], (double)b);
 			if (!(v > lo && v < hi))
 				return lx_errf(e, LX_EINPUT,
-				               "%s: box %d %s is %.9g%s, outside [0, 1] after normalisation (image %dx%d)",
-				               lx_feat_image_where(im, where, sizeof where), i, coord[k], (double)b,
-				               normalized ? "" : " pixels", im->img_w, im->img_h);
+				               "%s: box %d %s is %.9g pixels, outside [0, 1] after normalisation (image %dx%d)",
+				               lx_feat_image_where(im, where, sizeof where), i, coord[k], (double)b, im->img_w,
+				               im->img_h);
 			pos[4 * i + k] = v;
 		}
 	return LX_OK;

@@ -175,7 +175,7 @@ lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_er
 {
 	msgpack_unpacker up;
 	msgpack_unpacked u;
-	uint64_t start = 0;
+	uint64_t start = 0, fed = 0;
 	long recno = 0;
 	int eof = 0;
 	lx_status st = LX_OK;
@@ -188,7 +188,7 @@ lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_er
 		msgpack_unpack_return ret = msgpack_unpacker_next(&up, &u);
 		if (ret == MSGPACK_UNPACK_SUCCESS) {
 			st = scan_one(f, &u.data, ++recno, start, fn, ctx, e);
-			start = msgpack_unpacker_parsed_size(&up);
+			start = fed - (up.used - up.off); /* bytes fed but not yet parsed */
 		} else if (ret != MSGPACK_UNPACK_CONTINUE) {
 			st = lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", f->path, recno + 1);
 		} else if (eof) {
@@ -203,6 +203,7 @@ lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_er
 			if (n == 0 && ferror(f->f))
 				st = lx_errf(e, LX_EIO, "%s: %s", f->path, strerror(errno));
 			eof = n == 0;
+			fed += n;
 			msgpack_unpacker_buffer_consumed(&up, n);
 		}
 	}
