@@ -42,9 +42,13 @@ check: all $(UNIT)
 	@for t in $(UNIT); do echo "unit: $$t"; $$t || exit 1; done
 	bats tests/
 
+# Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
+bench-featpack: all
+	sh bench/featpack.sh
+
 # Debian packages the build and the tests need; run as root to install them.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev bats \
-       python3 python3-numpy python3-msgpack python3-msgpack-numpy
+       python3 python3-numpy python3-msgpack python3-msgpack-numpy time
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
@@ -60,5 +64,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin
 
-.PHONY: all check deps install clean
+.PHONY: all check deps install clean bench-featpack
 .SECONDARY: $(LIB_OBJ)

@@ -15,6 +15,7 @@ Usage (Debian's python3):
   featref.py answers-seen JOINED OBJECTS ATTRS   questions whose answer names one of their image's boxes
   featref.py corrupt SRC OUT LINE FIELD set|damage VALUE
   featref.py normalize-tsv SRC OUT               an obj36 TSV with boxes already in [0, 1]
+  featref.py bench-questions N IMAGES SEED       N questions about random images of write-obj36
   featref.py shuffle STREAM SEED                 the records of STREAM in a random order
 Prints "ok" and exits 0 when the check passes; raises otherwise.
 """
@@ -321,6 +322,16 @@ def cmd_shuffle(stream, seed):
     write_records(recs)
 
 
+def cmd_bench_questions(n, images, seed):
+    """N question records about images img000000.. (write-obj36's names), in a random order."""
+    rng = np.random.default_rng(int(seed))
+    ids = np.array([101, 2054, 3609, 2003, 1996, 3712, 1029, 102], dtype=np.int32)
+    pack = msgpack.Packer(default=msgpack_numpy.encode, use_bin_type=True)
+    for q, i in enumerate(rng.integers(0, int(images), int(n))):
+        rec = {"question_id": q, "img_id": "img%06d" % i, "sent": "What color is the sky?", "input_ids": ids}
+        sys.stdout.buffer.write(pack.pack(rec))
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "questions":
@@ -347,6 +358,8 @@ def main():
         cmd_corrupt(args[0], args[1], int(args[2]), int(args[3]), args[4], args[5])
     elif cmd == "normalize-tsv":
         cmd_normalize_tsv(*args)
+    elif cmd == "bench-questions":
+        cmd_bench_questions(*args)
     elif cmd == "shuffle":
         cmd_shuffle(*args)
     else:
