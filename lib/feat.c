@@ -251,40 +251,31 @@ long lx_base64_decode(const char *src, size_t len, void *dst, size_t *bad)
 
 static int is_msgpack_map(int c) { return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf; }
 
-/* The number of tab-separated fields on the first line, reading at most 256 bytes past the second tab. */
-static int first_line_fields(FILE *f)
-{
-	int c, tabs = 0;
-	long n = 0;
-
-	while ((c = getc(f)) != EOF && c != '\n') {
-		tabs += c == '\t';
-		if (++n > (1L << 26))
-			break;
-	}
-	return tabs + 1;
-}
-
+/* Tells the layout from the first bytes without seeking, so that a pipe can be converted: a stream from its
+ * first byte (pushed back), a TSV from its first line, which is kept for the first lx_feat_next. */
 static lx_status detect(lx_feat_file *f, lx_err *e)
 {
-	unsigned char head[4] = {0};
-	size_t n = fread(head, 1, 4, f->f);
-	int fields;
+	int c = getc(f->f), fields = 1;
+	ssize_t n;
+	char *p, *end;
 
-	if (n == 4 && memcmp(head, "PK\3\4", 4) == 0) {
+	if (c == EOF)
+		return ferror(f->f) ? lx_errf(e, LX_EIO, "%s: %s", f->path, strerror(errno))
+		                    : lx_errf(e, LX_EINPUT, "%s: empty file, expected region features", f->path);
+	ungetc(c, f->f);
+	if (is_msgpack_map(c)) {
+		f->fmt = LX_FEAT_STREAM;
+		return LX_OK;
+	}
+	if ((n = getline(&f->line, &f->line_cap, f->f)) < 0)
+		return lx_errf(e, LX_EIO, "%s: %s", f->path, strerror(errno));
+	if (n >= 4 && memcmp(f->line, "PK\3\4", 4) == 0) {
 		f->fmt = LX_FEAT_NPZ;
 		return LX_OK;
 	}
-	if (n >= 1 && is_msgpack_map(head[0])) {
-		f->fmt = LX_FEAT_STREAM;
-		rewind(f->f);
-		return LX_OK;
-	}
-	if (n == 0)
-		return lx_errf(e, LX_EINPUT, "%s: empty file, expected region features", f->path);
-	rewind(f->f);
-	fields = first_line_fields(f->f);
-	rewind(f->f);
+	f->pending = n;
+	for (p = f->line, end = f->line + n; (p = memchr(p, '\t', (size_t)(end - p))); p++)
+		fields++;
 	if (fields == 10)
 		f->fmt = LX_FEAT_OBJ36;
 	else if (fields == 6)
@@ -405,6 +396,7 @@ lx_status lx_feat_read_at(lx_feat_file *f, lx_feat_pos pos, lx_feat_image *im, l
 			               (unsigned long long)pos.off, strerror(errno));
 		f->off = pos.off;
 		f->lineno = pos.line - 1;
+		f->pending = 0;
 		st = feat_tsv_next(f, im, &got, e);
 		break;
 	case LX_FEAT_STREAM:

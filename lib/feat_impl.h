@@ -2,6 +2,8 @@
 #ifndef FEAT_IMPL_H
 #define FEAT_IMPL_H
 
+#include <sys/types.h>
+
 #include "lx_feat.h"
 
 struct lx_feat_file {
@@ -12,6 +14,7 @@ struct lx_feat_file {
 	uint64_t off;         /* byte offset of the next line (TSV) */
 	char *line;           /* TSV: the current line */
 	size_t line_cap;
+	ssize_t pending;      /* TSV: length of line 1, read to tell the layout and not yet returned; else 0 */
 	unsigned char *scratch; /* TSV: int64 arrays before conversion; npz: one member */
 	size_t scratch_cap;
 	unsigned char *zbuf;  /* npz: compressed bytes of one member */

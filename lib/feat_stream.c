@@ -180,10 +180,12 @@ lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_er
 	int eof = 0;
 	lx_status st = LX_OK;
 
+	if (fseeko(f->f, 0, SEEK_SET))
+		return lx_errf(e, LX_EMODEL, "%s: cannot seek (%s): joining needs a regular file", f->path,
+		               strerror(errno));
 	if (!msgpack_unpacker_init(&up, SCAN_CHUNK))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	msgpack_unpacked_init(&u);
-	rewind(f->f);
 	while (!st) {
 		msgpack_unpack_return ret = msgpack_unpacker_next(&up, &u);
 		if (ret == MSGPACK_UNPACK_SUCCESS) {

@@ -188,7 +188,8 @@ lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 
 	*got = 0;
 	errno = 0;
-	n = getline(&f->line, &f->line_cap, f->f);
+	n = f->pending ? f->pending : getline(&f->line, &f->line_cap, f->f);
+	f->pending = 0;
 	if (n < 0) {
 		if (ferror(f->f))
 			return lx_errf(e, LX_EIO, "%s: line %ld: %s", f->path, f->lineno + 1, strerror(errno));
@@ -283,16 +284,20 @@ static lx_status scan_chunk(lx_feat_file *f, scan_state *s, const char *buf, siz
 lx_status feat_tsv_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e)
 {
 	scan_state s;
-	char *buf = malloc(SCAN_CHUNK);
+	char *buf;
 	uint64_t base = 0;
 	lx_status st = LX_OK;
 	size_t n;
 
-	if (!buf)
+	if (fseeko(f->f, 0, SEEK_SET))
+		return lx_errf(e, LX_EMODEL, "%s: cannot seek (%s): joining needs a regular file", f->path,
+		               strerror(errno));
+	if (!(buf = malloc(SCAN_CHUNK)))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	memset(&s, 0, sizeof s);
 	s.in_id = 1;
 	s.line = 1;
+	f->pending = 0;
 	rewind(f->f);
 	while ((n = fread(buf, 1, SCAN_CHUNK, f->f)) > 0) {
 		if ((st = scan_chunk(f, &s, buf, n, base, fn, ctx, e)))

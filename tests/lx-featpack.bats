@@ -98,6 +98,14 @@ records() { "$PY" -c 'import msgpack,sys; print(sum(1 for _ in msgpack.Unpacker(
 	[ "$output" = "lx-featpack: $TSV: line 1 (img_id COCO_train2014_000000132417): box 0 x2 is 361.846588, outside [0, 1] (the boxes were taken as normalised already)" ]
 }
 
+@test "converts features read from a pipe, a TSV or a stream" {
+	"$BIN/lx-featpack" "$TSV" > "$W/a.mp"
+	cat "$TSV" | "$BIN/lx-featpack" /dev/stdin > "$W/b.mp"
+	cmp "$W/a.mp" "$W/b.mp"
+	cat "$W/a.mp" | "$BIN/lx-featpack" /dev/stdin > "$W/c.mp"
+	cmp "$W/a.mp" "$W/c.mp"
+}
+
 # ---- joining ----
 
 @test "joins each question of questions.jsonl to its image, keeping its own fields" {
@@ -219,6 +227,12 @@ print("ok" if ok else "differs")' "$W/feats.tsv" "$W/feats.tsv.lxidx"
 	[ "$(sed -n 4p "$W/feats.mp.lxidx" | cut -f1,2)" = "$(printf '297057\t2')" ]
 }
 
+@test "refuses to join against a pipe, which cannot be indexed" {
+	run bash -c 'cat "$1" | "$2" --join /dev/fd/3 3<&0 < "$3"' _ "$TSV" "$BIN/lx-featpack" "$W/q.mp"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-featpack: /dev/fd/3: cannot seek (Illegal seek): joining needs a regular file" ]
+}
+
 # ---- bad input ----
 
 @test "rejects a question whose img_id is not in the file, after writing the ones before it" {
@@ -261,6 +275,18 @@ for i in ["COCO_train2014_000000132417", "COCO_train2014_000000999999"]:
 	[ "$status" -eq 1 ]
 	[ "$output" = "lx-featpack: stdin: record 5 (578174000): $W/bad.tsv: line 3 (img_id COCO_train2014_000000578174): field features is not valid base64 (character '*' at offset 4000)" ]
 	[ "$(records "$W/out.mp")" -eq 4 ]
+}
+
+@test "rejects a stream feature file that ends inside a record" {
+	"$BIN/lx-featpack" "$TSV" > "$W/feats.mp"
+	head -c 700000 "$W/feats.mp" > "$W/trunc.mp"
+	run bash -c '"$1" "$2" > "$3"' _ "$BIN/lx-featpack" "$W/trunc.mp" "$W/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-featpack: $W/trunc.mp: record 3: the stream ends inside the record" ]
+	[ "$(records "$W/out.mp")" -eq 2 ]
+	run "$BIN/lx-featpack" --join "$W/trunc.mp" < "$W/q.mp"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-featpack: $W/trunc.mp: record 3: truncated (the file ends inside the record)" ]
 }
 
 @test "rejects a num_boxes that disagrees with the arrays" {
