@@ -28,7 +28,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: " TOOL " [options] FILE...            one record per image, on stdout\n"
 	        "       " TOOL " --join [options] FILE...     add each record's image (stdin to stdout)\n"
-	        "FILE: an obj36 TSV, a BUTD TSV, a .npz, a directory of .npz, or a stream written by " TOOL "\n"
+	        "FILE: an obj36 TSV, a BUTD TSV, a .npz or .npy, a directory of them, or a stream written by " TOOL "\n"
 	        "  -j, --join            join records on stdin to their images\n"
 	        "  -k, --key NAME        field naming the image (default img_id, or img0 and img1);\n"
 	        "                        several --key: fields suffixed 0, 1, ... in that order\n"
@@ -118,7 +118,7 @@ static int parse_options(int argc, char **argv, options *o)
 	return 0;
 }
 
-/* ---- files named on the command line: a directory stands for its .npz files, sorted by name ---- */
+/* ---- files named on the command line: a directory stands for its .npz and .npy files, by name ---- */
 
 typedef struct {
 	char **v;
@@ -148,11 +148,14 @@ static void paths_free(paths *p)
 	free(p->v);
 }
 
-static int is_npz_entry(const struct dirent *d)
+/* Directory entries that are images: *.npz, and *.npy but not MMF's *_info.npy. */
+static int is_image_entry(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);
 
-	return n > 4 && strcmp(d->d_name + n - 4, ".npz") == 0;
+	if (n > 4 && strcmp(d->d_name + n - 4, ".npz") == 0)
+		return 1;
+	return n > 4 && strcmp(d->d_name + n - 4, ".npy") == 0 && !(n > 9 && strcmp(d->d_name + n - 9, "_info.npy") == 0);
 }
 
 static lx_status expand(paths *p, const char *arg, lx_err *e)
@@ -166,10 +169,10 @@ static lx_status expand(paths *p, const char *arg, lx_err *e)
 		return lx_errf(e, LX_EMODEL, "%s: %s", arg, strerror(errno));
 	if (!S_ISDIR(sb.st_mode))
 		return paths_push(p, strdup(arg)) && p->v[p->n - 1] ? LX_OK : lx_errf(e, LX_EIO, "out of memory");
-	if ((n = scandir(arg, &list, is_npz_entry, alphasort)) < 0)
+	if ((n = scandir(arg, &list, is_image_entry, alphasort)) < 0)
 		return lx_errf(e, LX_EMODEL, "%s: %s", arg, strerror(errno));
 	if (n == 0)
-		st = lx_errf(e, LX_EMODEL, "%s: a directory without .npz files", arg);
+		st = lx_errf(e, LX_EMODEL, "%s: a directory without .npz or .npy files", arg);
 	for (i = 0; i < n; i++) {
 		size_t len = strlen(arg) + strlen(list[i]->d_name) + 2;
 		char *s = malloc(len);

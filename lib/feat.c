@@ -7,7 +7,7 @@
 
 const char *lx_feat_format_name(lx_feat_format f)
 {
-	static const char *names[] = {"obj36", "butd", "npz", "stream"};
+	static const char *names[] = {"obj36", "butd", "npz", "stream", "npy"};
 
 	return names[f];
 }
@@ -273,6 +273,10 @@ static lx_status detect(lx_feat_file *f, lx_err *e)
 		f->fmt = LX_FEAT_NPZ;
 		return LX_OK;
 	}
+	if (n >= 6 && memcmp(f->line, "\x93NUMPY", 6) == 0) {
+		f->fmt = LX_FEAT_NPY;
+		return LX_OK;
+	}
 	f->pending = n;
 	for (p = f->line, end = f->line + n; (p = memchr(p, '\t', (size_t)(end - p))); p++)
 		fields++;
@@ -341,9 +345,10 @@ lx_status lx_feat_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 	case LX_FEAT_STREAM:
 		return feat_stream_next(f, im, got, e);
 	case LX_FEAT_NPZ:
+	case LX_FEAT_NPY:
 		if (f->done)
 			return LX_OK;
-		if ((st = feat_npz_read(f, im, e)))
+		if ((st = f->fmt == LX_FEAT_NPZ ? feat_npz_read(f, im, e) : feat_npy_read(f, im, e)))
 			return st;
 		f->done = *got = 1;
 		return LX_OK;
@@ -358,7 +363,7 @@ void feat_npz_id(const char *path, const char **id, size_t *len)
 
 	base = base ? base + 1 : path;
 	n = strlen(base);
-	if (n > 4 && strcmp(base + n - 4, ".npz") == 0)
+	if (n > 4 && (strcmp(base + n - 4, ".npz") == 0 || strcmp(base + n - 4, ".npy") == 0))
 		n -= 4;
 	*id = base;
 	*len = n;
@@ -377,6 +382,7 @@ lx_status lx_feat_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e
 	case LX_FEAT_STREAM:
 		return feat_stream_scan(f, fn, ctx, e);
 	case LX_FEAT_NPZ:
+	case LX_FEAT_NPY:
 		feat_npz_id(f->path, &id, &len);
 		return fn(ctx, id, len, pos, e);
 	}
@@ -405,8 +411,9 @@ lx_status lx_feat_read_at(lx_feat_file *f, lx_feat_pos pos, lx_feat_image *im, l
 		st = feat_stream_next(f, im, &got, e);
 		break;
 	case LX_FEAT_NPZ:
+	case LX_FEAT_NPY:
 		f->done = 1;
-		return feat_npz_read(f, im, e);
+		return f->fmt == LX_FEAT_NPZ ? feat_npz_read(f, im, e) : feat_npy_read(f, im, e);
 	}
 	if (!st && !got)
 		return lx_errf(e, LX_EINPUT, "%s: no image at byte %llu (line %ld): the file is shorter than its index",

@@ -18,7 +18,7 @@ typedef struct {
 	uint64_t csize, usize, off;
 } member;
 
-enum { M_X, M_BBOX, M_NUM, M_H, M_W, M_OID, M_OCONF, M_AID, M_ACONF, M_COUNT };
+enum { M_X, M_BBOX, M_NUM, M_H, M_W, M_OID, M_OCONF, M_AID, M_ACONF, M_INFO, M_COUNT };
 
 static uint16_t u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -227,13 +227,15 @@ static lx_status npy_header(const char *h, const char *where, lx_tensor *t, lx_e
 	return LX_OK;
 }
 
-static lx_status npy_parse(const unsigned char *b, size_t n, const char *where, lx_tensor *t, lx_err *e)
+lx_status feat_npy_parse(const unsigned char *b, size_t n, const char *where, lx_tensor *t, int *is_object,
+                         size_t *pickle_off, lx_err *e)
 {
 	size_t hlen, hoff;
 	char header[4096];
 	lx_status st;
 
 	memset(t, 0, sizeof *t);
+	*is_object = 0;
 	if (n < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
 		return lx_errf(e, LX_EINPUT, "%s: not a .npy array (no \\x93NUMPY magic)", where);
 	if (b[6] == 1) {
@@ -248,6 +250,11 @@ static lx_status npy_parse(const unsigned char *b, size_t n, const char *where, 
 		return lx_errf(e, LX_EINPUT, "%s: .npy header runs past the data", where);
 	memcpy(header, b + hoff, hlen);
 	header[hlen] = 0;
+	if (strstr(header, "'descr': '|O'")) {
+		*is_object = 1;
+		*pickle_off = hoff + hlen;
+		return LX_OK;
+	}
 	if ((st = npy_header(header, where, t, e)))
 		return st;
 	if ((uint64_t)t->numel * lx_dtype_size(t->dtype) != n - hoff - hlen)
@@ -261,14 +268,18 @@ static lx_status npy_parse(const unsigned char *b, size_t n, const char *where, 
 static lx_status member_tensor(lx_feat_file *f, member *m, lx_tensor *t, char *where, size_t wn, lx_err *e)
 {
 	lx_status st;
+	size_t off;
+	int obj;
 
 	snprintf(where, wn, "%s: %s", f->path, m->name);
 	if (!m->found)
 		return lx_errf(e, LX_EINPUT, "%s: no member %s (expected x, bbox, num_bbox, image_h, image_w)", f->path,
 		               m->name);
-	if ((st = read_member(f, m, e)))
+	if ((st = read_member(f, m, e)) || (st = feat_npy_parse(f->scratch, m->usize, where, t, &obj, &off, e)))
 		return st;
-	return npy_parse(f->scratch, m->usize, where, t, e);
+	if (obj)
+		return lx_errf(e, LX_EINPUT, "%s: an object array (pickle), expected numbers", where);
+	return LX_OK;
 }
 
 static lx_status scalar(lx_feat_file *f, member *m, int lo, int *out, lx_err *e)
@@ -320,10 +331,37 @@ static lx_status optional(lx_feat_file *f, member *mi, member *mc, int n, int32_
 	return LX_OK;
 }
 
+/* MILVLG keeps the ids in info, a pickled dict {objects_id, objects_conf, attrs_id, attrs_conf}. */
+static lx_status info_ids(lx_feat_file *f, member *m, lx_feat_image *im, lx_err *e)
+{
+	char where[300];
+	lx_tensor t;
+	size_t off;
+	int obj;
+	msgpack_zone *z;
+	pk_obj *root;
+	lx_status st;
+
+	snprintf(where, sizeof where, "%s: %s", f->path, m->name);
+	if ((st = read_member(f, m, e)) || (st = feat_npy_parse(f->scratch, m->usize, where, &t, &obj, &off, e)) ||
+	    !obj)
+		return st;
+	if (!(z = msgpack_zone_new(8192)))
+		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
+	st = feat_unpickle(f->scratch + off, m->usize - off, z, where, &root, e);
+	if (!st && root->t == PK_ARRAY && root->is_object && root->n == 1)
+		root = root->items[0];
+	if (!st && root->t == PK_DICT)
+		st = feat_dict_ids(root, im, where, e);
+	msgpack_zone_free(z);
+	return st;
+}
+
 lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 {
 	static const char *names[M_COUNT] = {"x.npy", "bbox.npy", "num_bbox.npy", "image_h.npy", "image_w.npy",
-	                                     "objects_id.npy", "objects_conf.npy", "attrs_id.npy", "attrs_conf.npy"};
+	                                     "objects_id.npy", "objects_conf.npy", "attrs_id.npy", "attrs_conf.npy",
+	                                     "info.npy"};
 	member m[M_COUNT];
 	const char *id;
 	size_t len;
@@ -342,6 +380,7 @@ lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 	im->line = 0;
 	im->is_record = 0;
 	im->n = im->dim = 0;
+	im->has_obj = im->has_attr = 0;
 	if ((st = read_directory(f, m, e)) || (st = scalar(f, &m[M_NUM], 0, &im->n, e)) ||
 	    (st = scalar(f, &m[M_H], 1, &im->img_h, e)) || (st = scalar(f, &m[M_W], 1, &im->img_w, e)) ||
 	    (st = rows(f, &m[M_X], im->n, -1, &t, e)))
@@ -353,5 +392,9 @@ lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 	    (st = lx_tensor_to_f32(&t, im->boxes, "bbox", e)) ||
 	    (st = optional(f, &m[M_OID], &m[M_OCONF], im->n, im->obj_ids, im->obj_conf, &im->has_obj, e)))
 		return st;
-	return optional(f, &m[M_AID], &m[M_ACONF], im->n, im->attr_ids, im->attr_conf, &im->has_attr, e);
+	if ((st = optional(f, &m[M_AID], &m[M_ACONF], im->n, im->attr_ids, im->attr_conf, &im->has_attr, e)))
+		return st;
+	if (m[M_INFO].found && (!im->has_obj || !im->has_attr))
+		return info_ids(f, &m[M_INFO], im, e);
+	return LX_OK;
 }

@@ -339,7 +339,7 @@ lx_status lx_feat_index_add(lx_feat_index *ix, const char *path, lx_err *e)
 	memset(s, 0, sizeof *s);
 	if (!(s->path = strdup(path)))
 		return lx_errf(e, LX_EIO, "out of memory");
-	s->is_npz = has_suffix(path, ".npz");
+	s->is_npz = has_suffix(path, ".npz") || has_suffix(path, ".npy");
 	ix->nsrc++;
 	if (!s->is_npz)
 		return add_scanned(ix, c.src, e);

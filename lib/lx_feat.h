@@ -7,6 +7,8 @@
  *   LX_FEAT_BUTD    the bottom-up-attention Caffe TSV (6 fields: image_id, image_w, image_h, ...)
  *   LX_FEAT_NPZ     one image a .npz (x, bbox, num_bbox, image_h, image_w), stored or deflated
  *   LX_FEAT_STREAM  a stream of records written by lx-featpack (img_id, img_h, img_w, boxes, ...)
+ *   LX_FEAT_NPY     one image a .npy: np.save of a dict (x, bbox, num_bbox, image_h, image_w), or MMF's
+ *                   features .npy beside its FILE_info.npy dict
  *
  * Ownership follows lx.h: lx_feat_open/lx_feat_free, lx_feat_index_new/lx_feat_index_free,
  * lx_feat_image_init/lx_feat_image_destroy. Every reader streams: it holds one image (one line or record)
@@ -17,9 +19,9 @@
 
 #include "lx.h"
 
-typedef enum { LX_FEAT_OBJ36, LX_FEAT_BUTD, LX_FEAT_NPZ, LX_FEAT_STREAM } lx_feat_format;
+typedef enum { LX_FEAT_OBJ36, LX_FEAT_BUTD, LX_FEAT_NPZ, LX_FEAT_STREAM, LX_FEAT_NPY } lx_feat_format;
 
-/* "obj36", "butd", "npz", "stream". */
+/* "obj36", "butd", "npz", "stream", "npy". */
 const char *lx_feat_format_name(lx_feat_format f);
 
 /* One image's boxes and features. The arrays are owned by the struct and grown as needed, so that reading
@@ -63,15 +65,16 @@ lx_status lx_feat_normalize(const lx_feat_image *im, int n_keep, int normalized,
 
 typedef struct lx_feat_file lx_feat_file;
 
-/* Opens path and detects its layout from its first bytes (PK: npz; a msgpack map: stream; a TSV line of 10
- * fields: obj36, of 6: butd). */
+/* Opens path and detects its layout from its first bytes (PK: npz; \x93NUMPY: npy; a msgpack map: stream;
+ * a TSV line of 10 fields: obj36, of 6: butd). */
 lx_status lx_feat_open(lx_feat_file **out, const char *path, lx_err *e);
 void lx_feat_free(lx_feat_file *f);
 lx_feat_format lx_feat_file_format(const lx_feat_file *f);
 const char *lx_feat_file_path(const lx_feat_file *f);
 
 /* Reads the next image into im: LX_OK with *got = 1, LX_OK with *got = 0 at the end of the file, or an
- * error naming the file and line. A .npz holds one image, its img_id the file name without ".npz". */
+ * error naming the file and line. A .npz or .npy holds one image, its img_id the file name without
+ * ".npz"/".npy". */
 lx_status lx_feat_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
 
 /* Where an image starts, for the index: a byte offset and its line (or record) number. */
@@ -106,7 +109,7 @@ enum {
 
 lx_feat_index *lx_feat_index_new(int flags, int cache_size);
 void lx_feat_index_free(lx_feat_index *ix);
-/* Adds a feature file (or a .npz: one image named after the file, which is not opened until needed). An
+/* Adds a feature file (or a .npz or .npy: one image named after the file, not opened until needed). An
  * img_id already added from any file is an error naming both places. An index file beside path is used only
  * if it names path's size and modification time; a stale one is an error (LX_EMODEL) unless
  * LX_FEAT_INDEX_REBUILD. */

@@ -6,6 +6,7 @@ Usage (Debian's python3):
   featref.py write-butd OUT.tsv N                a BUTD TSV written the way generate_tsv.py writes it
   featref.py write-obj36 OUT.tsv N [BOXES DIM]   an obj36 TSV written the way the authors' extractor does
   featref.py write-npz DIR N stored|deflated     one .npz an image (np.savez / np.savez_compressed)
+  featref.py write-npy DIR N [PROTOCOL]          one .npy an image: np.save of a dict, or MMF's pair
   featref.py check STREAM [--max-boxes N] [--normalized] SOURCE...
                                                  every record of STREAM equals its image in SOURCE
   featref.py check-join JOINED QUESTIONS [--pairs] SOURCE...
@@ -69,7 +70,30 @@ def read_npz(path):
     for key in ("objects_id", "objects_conf", "attrs_id", "attrs_conf"):
         if key in z.files:
             img[key] = z[key]
+    if "info" in z.files:
+        ids_from(np.load(path, allow_pickle=True)["info"].item(), img)
     return {os.path.basename(path)[:-4]: img}
+
+
+def ids_from(d, img):
+    for key in ("objects_id", "objects_conf", "attrs_id", "attrs_conf"):
+        if key in d and key not in img:
+            img[key] = np.asarray(d[key])
+    return img
+
+
+def read_npy(path):
+    """np.load of a dict saved with np.save, or MMF's features with their _info.npy."""
+    a = np.load(path, allow_pickle=True)
+    if a.dtype == object:
+        d = a.item()
+        img = {"img_h": int(d["image_h"]), "img_w": int(d["image_w"]),
+               "boxes": np.asarray(d["bbox"]).astype(np.float32), "features": np.asarray(d["x"]).astype(np.float32)}
+    else:
+        d = np.load(path[:-4] + "_info.npy", allow_pickle=True).item()
+        img = {"img_h": int(d["image_height"]), "img_w": int(d["image_width"]),
+               "boxes": np.asarray(d["bbox"]).astype(np.float32), "features": a.astype(np.float32)}
+    return {os.path.basename(path)[:-4]: ids_from(d, img)}
 
 
 def read_source(path):
@@ -78,9 +102,13 @@ def read_source(path):
         for name in sorted(os.listdir(path)):
             if name.endswith(".npz"):
                 out.update(read_npz(os.path.join(path, name)))
+            elif name.endswith(".npy") and not name.endswith("_info.npy"):
+                out.update(read_npy(os.path.join(path, name)))
         return out
     if path.endswith(".npz"):
         return read_npz(path)
+    if path.endswith(".npy"):
+        return read_npy(path)
     with open(path) as f:
         fields = f.readline().count("\t") + 1
     return read_obj36(path) if fields == 10 else read_butd(path)
@@ -244,6 +272,9 @@ def cmd_write_npz(out, n, how):
         extra = {}
         if i % 2:
             extra = {"objects_id": rng.integers(0, 1600, k), "objects_conf": rng.random(k, dtype=np.float32)}
+        elif i % 4 == 2:  # MILVLG: the ids in a pickled dict
+            extra = {"info": {"objects_id": rng.integers(0, 1600, k), "objects_conf": rng.random(k, dtype=np.float32),
+                              "attrs_id": rng.integers(0, 400, k), "attrs_conf": rng.random(k, dtype=np.float32)}}
         save(os.path.join(out, "%012d" % ((500 if how == "deflated" else 600) + i)), x=feat, bbox=b, num_bbox=k, image_h=h, image_w=w, **extra)
 
 
@@ -332,6 +363,34 @@ def cmd_bench_questions(n, images, seed):
         sys.stdout.buffer.write(pack.pack(rec))
 
 
+def cmd_write_npy(out, n, protocol=None):
+    """Even images: np.save of a dict (python and numpy scalars); odd ones: MMF's features .npy and
+    _info.npy. With PROTOCOL, the dict .npy files are written with that pickle protocol instead of
+    np.save's own."""
+    rng = np.random.default_rng(17)
+    os.makedirs(out, exist_ok=True)
+    for i in range(n):
+        k = 4 + 2 * i
+        h, w, b, feat = random_image(rng, i, k, 16)
+        name = os.path.join(out, "%012d" % (700 + i))
+        if i % 2 == 0:
+            d = {"x": feat, "bbox": b.astype(np.float64), "num_bbox": k, "image_h": np.int64(h), "image_w": w,
+                 "objects_id": rng.integers(0, 1600, k), "objects_conf": rng.random(k, dtype=np.float32)}
+            if protocol is None:
+                np.save(name, d)
+            else:
+                import pickle
+                arr = np.empty((), dtype=object)
+                arr[()] = d
+                with open(name + ".npy", "wb") as f:
+                    np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+                    pickle.dump(arr, f, protocol=int(protocol))
+        else:
+            np.save(name, feat)
+            np.save(name + "_info", {"bbox": b, "num_boxes": k, "image_height": h, "image_width": np.int32(w),
+                                     "objects": rng.integers(0, 1600, k), "cls_prob": rng.random((k, 5))})
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "questions":
@@ -344,6 +403,8 @@ def main():
         cmd_write_butd(args[0], int(args[1]))
     elif cmd == "write-npz":
         cmd_write_npz(args[0], int(args[1]), args[2])
+    elif cmd == "write-npy":
+        cmd_write_npy(*([args[0], int(args[1])] + args[2:]))
     elif cmd == "check":
         cmd_check(args)
     elif cmd == "check-join":

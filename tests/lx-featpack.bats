@@ -62,13 +62,57 @@ records() { "$PY" -c 'import msgpack,sys; print(sum(1 for _ in msgpack.Unpacker(
 	[ "$output" = "ok" ]
 }
 
-@test "converts .npz files from np.savez and np.savez_compressed, named or as a directory" {
+@test "converts .npz files from np.savez and np.savez_compressed, ids in members or in MILVLG's pickled info" {
 	"$PY" "$REF" write-npz "$W/deflated" 3 deflated
 	"$PY" "$REF" write-npz "$W/stored" 3 stored
 	"$BIN/lx-featpack" "$W/deflated" "$W/stored/000000000601.npz" > "$W/out.mp"
 	run "$PY" "$REF" check "$W/out.mp" "$W/deflated" "$W/stored/000000000601.npz"
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok" ]
+}
+
+@test "converts .npy files: np.save of a dict, and MMF's features beside their _info.npy" {
+	"$PY" "$REF" write-npy "$W/npy" 4
+	"$BIN/lx-featpack" "$W/npy" > "$W/out.mp"
+	run "$PY" "$REF" check "$W/out.mp" "$W/npy"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+	[ "$(records "$W/out.mp")" -eq 4 ]
+}
+
+@test "reads dicts pickled with protocols 2 to 5" {
+	for p in 2 3 4 5; do
+		"$PY" "$REF" write-npy "$W/p$p" 2 "$p"
+		"$BIN/lx-featpack" "$W/p$p/000000000700.npy" > "$W/out$p.mp"
+		run "$PY" "$REF" check "$W/out$p.mp" "$W/p$p/000000000700.npy"
+		[ "$output" = "ok" ]
+	done
+}
+
+@test "refuses a pickle that calls anything but numpy's array constructors" {
+	"$PY" -c '
+import datetime, numpy as np, sys
+np.save(sys.argv[1], {"x": np.zeros((1, 4), np.float32), "when": datetime.date(2020, 1, 2)})' "$W/evil.npy"
+	run "$BIN/lx-featpack" "$W/evil.npy"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-featpack: $W/evil.npy: pickle: calls datetime.date, which is not read (only numpy arrays, dtypes and scalars are)" ]
+}
+
+@test "a features .npy without its _info.npy is status 3" {
+	"$PY" -c 'import numpy as np, sys; np.save(sys.argv[1], np.zeros((2, 4), np.float32))' "$W/lone.npy"
+	run "$BIN/lx-featpack" "$W/lone.npy"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-featpack: $W/lone_info.npy: No such file or directory (a .npy of features needs its _info.npy beside it)" ]
+}
+
+@test "rejects a dict .npy whose boxes disagree with num_bbox" {
+	"$PY" -c '
+import numpy as np, sys
+np.save(sys.argv[1], {"x": np.zeros((3, 4), np.float32), "bbox": np.ones((2, 4)), "num_bbox": 3, "image_h": 9,
+                      "image_w": 9})' "$W/img.npy"
+	run "$BIN/lx-featpack" "$W/img.npy"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-featpack: $W/img.npy: key bbox has 2 dimensions, 2 rows; expected [3,4] (num_bbox 3)" ]
 }
 
 @test "reads back its own stream as a feature file, byte for byte" {
@@ -151,13 +195,15 @@ print(r["img1"], r["img_w"], r["visual_feats"].shape, "visual_feats0" in r)' "$W
 	[ "$output" = "COCO_train2014_000000132417 500 (36, 2048) False" ]
 }
 
-@test "joins from .npz files, a BUTD TSV and a stream at once" {
+@test "joins from .npz and .npy files, a BUTD TSV and a stream at once" {
 	"$PY" "$REF" write-npz "$W/npz" 2 deflated
+	"$PY" "$REF" write-npy "$W/npz" 2
 	"$PY" "$REF" write-butd "$W/butd.tsv" 3
 	"$BIN/lx-featpack" "$TSV" > "$W/feats.mp"
 	"$PY" -c '
 import msgpack, sys
-for i in ["000000000501", "4002", "COCO_train2014_000000084002", "000000000500", "4000"]:
+for i in ["000000000501", "4002", "000000000701", "COCO_train2014_000000084002", "000000000500", "4000",
+          "000000000700"]:
     sys.stdout.buffer.write(msgpack.packb({"img_id": i, "question_id": len(i)}))' > "$W/mixed.mp"
 	"$BIN/lx-featpack" --join "$W/npz" "$W/butd.tsv" "$W/feats.mp" < "$W/mixed.mp" > "$W/out.mp"
 	run "$PY" "$REF" check-join "$W/out.mp" "$W/mixed.mp" "$W/npz" "$W/butd.tsv" "$TSV"
