@@ -6,6 +6,11 @@
 
 #include "lx_feat.h"
 
+/* Feature files hold little-endian arrays, copied as they are. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "liblx's feature readers assume a little-endian host"
+#endif
+
 struct lx_feat_file {
 	char *path;
 	lx_feat_format fmt;

@@ -375,8 +375,9 @@ static lx_status load(lx_feat_index *ix, long k, slot *sl, lx_err *e)
 	}
 	if (!st && (sl->im.img_id == NULL || strlen(sl->im.img_id) != en->id_len ||
 	            memcmp(sl->im.img_id, ent_id(ix, en), en->id_len) != 0))
-		st = lx_errf(e, LX_EMODEL, "%s: line %ld holds img_id %s, the index says %s (stale index?)", s->path,
-		             en->pos.line, sl->im.img_id ? sl->im.img_id : "", ent_id(ix, en));
+		st = lx_errf(e, LX_EMODEL, "%s: %s %ld holds img_id %s, the index says %s (stale index?)", s->path,
+		             sl->im.is_record ? "record" : "line", en->pos.line, sl->im.img_id ? sl->im.img_id : "",
+		             ent_id(ix, en));
 	return st;
 }
 
