@@ -229,7 +229,7 @@ long lx_base64_decode(const char *src, size_t len, void *dst, size_t *bad)
 	}
 	if (len == 0)
 		return 0;
-	/* every quad but the last: writes 4 bytes, the 4th overwritten by the next quad */
+	/* every quad but the last, which may hold padding */
 	for (i = 0; i + 4 < len; i += 4) {
 		uint32_t v = q0[s[i]] | q1[s[i + 1]] | q2[s[i + 2]] | q3[s[i + 3]];
 		if (v >= B64_BAD) {

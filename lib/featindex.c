@@ -153,7 +153,8 @@ static const char *place_name(const lx_feat_index *ix, const entry *en, char *bu
 	if (s->is_npz)
 		snprintf(buf, n, "%s", s->path);
 	else
-		snprintf(buf, n, "%s: line %ld", s->path, en->pos.line);
+		snprintf(buf, n, "%s: %s %ld", s->path,
+		         s->f && lx_feat_file_format(s->f) == LX_FEAT_STREAM ? "record" : "line", en->pos.line);
 	return buf;
 }
 
@@ -170,11 +171,11 @@ static lx_status add_entry(void *vctx, const char *id, size_t len, lx_feat_pos p
 	long old;
 
 	if ((old = lookup(ix, id, len)) >= 0) {
-		char a[600];
-		entry cur = {c->src, 0, 0, pos};
-		char b[600];
+		entry here = {c->src, 0, 0, pos};
+		char first[600], second[600];
 		return lx_errf(e, LX_EINPUT, "%s: img_id %.*s appears twice (first at %s)",
-		               place_name(ix, &cur, b, sizeof b), (int)len, id, place_name(ix, &ix->ent[old], a, sizeof a));
+		               place_name(ix, &here, second, sizeof second), (int)len, id,
+		               place_name(ix, &ix->ent[old], first, sizeof first));
 	}
 	if (!feat_grow(&ix->ent, &ix->ent_cap, (ix->nent + 1) * sizeof *ix->ent) ||
 	    !feat_grow(&ix->arena, &ix->arena_cap, ix->arena_len + len + 1) ||
