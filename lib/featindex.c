@@ -390,8 +390,10 @@ lx_status lx_feat_index_get(lx_feat_index *ix, const char *id, size_t len, const
 	int i;
 
 	*im = NULL;
+	if (k < 0 && ix->nsrc == 1)
+		return lx_errf(e, LX_EINPUT, "img_id %.*s is not in %s", (int)len, id, ix->src[0].path);
 	if (k < 0)
-		return lx_errf(e, LX_EINPUT, "img_id %.*s is in none of the feature files", (int)len, id);
+		return lx_errf(e, LX_EINPUT, "img_id %.*s is in none of the %zu feature files", (int)len, id, ix->nsrc);
 	for (i = 0; i < ix->ncache; i++)
 		if (ix->cache[i].entry == k) {
 			ix->cache[i].used = ++ix->clock;

@@ -288,8 +288,15 @@ for i in ["COCO_train2014_000000132417", "COCO_train2014_000000999999"]:
     sys.stdout.buffer.write(msgpack.packb({"question_id": 7, "img_id": i}))' > "$W/q2.mp"
 	run bash -c '"$1" --join "$2" < "$3" > "$4"' _ "$BIN/lx-featpack" "$TSV" "$W/q2.mp" "$W/out.mp"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-featpack: stdin: record 2 (7): img_id COCO_train2014_000000999999 is in none of the feature files" ]
+	[ "$output" = "lx-featpack: stdin: record 2 (7): img_id COCO_train2014_000000999999 is not in $TSV" ]
 	[ "$(records "$W/out.mp")" -eq 1 ]
+	run bash -c '"$1" --join "$2" "$3" < "$4" > /dev/null' _ "$BIN/lx-featpack" "$TSV" "$W/empty" "$W/q2.mp"
+	[ "$status" -eq 3 ]
+	mkdir -p "$W/npz"
+	"$PY" "$REF" write-npz "$W/npz" 2 stored
+	run bash -c '"$1" --join "$2" "$3" < "$4" > /dev/null' _ "$BIN/lx-featpack" "$TSV" "$W/npz" "$W/q2.mp"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-featpack: stdin: record 2 (7): img_id COCO_train2014_000000999999 is in none of the 3 feature files" ]
 }
 
 @test "rejects a truncated line, after writing the images before it" {
