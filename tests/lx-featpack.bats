@@ -263,6 +263,21 @@ print("ok" if ok else "differs")' "$W/feats.tsv" "$W/feats.tsv.lxidx"
 	cmp "$W/out.mp" "$W/again.mp"
 }
 
+@test "an index is read rather than rebuilt, and each image is checked against it" {
+	"$BIN/lx-featpack" --join --index "$W/feats.tsv" < /dev/null
+	# swap the ids of lines 1 and 2 in the index, keeping its header (size and mtime still match)
+	"$PY" -c '
+import sys
+rows = open(sys.argv[1]).read().split("\n")
+a, b = rows[2].split("\t"), rows[3].split("\t")
+a[2], b[2] = b[2], a[2]
+rows[2], rows[3] = "\t".join(a), "\t".join(b)
+open(sys.argv[1], "w").write("\n".join(rows))' "$W/feats.tsv.lxidx"
+	run bash -c '"$1" --join --index "$2" < "$3" > /dev/null' _ "$BIN/lx-featpack" "$W/feats.tsv" "$W/q.mp"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-featpack: $W/feats.tsv: line 2 holds img_id COCO_train2014_000000573195, the index says COCO_train2014_000000132417 (stale index?)" ]
+}
+
 @test "a stream feature file is indexed by record offsets too" {
 	"$BIN/lx-featpack" "$TSV" > "$W/feats.mp"
 	"$PY" "$REF" shuffle "$W/q.mp" 5 > "$W/shuf.mp"
