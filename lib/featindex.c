@@ -263,11 +263,15 @@ static lx_status idx_write(lx_feat_index *ix, uint32_t src, size_t first, const 
                            const struct stat *sb, lx_err *e)
 {
 	size_t n = strlen(ipath), i;
-	char *tmp = malloc(n + 5);
+	char *tmp;
 	FILE *f;
 	int bad;
 
-	if (!tmp)
+	for (i = first; i < ix->nent; i++)
+		if (strpbrk(ent_id(ix, &ix->ent[i]), "\t\n"))
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: an img_id with a TAB or a line end cannot be indexed",
+			               ix->src[src].path, ix->ent[i].pos.line);
+	if (!(tmp = malloc(n + 5)))
 		return lx_errf(e, LX_EIO, "out of memory");
 	memcpy(tmp, ipath, n);
 	memcpy(tmp + n, ".tmp", 5);
