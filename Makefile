@@ -5,7 +5,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 PREFIX ?= /usr/local
-PKGS = openblas msgpack libutf8proc jansson
+PKGS = openblas msgpack libutf8proc jansson zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter
@@ -62,9 +62,16 @@ check-headers:
 bench-tokenize: $(O)/bin/lx-tokenize
 	sh bench/tokenize.sh
 
+# Every benchmark: the encoder, the tokenizer, the feature join. Benchmarks are not tests.
+bench: bench-encode bench-tokenize bench-featpack
+
+# Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
+bench-featpack: all
+	sh bench/featpack.sh
+
 # Debian packages the build and the tests need; run as root to install them.
-DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev bats \
-       python3 python3-numpy python3-msgpack python3-msgpack-numpy
+DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev bats \
+       python3 python3-numpy python3-msgpack python3-msgpack-numpy time
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
@@ -104,5 +111,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: all bench-encode bench-tokenize check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: all bench bench-encode bench-featpack bench-tokenize check check-asan check-headers deps fuzz fuzz-build install clean
 .SECONDARY:

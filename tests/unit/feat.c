@@ -1,0 +1,89 @@
+/* Unit tests of lib/feat.c: base64 (RFC 4648 section 10 vectors) and box normalisation. */
+#include <string.h>
+
+#include "lx_feat.h"
+
+static int failures;
+
+#define CHECK(c)                                                                                           \
+	do {                                                                                                   \
+		if (!(c)) {                                                                                        \
+			fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #c);                               \
+			failures++;                                                                                    \
+		}                                                                                                  \
+	} while (0)
+
+static void base64_vectors(void)
+{
+	static const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	static const char *dec = "foobar";
+	char out[16];
+	size_t bad, i;
+
+	for (i = 0; i < 7; i++) {
+		long n = lx_base64_decode(enc[i], strlen(enc[i]), out, &bad);
+		CHECK(n == (long)i);
+		CHECK(lx_base64_size(enc[i], strlen(enc[i])) == i);
+		CHECK(n >= 0 && memcmp(out, dec, i) == 0);
+	}
+	/* every byte value survives: "AAECA/7/" is 00 01 02 03 fe ff */
+	CHECK(lx_base64_decode("AAECA/7/", 8, out, &bad) == 6);
+	CHECK(memcmp(out, "\0\1\2\3\376\377", 6) == 0);
+}
+
+static void base64_errors(void)
+{
+	char out[16];
+	size_t bad = 99;
+
+	CHECK(lx_base64_decode("Zm9", 3, out, &bad) == -1 && bad == 3);
+	CHECK(lx_base64_decode("Zm*v", 4, out, &bad) == -1 && bad == 2);
+	CHECK(lx_base64_decode("Zm9vZm-v", 8, out, &bad) == -1 && bad == 6);
+	CHECK(lx_base64_decode("Z===", 4, out, &bad) == -1 && bad == 1);
+	CHECK(lx_base64_decode("Zg=a", 4, out, &bad) == -1 && bad == 2); /* "=" before data */
+	CHECK(lx_base64_decode("Zg==Zm9v", 8, out, &bad) == -1 && bad == 2); /* padding only at the end */
+	CHECK(lx_base64_decode("Zm9v\n", 5, out, &bad) == -1);
+}
+
+static void normalisation(void)
+{
+	lx_feat_image im;
+	float pos[8];
+	lx_err e;
+
+	lx_feat_image_init(&im);
+	CHECK(lx_feat_image_set_id(&im, "img", 3) && lx_feat_image_reserve(&im, 2, 1));
+	im.img_w = 500;
+	im.img_h = 333;
+	im.n = 2;
+	/* 250/500 = 0.5 and 333/333 = 1 exactly; 100/333 in float32 is 0x3e99c0f6 (numpy: np.float32(100) / np.float32(333)) */
+	memcpy(im.boxes, (float[8]){250, 100, 500, 333, 0, 0, 1, 1}, sizeof pos);
+	CHECK(lx_feat_normalize(&im, 2, 0, pos, &e) == LX_OK);
+	CHECK(pos[0] == 0.5f && pos[2] == 1.0f && pos[3] == 1.0f && pos[4] == 0.0f);
+	{
+		uint32_t bits;
+		memcpy(&bits, &pos[1], 4);
+		CHECK(bits == 0x3e99c0f6u);
+	}
+	im.boxes[2] = 500.01f; /* 1.00002 > 1 + 1e-5 */
+	CHECK(lx_feat_normalize(&im, 2, 0, pos, &e) == LX_EINPUT);
+	CHECK(strcmp(e.msg, " (img_id img): box 0 x2 is 500.01001 pixels, outside [0, 1] after normalisation "
+	                    "(image 500x333)") == 0);
+	im.boxes[2] = 500.004f; /* 1.000008 < 1 + 1e-5: the authors' assert lets it through */
+	CHECK(lx_feat_normalize(&im, 2, 0, pos, &e) == LX_OK);
+	im.boxes[2] = 500;
+	CHECK(lx_feat_normalize(&im, 1, 0, pos, &e) == LX_OK); /* only the kept boxes are checked */
+	im.boxes[4] = -0.01f;
+	CHECK(lx_feat_normalize(&im, 2, 0, pos, &e) == LX_EINPUT);
+	lx_feat_image_destroy(&im);
+}
+
+int main(void)
+{
+	base64_vectors();
+	base64_errors();
+	normalisation();
+	if (failures)
+		fprintf(stderr, "feat: %d checks failed\n", failures);
+	return failures != 0;
+}
