@@ -5,6 +5,7 @@
 set -eu
 B=${LX_BIN:-bin}
 D=bench/out/base
+mkdir -p bench/out
 if [ ! -f "$D/model.safetensors" ]; then
 	echo "making $D (lxmert-base shapes, random weights, 64 questions)..."
 	bench/bin/mkmodel --with-heads qa --inputs 64 "$D"
