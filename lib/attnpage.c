@@ -472,7 +472,7 @@ lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 	fprintf(f, "<style>#boxcol{max-width:%dpx}</style>\n", p->pic_w > 360 ? p->pic_w : 360);
 	fputs("<p class=\"cap\" id=\"boxcap\"></p>\n<p class=\"cap\">", f);
 	html(f, p->picture_note);
-	fputs("</p>\n</div>\n<div>\n<h2>Map</h2>\n<canvas id=\"heat\"></canvas>\n<p class=\"cap\" id=\"heatcap\"></p>\n"
+	fputs("</p>\n</div>\n<div id=\"heatcol\">\n<h2>Map</h2>\n<canvas id=\"heat\"></canvas>\n<p class=\"cap\" id=\"heatcap\"></p>\n"
 	      "</div>\n</div>\n<h2>All layers and heads of this map</h2>\n<div id=\"grid\"></div>\n", f);
 	links(f, p);
 	fputs("<script type=\"application/json\" id=\"data\">", f);

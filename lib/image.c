@@ -112,6 +112,7 @@ typedef struct {
 	struct jpeg_error_mgr pub;
 	jmp_buf jump;
 	char msg[JMSG_LENGTH_MAX];
+	int warned;  /* corrupt or truncated data libjpeg read past */
 } jpeg_fail;
 
 static void jpeg_error_exit(j_common_ptr cinfo)
@@ -122,7 +123,16 @@ static void jpeg_error_exit(j_common_ptr cinfo)
 	longjmp(f->jump, 1);
 }
 
-static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
+/* Warnings (level -1: corrupt data, a file cut short) make the picture unusable too: keep the first. */
+static void jpeg_warn(j_common_ptr cinfo, int level)
+{
+	jpeg_fail *f = (jpeg_fail *)cinfo->err;
+
+	if (level < 0 && !f->warned) {
+		f->pub.format_message(cinfo, f->msg);
+		f->warned = 1;
+	}
+}
 
 static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 {
@@ -137,7 +147,8 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(errno));
 	ci.err = jpeg_std_error(&fail.pub);
 	fail.pub.error_exit = jpeg_error_exit;
-	fail.pub.emit_message = jpeg_quiet;
+	fail.pub.emit_message = jpeg_warn;
+	fail.warned = 0;
 	if (setjmp(fail.jump)) {
 		jpeg_destroy_decompress(&ci);
 		fclose(f);
@@ -166,6 +177,10 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 	jpeg_finish_decompress(&ci);
 	jpeg_destroy_decompress(&ci);
 	fclose(f);
+	if (fail.warned) {
+		lx_image_free(im);
+		return lx_errf(e, LX_EMODEL, "%s: not a readable JPEG image: %s", path, fail.msg);
+	}
 	*out = im;
 	return LX_OK;
 }

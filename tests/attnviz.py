@@ -7,9 +7,12 @@
                                               lx-tokenize, lx-featpack and lx-head add them. --bare leaves out
                                               tokens, objects, answers, sent and boxes.
   attnviz.py photos DIR                       the first scene as DIR/<img_id>.jpg, the third as .png
-  attnviz.py check DIR CELL [PHOTOS] < S      every file of every record of the encoded stream S is in DIR:
+  attnviz.py check DIR CELL [PHOTOS [MIN]] < S
+                                              every file of every record of the encoded stream S is in DIR:
                                               .npy equal to the stream's maps (rollouts recomputed here),
-                                              PNGs that decode with the expected sizes, pages and the index
+                                              PNGs that decode with the expected sizes, pages and the index;
+                                              MIN: pixels of each picture that must be compared with the
+                                              photo or canvas where no box covers it
   attnviz.py edit WHAT < S > S2              changes encoded records to make bad input (see EDITS)
 
 Everything here is independent of the code under test: numpy, msgpack, PIL, json.
@@ -145,6 +148,17 @@ def check_picture(rec, area, photo_dir):
     return int(free.sum())
 
 
+def npy_header(path):
+    """NPY 1.0 as written by hand: magic, version, header length, dict, spaces, newline, 64-byte aligned."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+        n = int.from_bytes(head[8:10], "little")
+        text = f.read(n).decode("latin-1")
+    if head[:8] != b"\x93NUMPY\x01\x00" or (10 + n) % 64 or not text.endswith("\n") or \
+            not text.startswith("{'descr': '<f4', 'fortran_order': False, 'shape': ("):
+        fail(f"{path}: header {head!r} {text!r} is not NPY 1.0 as documented")
+
+
 def check_grid(path, kind, arr, cell):
     """The grid holds layers x (heads + mean) panels of q*cell by k*cell pixels, 14 pixels apart."""
     im = png(path)
@@ -163,7 +177,7 @@ def check_grid(path, kind, arr, cell):
         fail(f"{path}: no entry in the darkest colour of the scale")
 
 
-def check(d, cell, photo_dir=None):
+def check(d, cell, photo_dir=None, min_bare=0):
     recs = read_records()
     if not recs:
         fail("no records")
@@ -173,6 +187,7 @@ def check(d, cell, photo_dir=None):
         stem = str(rec.get("question_id", rec.get("img_id", f"record-{n}")))
         names.add(stem)
         for kind, field in KINDS.items():
+            npy_header(os.path.join(d, f"{stem}.{kind}.npy"))
             got = np.load(os.path.join(d, f"{stem}.{kind}.npy"))
             if got.dtype != np.float32 or not np.array_equal(got, rec[field]):
                 fail(f"{stem}.{kind}.npy: {got.dtype}{got.shape} differs from {field} {rec[field].shape}")
@@ -193,6 +208,8 @@ def check(d, cell, photo_dir=None):
             fail(f"{stem}.boxes.png: {w}x{h}, expected {max(pw, 480)} wide and a caption above {ph} rows")
         uncovered = check_picture(rec, np.asarray(im)[h - ph:, :pw].astype(int), photo_dir)
         shown += uncovered > 0
+        if uncovered < min_bare:
+            fail(f"{stem}.boxes.png: {uncovered} pixels outside the boxes compared, fewer than {min_bare}")
         with open(os.path.join(d, f"{stem}.html"), encoding="utf-8") as f:
             page = f.read()
         for needle in ('<script type="application/json" id="data">', "data:image/png;base64,"):
@@ -204,6 +221,10 @@ def check(d, cell, photo_dir=None):
         want_tokens = rec.get("tokens") or [str(i) for i in rec["input_ids"]]
         if data["tokens"] != list(want_tokens):
             fail(f"{stem}.html: tokens {data['tokens']}, expected {want_tokens}")
+        want_boxes = [f"#{i} {o}" for i, o in enumerate(rec["objects"])] if "objects" in rec else \
+            [f"#{i}" for i in range(len(rec["visual_pos"]))]
+        if data["boxLabels"] != want_boxes:
+            fail(f"{stem}.html: box labels {data['boxLabels'][:3]}..., expected {want_boxes[:3]}...")
         cross = next(k for k in data["kinds"] if k["key"] == "cross")
         diff = np.abs(np.array(cross["data"]) - rec["cross_encoder_attentions"].ravel()).max()
         if diff > 1e-4:
@@ -239,6 +260,11 @@ EDITS = {
     "objects": lambda i, r: dict(r, objects=r["objects"][:-1]) if i == 2 else r,
     # pixel boxes for one box too few in the third record
     "boxes": lambda i, r: dict(r, boxes=r["boxes"][:-1]) if i == 2 else r,
+    # the second record named by its img_id, the third by its number
+    "ids": lambda i, r: {k: v for k, v in r.items() if k != "question_id" and (i != 2 or k != "img_id")}
+    if i in (1, 2) else r,
+    # the third record's cross-attention over one box less than its other maps
+    "shapes": lambda i, r: dict(r, cross_encoder_attentions=r["cross_encoder_attentions"][..., :-1]) if i == 2 else r,
 }
 
 
@@ -249,7 +275,8 @@ def main():
     elif cmd == "photos":
         photos(sys.argv[2])
     elif cmd == "check":
-        check(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+        check(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
+              int(sys.argv[5]) if len(sys.argv) > 5 else 0)
     elif cmd == "edit":
         write_records([EDITS[sys.argv[2]](i, r) for i, r in enumerate(read_records())])
     else:
