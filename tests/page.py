@@ -1,5 +1,7 @@
 """Drives an lx-attnviz page in headless Chromium over the DevTools protocol (on a pipe: no network port).
 
+  page.py shot PAGE FRAGMENT OUT W H
+                     a screenshot (W x H) of PAGE#FRAGMENT, for the documentation
   page.py PAGE SHOT    opens PAGE#kind=cross&layer=1&head=2, then checks, as a person would see it:
                        - the page rendered (body data-ok="1") with no script error (window.onerror, exceptions);
                        - the view follows the address: kind, layer and head in the DOM and in the menus;
@@ -72,14 +74,14 @@ class Browser:
         msg, self.buf = self.buf.split(b"\0", 1)
         return json.loads(msg)
 
-    def open(self, url):
+    def open(self, url, w=1400, h=1100):
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
                                  session=False)["sessionId"]
         self.send("Runtime.enable")
         self.send("Page.enable")
         self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": 1400, "height": 1100, "deviceScaleFactor": 1, "mobile": False})
+                  {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False})
         self.send("Page.navigate", {"url": url})
 
     def js(self, expr):
@@ -143,7 +145,22 @@ def centre(b, expr):
     return r[0], r[1]
 
 
+def screenshot(page, fragment, out, w, h):
+    b = Browser()
+    try:
+        b.open("file://" + os.path.abspath(page) + "#" + fragment, w, h)
+        b.wait("document.body && document.body.dataset.ok === '1'", "the page to render (data-ok=1)")
+        png = base64.b64decode(b.send("Page.captureScreenshot", {"format": "png"})["data"])
+        with open(out, "wb") as f:
+            f.write(png)
+    finally:
+        b.close()
+
+
 def main():
+    if sys.argv[1] == "shot":
+        screenshot(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        return
     page, shot = os.path.abspath(sys.argv[1]), sys.argv[2]
     b = Browser()
     try:
