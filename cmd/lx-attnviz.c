@@ -66,7 +66,7 @@ typedef struct {
 
 /* One record, decoded and checked. */
 typedef struct {
-	int T, N, heads, layers[NMAPS];
+	int T, N, heads;
 	lx_attn a[NKINDS];
 	char **tok, **lab;      /* [T], [N] */
 	float *boxes;           /* [N, 4] in the picture's pixels */
@@ -146,7 +146,6 @@ static lx_status decode_map(run *r, const lx_record *rec, int k, view *v, lx_err
 	if ((rc = lx_tensor_to_f32(&t, r->map[k], kinds[k].field, e)))
 		return rc;
 	v->a[k] = (lx_attn){(int)t.shape[0], (int)t.shape[1], (int)t.shape[2], (int)t.shape[3], r->map[k]};
-	v->layers[k] = (int)t.shape[0];
 	return LX_OK;
 }
 
@@ -212,25 +211,37 @@ static lx_status strings(const lx_record *rec, const char *key, int n, const cha
 	return LX_OK;
 }
 
-/* Word labels: `tokens`, else the ids of `input_ids`, else positions. */
+/* The record's input_ids as int32 in a new array, if it has T of them; NULL otherwise. */
+static int32_t *token_ids(const lx_record *rec, int T)
+{
+	lx_tensor t;
+	int present;
+	int32_t *ids;
+	lx_err ignored;
+
+	if (lx_record_tensor(rec, "input_ids", &t, &present, &ignored) || !present || t.ndim != 1 || t.shape[0] != T ||
+	    lx_dtype_is_float(t.dtype) || !(ids = malloc((size_t)T * sizeof *ids)))
+		return NULL;
+	if (lx_tensor_to_i32(&t, ids, "input_ids", &ignored)) {
+		free(ids);
+		return NULL;
+	}
+	return ids;
+}
+
+/* Word labels: `tokens`, else the ids of `input_ids`, else "word i". */
 static lx_status word_labels(const lx_record *rec, view *v, lx_err *e)
 {
 	lx_status rc;
-	lx_tensor t;
-	int present, i;
-	int32_t *ids = NULL;
+	int32_t *ids;
+	int i;
 	char buf[32];
 
 	if ((rc = strings(rec, "tokens", v->T, "tokens", &v->tok, e)) || v->tok)
 		return rc;
 	if (!(v->tok = calloc((size_t)v->T, sizeof *v->tok)))
 		return lx_errf(e, LX_EIO, "out of memory");
-	if (lx_record_tensor(rec, "input_ids", &t, &present, e) == LX_OK && present && t.ndim == 1 &&
-	    t.shape[0] == v->T && !lx_dtype_is_float(t.dtype) && (ids = malloc((size_t)v->T * sizeof *ids)) &&
-	    lx_tensor_to_i32(&t, ids, "input_ids", e) != LX_OK) {
-		free(ids);
-		ids = NULL;
-	}
+	ids = token_ids(rec, v->T);
 	for (i = 0; i < v->T; i++) {
 		if (ids)
 			snprintf(buf, sizeof buf, "%d", (int)ids[i]);

@@ -13,6 +13,8 @@
                                               PNGs that decode with the expected sizes, pages and the index;
                                               MIN: pixels of each picture that must be compared with the
                                               photo or canvas where no box covers it
+  attnviz.py strongest DIR TOKEN LAYER HEAD < S
+                                              the boxes pictures (made with --top 1) frame the right box
   attnviz.py edit WHAT < S > S2              changes encoded records to make bad input (see EDITS)
 
 Everything here is independent of the code under test: numpy, msgpack, PIL, json.
@@ -254,6 +256,28 @@ def shrink(r, f=0.2):
     return r
 
 
+def strongest(d, token, layer, head):
+    """With --top 1, the box word `token` attends to most (cross-attention at `layer`, `head` or the mean) is
+    framed in the darkest colour of the scale, and no box whose corner is away from it is."""
+    for rec in read_records():
+        a = rec["cross_encoder_attentions"][layer]
+        w = a.mean(0)[token] if head == "mean" else a[int(head)][token]
+        best = int(np.argmax(w))
+        im = np.asarray(png(os.path.join(d, f"{rec['question_id']}.boxes.png"))).astype(int)
+        pw, ph = picture_size(rec, None)
+        area = im[im.shape[0] - ph:, :pw]
+        b = rec["boxes"] * np.array([pw / rec["img_w"], ph / rec["img_h"]] * 2)
+        dark = (area == [92, 6, 42]).all(2)
+        x, y = int(b[best][0] + 0.5), int(b[best][1] + 0.5)
+        if not dark[y, x]:
+            fail(f"{rec['question_id']}: box {best} (weight {w[best]:.4f}, the largest) is not framed in the darkest colour")
+        others = [i for i in range(len(b)) if abs(b[i][0] - b[best][0]) > 30 and abs(b[i][1] - b[best][1]) > 30
+                  and dark[int(b[i][1] + 0.5), int(b[i][0] + 0.5)]]
+        if others:
+            fail(f"{rec['question_id']}: boxes {others} are framed in the darkest colour too")
+    print("the strongest box is framed in every record", file=sys.stderr)
+
+
 EDITS = {
     # every record's boxes shrunk to a fifth
     "shrink": lambda i, r: shrink(r),
@@ -282,6 +306,8 @@ def main():
     elif cmd == "check":
         check(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
               int(sys.argv[5]) if len(sys.argv) > 5 else 0)
+    elif cmd == "strongest":
+        strongest(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif cmd == "edit":
         write_records([EDITS[sys.argv[2]](i, r) for i, r in enumerate(read_records())])
     else:

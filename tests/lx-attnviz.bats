@@ -127,6 +127,15 @@ only_first_two() {
 	grep -q '"start":{"kind":"cross","layer":1,"head":"mean","token":0}' "$T/out2/132417000.html"
 }
 
+@test "frames the box the chosen word attends to most, in the chosen layer and head" {
+	encoded
+	"$VIZ" -o "$T/out" --top 1 < "$T/enc.mp"
+	$AV strongest "$T/out" 0 1 mean < "$T/enc.mp"
+	"$VIZ" -o "$T/out2" --top 1 --token 2 --layer 0 --head 3 < "$T/enc.mp"
+	$AV strongest "$T/out2" 2 0 3 < "$T/enc.mp"
+	! $AV strongest "$T/out2" 2 0 mean < "$T/enc.mp" 2> /dev/null
+}
+
 @test "stops at a record without attentions, with every earlier record's files written" {
 	encoded
 	$AV edit no-attentions < "$T/enc.mp" > "$T/bad.mp"
@@ -191,6 +200,18 @@ only_first_two() {
 	[ "$status" -eq 3 ]
 	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): $T/photos/COCO_train2014_000000573195.jpg: not a readable JPEG image: Premature end of JPEG file" ]
 	only_first_two
+}
+
+@test "stops at a PNG photo cut short" {
+	encoded
+	$AV photos "$T/full"
+	mkdir -p "$T/photos"
+	f="$T/full/COCO_train2014_000000578174.png"
+	head -c $(($(stat -c %s "$f") / 2)) "$f" > "$T/photos/COCO_train2014_000000578174.png"
+	run $SEP viz "$T/enc.mp" -o "$T/out" --images "$T/photos"
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 5 (id 578174000): $T/photos/COCO_train2014_000000578174.png: not a readable PNG image: Read Error" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 4 ]
 }
 
 @test "stops at a --token beyond a record's words" {
