@@ -758,6 +758,20 @@ static lx_status make_dir(const char *dir, lx_err *e)
 	return LX_OK;
 }
 
+/* --images must name a folder (photos missing from it are not an error, a missing folder is). */
+static lx_status check_images(const char *dir, lx_err *e)
+{
+	struct stat st;
+
+	if (!dir)
+		return LX_OK;
+	if (stat(dir, &st))
+		return lx_errf(e, LX_EMODEL, "--images %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return lx_errf(e, LX_EMODEL, "--images %s: not a folder", dir);
+	return LX_OK;
+}
+
 static void run_free(run *r)
 {
 	size_t i;
@@ -821,7 +835,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return LX_EUSAGE;
 	}
-	if ((rc = lx_font_open(&r.font, r.font_path, &err)) || (rc = make_dir(r.out, &err))) {
+	if ((rc = lx_font_open(&r.font, r.font_path, &err)) || (rc = check_images(r.images, &err)) ||
+	    (rc = make_dir(r.out, &err))) {
 		fprintf(stderr, "%s: %s\n", tool, err.msg);
 		run_free(&r);
 		return rc;

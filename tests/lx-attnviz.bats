@@ -99,7 +99,7 @@ only_first_two() {
 @test "the page's DOM, dumped by Chromium, shows the head the address asks for" {
 	encoded
 	"$VIZ" -o "$T/out" < "$T/enc.mp"
-	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+	timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
 		--disable-component-update --disable-sync --user-data-dir="$T/profile" \
 		--dump-dom "file://$T/out/573195001.html#kind=cross-vision&layer=0&head=3&box=7" > "$T/dom.html" 2> /dev/null
 	grep -q '<body data-ok="1" data-errors="0">' "$T/dom.html"
@@ -255,10 +255,13 @@ only_first_two() {
 	[ "$status" -eq 2 ]
 }
 
-@test "exits 3 on a font it cannot read and 4 on a folder it cannot make" {
+@test "exits 3 on a font it cannot read or a missing --images folder, and 4 on a folder it cannot make" {
 	run $SEP "$VIZ" -o "$T/out" --font "$T/none.ttf" < /dev/null
 	[ "$status" -eq 3 ]
 	[ "$stderr" = "lx-attnviz: $T/none.ttf: not a font file FreeType can read" ]
+	run $SEP "$VIZ" -o "$T/out" --images "$T/none" < /dev/null
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: --images $T/none: No such file or directory" ]
 	run $SEP "$VIZ" -o /dev/null/out < /dev/null
 	[ "$status" -eq 4 ]
 	[ "$stderr" = "lx-attnviz: /dev/null/out: cannot make the folder: Not a directory" ]

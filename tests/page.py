@@ -14,6 +14,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,8 @@ class Browser:
     def read(self, deadline=30):
         end = time.time() + deadline
         while b"\0" not in self.buf:
-            if time.time() > end:
+            left = end - time.time()
+            if left <= 0 or not select.select([self.from_chrome], [], [], left)[0]:
                 raise RuntimeError("no answer from Chromium")
             chunk = os.read(self.from_chrome, 1 << 20)
             if not chunk:
