@@ -113,7 +113,7 @@ static const char *const page_js[] = {
 	"	});",
 	"	$('tokcap').textContent = 'word colours: attention of ' + who() + ' over the words (' + where(c.k, c.layer, c.head) + ')';",
 	"}",
-	"function who() { return (S.side === 't' ? 'word ' + S.q + ' \\u201c' + D.tokens[S.q] : 'box ' + D.boxLabels[S.q].replace(/^#/, '') + ' \\u201c' + D.boxLabels[S.q]) + '\\u201d'; }",
+	"function who() { return S.side === 't' ? 'word ' + S.q + ' \\u201c' + D.tokens[S.q] + '\\u201d' : 'box \\u201c' + D.boxLabels[S.q] + '\\u201d'; }",
 	"function drawBoxes() {",
 	"	var cv = $('boxes'), g = cv.getContext('2d'), c = companion('v'), w = row(c.k, c.layer, c.head, S.q), m = maxOf(w);",
 	"	var order = w.map(function (v, i) { return i; }).sort(function (a, b) { return w[a] - w[b]; });",

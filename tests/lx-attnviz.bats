@@ -104,7 +104,7 @@ only_first_two() {
 		--dump-dom "file://$T/out/573195001.html#kind=cross-vision&layer=0&head=3&box=7" > "$T/dom.html" 2> /dev/null
 	grep -q '<body data-ok="1" data-errors="0">' "$T/dom.html"
 	grep -q '<pre id="errors"></pre>' "$T/dom.html"
-	grep -q 'id="state" data-kind="cross-vision" data-layer="0" data-head="3" data-query="v7">cross-attention, boxes over words, cross layer 0, head 3; query: box 7' "$T/dom.html"
+	grep -q 'id="state" data-kind="cross-vision" data-layer="0" data-head="3" data-query="v7">cross-attention, boxes over words, cross layer 0, head 3; query: box “#7 ' "$T/dom.html"
 }
 
 @test "the page needs nothing from outside: no external script, style, picture or font" {
