@@ -5,7 +5,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 PREFIX ?= /usr/local
-PKGS = openblas msgpack libutf8proc jansson zlib
+PKGS = openblas msgpack libutf8proc jansson zlib libpng libjpeg freetype2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter
@@ -70,8 +70,9 @@ bench-featpack: all
 	sh bench/featpack.sh
 
 # Debian packages the build and the tests need; run as root to install them.
-DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev bats \
-       python3 python3-numpy python3-msgpack python3-msgpack-numpy time
+DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
+       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core bats time \
+       python3 python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \

@@ -1,0 +1,96 @@
+/*
+ * lx_attn.h - looking at attention maps: head means, attention rollout, NPY files, and the pictures
+ * lx-attnviz(1) draws (a grid of heatmaps, boxes over an image).
+ *
+ * Ownership follows lx.h. An lx_attn is a view: it does not own p. Pictures are new lx_images freed with
+ * lx_image_free. Label arrays are borrowed for the duration of a call.
+ */
+#ifndef LX_ATTN_H
+#define LX_ATTN_H
+
+#include "lx.h"
+#include "lx_image.h"
+
+/* Attention probabilities [layers, heads, q, k]: query rows over key columns, each row summing to 1. */
+typedef struct {
+	int layers, heads, q, k;
+	const float *p;
+} lx_attn;
+
+/* out[q, k] = the mean over heads of layer `layer`. */
+void lx_attn_head_mean(const lx_attn *a, int layer, float *out);
+
+/*
+ * Attention rollout (Abnar & Zuidema 2020) through a stack of square maps on one side: maps[0]'s layers in
+ * order, then maps[1]'s, ... For each layer, B = (mean over heads of A + I) / 2 with each row divided by its
+ * sum, and the rollout is R = B_last ... B_2 B_1 (R[i, j]: how much of position j reaches position i's
+ * output through the residual and attention paths). out is [q, q]; scratch holds 3 q*q floats. Every map
+ * must be square with the same q (LX_EINPUT otherwise).
+ */
+lx_status lx_attn_rollout(const lx_attn *maps, int n, float *out, float *scratch, lx_err *e);
+
+/* Writes a float32 array as an NPY version 1.0 file: magic, header dict ('<f4', C order, shape) padded with
+ * spaces to a multiple of 64 bytes and ended by a newline, then the data little-endian. LX_EIO on failure. */
+lx_status lx_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
+
+/* What a heatmap grid shows. */
+typedef struct {
+	const char *title;             /* first line above the grid */
+	const char *layer_name;        /* row headers: "<layer_name> <i>" */
+	const char *const *qlab;       /* [q] query labels (rows) */
+	const char *const *klab;       /* [k] key labels (columns) */
+	int cell;                      /* pixels per entry; 0 picks one from q and k */
+	int mean_column;               /* add a column with the mean over heads */
+	int single;                    /* one panel (heads == 1) with no head header */
+} lx_grid_spec;
+
+/* A grid of heatmaps, layers down and heads across, one colour scale from 0 to the largest value shown
+ * (drawn as a bar on the right). */
+lx_status lx_attn_grid(lx_image **out, const lx_attn *a, const lx_grid_spec *s, lx_font *f, lx_err *e);
+
+/* Boxes drawn over a picture in proportion to weights w: each pixel takes the colour of v = w[i] / max(w) of
+ * the strongest box over it, mixed in at 0.6 v (so overlapping boxes do not pile up); the `top` strongest
+ * boxes are framed and labelled with their label and weight in percent; a caption strip above the picture
+ * holds `title` (up to two lines split at '\n') and the colour scale. boxes are [n, 4] (x1, y1, x2, y2) in
+ * the picture's pixels. */
+lx_status lx_attn_boxes(lx_image **out, const lx_image *picture, const float *boxes, const float *w, int n,
+                        const char *const *labels, int top, const char *title, lx_font *f, lx_err *e);
+
+/* ---- the page ---- */
+
+/* One kind of map on the page: its short key (used in file names and in the page's URL hash), a name for
+ * people, the name of its layers, which side its queries and keys are on ('t' words, 'v' boxes). */
+typedef struct {
+	const char *key, *name, *layer_name;
+	char q, k;
+	lx_attn a;
+} lx_page_kind;
+
+/* Everything one record's page shows. Strings are UTF-8; NULL where absent. */
+typedef struct {
+	const char *id;                 /* the record's name (title, file names) */
+	long record;                    /* 1-based number in the stream */
+	const char *sent;               /* the sentence, if the record has one */
+	int T, N;
+	const char *const *tokens;      /* [T] word labels */
+	const char *const *box_labels;  /* [N] box labels */
+	const float *boxes;             /* [N, 4] x1, y1, x2, y2 in the picture's pixels */
+	const char *picture_b64;        /* the picture under the boxes: a PNG file in base64 */
+	int pic_w, pic_h;
+	const char *picture_note;       /* where the picture comes from, for people */
+	int nanswers;
+	const char *const *answers;     /* [nanswers], best first */
+	const float *scores;            /* [nanswers] */
+	int nkinds;
+	const lx_page_kind *kinds;
+	const char *start_kind;         /* what the page shows first */
+	int start_layer, start_head;    /* start_head -1: the mean over heads */
+	int start_token;
+	const char *files;              /* the prefix of the record's other files, for links */
+} lx_page;
+
+/* Writes the record's page: one self-contained HTML file (the data as JSON in a script element, the
+ * picture as a data: URI, plain JavaScript; nothing fetched). LX_EIO if writing fails. */
+lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e);
+
+#endif

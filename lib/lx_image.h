@@ -1,0 +1,71 @@
+/*
+ * lx_image.h - pictures for liblx: an RGB image, PNG and JPEG files (libpng, libjpeg), text (FreeType), the
+ * few drawing primitives the attention pictures need, a colour scale and base64 for data: URIs.
+ *
+ * Ownership follows lx.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free;
+ * lx_font_open makes a font freed by lx_font_free. Buffers returned through a pointer argument
+ * (lx_image_encode_png, lx_base64) are malloc'ed and freed by the caller with free().
+ * Drawing functions clip to the image and never fail.
+ */
+#ifndef LX_IMAGE_H
+#define LX_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lx.h"
+
+/* Colours are 0xRRGGBB. */
+typedef struct {
+	int w, h;
+	uint8_t *px;  /* [h][w][3], RGB, rows top to bottom */
+} lx_image;
+
+/* A w x h image filled with rgb; w and h in [1, 32768]. */
+lx_status lx_image_new(lx_image **out, int w, int h, uint32_t rgb, lx_err *e);
+void lx_image_free(lx_image *im);
+/* Reads a PNG or JPEG file (told apart by their first bytes; grey, palette and alpha PNGs become RGB, alpha
+ * over white). LX_EMODEL (a named file that cannot be used) with the path in the message on any failure. */
+lx_status lx_image_load(lx_image **out, const char *path, lx_err *e);
+/* Writes im as an 8-bit RGB PNG file. LX_EIO on failure. */
+lx_status lx_image_write_png(const lx_image *im, const char *path, lx_err *e);
+/* The PNG file of im in memory: *buf (malloc'ed) and *len. */
+lx_status lx_image_encode_png(const lx_image *im, unsigned char **buf, size_t *len, lx_err *e);
+/* A copy of im scaled to w x h (area average when shrinking, bilinear when growing); NULL if out of memory. */
+lx_image *lx_image_scaled(const lx_image *im, int w, int h);
+
+void lx_image_fill(lx_image *im, int x, int y, int w, int h, uint32_t rgb);
+/* Mixes rgb into the rectangle: pixel = (1 - alpha) pixel + alpha rgb, alpha in [0, 1]. */
+void lx_image_blend(lx_image *im, int x, int y, int w, int h, uint32_t rgb, float alpha);
+/* The outline of a rectangle, t pixels thick, inside (x, y, w, h). */
+void lx_image_frame(lx_image *im, int x, int y, int w, int h, int t, uint32_t rgb);
+/* Copies src into im with its top-left corner at (x, y). */
+void lx_image_paste(lx_image *im, const lx_image *src, int x, int y);
+
+/* The attention colour scale: v in [0, 1] (clamped) from near white through yellow and orange to dark red. */
+uint32_t lx_colormap(float v);
+
+/* ---- text ---- */
+
+typedef struct lx_font lx_font;
+
+/* Opens a TrueType/OpenType font file. LX_EMODEL with the path in the message if it cannot be used. */
+lx_status lx_font_open(lx_font **out, const char *path, lx_err *e);
+void lx_font_free(lx_font *f);
+/* Width in pixels of UTF-8 text at size px (the em height in pixels); invalid UTF-8 bytes count as '?'. */
+int lx_font_width(lx_font *f, int px, const char *s);
+/* Height in pixels of a line of text at size px (ascender to descender). */
+int lx_font_height(lx_font *f, int px);
+/* Draws UTF-8 text with its line box's top-left corner at (x, y). With up set, the text runs upwards
+ * (rotated 90 degrees anticlockwise) and (x, y) is the bottom-left corner of the rotated line box. */
+void lx_font_draw(lx_font *f, lx_image *im, int x, int y, int px, const char *s, uint32_t rgb, int up);
+/* Draws text cut with an ellipsis to at most maxw pixels. Returns the width drawn. */
+int lx_font_draw_fit(lx_font *f, lx_image *im, int x, int y, int px, const char *s, uint32_t rgb, int up,
+                     int maxw);
+
+/* ---- base64 ---- */
+
+/* The base64 text of n bytes (RFC 4648, with padding), NUL-terminated, in *out (malloc'ed). */
+lx_status lx_base64(const unsigned char *p, size_t n, char **out, lx_err *e);
+
+#endif

@@ -1,0 +1,268 @@
+#!/usr/bin/env bats
+# lx-attnviz: records made in Python -> lx-encode --attentions (tiny model) -> lx-attnviz; the files it writes
+# checked with numpy, PIL and headless Chromium; bad input.
+
+load helpers
+
+setup() {
+	T="$BATS_TEST_TMPDIR"
+	VIZ="$BIN/lx-attnviz"
+	AV="$PY $TOP/tests/attnviz.py"
+	SEP=--separate-stderr
+}
+
+# Encoded records of the six questions on three scenes in $T/enc.mp (extra arguments go to attnviz.py).
+encoded() {
+	$AV records "$@" > "$T/in.mp"
+	"$BIN/lx-encode" -m "$FIX/tiny" --attentions < "$T/in.mp" > "$T/enc.mp"
+}
+
+# lx-attnviz on a stream, for `run` with stderr apart.
+viz() {
+	local in=$1
+	shift
+	"$VIZ" "$@" < "$in"
+}
+
+# The first two records' files are all there and the third's are not; index.html links the two.
+only_first_two() {
+	for q in 132417000 132417001; do
+		for f in lang vision cross cross-vision cross-lang-self cross-vision-self rollout-lang rollout-vision; do
+			[ -s "$T/out/$q.$f.png" ] && [ -s "$T/out/$q.$f.npy" ]
+		done
+		[ -s "$T/out/$q.boxes.png" ] && [ -s "$T/out/$q.html" ]
+	done
+	[ -z "$(ls "$T/out" | grep '^573195000')" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 2 ]
+}
+
+@test "writes every file of every record: maps as .npy equal to the stream, PNGs of the expected sizes, pages" {
+	encoded
+	$AV photos "$T/photos"
+	"$VIZ" -o "$T/out" --images "$T/photos" --cell 7 < "$T/enc.mp"
+	$AV check "$T/out" 7 "$T/photos" < "$T/enc.mp"
+	[ "$(ls "$T/out" | wc -l)" -eq $((6 * 18 + 1)) ]
+}
+
+@test "draws the boxes over the JPEG or PNG photo, leaving it as it is outside the boxes" {
+	encoded
+	$AV edit shrink < "$T/enc.mp" > "$T/small.mp"
+	$AV photos "$T/photos"
+	"$VIZ" -o "$T/out" --images "$T/photos" --cell 5 --top 0 < "$T/small.mp"
+	$AV check "$T/out" 5 "$T/photos" 50000 < "$T/small.mp"
+}
+
+@test "draws the boxes on a blank canvas of the image's size without --images" {
+	encoded
+	$AV edit shrink < "$T/enc.mp" > "$T/small.mp"
+	"$VIZ" -o "$T/out" --cell 5 --top 0 < "$T/small.mp"
+	$AV check "$T/out" 5 "" 50000 < "$T/small.mp"
+	grep -q 'No photo of COCO_train2014_000000132417 (no --images given): a blank canvas of the image' "$T/out/132417000.html"
+}
+
+@test "labels words with their ids and boxes with their numbers when tokens and object names are absent" {
+	encoded --bare
+	"$VIZ" -o "$T/out" --cell 6 < "$T/enc.mp"
+	$AV check "$T/out" 6 < "$T/enc.mp"
+}
+
+@test "names files by question_id, else img_id, else the record's number" {
+	encoded
+	$AV edit ids < "$T/enc.mp" > "$T/ids.mp"
+	"$VIZ" -o "$T/out" --cell 5 < "$T/ids.mp"
+	$AV check "$T/out" 5 < "$T/ids.mp"
+	[ -s "$T/out/COCO_train2014_000000132417.html" ]
+	[ -s "$T/out/record-3.cross.png" ]
+}
+
+@test "gives a record whose name is already taken its number as well" {
+	encoded
+	$PY -c 'import sys; from lxtest import read_records, write_records; r = read_records(); write_records([r[0], r[0]])' < "$T/enc.mp" > "$T/twice.mp"
+	"$VIZ" -o "$T/out" < "$T/twice.mp"
+	[ -s "$T/out/132417000.html" ]
+	[ -s "$T/out/132417000-2.html" ]
+	grep -q 'href="132417000-2.html"' "$T/out/index.html"
+}
+
+@test "the page renders in headless Chromium with no script error and follows the mouse, the address and the menus" {
+	encoded
+	$AV photos "$T/photos"
+	"$VIZ" -o "$T/out" --images "$T/photos" < "$T/enc.mp"
+	mkdir -p "$TOP/tests/artifacts"
+	run $PY "$TOP/tests/page.py" "$T/out/132417000.html" "$TOP/tests/artifacts/attnviz-page.png"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 6 ]
+	$PY -c 'import sys; from PIL import Image; w, h = Image.open(sys.argv[1]).size; assert w == 1400 and h > 700, (w, h)' "$TOP/tests/artifacts/attnviz-page.png"
+}
+
+@test "the page's DOM, dumped by Chromium, shows the head the address asks for" {
+	encoded
+	"$VIZ" -o "$T/out" < "$T/enc.mp"
+	timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+		--disable-component-update --disable-sync --user-data-dir="$T/profile" \
+		--dump-dom "file://$T/out/573195001.html#kind=cross-vision&layer=0&head=3&box=7" > "$T/dom.html" 2> /dev/null
+	grep -q '<body data-ok="1" data-errors="0">' "$T/dom.html"
+	grep -q '<pre id="errors"></pre>' "$T/dom.html"
+	grep -q 'id="state" data-kind="cross-vision" data-layer="0" data-head="3" data-query="v7">cross-attention, boxes over words, cross layer 0, head 3; query: box “#7 ' "$T/dom.html"
+}
+
+@test "the page needs nothing from outside: no external script, style, picture or font" {
+	encoded
+	"$VIZ" -o "$T/out" < "$T/enc.mp"
+	for p in "$T"/out/*[0-9].html; do
+		! grep -Eq '(src|href)="?(https?:)?//' "$p"
+		! grep -Eq '<link|@import|url\(' "$p"
+		[ "$(grep -c '<script' "$p")" -eq 3 ]
+	done
+}
+
+@test "chooses the word, layer and head of the boxes picture" {
+	encoded
+	"$VIZ" -o "$T/out" --token 2 --layer 0 --head 1 < "$T/enc.mp"
+	"$VIZ" -o "$T/out2" < "$T/enc.mp"
+	! cmp -s "$T/out/132417000.boxes.png" "$T/out2/132417000.boxes.png"
+	cmp "$T/out/132417000.cross.npy" "$T/out2/132417000.cross.npy"
+	grep -q '"start":{"kind":"cross","layer":0,"head":1,"token":2}' "$T/out/132417000.html"
+	grep -q '"start":{"kind":"cross","layer":1,"head":"mean","token":0}' "$T/out2/132417000.html"
+}
+
+@test "frames the box the chosen word attends to most, in the chosen layer and head" {
+	encoded
+	"$VIZ" -o "$T/out" --top 1 < "$T/enc.mp"
+	$AV strongest "$T/out" 0 1 mean < "$T/enc.mp"
+	"$VIZ" -o "$T/out2" --top 1 --token 2 --layer 0 --head 3 < "$T/enc.mp"
+	$AV strongest "$T/out2" 2 0 3 < "$T/enc.mp"
+	! $AV strongest "$T/out2" 2 0 mean < "$T/enc.mp" 2> /dev/null
+}
+
+@test "stops at a record without attentions, with every earlier record's files written" {
+	encoded
+	$AV edit no-attentions < "$T/enc.mp" > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): no field language_attentions: make the records with lx-encode --attentions" ]
+	only_first_two
+}
+
+@test "stops at a record with one token more than its maps" {
+	encoded
+	$AV edit tokens < "$T/enc.mp" > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): field tokens: 11 tokens, but the attention maps have 10" ]
+	only_first_two
+}
+
+@test "stops at a record with one object name less than its boxes" {
+	encoded
+	$AV edit objects < "$T/enc.mp" > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): field objects: 35 object names, but the attention maps have 36" ]
+	only_first_two
+}
+
+@test "stops at a record with one pixel box less than its maps" {
+	encoded
+	$AV edit boxes < "$T/enc.mp" > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): field boxes: 35 boxes, but the attention maps have 36" ]
+	only_first_two
+}
+
+@test "stops at a record whose maps disagree on the number of boxes" {
+	encoded
+	$AV edit shapes < "$T/enc.mp" > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): field cross_encoder_attentions: shape [2, 4, 10, 35], expected [2, 4, 10, 36] to match the other maps (T = 10 words, N = 36 boxes, 4 heads)" ]
+	only_first_two
+}
+
+@test "stops at a photo that is not a picture" {
+	encoded
+	mkdir -p "$T/photos"
+	echo "not a picture" > "$T/photos/COCO_train2014_000000573195.jpg"
+	run $SEP viz "$T/enc.mp" -o "$T/out" --images "$T/photos"
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): $T/photos/COCO_train2014_000000573195.jpg: not a PNG or JPEG image" ]
+	only_first_two
+}
+
+@test "stops at a JPEG photo cut short" {
+	encoded
+	$AV photos "$T/full"
+	mkdir -p "$T/photos"
+	head -c 2000 "$T/full/COCO_train2014_000000132417.jpg" > "$T/photos/COCO_train2014_000000573195.jpg"
+	run $SEP viz "$T/enc.mp" -o "$T/out" --images "$T/photos"
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): $T/photos/COCO_train2014_000000573195.jpg: not a readable JPEG image: Premature end of JPEG file" ]
+	only_first_two
+}
+
+@test "stops at a PNG photo cut short" {
+	encoded
+	$AV photos "$T/full"
+	mkdir -p "$T/photos"
+	f="$T/full/COCO_train2014_000000578174.png"
+	head -c $(($(stat -c %s "$f") / 2)) "$f" > "$T/photos/COCO_train2014_000000578174.png"
+	run $SEP viz "$T/enc.mp" -o "$T/out" --images "$T/photos"
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 5 (id 578174000): $T/photos/COCO_train2014_000000578174.png: not a readable PNG image: Read Error" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 4 ]
+}
+
+@test "stops at a --token beyond a record's words" {
+	encoded
+	run $SEP viz "$T/enc.mp" -o "$T/out" --token 8
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 1 (id 132417000): --token 8, but the record has 8 words" ]
+}
+
+@test "reports a stream cut inside a record after writing the records before it" {
+	encoded
+	size=$(stat -c %s "$T/enc.mp")
+	head -c $((size - 100)) "$T/enc.mp" > "$T/cut.mp"
+	run $SEP viz "$T/cut.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 6: the stream ends inside the record" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 5 ]
+}
+
+@test "an empty stream gives an empty index" {
+	run $SEP viz /dev/null -o "$T/out"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "" ]
+	[ "$(ls "$T/out")" = "index.html" ]
+	grep -q '<h1>Attention maps of 0 records</h1>' "$T/out/index.html"
+}
+
+@test "prints its usage with -h, and exits 2 on a bad command line" {
+	run $SEP "$VIZ" -h
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "usage: lx-attnviz -o DIR "* ]]
+	[ "$stderr" = "" ]
+	run $SEP "$VIZ"
+	[ "$status" -eq 2 ]
+	[ "$output" = "" ]
+	[[ "$stderr" == "usage: lx-attnviz -o DIR "* ]]
+	run $SEP "$VIZ" -o "$T/out" --cell 0
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "lx-attnviz: --cell takes a whole number from 1 to 64, not '0'" ]
+	run $SEP "$VIZ" -o "$T/out" extra
+	[ "$status" -eq 2 ]
+}
+
+@test "exits 3 on a font it cannot read or a missing --images folder, and 4 on a folder it cannot make" {
+	run $SEP "$VIZ" -o "$T/out" --font "$T/none.ttf" < /dev/null
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: $T/none.ttf: not a font file FreeType can read" ]
+	run $SEP "$VIZ" -o "$T/out" --images "$T/none" < /dev/null
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-attnviz: --images $T/none: No such file or directory" ]
+	run $SEP "$VIZ" -o /dev/null/out < /dev/null
+	[ "$status" -eq 4 ]
+	[ "$stderr" = "lx-attnviz: /dev/null/out: cannot make the folder: Not a directory" ]
+}
