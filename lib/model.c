@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "lx.h"
 
@@ -14,6 +16,7 @@ struct lx_model {
 	lx_st *st;
 	float **owned; /* tensors converted to float32 at open */
 	int nowned;
+	float *half;   /* [65536]: every float16 as float32, while F16 tensors are converted */
 };
 
 /* Binds each tensor of the model to its weight pointer, or (visit set) only names each one to visit. */
@@ -52,6 +55,17 @@ static lx_status read_small_file(const char *path, char **out, size_t *len, lx_e
 	*out = buf;
 	*len = n;
 	return LX_OK;
+}
+
+/* Tells the kernel the mapped pages wholly inside [p, p + n) are not needed any more: a converted tensor's
+ * original bytes would otherwise stay in the process's resident set beside their float32 copy. */
+static void release(const void *p, size_t n)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + page - 1) / page * page,
+	          end = ((uintptr_t)p + n) / page * page;
+
+	if (end > a)
+		madvise((void *)a, end - a, MADV_DONTNEED);
 }
 
 /* The float32 data of tensor `name` of shape (d0) or (d0, d1) (d1 < 0 for 1-D), or NULL with b->rc set. */
@@ -108,16 +122,31 @@ static const float *bindv(binder *b, int optional, int d0, int d1, const char *f
 		b->m->owned = no;
 		b->m->owned[b->m->nowned++] = buf;
 	}
-	for (k = 0; k < t.numel; k++) {
-		const unsigned char *p = (const unsigned char *)t.data + k * lx_dtype_size(t.dtype);
-		uint16_t h;
-		if (t.dtype == LX_F32)
-			memcpy(&buf[k], p, 4);
-		else {
-			memcpy(&h, p, 2);
-			buf[k] = t.dtype == LX_F16 ? lx_half_to_float(h) : lx_bf16_to_float(h);
+	if (t.dtype == LX_F32)
+		memcpy(buf, t.data, (size_t)t.numel * sizeof(float));
+	else if (t.dtype == LX_F16) {
+		const unsigned char *p = t.data;
+		const float *table = b->m->half;
+		if (!table) { /* made at the first F16 tensor, dropped when the model is open */
+			float *h = malloc(65536 * sizeof *h);
+			if (!h) {
+				b->rc = lx_errf(b->e, LX_EIO, "%s: out of memory", b->path);
+				return NULL;
+			}
+			for (k = 0; k < 65536; k++)
+				h[k] = lx_half_to_float((uint16_t)k);
+			table = b->m->half = h;
+		}
+		for (k = 0; k < t.numel; k++)
+			buf[k] = table[p[2 * k] | p[2 * k + 1] << 8];
+	} else {
+		const unsigned char *p = t.data;
+		for (k = 0; k < t.numel; k++) {
+			uint32_t bits = (uint32_t)(p[2 * k] | p[2 * k + 1] << 8) << 16;
+			memcpy(&buf[k], &bits, 4);
 		}
 	}
+	release(t.data, (size_t)t.numel * lx_dtype_size(t.dtype));
 	return buf;
 }
 
@@ -332,6 +361,8 @@ lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e)
 	b.e = e;
 	snprintf(b.path, sizeof b.path, "%s", path);
 	bind_all(&b);
+	free(m->half);
+	m->half = NULL;
 	rc = b.rc;
 	/* anything left over is a tensor of some other model: refuse it rather than ignore it */
 	for (i = 0, n = lx_st_count(m->st); !rc && i < n; i++) {
