@@ -71,7 +71,7 @@ bench-featpack: all
 
 # Debian packages the build and the tests need; run as root to install them.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
-       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core bats time \
+       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core bats time parallel \
        python3 python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
