@@ -14,7 +14,7 @@ BENCH=${LX_BENCH_BIN:-bench/bin}
 PY=${LX_PYTHON:-/usr/bin/python3}
 B=examples/demo/build
 OUT=${DEMO_OUT:-models/demo}
-EPOCHS=${DEMO_EPOCHS:-16}
+EPOCHS=${DEMO_EPOCHS:-20}
 mkdir -p "$B"
 "$BIN/lx-featpack" tests/fixtures/train2014_obj36_sample.tsv > "$B/images.mp"
 "$PY" examples/demo/gen.py "$B/images.mp" labels/vg_objects_vocab.txt labels/vg_attributes_vocab.txt "$B" \
