@@ -106,7 +106,7 @@ bench-encode: all $(BENCH)
 bench-train: all $(BENCH)
 	sh bench/train.sh
 
-# The demo model (examples/demo/README.md): generate questions on mixed scenes of the sample images' boxes,
+# The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,
 # train a small LXMERT on them, write models/demo. About 10 minutes on 2 cores.
 train-demo: all $(O)/bench/bin/mkmodel
 	LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) sh examples/demo/train.sh

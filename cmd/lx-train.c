@@ -50,7 +50,6 @@ typedef struct {
 typedef struct {
 	item *it;
 	int n, cap;
-	long limit_boxes;
 } dataset;
 
 static void *dup_floats(const lx_tensor *t, const char *key, lx_err *e, lx_status *rc)
@@ -274,7 +273,7 @@ static void dataset_free(dataset *d)
 	memset(d, 0, sizeof *d);
 }
 
-/* Reads every record of path ("-": stdin) into d. need_label: a record without labels is an error. */
+/* Reads every record of path ("-": stdin) into d, decoded; a record without labels is an error. */
 static void load(dataset *d, const char *path, const lx_config *c, int heads, const lx_names *answers, int progress)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -665,6 +664,7 @@ int main(int argc, char **argv)
 
 	parse(&op, argc, argv);
 	lx_set_threads(op.threads);
+	lx_signals_init();
 	if (is_dir(op.outdir) && !op.force && !op.resume)
 		die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
 		    op.outdir);
@@ -741,6 +741,11 @@ int main(int argc, char **argv)
 		if (op.stop_after && s + 1 == op.stop_after) {
 			fprintf(stderr, "%s: stopped after step %ld; --resume continues\n", tool, s + 1);
 			break;
+		}
+		if (lx_interrupted()) {
+			if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
+				die(rc, "%s", e.msg);
+			die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
 		}
 	}
 	save_model(t, &op, answers);

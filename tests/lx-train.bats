@@ -191,3 +191,13 @@ EOF
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --labels "$ANSWERS"
 	[ "${lines[0]}" = "lx-train: --labels names the answers of a --new-head" ]
 }
+
+@test "an interrupt writes a checkpoint, exits with status 5, and --resume goes on from it" {
+	stream 32 1 ans > "$T/train"
+	run -5 timeout --preserve-status -s INT 1 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 100000 "$T/train"
+	[[ "${lines[-1]}" =~ ^"lx-train: interrupted after step "[0-9]+"; $T/out/checkpoint.safetensors written, --resume continues"$ ]]
+	step=$(echo "${lines[-1]}" | sed 's/.*after step \([0-9]*\);.*/\1/')
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 100000 --stop-after $((step + 2)) --resume "$T/train" \
+		2> "$T/err"
+	grep -q "^lx-train: stopped after step $((step + 2)); --resume continues$" "$T/err"
+}
