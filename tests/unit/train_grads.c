@@ -102,20 +102,22 @@ static double check_grads(const lx_trainer *t, lx_st *gg, const char *prefix)
 	return worst;
 }
 
-static lx_trainer *open_micro(void)
+static lx_trainer *open_micro_p(float dropout)
 {
 	lx_train_opts o;
 	lx_trainer *t;
 	lx_err e;
 
 	lx_train_opts_init(&o);
-	o.dropout = 0;
+	o.dropout = dropout;
 	if (lx_trainer_open(&t, MICRO, &o, &e)) {
 		fprintf(stderr, "%s\n", e.msg);
 		exit(1);
 	}
 	return t;
 }
+
+static lx_trainer *open_micro(void) { return open_micro_p(0); }
 
 static void example(lx_st *g, const char *c, lx_example *x, int T, int N)
 {
@@ -227,6 +229,79 @@ static void test_vqa(lx_st *g, lx_st *gg)
 	lx_trainer_free(t);
 }
 
+/* The loss of one example with the trainer's current weights (gradients recomputed, not used). */
+static double loss_of(lx_trainer *t, const lx_example *x, const lx_train_labels *l)
+{
+	lx_losses loss;
+	lx_err e;
+
+	if (lx_trainer_grad(t, x, l, 1, &loss, &e)) {
+		fprintf(stderr, "%s\n", e.msg);
+		exit(1);
+	}
+	return loss.total;
+}
+
+/*
+ * With dropout on (0.1), the masks are a function of the seed, the step and the element, so the loss is
+ * still a function of the weights: central differences (h = 1e-2) of the VQA loss must agree with the
+ * backward pass through the dropped embeddings, attention probabilities and block outputs. Checked on the
+ * largest-gradient element of every tensor the loss reaches, within 5% (float32 differences).
+ */
+static void test_dropout_fd(lx_st *g, lx_st *gg)
+{
+	lx_trainer *t = open_micro_p(0.1f);
+	lx_example x;
+	lx_train_labels l;
+	int i, k, d0, d1, checked = 0;
+	double worst = 0;
+
+	example(g, "case0", &x, 10, 10);
+	memset(&l, 0, sizeof l);
+	l.l.T = l.l.N = 10;
+	l.qa_target = golden(gg, "%s", "vqa.target", 0, NULL);
+	for (i = 0; i < lx_trainer_count(t); i++) {
+		float *p, save, gk;
+		const float *gr;
+		const char *name;
+		int best = 0;
+		double up, down, fd, err;
+		loss_of(t, &x, &l);
+		name = lx_trainer_tensor(t, i, &d0, &d1, &p, &gr);
+		for (k = 1; k < d0 * (d1 < 0 ? 1 : d1); k++)
+			if (fabsf(gr[k]) > fabsf(gr[best]))
+				best = k;
+		gk = gr[best];
+		if (fabsf(gk) < 1e-3f)
+			continue;
+		save = p[best];
+		p[best] = save + 1e-2f;
+		up = loss_of(t, &x, &l);
+		p[best] = save - 1e-2f;
+		down = loss_of(t, &x, &l);
+		p[best] = save;
+		fd = (up - down) / 2e-2;
+		err = fabs(fd - gk) / fabs(gk);
+		if (err > 0.05) {
+			fprintf(stderr, "dropout: %s[%d]: backward %g, central difference %g\n", name, best, gk, fd);
+			failures++;
+		}
+		worst = fmax(worst, err);
+		checked++;
+	}
+	CHECK(checked > 60);
+	/* and dropout did drop: the loss is not the dropout-free one */
+	{
+		float *want = golden(gg, "%s", "vqa.loss", 0, NULL);
+		CHECK(fabs(loss_of(t, &x, &l) - want[0]) > 1e-3);
+		free(want);
+	}
+	printf("dropout 0.1: %d tensors, backward against central differences: worst %.2g relative\n", checked, worst);
+	free((void *)l.qa_target);
+	free_example(&x);
+	lx_trainer_free(t);
+}
+
 int main(void)
 {
 	lx_st *g, *gg;
@@ -238,6 +313,7 @@ int main(void)
 	}
 	test_pretrain(g, gg);
 	test_vqa(g, gg);
+	test_dropout_fd(g, gg);
 	lx_st_free(g);
 	lx_st_free(gg);
 	if (failures)
