@@ -302,6 +302,62 @@ static void test_dropout_fd(lx_st *g, lx_st *gg)
 	lx_trainer_free(t);
 }
 
+/* A batch of two examples of different lengths (packed rows, per-example attention groups) gives the mean
+ * of the two examples' gradients under the VQA loss. */
+static void test_batch(lx_st *g, lx_st *gg)
+{
+	lx_trainer *t = open_micro();
+	lx_example x[2];
+	lx_train_labels l[2];
+	lx_losses loss;
+	lx_err e;
+	float *sum[200];
+	int i, k, d0, d1, n = lx_trainer_count(t);
+	double worst = 0;
+
+	example(g, "case0", &x[0], 10, 10);
+	example(g, "case1", &x[1], 9, 36);
+	memset(l, 0, sizeof l);
+	l[0].qa_target = l[1].qa_target = golden(gg, "%s", "vqa.target", 0, NULL);
+	CHECK(n <= 200);
+	for (k = 0; k < 2; k++) {
+		if (lx_trainer_grad(t, &x[k], &l[k], 1, &loss, &e))
+			exit(1);
+		for (i = 0; i < n; i++) {
+			const float *gr;
+			int j, m;
+			lx_trainer_tensor(t, i, &d0, &d1, NULL, &gr);
+			m = d0 * (d1 < 0 ? 1 : d1);
+			if (!k)
+				sum[i] = calloc((size_t)m, sizeof(float));
+			for (j = 0; j < m; j++)
+				sum[i][j] += gr[j] / 2;
+		}
+	}
+	if (lx_trainer_grad(t, x, l, 2, &loss, &e))
+		exit(1);
+	for (i = 0; i < n; i++) {
+		const float *gr;
+		const char *name = lx_trainer_tensor(t, i, &d0, &d1, NULL, &gr);
+		double mx = 0, err = 0;
+		int j, m = d0 * (d1 < 0 ? 1 : d1);
+		for (j = 0; j < m; j++) {
+			mx = fmax(mx, fabs(sum[i][j]));
+			err = fmax(err, fabs(gr[j] - sum[i][j]));
+		}
+		if (!key_bias(name) && mx > 0) {
+			CHECK(err / mx < 1e-5);
+			worst = fmax(worst, err / mx);
+		}
+		free(sum[i]);
+	}
+	printf("a batch of two (T 10 and 9, N 10 and 36): the mean of their gradients, worst %.2g relative\n", worst);
+	free((void *)l[0].qa_target);
+	free_example(&x[0]);
+	free_example(&x[1]);
+	lx_trainer_free(t);
+}
+
 int main(void)
 {
 	lx_st *g, *gg;
@@ -314,6 +370,7 @@ int main(void)
 	test_pretrain(g, gg);
 	test_vqa(g, gg);
 	test_dropout_fd(g, gg);
+	test_batch(g, gg);
 	lx_st_free(g);
 	lx_st_free(gg);
 	if (failures)
