@@ -733,6 +733,7 @@ int main(int argc, char **argv)
 			validate(t, &valid, (int)op.batch, &score, &vloss);
 			fprintf(stderr, "%s: epoch %ld: validation score %.4f, loss %.4f (%d records)\n", tool, ep + 1, score,
 			        vloss, valid.n);
+			tl = lx_now(); /* examples/s counts training only */
 		}
 		if ((op.save_every && (s + 1) % op.save_every == 0) || (op.stop_after && s + 1 == op.stop_after)) {
 			if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
