@@ -52,6 +52,11 @@ valid_losses() { sed -n 's/^lx-train: epoch [0-9]*: validation score [0-9.]*, lo
 	"$BIN/lx-train" -m "$TINY" -o "$T/c" --epochs 2 --batch 8 --lr 1e-3 --seed 8 "$T/train" 2> /dev/null
 	cmp "$T/a/model.safetensors" "$T/b/model.safetensors"
 	! cmp -s "$T/a/model.safetensors" "$T/c/model.safetensors"
+	for run in d e; do
+		"$BIN/lx-train" -m "$TINY" -o "$T/$run" --epochs 2 --batch 8 --lr 1e-3 --seed 7 --threads 2 "$T/train" \
+			2> /dev/null
+	done
+	cmp "$T/d/model.safetensors" "$T/e/model.safetensors"
 }
 
 @test "--resume from a checkpoint gives the same weights as an uninterrupted run" {
