@@ -62,8 +62,8 @@ check-headers:
 bench-tokenize: $(O)/bin/lx-tokenize
 	sh bench/tokenize.sh
 
-# Every benchmark: the encoder, the tokenizer, the feature join. Benchmarks are not tests.
-bench: bench-encode bench-tokenize bench-featpack
+# Every benchmark: the encoder, training, the tokenizer, the feature join. Benchmarks are not tests.
+bench: bench-encode bench-train bench-tokenize bench-featpack
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all
@@ -96,12 +96,25 @@ fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
-BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode
+BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train
 $(O)/bench/bin/%: bench/%.c $(LIBLX) $(HEADERS)
 	@mkdir -p $(O)/bench/bin
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 bench-encode: all $(BENCH)
 	sh bench/encode.sh
+
+# Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
+bench-train: all $(BENCH)
+	sh bench/train.sh
+
+# The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,
+# train a small LXMERT on them, write models/demo. About 10 minutes on 2 cores.
+train-demo: all $(O)/bench/bin/mkmodel
+	LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) sh examples/demo/train.sh
+
+# The demo model's answers to the sample questions: tokenize, join the features, encode, answer.
+demo: all
+	LX_BIN=$(abspath $(O)/bin) sh examples/demo/run.sh
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
@@ -112,5 +125,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train demo train-demo check check-asan check-headers deps fuzz fuzz-build install clean
 .SECONDARY:

@@ -5,9 +5,9 @@
  * The batch's hidden states live in one buffer: the language rows of every example, then the vision rows
  * of every example. Every linear layer runs once over all the rows it applies to (one cblas_sgemm); the
  * cross-attention module, shared by both directions, runs once over both sides' rows. Attention itself
- * runs per example, direction and head. Each sub-block reads its input and writes its output and saved
- * activations into buffers the caller names (lx_attn_acts), so a backward pass can keep one set per layer
- * where inference reuses one.
+ * runs per example, direction and head. Each block reads its input and writes its output and what it
+ * computed on the way into buffers the caller names (lx_block_acts, encoder_impl.h): inference reuses one
+ * scratch set, a training forward (train.c) keeps one set per block for the backward pass (backward.c).
  */
 #include <float.h>
 #include <math.h>
@@ -16,60 +16,46 @@
 
 #include <cblas.h>
 
-#include "lx.h"
+#include "encoder_impl.h"
 #include "ops.h"
-
-/* One attention problem: tq query rows from row qo over tk key rows from row ko of the block's input. */
-typedef struct {
-	int qo, tq, ko, tk;
-	const float *mask;   /* [tk] or NULL */
-	float *probs;        /* [heads, tq, tk], or NULL to use the scratch */
-} attn_group;
-
-/* What an attention block saves: projections and context, for every row of its input. */
-typedef struct {
-	float *q, *k, *v;    /* [rows, H] */
-	float *ctx;          /* [rows, H] */
-} lx_attn_acts;
-
-enum {
-	B_X, B_X2, B_Q, B_K, B_V, B_CTX, B_INTER, B_TMP, B_SCORES, B_POOL_IN, B_POOLED,
-	B_LHIST, B_VHIST, B_AL, B_AR, B_AXL, B_AXV, B_AXLS, B_AXVS, NBUF
-};
-
-struct lx_encoder {
-	const lx_model *m;
-	int want;
-	float *buf[NBUF];    /* see size_buffers for each one's size */
-	size_t cap[NBUF];
-	int cap_n;           /* examples the per-example arrays hold */
-	int *ints;           /* [4 n]: offsets and lengths of both sides */
-	attn_group *groups;  /* [2 n] */
-	float **ptrs;        /* [10 n]: attention bases and per-layer attention pointers */
-	/* the current batch */
-	int n, L, V;         /* examples, language rows, vision rows */
-	const int *loff, *tlen, *voff, *nlen;
-	const lx_example *ex;
-	float *x, *x2;       /* [L + V, H]: hidden states (updated layer by layer) and sub-block outputs */
-	lx_attn_acts acts;   /* inference: one set for every attention block */
-};
 
 void lx_set_threads(int n)
 {
 	openblas_set_num_threads(n > 0 ? n : 1);
 }
 
-/* ---- attention ---- */
+/* ---- dropout ---- */
 
-/*
- * out[rows, H] = LayerNorm(Attention(x) W_o + b_o + x): queries, keys and values are projected once for all
- * rows of x, then each group attends from its query rows over its key rows.
- */
-static void attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, const attn_group *g, int ng,
-                      float *out, const lx_attn_acts *a)
+float lx_drop_scale(const lx_dropout *d, uint32_t site, uint64_t i)
+{
+	/* splitmix64's finaliser over (seed, site, i): 24 bits of uniform */
+	uint64_t z = d->seed + 0x9e3779b97f4a7c15ULL * (((uint64_t)site << 40) ^ i ^ 0x5851f42d4c957f2dULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (float)(z >> 40) * (1.0f / 16777216.0f) < d->p ? 0.0f : 1.0f / (1.0f - d->p);
+}
+
+void lx_drop_apply(const lx_dropout *d, uint32_t site, uint64_t first, float *x, size_t n)
+{
+	size_t i;
+
+	if (d->p <= 0)
+		return;
+	for (i = 0; i < n; i++)
+		x[i] *= lx_drop_scale(d, site, first + i);
+}
+
+/* ---- blocks ---- */
+
+void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, int ng, float *out,
+                      const lx_block_acts *a)
 {
 	const lx_config *c = lx_model_config(enc->m);
+	const attn_group *g = enc->groups;
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h, r, j;
+	int drop = enc->drop.p > 0 && a->probs;
 	float scale = sqrtf((float)dh);
 
 	lx_op_linear(a->q, x, rows, &w->q, H, H);
@@ -98,30 +84,49 @@ static void attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 				for (j = 0; j < tk; j++)
 					s[j] /= sum;
 			}
+			if (drop) {
+				/* the probabilities stay as they were; their dropped copy goes through the scratch */
+				float *D = enc->buf[B_SCORES];
+				size_t k, n = (size_t)tq * tk, first = (size_t)(S - a->probs);
+				for (k = 0; k < n; k++)
+					D[k] = S[k] * lx_drop_scale(&enc->drop, 4 * a->site, first + k);
+				S = D;
+			}
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, dh, tk, 1.0f, S, tk, V + h * dh, H, 0.0f,
 			            C + h * dh, H);
 		}
 	}
 	lx_op_linear(out, a->ctx, rows, &w->o, H, H);
-	lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	if (a->xhat) {
+		lx_drop_apply(&enc->drop, 4 * a->site + 1, 0, out, (size_t)rows * H);
+		lx_op_add_norm_keep(out, x, rows, H, &w->ln, c->layer_norm_eps, a->xhat, a->rstd);
+	} else
+		lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
 }
 
-/* out[rows, H] = LayerNorm(lx_op_gelu(x W_1 + b_1) W_2 + b_2 + x); inter holds lx_op_gelu(x W_1 + b_1). */
-static void feed_forward(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, float *inter, float *out)
+void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, float *out, const lx_block_acts *a)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, Dff = c->intermediate_size;
+	size_t n = (size_t)rows * Dff;
 
-	lx_op_linear(inter, x, rows, &w->inter, Dff, H);
-	lx_op_gelu(inter, (size_t)rows * Dff, c->gelu_tanh);
-	lx_op_linear(out, inter, rows, &w->out, H, Dff);
-	lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	if (a->pre) {
+		lx_op_linear(a->pre, x, rows, &w->inter, Dff, H);
+		memcpy(a->inter, a->pre, n * sizeof(float));
+	} else
+		lx_op_linear(a->inter, x, rows, &w->inter, Dff, H);
+	lx_op_gelu(a->inter, n, c->gelu_tanh);
+	lx_op_linear(out, a->inter, rows, &w->out, H, Dff);
+	if (a->xhat) {
+		lx_drop_apply(&enc->drop, 4 * a->site + 1, 0, out, (size_t)rows * H);
+		lx_op_add_norm_keep(out, x, rows, H, &w->ln, c->layer_norm_eps, a->xhat, a->rstd);
+	} else
+		lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
 }
 
-/* ---- the encoders ---- */
+/* ---- embeddings and pooler ---- */
 
-/* word + position + token type, then LayerNorm, into the language rows */
-static void embed_language(lx_encoder *enc)
+void lx_enc_embed_language(lx_encoder *enc, float *out, float *xhat, float *rstd, uint32_t site)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
@@ -130,38 +135,127 @@ static void embed_language(lx_encoder *enc)
 	for (i = 0; i < enc->n; i++) {
 		const lx_example *ex = &enc->ex[i];
 		for (t = 0; t < ex->T; t++) {
-			float *row = enc->x + (size_t)(enc->loff[i] + t) * H;
+			float *row = out + (size_t)(enc->loff[i] + t) * H;
 			const float *we = w->word + (size_t)ex->input_ids[t] * H, *pe = w->pos + (size_t)t * H,
 			            *te = w->type + (size_t)(ex->token_type_ids ? ex->token_type_ids[t] : 0) * H;
 			for (j = 0; j < H; j++)
 				row[j] = we[j] + pe[j] + te[j];
 		}
 	}
-	lx_op_add_norm(enc->x, NULL, enc->L, H, &w->ln, c->layer_norm_eps);
+	if (xhat) {
+		lx_op_add_norm_keep(out, NULL, enc->L, H, &w->ln, c->layer_norm_eps, xhat, rstd);
+		lx_drop_apply(&enc->drop, 4 * site + 1, 0, out, (size_t)enc->L * H);
+	} else
+		lx_op_add_norm(out, NULL, enc->L, H, &w->ln, c->layer_norm_eps);
 }
 
-/* (LayerNorm(feats W_f + b_f) + LayerNorm(pos W_b + b_b)) / 2, into the vision rows */
-static void embed_vision(lx_encoder *enc)
+void lx_enc_embed_vision(lx_encoder *enc, float *out, float *feats, float *pos, float *box, float *xhat_f,
+                         float *rstd_f, float *xhat_b, float *rstd_b, uint32_t site)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
 	int H = c->hidden_size, F = c->visual_feat_dim, i;
 	size_t k;
-	float *feats = enc->buf[B_INTER], *pos = enc->buf[B_TMP], *visn = enc->x + (size_t)enc->L * H,
-	      *box = enc->x2 + (size_t)enc->L * H;
 
 	for (i = 0; i < enc->n; i++) {
 		const lx_example *ex = &enc->ex[i];
 		memcpy(feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
 		memcpy(pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
 	}
-	lx_op_linear(visn, feats, enc->V, &w->visn_fc, H, F);
-	lx_op_add_norm(visn, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps);
+	lx_op_linear(out, feats, enc->V, &w->visn_fc, H, F);
 	lx_op_linear(box, pos, enc->V, &w->box_fc, H, 4);
-	lx_op_add_norm(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps);
+	if (xhat_f) {
+		lx_op_add_norm_keep(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps, xhat_f, rstd_f);
+		lx_op_add_norm_keep(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps, xhat_b, rstd_b);
+	} else {
+		lx_op_add_norm(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps);
+		lx_op_add_norm(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps);
+	}
 	for (k = 0; k < (size_t)enc->V * H; k++)
-		visn[k] = (visn[k] + box[k]) / 2;
+		out[k] = (out[k] + box[k]) / 2;
+	if (xhat_f)
+		lx_drop_apply(&enc->drop, 4 * site + 1, 0, out, (size_t)enc->V * H);
 }
+
+void lx_enc_pool(lx_encoder *enc, const float *x, float *in, float *pooled)
+{
+	int H = lx_model_config(enc->m)->hidden_size, i;
+	size_t k;
+
+	for (i = 0; i < enc->n; i++)
+		memcpy(in + (size_t)i * H, x + (size_t)enc->loff[i] * H, H * sizeof(float));
+	lx_op_linear(pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
+	for (k = 0; k < (size_t)enc->n * H; k++)
+		pooled[k] = tanhf(pooled[k]);
+}
+
+/* ---- attention groups ---- */
+
+/* Self-attention groups of one side (rows from 0 for language, from 0 of the vision rows for vision). */
+static void self_groups(lx_encoder *enc, attn_group *g, int vision)
+{
+	int i;
+
+	for (i = 0; i < enc->n; i++) {
+		int len = vision ? enc->nlen[i] : enc->tlen[i];
+		g[i].qo = g[i].ko = vision ? enc->voff[i] : enc->loff[i];
+		g[i].tq = g[i].tk = len;
+		g[i].mask = vision ? enc->ex[i].visual_mask : enc->ex[i].attention_mask;
+		g[i].probs = NULL;
+	}
+}
+
+/* The cross-attention module both ways over all rows: words over boxes (groups [0, n)), boxes over words
+ * (groups [n, 2n)). */
+static void cross_groups(lx_encoder *enc, attn_group *g)
+{
+	int n = enc->n, i;
+
+	for (i = 0; i < n; i++) {
+		g[i].qo = enc->loff[i];
+		g[i].tq = enc->tlen[i];
+		g[i].ko = enc->L + enc->voff[i];
+		g[i].tk = enc->nlen[i];
+		g[i].mask = enc->ex[i].visual_mask;
+		g[i].probs = NULL;
+		g[n + i].qo = enc->L + enc->voff[i];
+		g[n + i].tq = enc->nlen[i];
+		g[n + i].ko = enc->loff[i];
+		g[n + i].tk = enc->tlen[i];
+		g[n + i].mask = enc->ex[i].attention_mask;
+		g[n + i].probs = NULL;
+	}
+}
+
+int lx_enc_groups(lx_encoder *enc, int kind, float *probs)
+{
+	int nh = lx_model_config(enc->m)->num_attention_heads, ng = kind == LX_ATT_CROSS ? 2 * enc->n : enc->n, i;
+
+	if (kind == LX_ATT_CROSS)
+		cross_groups(enc, enc->groups);
+	else
+		self_groups(enc, enc->groups, kind == LX_ATT_VISN);
+	if (probs)
+		for (i = 0; i < ng; i++) {
+			enc->groups[i].probs = probs;
+			probs += (size_t)nh * enc->groups[i].tq * enc->groups[i].tk;
+		}
+	return ng;
+}
+
+size_t lx_enc_probs_size(const lx_encoder *enc, int kind)
+{
+	size_t nh = (size_t)lx_model_config(enc->m)->num_attention_heads, s = 0;
+	int i;
+
+	for (i = 0; i < enc->n; i++) {
+		size_t T = (size_t)enc->tlen[i], N = (size_t)enc->nlen[i];
+		s += kind == LX_ATT_LANG ? T * T : kind == LX_ATT_VISN ? N * N : 2 * T * N;
+	}
+	return nh * s;
+}
+
+/* ---- the encoders (inference) ---- */
 
 /* Copies layer `layer`'s output of every example (rows from `first`, lengths len) into its history. */
 static void keep_hidden(lx_encoder *enc, float *hist, int first, const int *off, const int *len, int layers,
@@ -174,18 +268,13 @@ static void keep_hidden(lx_encoder *enc, float *hist, int first, const int *off,
 		       enc->x + ((size_t)first + off[i]) * H, (size_t)len[i] * H * sizeof(float));
 }
 
-/* Fills g[0, n) with self-attention groups of one side: rows from `first` (0 for language, L for vision). */
-static void self_groups(lx_encoder *enc, attn_group *g, int vision, float *const *base, int layer)
+/* Points each group at example i's attention map of layer `layer` in base (NULL: not kept). */
+static void set_probs(lx_encoder *enc, attn_group *g, float *const *base, int layer)
 {
 	int nh = lx_model_config(enc->m)->num_attention_heads, i;
 
-	for (i = 0; i < enc->n; i++) {
-		int len = vision ? enc->nlen[i] : enc->tlen[i];
-		g[i].qo = g[i].ko = vision ? enc->voff[i] : enc->loff[i];
-		g[i].tq = g[i].tk = len;
-		g[i].mask = vision ? enc->ex[i].visual_mask : enc->ex[i].attention_mask;
-		g[i].probs = base ? base[i] + (size_t)layer * nh * len * len : NULL;
-	}
+	for (i = 0; i < enc->n; i++)
+		g[i].probs = base ? base[i] + (size_t)layer * nh * g[i].tq * g[i].tk : NULL;
 }
 
 /* A BERT layer (the language and the object-relationship encoders) on one side's rows, in place. */
@@ -194,9 +283,10 @@ static void bert_layer(lx_encoder *enc, const lx_layer_w *w, int vision, float *
 	int H = lx_model_config(enc->m)->hidden_size, rows = vision ? enc->V : enc->L;
 	size_t first = vision ? (size_t)enc->L * H : 0;
 
-	self_groups(enc, enc->groups, vision, base, layer);
-	attention(enc, &w->att, enc->x + first, rows, enc->groups, enc->n, enc->x2 + first, &enc->acts);
-	feed_forward(enc, &w->ffn, enc->x2 + first, rows, enc->buf[B_INTER], enc->x + first);
+	self_groups(enc, enc->groups, vision);
+	set_probs(enc, enc->groups, base, layer);
+	lx_enc_attention(enc, &w->att, enc->x + first, rows, enc->n, enc->x2 + first, &enc->acts);
+	lx_enc_ffn(enc, &w->ffn, enc->x2 + first, rows, enc->x + first, &enc->acts);
 }
 
 static void swap(float **a, float **b)
@@ -215,47 +305,23 @@ static void swap(float **a, float **b)
  */
 static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, float ***base, int layer)
 {
-	int H = lx_model_config(enc->m)->hidden_size, nh = lx_model_config(enc->m)->num_attention_heads, n = enc->n, i;
+	int H = lx_model_config(enc->m)->hidden_size, n = enc->n;
 	size_t vfirst = (size_t)enc->L * H;
 	attn_group *g = enc->groups;
 
-	for (i = 0; i < n; i++) {
-		int T = enc->tlen[i], N = enc->nlen[i];
-		g[i].qo = enc->loff[i];
-		g[i].tq = T;
-		g[i].ko = enc->L + enc->voff[i];
-		g[i].tk = N;
-		g[i].mask = enc->ex[i].visual_mask;
-		g[i].probs = base[0] ? base[0][i] + (size_t)layer * nh * T * N : NULL;
-		g[n + i].qo = enc->L + enc->voff[i];
-		g[n + i].tq = N;
-		g[n + i].ko = enc->loff[i];
-		g[n + i].tk = T;
-		g[n + i].mask = enc->ex[i].attention_mask;
-		g[n + i].probs = base[1] ? base[1][i] + (size_t)layer * nh * N * T : NULL;
-	}
-	attention(enc, &w->cross, enc->x, enc->L + enc->V, g, 2 * n, enc->x2, &enc->acts);
-	self_groups(enc, g, 0, base[2], layer);
-	attention(enc, &w->lang_self, enc->x2, enc->L, g, n, enc->x, &enc->acts);
-	self_groups(enc, g, 1, base[3], layer);
-	attention(enc, &w->visn_self, enc->x2 + vfirst, enc->V, g, n, enc->x + vfirst, &enc->acts);
-	feed_forward(enc, &w->lang_ffn, enc->x, enc->L, enc->buf[B_INTER], enc->x2);
-	feed_forward(enc, &w->visn_ffn, enc->x + vfirst, enc->V, enc->buf[B_INTER], enc->x2 + vfirst);
+	cross_groups(enc, g);
+	set_probs(enc, g, base[0], layer);
+	set_probs(enc, g + n, base[1], layer);
+	lx_enc_attention(enc, &w->cross, enc->x, enc->L + enc->V, 2 * n, enc->x2, &enc->acts);
+	self_groups(enc, g, 0);
+	set_probs(enc, g, base[2], layer);
+	lx_enc_attention(enc, &w->lang_self, enc->x2, enc->L, n, enc->x, &enc->acts);
+	self_groups(enc, g, 1);
+	set_probs(enc, g, base[3], layer);
+	lx_enc_attention(enc, &w->visn_self, enc->x2 + vfirst, enc->V, n, enc->x + vfirst, &enc->acts);
+	lx_enc_ffn(enc, &w->lang_ffn, enc->x, enc->L, enc->x2, &enc->acts);
+	lx_enc_ffn(enc, &w->visn_ffn, enc->x + vfirst, enc->V, enc->x2 + vfirst, &enc->acts);
 	swap(&enc->x, &enc->x2);
-}
-
-static void pool(lx_encoder *enc)
-{
-	const lx_config *c = lx_model_config(enc->m);
-	int H = c->hidden_size, i;
-	size_t k;
-	float *in = enc->buf[B_POOL_IN], *out = enc->buf[B_POOLED];
-
-	for (i = 0; i < enc->n; i++)
-		memcpy(in + (size_t)i * H, enc->x + (size_t)enc->loff[i] * H, H * sizeof(float));
-	lx_op_linear(out, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
-	for (k = 0; k < (size_t)enc->n * H; k++)
-		out[k] = tanhf(out[k]);
 }
 
 /* ---- buffers ---- */
@@ -381,29 +447,10 @@ lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e)
 
 /* ---- the forward pass ---- */
 
-/* Example i's attention maps of one kind start where the examples before it end. */
-static float **attn_bases(float **base, float *buf, const lx_example *ex, int n, int layers, int nh, int qv, int kv)
-{
-	size_t off = 0;
-	int i;
-
-	for (i = 0; i < n; i++) {
-		size_t tq = (size_t)(qv ? ex[i].N : ex[i].T), tk = (size_t)(kv ? ex[i].N : ex[i].T);
-		base[i] = buf + off;
-		off += (size_t)layers * nh * tq * tk;
-	}
-	return base;
-}
-
-lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *out, lx_err *e)
+lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e)
 {
 	const lx_config *c = lx_model_config(enc->m);
-	const lx_weights *w = lx_model_weights(enc->m);
-	int H = c->hidden_size, nh = c->num_attention_heads, i, k, kl = c->l_layers + c->x_layers,
-	    kv = c->r_layers + c->x_layers, hid = (enc->want & LX_WANT_HIDDEN) != 0,
-	    att = (enc->want & LX_WANT_ATTN) != 0;
-	float **base[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-	int *ints;
+	int i, *ints;
 	lx_status rc;
 
 	for (i = 0; i < n; i++)
@@ -429,10 +476,41 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 	}
 	enc->x = enc->buf[B_X];
 	enc->x2 = enc->buf[B_X2];
+	memset(&enc->acts, 0, sizeof enc->acts);
 	enc->acts.q = enc->buf[B_Q];
 	enc->acts.k = enc->buf[B_K];
 	enc->acts.v = enc->buf[B_V];
 	enc->acts.ctx = enc->buf[B_CTX];
+	enc->acts.inter = enc->buf[B_INTER];
+	return LX_OK;
+}
+
+/* Example i's attention maps of one kind start where the examples before it end. */
+static float **attn_bases(float **base, float *buf, const lx_example *ex, int n, int layers, int nh, int qv, int kv)
+{
+	size_t off = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		size_t tq = (size_t)(qv ? ex[i].N : ex[i].T), tk = (size_t)(kv ? ex[i].N : ex[i].T);
+		base[i] = buf + off;
+		off += (size_t)layers * nh * tq * tk;
+	}
+	return base;
+}
+
+lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *out, lx_err *e)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	const lx_weights *w = lx_model_weights(enc->m);
+	int H = c->hidden_size, nh = c->num_attention_heads, i, k, kl = c->l_layers + c->x_layers,
+	    kv = c->r_layers + c->x_layers, hid = (enc->want & LX_WANT_HIDDEN) != 0,
+	    att = (enc->want & LX_WANT_ATTN) != 0;
+	float **base[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+	lx_status rc;
+
+	if ((rc = lx_enc_prepare(enc, ex, n, e)))
+		return rc;
 	if (att) {
 		base[0] = attn_bases(enc->ptrs, enc->buf[B_AL], ex, n, c->l_layers, nh, 0, 0);
 		base[1] = attn_bases(enc->ptrs + n, enc->buf[B_AR], ex, n, c->r_layers, nh, 1, 1);
@@ -442,9 +520,10 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 		base[5] = attn_bases(enc->ptrs + 5 * n, enc->buf[B_AXVS], ex, n, c->x_layers, nh, 1, 1);
 	}
 
-	/* embeddings */
-	embed_language(enc);
-	embed_vision(enc);
+	/* embeddings: the box branch goes through x2 before any layer needs it */
+	lx_enc_embed_language(enc, enc->x, NULL, NULL, 0);
+	lx_enc_embed_vision(enc, enc->x + (size_t)enc->L * H, enc->buf[B_INTER], enc->buf[B_TMP],
+	                    enc->x2 + (size_t)enc->L * H, NULL, NULL, NULL, NULL, 0);
 
 	/* the language encoder */
 	for (k = 0; k < c->l_layers; k++) {
@@ -469,7 +548,7 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 		}
 	}
 
-	pool(enc);
+	lx_enc_pool(enc, enc->x, enc->buf[B_POOL_IN], enc->buf[B_POOLED]);
 
 	for (i = 0; i < n; i++) {
 		lx_outputs *o = &out[i];

@@ -27,6 +27,7 @@ typedef struct {
 	lx_err *e;
 	lx_status rc;
 	void (*visit)(void *ctx, const char *name, int d0, int d1);
+	const float *(*get)(void *ctx, const char *name, int d0, int d1);  /* lx_model_from_tensors */
 	void *ctx;
 	int heads;  /* LX_HEAD_* to visit */
 } binder;
@@ -84,6 +85,12 @@ static const float *bindv(binder *b, int optional, int d0, int d1, const char *f
 		if (!optional)
 			b->visit(b->ctx, name, d0, d1);
 		return NULL;
+	}
+	if (b->get) {
+		const float *p = optional ? NULL : b->get(b->ctx, name, d0, d1);
+		if (!p && !optional)
+			b->rc = lx_errf(b->e, LX_EMODEL, "%s: missing tensor %s", b->path, name);
+		return p;
 	}
 	if ((i = lx_st_find(b->m->st, name)) < 0) {
 		if (!optional)
@@ -260,7 +267,7 @@ static int has_prefix(const lx_st *st, const char *prefix)
 
 static int has_head(binder *b, int head, const char *prefix)
 {
-	return b->visit ? (b->heads & head) != 0 : has_prefix(b->m->st, prefix);
+	return b->visit || b->get ? (b->heads & head) != 0 : has_prefix(b->m->st, prefix);
 }
 
 static void bind_heads(binder *b, lx_weights *w, const lx_config *c)
@@ -405,6 +412,42 @@ lx_status lx_model_tensors(const lx_config *c, int heads, void (*visit)(void *ct
 	free(m.w.r);
 	free(m.w.x);
 	return b.rc;
+}
+
+lx_status lx_model_from_tensors(lx_model **out, const lx_config *c, int heads, const char *dir,
+                                const float *(*get)(void *ctx, const char *name, int d0, int d1), void *ctx,
+                                lx_err *e)
+{
+	lx_model *m;
+	binder b;
+
+	*out = NULL;
+	if (!(m = calloc(1, sizeof *m)) || !(m->dir = strdup(dir))) {
+		free(m);
+		return lx_errf(e, LX_EIO, "out of memory");
+	}
+	m->cfg = *c;
+	m->w.l = calloc((size_t)c->l_layers + 1, sizeof *m->w.l);
+	m->w.r = calloc((size_t)c->r_layers + 1, sizeof *m->w.r);
+	m->w.x = calloc((size_t)c->x_layers + 1, sizeof *m->w.x);
+	if (!m->w.l || !m->w.r || !m->w.x) {
+		lx_model_free(m);
+		return lx_errf(e, LX_EIO, "out of memory");
+	}
+	memset(&b, 0, sizeof b);
+	b.m = m;
+	b.e = e;
+	b.get = get;
+	b.ctx = ctx;
+	b.heads = heads;
+	snprintf(b.path, sizeof b.path, "%s", dir);
+	bind_all(&b);
+	if (b.rc) {
+		lx_model_free(m);
+		return b.rc;
+	}
+	*out = m;
+	return LX_OK;
 }
 
 void lx_model_free(lx_model *m)

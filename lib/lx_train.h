@@ -1,0 +1,87 @@
+/*
+ * lx_train.h - training LXMERT: the parameters as mutable float32 tensors with their gradients, the
+ * training forward pass that keeps what the backward pass needs, the backward pass of the encoder and of
+ * every head, HF's and the authors' losses, AdamW (PyTorch's torch.optim.AdamW), and checkpoints.
+ * Ownership and errors follow lx.h.
+ *
+ * Quirks of the reference, kept on purpose: Hugging Face's three embedding tables have padding_idx 0, so
+ * row 0 of the word, position and token-type tables gets no gradient from the embedding lookup (the word
+ * table's row 0 still gets the tied masked-LM decoder's). Dropout sits where HF puts it: after the
+ * embeddings, on the attention probabilities, and on each block's output before its residual sum.
+ */
+#ifndef LX_TRAIN_H
+#define LX_TRAIN_H
+
+#include <stdint.h>
+
+#include "lx.h"
+#include "lx_heads.h"
+
+/* The labels of one example for training. */
+typedef struct {
+	lx_labels l;              /* HF's pretraining labels (lx_heads.h); l.ans is the single-label answer */
+	const float *qa_target;   /* [num_qa_labels] soft scores: the authors' VQA/GQA loss instead of l.ans */
+} lx_train_labels;
+
+typedef struct {
+	int new_head;             /* > 0: a fresh answer head with this many labels (HF's initialisation) */
+	int freeze_encoder;       /* train only the heads: every lxmert.* tensor stays as it is */
+	float dropout;            /* HF's hidden and attention dropout (0.1 in LXMERT); 0 for exact checks */
+	uint64_t seed;            /* dropout masks and the new head's initial weights */
+	float beta1, beta2, eps, weight_decay;  /* AdamW */
+} lx_train_opts;
+
+/* LXMERT's fine-tuning defaults: dropout 0.1, AdamW betas 0.9/0.999, eps 1e-6, weight decay 0.01. */
+void lx_train_opts_init(lx_train_opts *o);
+
+typedef struct lx_trainer lx_trainer;
+
+/* Copies the weights of model directory dir (lx_model_open's rules) into a trainer. The heads are those the
+ * model has, with the answer head replaced by a fresh one when o->new_head is set. */
+lx_status lx_trainer_open(lx_trainer **out, const char *dir, const lx_train_opts *o, lx_err *e);
+void lx_trainer_free(lx_trainer *t);
+
+/* The model as it is now: its weights are the trainer's, so it follows every step (for evaluation with
+ * lx_encode and lx_heads). */
+const lx_model *lx_trainer_model(const lx_trainer *t);
+/* LX_HEAD_* bits of the heads the model has. */
+int lx_trainer_heads(const lx_trainer *t);
+
+/* Forward and backward over a batch of n examples: the gradients of every trainable tensor (replacing the
+ * previous ones) and the losses. Each loss part is averaged over the whole batch as HF does (masked-LM over
+ * every labelled word, visual losses over every box of the examples with visual labels, the others over
+ * the examples with that label); the answer loss is the authors' BCE (times the number of answers) where
+ * qa_target is given, cross-entropy on ans otherwise. LX_EINPUT for a label out of range, naming it. */
+lx_status lx_trainer_grad(lx_trainer *t, const lx_example *ex, const lx_train_labels *lab, int n, lx_losses *loss,
+                          lx_err *e);
+/* One AdamW step at learning rate lr on every trainable tensor, as torch.optim.AdamW does it: decay first
+ * (p -= lr wd p), then the bias-corrected update. */
+void lx_trainer_step(lx_trainer *t, float lr);
+/* AdamW steps taken. */
+long lx_trainer_steps(const lx_trainer *t);
+
+/* The tensors, in lx_model_tensors order: name, shape (d1 < 0 for a vector), data and gradient. */
+int lx_trainer_count(const lx_trainer *t);
+const char *lx_trainer_tensor(const lx_trainer *t, int i, int *d0, int *d1, float **data, const float **grad);
+/* Index of a tensor by name, or -1. */
+int lx_trainer_find(const lx_trainer *t, const char *name);
+
+/* Writes config.json and model.safetensors (F32, or F16 when f16 is set) into the existing directory dir,
+ * each through a temporary name and a rename, so that a failed write leaves the previous files whole. */
+lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, lx_err *e);
+/* A checkpoint in one file (weights, AdamW moments, step and the caller's extra counters), written through
+ * a temporary name and a rename. */
+lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, const int64_t *extra, int nextra,
+                                     lx_err *e);
+/* Reads a checkpoint written by lx_trainer_save_checkpoint for the same tensors; extra receives up to nextra
+ * counters. LX_EMODEL if a tensor is missing or has another shape. */
+lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, lx_err *e);
+
+/* A model whose tensors come from get(ctx, name, d0, d1) (a float32 array of that shape, or NULL: missing),
+ * bound as lx_model_open binds a file; heads (LX_HEAD_* bits) says which heads it has. The arrays must
+ * outlive the model. Implemented in model.c. */
+lx_status lx_model_from_tensors(lx_model **out, const lx_config *c, int heads, const char *dir,
+                                const float *(*get)(void *ctx, const char *name, int d0, int d1), void *ctx,
+                                lx_err *e);
+
+#endif
