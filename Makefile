@@ -42,7 +42,7 @@ $(O)/tests/unit/bin/%: tests/unit/%.c $(LIBLX) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
 # Every test: the public headers alone, the C unit tests, then one bats suite per tool.
-check: all $(UNIT) check-headers
+check: test-deps all $(UNIT) check-headers
 	@for t in $(UNIT); do $$t || exit 1; done
 	LX_BIN=$(abspath $(O)/bin) bats tests/
 
@@ -69,15 +69,23 @@ bench: bench-encode bench-train bench-tokenize bench-featpack
 bench-featpack: all
 	sh bench/featpack.sh
 
-# Debian packages the build and the tests need; run as root to install them.
+# Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
+# for the tests and benchmarks. `make deps` / `make test-deps` install what is missing when run as root and
+# otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
-       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core bats time parallel \
-       python3 python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
-deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core python3
+TEST_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium \
+       clang libclang-rt-14-dev valgrind
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: missing packages; install them with:"; echo "  sudo apt-get install $$missing"; exit 1; fi
+endef
+deps:
+	$(call install_missing,$(DEBS))
+test-deps:
+	$(call install_missing,$(DEBS) $(TEST_DEBS))
 
 # Fuzzing with libFuzzer (clang, Debian's libclang-rt-14-dev): every parser of outside input, each for
 # FUZZ_SECONDS, two at a time, from a seed corpus taken from the fixtures. Crashes land in build-fuzz/.
@@ -113,7 +121,8 @@ train-demo: all $(O)/bench/bin/mkmodel
 	LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) sh examples/demo/train.sh
 
 # The demo model's answers to the sample questions: tokenize, join the features, encode, answer.
-demo: all
+demo: deps
+	$(MAKE) all
 	LX_BIN=$(abspath $(O)/bin) sh examples/demo/run.sh
 
 install: all
@@ -125,5 +134,5 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train demo train-demo check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: test-deps all bench bench-encode bench-featpack bench-tokenize bench-train demo train-demo check check-asan check-headers deps fuzz fuzz-build install clean
 .SECONDARY:
