@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: %s -m DIR [--heads qa,match,mlm,obj] [--top K] [--all-logits] [--labels FILE]\n"
 	           "       [--objects FILE] [--attributes FILE] [--answer-prob auto|sigmoid|softmax]\n"
-	           "       [--json [--json-tensors] | --submit vqa|gqa|nlvr2] [--score] [--score-file F] [--progress]\n"
+	           "       [--json [--json-tensors] | --submit vqa|gqa|nlvr2] [--score] [--score-file F] [--keep-going]\n"
+	           "       [--progress]\n"
 	           "Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
 	           "probability, masked words, object and attribute labels, and losses where a record carries\n"
 	           "labels. See lx-head(1).\n",
@@ -57,7 +59,8 @@ typedef struct {
 	lx_model *m;
 	const lx_config *c;
 	lx_heads *h;
-	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id;
+	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, keep_going;
+	long bad;      /* records turned into error records (--keep-going) */
 	lx_names *answers, *objects, *attrs, *vocab;
 	FILE *score_file;
 	const char *score_path;
@@ -74,6 +77,7 @@ typedef struct {
 	long questions, pairs, correct;
 	pair pr;
 	long submitted;
+	long passed;  /* error records left out of a submission */
 	/* --json through a memory stream */
 	FILE *mem;
 	char *mem_buf;
@@ -874,6 +878,62 @@ static lx_status score_record(state *s, const lx_record *rec, lx_err *e)
 	return LX_OK;
 }
 
+static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e);
+
+/* A record that carries an error goes out as it came: in the stream, as a JSON line, but in no submission
+ * and no score. */
+static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
+{
+	lx_status rc = LX_OK;
+
+	if (s->out == OUT_STREAM)
+		return lx_writer_put(w, rec, e);
+	if (s->out == OUT_JSON)
+		rc = put_json(s, rec, s->json_tensors, e);
+	else
+		s->passed++;
+	if (!rc && ferror(stdout))
+		rc = lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
+	return rc;
+}
+
+/* The totals of the run, saved before a record and put back if --keep-going turns it into an error record:
+ * the fields of state from loss_sum up to (not including) mem. */
+#define TOTALS_AT offsetof(state, loss_sum)
+#define TOTALS_LEN (offsetof(state, mem) - offsetof(state, loss_sum))
+
+/* Runs the heads on one record and writes it; with --keep-going a bad record is written as an error record
+ * (its fields as read, and error) instead. */
+static lx_status one_record(state *s, lx_writer *w, lx_record *rec, lx_err *e)
+{
+	unsigned char saved[TOTALS_LEN];
+	char msg[sizeof e->msg + 200], id[128];
+	lx_status rc;
+
+	if (lx_record_is_error(rec))
+		return pass(s, w, rec, e);
+	memcpy(saved, (char *)s + TOTALS_AT, TOTALS_LEN);
+	rc = run_heads(s, rec, e);
+	if (!rc)
+		rc = output(s, w, rec, e);
+	if (rc != LX_EINPUT)
+		return rc;
+	lx_record_id(rec, id, sizeof id);
+	snprintf(msg, sizeof msg, "%s: stdin: record %ld%s%s%s: %s", tool, lx_record_index(rec) + 1, *id ? " (id " : "",
+	         id, *id ? ")" : "", e->msg);
+	if (!s->keep_going) {
+		snprintf(e->msg, sizeof e->msg, "%.*s", (int)sizeof e->msg - 1, msg + strlen(tool) + 2);
+		return rc;
+	}
+	fprintf(stderr, "%s\n", msg);
+	s->bad++;
+	memcpy((char *)s + TOTALS_AT, saved, TOTALS_LEN);
+	lx_record_revert(rec);
+	if (lx_record_set_error(rec, msg))
+		return oom(e);
+	return pass(s, w, rec, e);
+}
+
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 {
 	lx_status rc;
@@ -1101,7 +1161,7 @@ int main(int argc, char **argv)
 		{"submit", required_argument, 0, 's'},     {"score", no_argument, 0, 'S'},
 		{"score-file", required_argument, 0, 'F'}, {"progress", no_argument, 0, 'p'},
 		{"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
+		{"keep-going", no_argument, 0, 'K'},       {0, 0, 0, 0},
 	};
 	static const char *const subs[] = {"vqa", "gqa", "nlvr2", NULL}, *probs[] = {"auto", "sigmoid", "softmax", NULL};
 	const char *dir = NULL, *labels = NULL, *objects = NULL, *attrs = NULL;
@@ -1114,8 +1174,6 @@ int main(int argc, char **argv)
 	lx_progress prog;
 	lx_err err = {0, ""};
 	lx_status rc = LX_OK;
-	long bad_index = -1;
-	char id[128] = "";
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
@@ -1135,6 +1193,7 @@ int main(int argc, char **argv)
 		case 'S': s.score = 1; break;
 		case 'F': s.score = 1; s.score_path = optarg; break;
 		case 'p': force_progress = 1; break;
+		case 'K': s.keep_going = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
 		default: usage(stderr); return LX_EUSAGE;
@@ -1170,15 +1229,25 @@ int main(int argc, char **argv)
 	lx_signals_init();
 	lx_progress_init(&prog, stderr, tool, force_progress);
 	while (!lx_interrupted()) {
-		if ((rc = lx_reader_next(rd, &rec, &err)) || !rec)
-			break;
-		rc = run_heads(&s, rec, &err);
-		if (!rc)
-			rc = output(&s, wr, rec, &err);
-		if (rc == LX_EINPUT) {
-			bad_index = lx_record_index(rec);
-			lx_record_id(rec, id, sizeof id);
+		if ((rc = lx_reader_next(rd, &rec, &err)) && s.keep_going && lx_reader_resumable(rd)) {
+			/* a whole value that is no record: an error record in its place */
+			char msg[sizeof err.msg + 20];
+			snprintf(msg, sizeof msg, "%s: %s", tool, err.msg);
+			fprintf(stderr, "%s\n", msg);
+			s.bad++;
+			if (!(rec = lx_record_error_new(msg)))
+				rc = lx_errf(&err, LX_EIO, "out of memory");
+			else
+				rc = pass(&s, wr, rec, &err);
+			lx_record_free(rec);
+			if (rc)
+				break;
+			lx_progress_tick(&prog, ++done);
+			continue;
 		}
+		if (rc || !rec)
+			break;
+		rc = one_record(&s, wr, rec, &err);
 		lx_record_free(rec);
 		if (rc)
 			break;
@@ -1194,14 +1263,19 @@ int main(int argc, char **argv)
 		rc = LX_OK; /* a read cut short by the signal: reported below */
 	if (!rc && fflush(stdout) != 0)
 		rc = lx_errf(&err, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (bad_index >= 0)
-		fprintf(stderr, "%s: stdin: record %ld%s%s%s: %s\n", tool, bad_index + 1, *id ? " (id " : "", id,
-		        *id ? ")" : "", err.msg);
+	if (rc == LX_EIO && lx_writer_broken_pipe(wr))
+		; /* the reader went away: nothing to say */
 	else if (rc)
 		fprintf(stderr, "%s: %s\n", tool, err.msg);
 	else if (lx_interrupted()) {
 		rc = LX_EINTR;
 		fprintf(stderr, "%s: interrupted after %ld records, all written\n", tool, done);
+	}
+	if (s.passed)
+		fprintf(stderr, "%s: %ld error records left out of the submission\n", tool, s.passed);
+	if (!rc && s.bad) {
+		rc = LX_EINPUT;
+		fprintf(stderr, "%s: %ld of %ld records were bad, written with an error field\n", tool, s.bad, done);
 	}
 	if (!rc || rc == LX_EINTR) {
 		summaries(&s);

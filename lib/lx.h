@@ -94,6 +94,10 @@ void lx_reader_free(lx_reader *r);
 lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e);
 /* Number of records read so far. */
 long lx_reader_count(const lx_reader *r);
+/* After lx_reader_next failed: 1 if the bad value was a whole msgpack value that is not a map (the reader
+ * stands at the next record, so --keep-going may go on), 0 if the stream cannot be read further (bytes that
+ * are not msgpack, a truncated record, a read error: there is no record boundary to resynchronise on). */
+int lx_reader_resumable(const lx_reader *r);
 
 /* An empty record (for tools that make records from other input). */
 lx_record *lx_record_new(void);
@@ -121,6 +125,17 @@ lx_status lx_record_add_object(lx_record *rec, const char *key, const msgpack_ob
 msgpack_packer *lx_record_add_packer(lx_record *rec, const char *key);
 /* Drops a field (read or added). */
 void lx_record_remove(lx_record *rec, const char *key);
+
+/* Error records (--keep-going, formats/stream.md): a tool that refuses a record writes it out with a str field
+ * `error` holding the message, and every tool passes a record that carries a str `error` through untouched.
+ * lx_record_is_error tells whether rec carries one; lx_record_set_error adds (or replaces) it, keeping every
+ * other field; lx_record_error_new makes a record holding only `error`, for input that is no record. */
+int lx_record_is_error(const lx_record *rec);
+lx_status lx_record_set_error(lx_record *rec, const char *msg);
+lx_record *lx_record_error_new(const char *msg);
+/* Undoes every change made to a record since it was read (added, replaced and removed fields), so that an
+ * error record holds the input's fields as they came. A new record becomes empty. */
+void lx_record_revert(lx_record *rec);
 
 /* Packs a tensor in the msgpack-numpy layout into any packer. */
 int lx_pack_tensor(msgpack_packer *pk, lx_dtype dtype, int ndim, const int64_t *shape, const void *data);

@@ -23,6 +23,7 @@ struct lx_record {
 	long index;
 	field *f;
 	size_t n, cap;
+	size_t nread;            /* the first nread fields are the ones read */
 	msgpack_packer pk;
 	msgpack_zone *scratch;   /* arrays decoded from plain msgpack arrays */
 };
@@ -49,6 +50,7 @@ struct lx_reader {
 	scanner sc;
 	long count;
 	int eof;
+	int resumable;                 /* the last error skipped exactly one whole value */
 };
 
 struct lx_writer {
@@ -295,6 +297,50 @@ const char *lx_record_id(const lx_record *rec, char *buf, size_t n)
 	return buf;
 }
 
+/* ---- error records ---- */
+
+int lx_record_is_error(const lx_record *rec)
+{
+	const msgpack_object *o = lx_record_get(rec, "error");
+
+	return o && o->type == MSGPACK_OBJECT_STR;
+}
+
+lx_status lx_record_set_error(lx_record *rec, const char *msg)
+{
+	return lx_record_add_str(rec, "error", msg, strlen(msg));
+}
+
+void lx_record_revert(lx_record *rec)
+{
+	size_t i;
+
+	for (i = 0; i < rec->n; i++) {
+		field *f = &rec->f[i];
+		if (f->akey) {
+			free(f->akey);
+			f->akey = NULL;
+			msgpack_sbuffer_destroy(&f->sb);
+			if (f->has_view)
+				msgpack_unpacked_destroy(&f->view);
+			f->has_view = 0;
+		}
+		f->removed = 0;
+	}
+	rec->n = rec->nread;
+}
+
+lx_record *lx_record_error_new(const char *msg)
+{
+	lx_record *rec = lx_record_new();
+
+	if (rec && lx_record_set_error(rec, msg)) {
+		lx_record_free(rec);
+		return NULL;
+	}
+	return rec;
+}
+
 /* ---- tensors inside records ---- */
 
 static const msgpack_object *map_get(const msgpack_object *m, const char *key)
@@ -475,7 +521,7 @@ static uint64_t be(const unsigned char *p, int n)
 /*
  * Advances s over b[0, n) (the bytes of one record so far). Returns 1 when the record is complete (it ends
  * at s->pos), 0 when more bytes are needed, -1 on a byte that starts no msgpack value, -2 when containers
- * nest deeper than MAX_DEPTH.
+ * nest deeper than MAX_DEPTH, -3 when a string, bin or ext declares more bytes than a record may hold.
  */
 static int scan(scanner *s, const unsigned char *b, size_t n)
 {
@@ -532,7 +578,9 @@ static int scan(scanner *s, const unsigned char *b, size_t n)
 				break;
 			}
 		}
-		if (body > MAX_RECORD || s->pos + hdr + body > n)
+		if (body > MAX_RECORD || s->pos + hdr + body > MAX_RECORD)
+			return -3; /* refused before a byte of it is buffered */
+		if (s->pos + hdr + body > n)
 			return 0;
 		s->pos += hdr + (size_t)body;
 		s->left[s->depth - 1]--;
@@ -596,12 +644,15 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	uint32_t i;
 
 	*out = NULL;
+	r->resumable = 0;
 	for (;;) {
 		got = scan(&r->sc, r->buf + r->start, r->len - r->start);
 		if (got == -1)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
 		if (got == -2)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: nested deeper than %d levels", r->name, no, MAX_DEPTH);
+		if (got == -3)
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes", r->name, no, MAX_RECORD);
 		if (got == 1)
 			break;
 		if (r->len - r->start >= MAX_RECORD)
@@ -627,6 +678,7 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	r->start += size;
 	r->count++;
 	rec->index = r->count - 1;
+	r->resumable = 1; /* the value's bytes are consumed: whatever is wrong with it, the next record follows */
 	if (msgpack_unpack_next(&rec->up, rec->raw, size, &off) != MSGPACK_UNPACK_SUCCESS || off != size) {
 		lx_record_free(rec);
 		return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
@@ -641,14 +693,19 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 		field *f = push(rec);
 		if (!f) {
 			lx_record_free(rec);
+			r->resumable = 0;
 			return lx_errf(e, LX_EIO, "%s: out of memory", r->name);
 		}
 		f->key = rec->up.data.via.map.ptr[i].key;
 		f->val = &rec->up.data.via.map.ptr[i].val;
 	}
+	rec->nread = rec->n;
 	*out = rec;
+	r->resumable = 0;
 	return LX_OK;
 }
+
+int lx_reader_resumable(const lx_reader *r) { return r->resumable; }
 
 /* ---- writing ---- */
 
