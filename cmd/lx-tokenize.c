@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -336,9 +337,14 @@ static lx_status run_file(ctx *c, const char *path, lx_err *e)
 	const char *name = is_stdin ? "stdin" : path;
 	FILE *f = is_stdin ? stdin : fopen(path, "rb");
 	lx_status st;
+	struct stat sb;
 
 	if (!f)
 		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(errno));
+	if (!is_stdin && fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fclose(f);
+		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(EISDIR));
+	}
 	st = c->decode ? decode_file(c, f, name, e) : encode_file(c, f, name, e);
 	if (!is_stdin)
 		fclose(f);

@@ -98,6 +98,9 @@ long lx_reader_count(const lx_reader *r);
  * stands at the next record, so --keep-going may go on), 0 if the stream cannot be read further (bytes that
  * are not msgpack, a truncated record, a read error: there is no record boundary to resynchronise on). */
 int lx_reader_resumable(const lx_reader *r);
+/* Bytes of the input taken by the records read so far: where the next record starts, counted from where
+ * the reader began. */
+uint64_t lx_reader_offset(const lx_reader *r);
 
 /* An empty record (for tools that make records from other input). */
 lx_record *lx_record_new(void);

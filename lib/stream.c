@@ -51,6 +51,7 @@ struct lx_reader {
 	long count;
 	int eof;
 	int resumable;                 /* the last error skipped exactly one whole value */
+	uint64_t consumed;             /* bytes of the input taken by the records read */
 };
 
 struct lx_writer {
@@ -676,6 +677,7 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	}
 	memcpy(rec->raw, r->buf + r->start, size);
 	r->start += size;
+	r->consumed += size;
 	r->count++;
 	rec->index = r->count - 1;
 	r->resumable = 1; /* the value's bytes are consumed: whatever is wrong with it, the next record follows */
@@ -706,6 +708,8 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 }
 
 int lx_reader_resumable(const lx_reader *r) { return r->resumable; }
+
+uint64_t lx_reader_offset(const lx_reader *r) { return r->consumed; }
 
 /* ---- writing ---- */
 
