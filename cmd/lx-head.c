@@ -92,6 +92,20 @@ static lx_status missing(const char *key, const char *why, lx_err *e)
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
 }
 
+/* NaN or infinity in an input would come out as a wrong answer or a NaN loss: refused, with where it is. */
+static lx_status all_finite(const float *x, int64_t n, int64_t last, const char *key, lx_err *e)
+{
+	int64_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return last ? lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at row %lld, column %lld", key,
+			                      (double)x[i], (long long)(i / last), (long long)(i % last))
+			            : lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at element %lld", key,
+			                      (double)x[i], (long long)i);
+	return LX_OK;
+}
+
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
  * decoded into b; shape gets its dimensions. */
 static lx_status get_floats(const lx_record *rec, const char *key, const char *rows, int64_t last, const char *why,
@@ -119,7 +133,9 @@ static lx_status get_floats(const lx_record *rec, const char *key, const char *r
 		return lx_errf(e, LX_EIO, "out of memory");
 	for (i = 0; i < ndim; i++)
 		shape[i] = t.shape[i];
-	return lx_tensor_to_f32(&t, b->p, key, e);
+	if ((rc = lx_tensor_to_f32(&t, b->p, key, e)))
+		return rc;
+	return all_finite(b->p, t.numel, rows ? last : 0, key, e);
 }
 
 /* An optional vector field of len values, as int32 (want_int) or float, decoded into b; *present says. */
@@ -143,7 +159,7 @@ static lx_status get_vector(const lx_record *rec, const char *key, int64_t len, 
 		return lx_tensor_to_i32(&t, b->p, key, e);
 	}
 	if (lx_dtype_is_float(t.dtype))
-		return lx_tensor_to_f32(&t, b->p, key, e);
+		return (rc = lx_tensor_to_f32(&t, b->p, key, e)) ? rc : all_finite(b->p, len, 0, key, e);
 	if ((rc = lx_tensor_to_i32(&t, b->p, key, e)))
 		return rc;
 	for (i = 0; i < len; i++)
