@@ -121,7 +121,7 @@ lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err 
 	lx_status st;
 
 	*got = 0;
-	if (!f->r && !(f->r = lx_reader_new(f->f, f->path)))
+	if (!f->r && !(f->r = lx_reader_new_buffered(f->f, f->path)))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	if ((st = lx_reader_next(f->r, &rec, e)) || !rec)
 		return st;
@@ -167,7 +167,7 @@ lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_er
 	if (fseeko(f->f, 0, SEEK_SET))
 		return lx_errf(e, LX_EMODEL, "%s: cannot seek (%s): joining needs a regular file", f->path,
 		               strerror(errno));
-	if (!(r = lx_reader_new(f->f, f->path)))
+	if (!(r = lx_reader_new_buffered(f->f, f->path)))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	while (!(st = lx_reader_next(r, &rec, e)) && rec) {
 		st = scan_one(f, rec, lx_reader_count(r), start, fn, ctx, e);

@@ -86,8 +86,13 @@ typedef struct lx_record lx_record;
 typedef struct lx_reader lx_reader;
 typedef struct lx_writer lx_writer;
 
-/* Reads records from f; name is used in messages ("stdin", a path). f is not closed by lx_reader_free. */
+/* Reads records from f; name is used in messages ("stdin", a path). f is not closed by lx_reader_free.
+ * When f is not a regular file (a pipe, a terminal), the reader reads its descriptor with read(2), so that a
+ * record is handled as soon as its last byte arrives and SIGINT/SIGTERM end a wait for input: nothing may
+ * have been read from f through stdio before. lx_reader_new_buffered reads through stdio only (for a FILE
+ * already read from). */
 lx_reader *lx_reader_new(FILE *f, const char *name);
+lx_reader *lx_reader_new_buffered(FILE *f, const char *name);
 void lx_reader_free(lx_reader *r);
 /* Reads the next record into a new lx_record (*out, to be freed with lx_record_free).
  * Returns LX_OK with *out set, LX_OK with *out NULL at the clean end of the stream, or an error. */

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lx.h"
 
@@ -52,6 +54,8 @@ struct lx_reader {
 	int eof;
 	int resumable;                 /* the last error skipped exactly one whole value */
 	uint64_t consumed;             /* bytes of the input taken by the records read */
+	int direct;                    /* read(2) on the descriptor instead of fread (a pipe, a terminal) */
+	int err_no;                    /* errno of a failed read */
 };
 
 struct lx_writer {
@@ -481,13 +485,15 @@ lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, 
 
 /* ---- reading ---- */
 
-lx_reader *lx_reader_new(FILE *f, const char *name)
+static lx_reader *reader_new(FILE *f, const char *name, int may_be_direct)
 {
 	lx_reader *r = calloc(1, sizeof *r);
+	struct stat sb;
 
 	if (!r)
 		return NULL;
 	r->f = f;
+	r->direct = may_be_direct && fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode);
 	r->name = strdup(name ? name : "stdin");
 	r->cap = READ_CHUNK;
 	r->buf = malloc(r->cap);
@@ -499,6 +505,9 @@ lx_reader *lx_reader_new(FILE *f, const char *name)
 	}
 	return r;
 }
+
+lx_reader *lx_reader_new(FILE *f, const char *name) { return reader_new(f, name, 1); }
+lx_reader *lx_reader_new_buffered(FILE *f, const char *name) { return reader_new(f, name, 0); }
 
 void lx_reader_free(lx_reader *r)
 {
@@ -593,7 +602,9 @@ static int scan(scanner *s, const unsigned char *b, size_t n)
 	}
 }
 
-/* Reads more input into the buffer; 0 at the end of the input, -1 on a read error. */
+/* Reads more input into the buffer; 0 at the end of the input, -1 on a read error (r->err_no; ENOMEM when
+ * the buffer cannot grow). fread would wait for a whole buffer on a pipe: a direct reader takes what one
+ * read(2) returns, so each record is handled as soon as its last byte arrives and a signal ends the wait. */
 static int fill(lx_reader *r)
 {
 	size_t n;
@@ -605,16 +616,29 @@ static int fill(lx_reader *r)
 	}
 	if (r->len == r->cap) {
 		unsigned char *nb = realloc(r->buf, r->cap * 2);
-		if (!nb)
+		if (!nb) {
+			r->err_no = ENOMEM;
 			return -1;
+		}
 		r->buf = nb;
 		r->cap *= 2;
 	}
-	n = fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+	if (r->direct) {
+		ssize_t k = read(fileno(r->f), r->buf + r->len, r->cap - r->len);
+		if (k < 0) {
+			r->err_no = errno;
+			return -1;
+		}
+		n = (size_t)k;
+	} else {
+		n = fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+		if (n == 0 && ferror(r->f)) {
+			r->err_no = errno;
+			return -1;
+		}
+	}
 	r->len += n;
-	if (n == 0)
-		return ferror(r->f) ? -1 : 0;
-	return 1;
+	return n > 0;
 }
 
 long lx_reader_count(const lx_reader *r) { return r->count; }
@@ -665,7 +689,7 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 		}
 		got = fill(r);
 		if (got < 0)
-			return lx_errf(e, LX_EIO, "%s: %s", r->name, ferror(r->f) ? strerror(errno) : "out of memory");
+			return lx_errf(e, LX_EIO, "%s: %s", r->name, strerror(r->err_no));
 		if (got == 0)
 			r->eof = 1;
 	}

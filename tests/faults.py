@@ -4,9 +4,17 @@ what came out (one line a record). Uses only numpy, msgpack and msgpack_numpy, n
     faults.py records DIR N [AT KIND]   N records for the model in DIR; record AT (1-based) is KIND instead
     faults.py repeat DIR COUNT          one record COUNT times (for memory over long streams)
     faults.py show FILE                 "question_id error|- has_language_output" for each record of FILE
+    faults.py signal SIG OUT CMD...     runs CMD reading a FIFO; writes stdin to it, waits until CMD has read
+                                        it all and is blocked reading more, sends SIG (INT or TERM), prints
+                                        CMD's exit status; CMD's stdout goes to OUT, its stderr to ours
 """
 import json
+import os
+import signal as sig
+import subprocess
 import sys
+import tempfile
+import time
 
 import msgpack
 import msgpack_numpy
@@ -74,13 +82,54 @@ def repeat(d, count):
     out.write(one * (count % 1000))
 
 
+def decode(obj):
+    try:
+        return msgpack_numpy.decode(obj)
+    except ValueError:  # a tensor whose shape and data disagree: shown as it is
+        return obj
+
+
 def show(path):
     with open(path, "rb") as f:
-        for r in msgpack.Unpacker(f, object_hook=msgpack_numpy.decode, raw=False, max_buffer_size=2 ** 31 - 1):
+        for r in msgpack.Unpacker(f, object_hook=decode, raw=False, max_buffer_size=2 ** 31 - 1):
             if not isinstance(r, dict):
                 print("not-a-map")
                 continue
             print(r.get("question_id", "-"), r.get("error", "-"), int("language_output" in r))
+
+
+def blocked_reading(pid):
+    """True when pid's main thread sleeps in read(0, ...)."""
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            return f.read().split()[:2] == ["0", "0x0"]
+    except OSError:
+        return False
+
+
+def signal_run(name, out, cmd):
+    data = sys.stdin.buffer.read()
+    d = tempfile.mkdtemp()
+    fifo = os.path.join(d, "in")
+    os.mkfifo(fifo)
+    with open(out, "wb") as o:
+        p = subprocess.Popen(["sh", "-c", 'exec "$@" < "$0"', fifo] + cmd, stdout=o)
+        w = os.open(fifo, os.O_WRONLY)  # waits for the tool to open its end
+        os.write(w, data)
+        deadline = time.time() + 60
+        while not blocked_reading(p.pid) and p.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        p.send_signal(getattr(sig, "SIG" + name))
+        try:
+            rc = p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = "still running 60 s after the signal"
+        os.close(w)
+    os.unlink(fifo)
+    os.rmdir(d)
+    print(rc)
 
 
 def main():
@@ -91,6 +140,8 @@ def main():
         repeat(a[1], int(a[2]))
     elif a[0] == "show":
         show(a[1])
+    elif a[0] == "signal":
+        signal_run(a[1], a[2], a[3:])
     else:
         raise SystemExit("usage: faults.py records|repeat|show ...")
 
