@@ -145,8 +145,8 @@ static int copy_file(const char *src, const char *dst)
 	size_t n;
 	int bad = 0;
 
-	if (!in)
-		return die(LX_EIO, "%s: %s", src, strerror(errno));
+	if (!in) /* an input that cannot be used: status 3, as in every tool */
+		return die(LX_EMODEL, "%s: %s", src, strerror(errno));
 	if (!(out = fopen(dst, "wb"))) {
 		fclose(in);
 		return die(LX_EIO, "%s: %s", dst, strerror(errno));

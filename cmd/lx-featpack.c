@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -218,6 +219,20 @@ static int add_int(lx_record *rec, const char *key, const char *sfx, int v)
 	return lx_record_add_int(rec, name, v) == LX_OK;
 }
 
+/* NaN or infinity among the features would only come out later as a wrong answer: refused here. */
+static lx_status finite_feats(const lx_feat_image *im, int n, lx_err *e)
+{
+	size_t i, k = (size_t)n * (size_t)im->dim;
+	char where[600];
+
+	for (i = 0; i < k; i++)
+		if (!isfinite(im->feats[i]))
+			return lx_errf(e, LX_EINPUT, "%s: feature %zu of box %zu is %g, expected a finite value",
+			               lx_feat_image_where(im, where, sizeof where), i % (size_t)im->dim, i / (size_t)im->dim,
+			               (double)im->feats[i]);
+	return LX_OK;
+}
+
 static lx_status add_image(lx_record *rec, const lx_feat_image *im, const char *sfx, const options *o,
                            scratch *sc, lx_err *e)
 {
@@ -237,7 +252,7 @@ static lx_status add_image(lx_record *rec, const lx_feat_image *im, const char *
 			return lx_errf(e, LX_EIO, "out of memory");
 		sc->cap = cap;
 	}
-	if ((st = lx_feat_normalize(im, n, o->normalized, sc->pos, e)))
+	if ((st = lx_feat_normalize(im, n, o->normalized, sc->pos, e)) || (st = finite_feats(im, n, e)))
 		return st;
 	if (o->normalized) {
 		for (i = 0; i < 4 * n; i++)
