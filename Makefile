@@ -51,6 +51,16 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 check-asan:
 	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
 
+# The sample pipeline (README) under valgrind, stage by stage: any memory error or definite/indirect leak
+# fails (tests/valgrind.sh).
+check-valgrind: all
+	sh tests/valgrind.sh $(O)/bin
+
+# Long runs kept out of check: memory stays flat over 100,000 records (tests/long/memory.bats, a few
+# seconds; a sanitizer build's quarantine would grow by design, so it runs on the plain build only).
+check-long: all
+	LX_BIN=$(abspath $(O)/bin) bats tests/long/
+
 # Each public header compiles on its own, strictly.
 check-headers:
 	@for h in lib/lx*.h; do \
@@ -71,7 +81,8 @@ bench-featpack: all
 
 # Debian packages the build and the tests need; run as root to install them.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev bats \
-       python3 python3-numpy python3-msgpack python3-msgpack-numpy time
+       python3 python3-numpy python3-msgpack python3-msgpack-numpy time \
+       valgrind clang libclang-rt-14-dev
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
@@ -111,5 +122,6 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: all bench bench-encode bench-featpack bench-tokenize check check-asan check-headers check-long check-valgrind \
+        deps fuzz fuzz-build install clean
 .SECONDARY:
