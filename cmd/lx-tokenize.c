@@ -32,6 +32,7 @@ static const char usage_text[] =
 typedef struct {
 	int jsonl, tokens, decode, replace_invalid, progress, keep_going;
 	long bad;           /* lines written as error records (--keep-going) */
+	int epipe;          /* --decode: the reader of stdout went away */
 	int max_length;
 	const char *field;
 	lx_tokenizer *tk;
@@ -290,8 +291,10 @@ static lx_status decode_record(ctx *c, const lx_record *rec, const char *where, 
 	if ((st = lx_tensor_to_i32(&t, c->ids, "input_ids", e)) ||
 	    (st = lx_detokenize(c->tk, c->ids, (size_t)t.numel, &text, &len, e)))
 		goto fail;
-	if (fwrite(text, 1, len, stdout) != len || putchar('\n') == EOF)
+	if (fwrite(text, 1, len, stdout) != len || putchar('\n') == EOF) {
+		c->epipe = errno == EPIPE;
 		return lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
+	}
 	return LX_OK;
 fail:
 	memcpy(msg, e->msg, sizeof msg);
@@ -310,8 +313,10 @@ static lx_status decode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 		char where[400], id[64];
 		if (lx_record_is_error(rec)) { /* refused upstream: an empty line keeps lines and records in step */
 			lx_record_free(rec);
-			if (putchar('\n') == EOF)
+			if (putchar('\n') == EOF) {
+				c->epipe = errno == EPIPE;
 				return lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
+			}
 			lx_progress_tick(&c->prog, ++c->done);
 			continue;
 		}
@@ -468,7 +473,7 @@ int main(int argc, char **argv)
 		st = fst;
 	if (fclose(stdout) != 0 && !st)
 		st = lx_errf(&e, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (st && !(st == LX_EIO && lx_writer_broken_pipe(c.w)))
+	if (st && !(st == LX_EIO && (lx_writer_broken_pipe(c.w) || c.epipe)))
 		fail("%s", e.msg);
 	else if (!st && lx_interrupted()) {
 		st = LX_EINTR;
