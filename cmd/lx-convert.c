@@ -202,9 +202,10 @@ static int check_outdir(const opts *o)
 			continue;
 		snprintf(p, sizeof p, "%s/%s", o->out, d->d_name);
 		if (lstat(p, &sb) || !S_ISREG(sb.st_mode)) {
+			int rc = die(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
+			             d->d_name); /* before closedir, which frees d */
 			closedir(dir);
-			return die(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
-			           d->d_name);
+			return rc;
 		}
 	}
 	closedir(dir);

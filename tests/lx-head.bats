@@ -568,7 +568,7 @@ recs[0]["label"] = {best: 1.0, "zzz": 0.3}  # right: 1.0
 recs[1]["label"] = {"zzz": 1.0}              # wrong: 0
 write_records(recs)                          # recs[2] has no label: answered, not scored
 ' "$LAB/vqa_trainval_label2ans.json" "$T/l0" > "$T/enc"
-	make -s -C "$TOP/examples/vqa-eval" head MODEL="$T/m" ENCODED="$T/enc" OUT="$T/out" \
+	make -s -C "$TOP/examples/vqa-eval" head BIN="$BIN" MODEL="$T/m" ENCODED="$T/enc" OUT="$T/out" \
 		LABELS="$LAB/vqa_trainval_label2ans.json" > "$T/stdout" 2> "$T/err"
 	[ "$(tail -n 1 "$T/err")" = "lx-head: score 0.500000 over 2 questions" ]
 	$PY -c '
