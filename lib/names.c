@@ -42,7 +42,7 @@ int lx_names_find(const lx_names *n, const char *s)
 
 /* Bounds on what a name file may ask for: far above any real list (9500 answers, 30522 word pieces). */
 #define MAX_NAMES (1 << 24)
-#define MAX_FILE ((size_t)1 << 30)
+#define MAX_FILE ((size_t)256 << 20)
 
 static int push(lx_names *n, const char *s, size_t len)
 {

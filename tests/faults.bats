@@ -65,6 +65,15 @@ questions() {
 	[ "$stderr" = "lx-tokenize: $T: Is a directory" ]
 }
 
+@test "lx-tokenize and lx-head: an endless file (/dev/zero) as vocabulary or labels is refused, status 3" {
+	run $SEP to_out "$BIN/lx-tokenize" --vocab /dev/zero < /dev/null
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-tokenize: /dev/zero: larger than 268435456 bytes, too large for a vocabulary" ]
+	run $SEP to_out "$BIN/lx-head" -m "$FIX/tiny" --labels /dev/zero < /dev/null
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-head: /dev/zero: larger than 268435456 bytes, too large for a list of names" ]
+}
+
 @test "lx-tokenize: random bytes after two lines stop at line 3, both records written" {
 	{ printf 'what is it\nhow many\n'; $PY -c 'import sys; sys.stdout.buffer.write(bytes(range(128, 256)))'; } > "$T/in.txt"
 	run $SEP to_out "$BIN/lx-tokenize" --vocab "$FIX/vocab.txt" < "$T/in.txt"
@@ -186,6 +195,22 @@ PY
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-featpack: $T/inf.mp: record 2 (img_id c): feature 1 of box 0 is inf, expected a finite value" ]
 	[ "$(count "$T/out.mp")" -eq 1 ]
+}
+
+@test "lx-featpack: an index entry pointing past the end of the feature file is refused (status 3)" {
+	cp "$TSV" "$T/f.tsv"
+	questions
+	"$BIN/lx-featpack" --join --index "$T/f.tsv" < "$T/q.mp" > /dev/null
+	$PY - "$T/f.tsv.lxidx" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+off, line, img = lines[3].split("\t")
+lines[3] = "\t".join(["99999999999", line, img])
+open(sys.argv[1], "w").write("\n".join(lines))
+PY
+	run $SEP to_out "$BIN/lx-featpack" --join --index "$T/f.tsv" < "$T/q.mp"
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "lx-featpack: $T/f.tsv.lxidx: line 4: offset 99999999999 or line 2 outside the file ($(stat -c %s "$T/f.tsv") bytes)" ]
 }
 
 # ---- lx-encode ----
