@@ -241,7 +241,8 @@ static lx_status npy_header(const char *h, const char *where, lx_tensor *t, lx_e
 		if (t->ndim == LX_MAX_DIMS || v < 0 || v > (1LL << 31))
 			return lx_errf(e, LX_EINPUT, "%s: bad shape in the .npy header", where);
 		t->shape[t->ndim++] = v;
-		t->numel *= v;
+		if (!feat_mul_dim(&t->numel, v))
+			return lx_errf(e, LX_EINPUT, "%s: shape too large in the .npy header (more than 2^40 elements)", where);
 		q = next;
 		while (q < end && (*q == ',' || *q == ' '))
 			q++;

@@ -177,6 +177,26 @@ PY
 	[[ "$stderr" =~ ^"lx-featpack: $T/img.npz: member bbox.npy: 1000000000 bytes at byte "[0-9]+", past the end of the file ("[0-9]+" bytes)"$ ]]
 }
 
+@test "lx-featpack: a .npy shape whose element count overflows 64 bits is refused (UBSan regression)" {
+	$PY - "$T/ovf.npz" <<'PY'
+import io, sys, zipfile, numpy as np
+def npy(a):
+    f = io.BytesIO()
+    np.save(f, a)
+    return f.getvalue()
+hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2147483648, 2147483648, 4), }"
+hdr += b" " * (118 - len(hdr)) + b"\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("x.npy", b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr)  # 2^64 elements, 0 bytes
+    for k, v in [("bbox", np.array([[0, 0, 4, 4]], np.float32)), ("num_bbox", np.array(1)),
+                 ("image_h", np.array(8)), ("image_w", np.array(8))]:
+        z.writestr(k + ".npy", npy(v))
+PY
+	run $SEP to_out "$BIN/lx-featpack" "$T/ovf.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/ovf.npz: x.npy: shape too large in the .npy header (more than 2^40 elements)" ]
+}
+
 @test "lx-featpack: NaN boxes and infinite features are refused, naming the image" {
 	$PY - "$T" <<'PY'
 import sys, msgpack, msgpack_numpy, numpy as np
