@@ -326,6 +326,7 @@ void lx_record_revert(lx_record *rec)
 			free(f->akey);
 			f->akey = NULL;
 			msgpack_sbuffer_destroy(&f->sb);
+			msgpack_sbuffer_init(&f->sb); /* destroy leaves the pointer: lx_record_free would free it again */
 			if (f->has_view)
 				msgpack_unpacked_destroy(&f->view);
 			f->has_view = 0;
