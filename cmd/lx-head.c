@@ -787,7 +787,8 @@ static int is_tensor(const msgpack_object *v)
 	return 0;
 }
 
-static lx_status json_tensor(state *s, const lx_record *rec, const char *key, lx_err *e)
+/* Converts tensor field key into s->tens and, if print, writes it as nested JSON lists. */
+static lx_status json_tensor(state *s, const lx_record *rec, const char *key, int print, lx_err *e)
 {
 	lx_tensor t;
 	size_t at = 0;
@@ -801,7 +802,8 @@ static lx_status json_tensor(state *s, const lx_record *rec, const char *key, lx
 		return oom(e);
 	if ((rc = fl ? lx_tensor_to_f32(&t, s->tens.p, key, e) : lx_tensor_to_i32(&t, s->tens.p, key, e)))
 		return rc;
-	json_nested(stdout, &t, s->tens.p, fl, 0, &at);
+	if (print)
+		json_nested(stdout, &t, s->tens.p, fl, 0, &at);
 	return LX_OK;
 }
 
@@ -821,6 +823,21 @@ static lx_status put_json(state *s, const lx_record *rec, int tensors, lx_err *e
 		msgpack_unpacked_destroy(&up);
 		return lx_errf(e, LX_EIO, "out of memory");
 	}
+	/* a tensor that cannot be converted is found before anything of the line is written */
+	for (i = 0; tensors && i < up.data.via.map.size && !rc; i++) {
+		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
+		if (!is_tensor(v))
+			continue;
+		if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
+			snprintf(key, sizeof key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
+		else
+			str_of(k, key, sizeof key);
+		rc = json_tensor(s, rec, key, 0, e);
+	}
+	if (rc) {
+		msgpack_unpacked_destroy(&up);
+		return rc;
+	}
 	fputc('{', stdout);
 	for (i = 0; i < up.data.via.map.size && !rc; i++) {
 		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
@@ -834,7 +851,7 @@ static lx_status put_json(state *s, const lx_record *rec, int tensors, lx_err *e
 		json_str(stdout, key, strlen(key));
 		fputs(": ", stdout);
 		if (is_tensor(v))
-			rc = json_tensor(s, rec, key, e);
+			rc = json_tensor(s, rec, key, 1, e);
 		else
 			json_value(stdout, v);
 	}
@@ -896,8 +913,8 @@ static lx_status score_record(state *s, const lx_record *rec, lx_err *e)
 
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e);
 
-/* A record that carries an error goes out as it came: in the stream, as a JSON line, but in no submission
- * and no score. */
+/* A record that carries an error goes out as it came: in the stream, as a JSON line (without tensors), but
+ * in no submission and no score. */
 static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 {
 	lx_status rc = LX_OK;
@@ -905,7 +922,7 @@ static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 	if (s->out == OUT_STREAM)
 		return lx_writer_put(w, rec, e);
 	if (s->out == OUT_JSON)
-		rc = put_json(s, rec, s->json_tensors, e);
+		rc = put_json(s, rec, 0, e); /* its tensors may be what was wrong with it */
 	else
 		s->passed++;
 	if (!rc && ferror(stdout))

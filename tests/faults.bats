@@ -543,6 +543,30 @@ assert "answers" in o[0] and "answers" in o[2] and "error" not in o[0] and "erro
 PY
 }
 
+@test "lx-head --json-tensors: a tensor that cannot be shown leaves no half-written line; --keep-going goes on" {
+	encoded
+	$PY - "$T/enc.mp" > "$T/in.mp" <<'PY'
+import sys, msgpack, msgpack_numpy, numpy as np
+recs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), object_hook=msgpack_numpy.decode, raw=False))
+recs[1]["big"] = np.array([2 ** 40, 1], np.int64)  # beyond int32
+sys.stdout.buffer.write(b"".join(msgpack.packb(r, default=msgpack_numpy.encode) for r in recs))
+PY
+	run $SEP to_out "$BIN/lx-head" -m "$FIX/tiny" --json-tensors < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-head: stdin: record 2 (id 1002): field big: value 1099511627776 at index 0 is out of the int32 range" ]
+	$PY -c 'import json, sys; l = [json.loads(x) for x in open(sys.argv[1])]; assert [r["question_id"] for r in l] == [1001], l' "$T/out.mp"
+	run $SEP to_out "$BIN/lx-head" -m "$FIX/tiny" --json-tensors --keep-going < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	$PY - "$T/out.mp" <<'PY'
+import json, sys
+l = [json.loads(x) for x in open(sys.argv[1])]
+assert [r["question_id"] for r in l] == [1001, 1002, 1003]
+assert l[1] == {"question_id": 1002, "img_id": "img2",
+                "error": "lx-head: stdin: record 2 (id 1002): field big: value 1099511627776 at index 0 is out of the int32 range"}, l[1]
+assert "answers" in l[2] and "input_ids" in l[2]
+PY
+}
+
 @test "lx-featpack --keep-going: an image missing from the features becomes an error record" {
 	questions
 	$PY - "$T/q.mp" > "$T/in.mp" <<'PY'
