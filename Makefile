@@ -51,6 +51,16 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 check-asan:
 	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
 
+# The sample pipeline (README) under valgrind, stage by stage: any memory error or definite/indirect leak
+# fails (tests/valgrind.sh).
+check-valgrind: all
+	sh tests/valgrind.sh $(O)/bin
+
+# Long runs kept out of check: memory stays flat over 100,000 records (tests/long/memory.bats, a few
+# seconds; a sanitizer build's quarantine would grow by design, so it runs on the plain build only).
+check-long: all
+	LX_BIN=$(abspath $(O)/bin) bats tests/long/
+
 # Each public header compiles on its own, strictly.
 check-headers:
 	@for h in lib/lx*.h; do \
@@ -134,5 +144,6 @@ install: all
 clean:
 	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
 
-.PHONY: test-deps all bench bench-encode bench-featpack bench-tokenize bench-train demo train-demo check check-asan check-headers deps fuzz fuzz-build install clean
+.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-headers check-long \
+        check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

@@ -145,8 +145,8 @@ static int copy_file(const char *src, const char *dst)
 	size_t n;
 	int bad = 0;
 
-	if (!in)
-		return die(LX_EIO, "%s: %s", src, strerror(errno));
+	if (!in) /* an input that cannot be used: status 3, as in every tool */
+		return die(LX_EMODEL, "%s: %s", src, strerror(errno));
 	if (!(out = fopen(dst, "wb"))) {
 		fclose(in);
 		return die(LX_EIO, "%s: %s", dst, strerror(errno));
@@ -202,9 +202,10 @@ static int check_outdir(const opts *o)
 			continue;
 		snprintf(p, sizeof p, "%s/%s", o->out, d->d_name);
 		if (lstat(p, &sb) || !S_ISREG(sb.st_mode)) {
+			int rc = die(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
+			             d->d_name); /* before closedir, which frees d */
 			closedir(dir);
-			return die(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
-			           d->d_name);
+			return rc;
 		}
 	}
 	closedir(dir);

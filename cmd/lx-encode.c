@@ -9,7 +9,8 @@ static const char *tool = "lx-encode";
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: %s -m DIR [--attentions] [--hidden-states] [--batch N] [--threads N] [--progress]\n"
+	fprintf(f, "usage: %s -m DIR [--attentions] [--hidden-states] [--batch N] [--threads N] [--keep-going]\n"
+	           "       [--progress]\n"
 	           "Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
 	           "with language_output, vision_output and pooled_output added. See lx-encode(1).\n",
 	        tool);
@@ -18,6 +19,7 @@ static void usage(FILE *f)
 /* One record in the batch and the inputs decoded from it, in buffers kept from batch to batch. */
 typedef struct {
 	lx_record *rec;
+	int encode;             /* 1: an example to encode; 0: an error record passed through */
 	int32_t *ids, *types;
 	float *amask, *feats, *pos, *vmask;
 	size_t cap_t, cap_n;
@@ -186,38 +188,163 @@ static int positive(const char *s, const char *opt)
 	return (int)v;
 }
 
+/* The run: options, the model, and the batch in hand. */
+typedef struct {
+	int want, batch, keep_going;
+	const lx_config *c;
+	lx_reader *rd;
+	lx_writer *wr;
+	slot *slots;
+	lx_example *ex, *todo;
+	lx_outputs *outs;
+	long done, bad;
+	int end;                /* the input ended or cannot be read further */
+	lx_status in_rc;        /* why the input stopped (0: its end) */
+	lx_err in_err;          /* the message for in_rc, with its record */
+} run;
+
+/* "stdin: record N (id X): msg" for a record that decode refused. */
+static void where(char *dst, size_t n, const lx_record *rec, const char *msg)
+{
+	char id[128];
+
+	lx_record_id(rec, id, sizeof id);
+	snprintf(dst, n, "stdin: record %ld%s%s%s: %s", lx_record_index(rec) + 1, *id ? " (id " : "", id,
+	         *id ? ")" : "", msg);
+}
+
+/* Reads the next record into slot k: an example, an error record to pass through, or (with --keep-going)
+ * a bad record turned into one. Returns 0 when the batch must end here (r->end says why). */
+static int fill_slot(run *r, int k)
+{
+	slot *s = &r->slots[k];
+	lx_record *rec;
+	lx_err bad = {0, ""};
+	lx_status st;
+	char msg[sizeof bad.msg + 200];
+
+	s->rec = NULL;
+	if ((st = lx_reader_next(r->rd, &rec, &bad)) && !(r->keep_going && lx_reader_resumable(r->rd))) {
+		r->end = 1;
+		r->in_rc = st;
+		r->in_err = bad;
+		return 0;
+	}
+	if (st) { /* a whole value that is no record: kept as an error record */
+		snprintf(msg, sizeof msg, "lx-encode: %s", bad.msg);
+		fprintf(stderr, "%s\n", msg);
+		r->bad++;
+		s->encode = 0;
+		if (!(s->rec = lx_record_error_new(msg))) {
+			r->end = 1;
+			r->in_rc = lx_errf(&r->in_err, LX_EIO, "out of memory");
+			return 0;
+		}
+		return 1;
+	}
+	if (!rec) {
+		r->end = 1;
+		return 0;
+	}
+	s->rec = rec;
+	s->encode = !lx_record_is_error(rec);
+	if (!s->encode || !(st = decode(r->c, s, &r->ex[k], &bad)))
+		return 1;
+	memcpy(msg, "lx-encode: ", 11); /* the message as printed, then "stdin: record ..." */
+	where(msg + 11, sizeof msg - 11, rec, bad.msg);
+	if (!r->keep_going || st == LX_EIO) {
+		r->end = 1;
+		r->in_rc = st;
+		snprintf(r->in_err.msg, sizeof r->in_err.msg, "%.*s", (int)sizeof r->in_err.msg - 1,
+		         st == LX_EIO ? bad.msg : msg + 11);
+		lx_record_free(rec);
+		s->rec = NULL;
+		return 0;
+	}
+	fprintf(stderr, "%s\n", msg);
+	r->bad++;
+	s->encode = 0;
+	if (lx_record_set_error(rec, msg)) {
+		r->end = 1;
+		r->in_rc = lx_errf(&r->in_err, LX_EIO, "out of memory");
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads, encodes and writes one batch; returns 0 or the status of a failed write or encode (in err). */
+static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
+{
+	int n, k = 0, i, j;
+	lx_status rc = LX_OK;
+
+	for (n = 0; n < r->batch && fill_slot(r, n); n++)
+		if (r->slots[n].encode)
+			r->todo[k++] = r->ex[n];
+	if (k > 0)
+		rc = lx_encode(enc, r->todo, k, r->outs, err);
+	for (i = j = 0; i < n; i++) {
+		slot *s = &r->slots[i];
+		if (!rc && s->encode && (rc = add_outputs(s->rec, r->c, &r->ex[i], &r->outs[j++], r->want)))
+			lx_errf(err, rc, "out of memory");
+		if (!rc)
+			rc = lx_writer_put(r->wr, s->rec, err);
+		lx_record_free(s->rec);
+		s->rec = NULL;
+	}
+	r->done += n;
+	return rc;
+}
+
+static void free_run(run *r)
+{
+	int i;
+
+	for (i = 0; r->slots && i < r->batch; i++) {
+		free(r->slots[i].ids);
+		free(r->slots[i].types);
+		free(r->slots[i].amask);
+		free(r->slots[i].feats);
+		free(r->slots[i].pos);
+		free(r->slots[i].vmask);
+	}
+	free(r->slots);
+	free(r->ex);
+	free(r->todo);
+	free(r->outs);
+	lx_writer_free(r->wr);
+	lx_reader_free(r->rd);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"model", required_argument, 0, 'm'},  {"attentions", no_argument, 0, 'a'},
+		{"model", required_argument, 0, 'm'},   {"attentions", no_argument, 0, 'a'},
 		{"hidden-states", no_argument, 0, 'H'}, {"batch", required_argument, 0, 'b'},
 		{"threads", required_argument, 0, 't'}, {"progress", no_argument, 0, 'p'},
-		{"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
+		{"keep-going", no_argument, 0, 'k'},    {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0},
 	};
 	const char *dir = NULL;
-	int want = 0, batch = 16, threads = 0, force_progress = 0, ch, n, i, done = 0, stop = 0;
+	int threads = 0, force_progress = 0, ch;
 	lx_model *m = NULL;
 	lx_encoder *enc;
-	lx_reader *rd;
-	lx_writer *wr;
 	lx_progress prog;
-	lx_err err = {0, ""}, bad = {0, ""};
-	lx_status rc = LX_OK, bad_rc = LX_OK, read_rc = LX_OK;
-	slot *slots;
-	lx_example *ex;
-	lx_outputs *outs;
-	long bad_index = -1;
-	char id[128];
+	lx_err err = {0, ""};
+	lx_status rc = LX_OK;
+	run r;
 
+	memset(&r, 0, sizeof r);
+	r.batch = 16;
 	while ((ch = getopt_long(argc, argv, "m:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'm': dir = optarg; break;
-		case 'a': want |= LX_WANT_ATTN; break;
-		case 'H': want |= LX_WANT_HIDDEN; break;
-		case 'b': batch = positive(optarg, "--batch"); break;
+		case 'a': r.want |= LX_WANT_ATTN; break;
+		case 'H': r.want |= LX_WANT_HIDDEN; break;
+		case 'b': r.batch = positive(optarg, "--batch"); break;
 		case 't': threads = positive(optarg, "--threads"); break;
 		case 'p': force_progress = 1; break;
+		case 'k': r.keep_going = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
 		default: usage(stderr); return LX_EUSAGE;
@@ -233,81 +360,48 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", tool, err.msg);
 		return rc;
 	}
-	enc = lx_encoder_new(m, want);
-	rd = lx_reader_new(stdin, "stdin");
-	wr = lx_writer_new(stdout, "stdout");
-	slots = calloc((size_t)batch, sizeof *slots);
-	ex = calloc((size_t)batch, sizeof *ex);
-	outs = calloc((size_t)batch, sizeof *outs);
-	if (!enc || !rd || !wr || !slots || !ex || !outs) {
+	r.c = lx_model_config(m);
+	enc = lx_encoder_new(m, r.want);
+	r.rd = lx_reader_new(stdin, "stdin");
+	r.wr = lx_writer_new(stdout, "stdout");
+	r.slots = calloc((size_t)r.batch, sizeof *r.slots);
+	r.ex = calloc((size_t)r.batch, sizeof *r.ex);
+	r.todo = calloc((size_t)r.batch, sizeof *r.todo);
+	r.outs = calloc((size_t)r.batch, sizeof *r.outs);
+	if (!enc || !r.rd || !r.wr || !r.slots || !r.ex || !r.todo || !r.outs) {
 		fprintf(stderr, "%s: out of memory\n", tool);
+		free_run(&r);
+		lx_encoder_free(enc);
+		lx_model_free(m);
 		return LX_EIO;
 	}
 	lx_signals_init();
 	lx_progress_init(&prog, stderr, tool, force_progress);
-	while (!rc && !stop && !lx_interrupted()) {
-		/* fill a batch; a bad record ends it, and the good ones before it are still written */
-		for (n = 0; n < batch; n++) {
-			lx_record *rec;
-			if ((read_rc = lx_reader_next(rd, &rec, &bad)) || !rec) {
-				stop = 1;
-				break;
-			}
-			slots[n].rec = rec;
-			if ((bad_rc = decode(lx_model_config(m), &slots[n], &ex[n], &bad))) {
-				bad_index = lx_record_index(rec);
-				lx_record_id(rec, id, sizeof id);
-				lx_record_free(rec);
-				stop = 1;
-				break;
-			}
-		}
-		if (n > 0)
-			rc = lx_encode(enc, ex, n, outs, &err);
-		for (i = 0; i < n; i++) {
-			if (!rc && (rc = add_outputs(slots[i].rec, lx_model_config(m), &ex[i], &outs[i], want)))
-				lx_errf(&err, rc, "out of memory");
-			if (!rc)
-				rc = lx_writer_put(wr, slots[i].rec, &err);
-			lx_record_free(slots[i].rec);
-			slots[i].rec = NULL;
-		}
-		done += n;
-		lx_progress_tick(&prog, done);
+	while (!rc && !r.end && !lx_interrupted()) {
+		rc = one_batch(&r, enc, &err);
+		lx_progress_tick(&prog, r.done);
 	}
 	lx_progress_end(&prog);
 	if (!rc)
-		rc = lx_writer_flush(wr, &err);
-	if (rc) /* a failed write or no memory: the records after it are lost, say so */
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
-	else if (read_rc && !lx_interrupted()) {
-		rc = read_rc;
-		fprintf(stderr, "%s: %s\n", tool, bad.msg);
-	} else if (bad_rc) {
-		rc = bad_rc;
-		fprintf(stderr, "%s: stdin: record %ld%s%s%s: %s\n", tool, bad_index + 1, *id ? " (id " : "", id,
-		        *id ? ")" : "", bad.msg);
+		rc = lx_writer_flush(r.wr, &err);
+	if (rc) { /* a failed write or no memory: the records after it are lost, say so (not for a closed pipe) */
+		if (!lx_writer_broken_pipe(r.wr))
+			fprintf(stderr, "%s: %s\n", tool, err.msg);
 	} else if (lx_interrupted()) {
 		rc = LX_EINTR;
-		fprintf(stderr, "%s: interrupted after %d records, all written\n", tool, done);
+		fprintf(stderr, "%s: interrupted after %ld records, all written\n", tool, r.done);
+	} else if (r.in_rc) {
+		rc = r.in_rc;
+		fprintf(stderr, "%s: %s\n", tool, r.in_err.msg);
+	} else if (r.bad) {
+		rc = LX_EINPUT;
+		fprintf(stderr, "%s: %ld of %ld records were bad, written with an error field\n", tool, r.bad, r.done);
 	}
 	if (fclose(stdout) != 0 && !rc) {
 		fprintf(stderr, "%s: stdout: write failed\n", tool);
 		rc = LX_EIO;
 	}
-	for (i = 0; i < batch; i++) {
-		free(slots[i].ids);
-		free(slots[i].types);
-		free(slots[i].amask);
-		free(slots[i].feats);
-		free(slots[i].pos);
-		free(slots[i].vmask);
-	}
-	free(slots);
-	free(ex);
-	free(outs);
-	lx_writer_free(wr);
-	lx_reader_free(rd);
+	free_run(&r);
 	lx_encoder_free(enc);
 	lx_model_free(m);
 	return rc;

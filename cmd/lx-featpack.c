@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,7 +14,7 @@
 #define MAX_KEYS 8
 
 typedef struct {
-	int join, max_boxes, normalized, progress, cache, index_flags;
+	int join, max_boxes, normalized, progress, cache, index_flags, keep_going;
 	const char *keys[MAX_KEYS];
 	int nkeys;
 } options;
@@ -37,6 +38,7 @@ static void usage(FILE *f)
 	        "  -c, --cache N         decoded images kept in memory when joining (default 16)\n"
 	        "  -m, --max-boxes N     keep the first N boxes of each image\n"
 	        "      --no-normalize    the file's boxes are already in [0, 1]\n"
+	        "      --keep-going      with --join: write a bad record with an error field and go on\n"
 	        "      --progress        show progress on stderr even when it is not a terminal\n"
 	        "  -h, --help            show this help\n");
 }
@@ -67,7 +69,8 @@ static int parse_options(int argc, char **argv, options *o)
 		{"index", no_argument, NULL, 'i'},        {"reindex", no_argument, NULL, 'R'},
 		{"cache", required_argument, NULL, 'c'},  {"max-boxes", required_argument, NULL, 'm'},
 		{"no-normalize", no_argument, NULL, 'N'}, {"progress", no_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"keep-going", no_argument, NULL, 'K'},   {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -99,6 +102,7 @@ static int parse_options(int argc, char **argv, options *o)
 			break;
 		case 'N': o->normalized = 1; break;
 		case 'P': o->progress = 1; break;
+		case 'K': o->keep_going = 1; break;
 		case 'h': usage(stdout); return 1;
 		default: return -1;
 		}
@@ -109,6 +113,10 @@ static int parse_options(int argc, char **argv, options *o)
 	}
 	if ((o->index_flags & LX_FEAT_INDEX_REBUILD) && !(o->index_flags & LX_FEAT_INDEX_FILE)) {
 		fprintf(stderr, TOOL ": --reindex needs --index\n");
+		return -1;
+	}
+	if (o->keep_going && !o->join) {
+		fprintf(stderr, TOOL ": --keep-going needs --join\n");
 		return -1;
 	}
 	if (o->nkeys && !o->join) {
@@ -211,6 +219,20 @@ static int add_int(lx_record *rec, const char *key, const char *sfx, int v)
 	return lx_record_add_int(rec, name, v) == LX_OK;
 }
 
+/* NaN or infinity among the features would only come out later as a wrong answer: refused here. */
+static lx_status finite_feats(const lx_feat_image *im, int n, lx_err *e)
+{
+	size_t i, k = (size_t)n * (size_t)im->dim;
+	char where[600];
+
+	for (i = 0; i < k; i++)
+		if (!isfinite(im->feats[i]))
+			return lx_errf(e, LX_EINPUT, "%s: feature %zu of box %zu is %g, expected a finite value",
+			               lx_feat_image_where(im, where, sizeof where), i % (size_t)im->dim, i / (size_t)im->dim,
+			               (double)im->feats[i]);
+	return LX_OK;
+}
+
 static lx_status add_image(lx_record *rec, const lx_feat_image *im, const char *sfx, const options *o,
                            scratch *sc, lx_err *e)
 {
@@ -230,7 +252,7 @@ static lx_status add_image(lx_record *rec, const lx_feat_image *im, const char *
 			return lx_errf(e, LX_EIO, "out of memory");
 		sc->cap = cap;
 	}
-	if ((st = lx_feat_normalize(im, n, o->normalized, sc->pos, e)))
+	if ((st = lx_feat_normalize(im, n, o->normalized, sc->pos, e)) || (st = finite_feats(im, n, e)))
 		return st;
 	if (o->normalized) {
 		for (i = 0; i < 4 * n; i++)
@@ -260,7 +282,7 @@ static lx_status convert_file(const char *path, const options *o, lx_writer *w, 
 
 	if ((st = lx_feat_open(&f, path, e)))
 		return st;
-	while (!(st = lx_feat_next(f, im, &got, e)) && got) {
+	while (!lx_interrupted() && !(st = lx_feat_next(f, im, &got, e)) && got) {
 		lx_record *rec = lx_record_new();
 		if (!rec) {
 			st = lx_errf(e, LX_EIO, "out of memory");
@@ -279,7 +301,7 @@ static lx_status convert_file(const char *path, const options *o, lx_writer *w, 
 	return st;
 }
 
-static lx_status convert(const paths *p, const options *o, lx_writer *w, lx_progress *pr, lx_err *e)
+static lx_status convert(const paths *p, const options *o, lx_writer *w, lx_progress *pr, long *records, lx_err *e)
 {
 	lx_feat_image im;
 	scratch sc = {NULL, NULL, 0};
@@ -288,8 +310,9 @@ static lx_status convert(const paths *p, const options *o, lx_writer *w, lx_prog
 	lx_status st = LX_OK;
 
 	lx_feat_image_init(&im);
-	for (i = 0; i < p->n && !st; i++)
+	for (i = 0; i < p->n && !st && !lx_interrupted(); i++)
 		st = convert_file(p->v[i], o, w, pr, &done, &im, &sc, e);
+	*records = done;
 	lx_feat_image_destroy(&im);
 	free(sc.pos);
 	free(sc.pix);
@@ -370,7 +393,29 @@ static lx_status join_record(lx_record *rec, lx_feat_index *ix, const options *o
 	return LX_OK;
 }
 
-static lx_status join(const paths *p, const options *o, lx_writer *w, lx_progress *pr, lx_err *e)
+/* --keep-going: rec (NULL for a value that is no record) goes out as an error record with the message. */
+static lx_status keep_going(lx_record *rec, lx_writer *w, long *bad, const char *msg, lx_err *e)
+{
+	char line[sizeof e->msg + 20];
+	lx_record *own = NULL;
+	lx_status st;
+
+	snprintf(line, sizeof line, TOOL ": %s", msg);
+	fprintf(stderr, "%s\n", line);
+	++*bad;
+	if (rec)
+		lx_record_revert(rec);
+	if (!rec && !(rec = own = lx_record_error_new(line)))
+		return lx_errf(e, LX_EIO, "out of memory");
+	if (!own && lx_record_set_error(rec, line))
+		return lx_errf(e, LX_EIO, "out of memory");
+	st = lx_writer_put(w, rec, e);
+	lx_record_free(own);
+	return st;
+}
+
+static lx_status join(const paths *p, const options *o, lx_writer *w, lx_progress *pr, long *records, long *bad,
+                      lx_err *e)
 {
 	lx_feat_index *ix = lx_feat_index_new(o->index_flags, o->cache);
 	lx_reader *r = lx_reader_new(stdin, "stdin");
@@ -383,12 +428,23 @@ static lx_status join(const paths *p, const options *o, lx_writer *w, lx_progres
 		st = lx_errf(e, LX_EIO, "out of memory");
 	for (i = 0; !st && i < p->n; i++)
 		st = lx_feat_index_add(ix, p->v[i], e);
-	while (!st && !(st = lx_reader_next(r, &rec, e)) && rec) {
-		if (!(st = join_record(rec, ix, o, &sc, e)))
+	while (!st && !lx_interrupted()) {
+		if ((st = lx_reader_next(r, &rec, e))) {
+			if (o->keep_going && lx_reader_resumable(r))
+				st = keep_going(NULL, w, bad, e->msg, e);
+		} else if (!rec)
+			break;
+		else if (lx_record_is_error(rec))
+			st = lx_writer_put(w, rec, e);
+		else if ((st = join_record(rec, ix, o, &sc, e)) == LX_EINPUT && o->keep_going)
+			st = keep_going(rec, w, bad, e->msg, e);
+		else if (!st)
 			st = lx_writer_put(w, rec, e);
 		lx_record_free(rec);
+		rec = NULL;
 		lx_progress_tick(pr, lx_reader_count(r));
 	}
+	*records = lx_reader_count(r);
 	lx_reader_free(r);
 	lx_feat_index_free(ix);
 	free(sc.pos);
@@ -404,6 +460,7 @@ int main(int argc, char **argv)
 	lx_progress pr;
 	lx_err e = {LX_OK, ""};
 	lx_status st = LX_OK, fst;
+	long records = 0, bad = 0;
 	int i, quiet, rc = parse_options(argc, argv, &o);
 
 	if (rc) {
@@ -421,10 +478,13 @@ int main(int argc, char **argv)
 		paths_free(&p);
 		return fail(LX_EIO, "out of memory");
 	}
+	lx_signals_init();
 	lx_progress_init(&pr, stderr, TOOL, o.progress);
-	st = o.join ? join(&p, &o, w, &pr, &e) : convert(&p, &o, w, &pr, &e);
+	st = o.join ? join(&p, &o, w, &pr, &records, &bad, &e) : convert(&p, &o, w, &pr, &records, &e);
 	lx_progress_end(&pr);
 	fst = lx_writer_flush(w, st ? NULL : &e);
+	if (st == LX_EIO && lx_interrupted() && !fst)
+		st = LX_OK; /* a read of stdin cut short by the signal */
 	if (!st)
 		st = fst;
 	if (fclose(stdout) != 0 && !st)
@@ -434,5 +494,13 @@ int main(int argc, char **argv)
 	paths_free(&p);
 	if (st && !quiet)
 		return fail(st, e.msg);
+	if (!st && lx_interrupted()) {
+		fprintf(stderr, TOOL ": interrupted after %ld records, all written\n", records);
+		return LX_EINTR;
+	}
+	if (!st && bad) {
+		fprintf(stderr, TOOL ": %ld of %ld records were bad, written with an error field\n", bad, records);
+		return LX_EINPUT;
+	}
 	return (int)st;
 }

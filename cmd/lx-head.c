@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: %s -m DIR [--heads qa,match,mlm,obj] [--top K] [--all-logits] [--labels FILE]\n"
 	           "       [--objects FILE] [--attributes FILE] [--answer-prob auto|sigmoid|softmax]\n"
-	           "       [--json [--json-tensors] | --submit vqa|gqa|nlvr2] [--score] [--score-file F] [--progress]\n"
+	           "       [--json [--json-tensors] | --submit vqa|gqa|nlvr2] [--score] [--score-file F] [--keep-going]\n"
+	           "       [--progress]\n"
 	           "Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
 	           "probability, masked words, object and attribute labels, and losses where a record carries\n"
 	           "labels. See lx-head(1).\n",
@@ -57,7 +59,8 @@ typedef struct {
 	lx_model *m;
 	const lx_config *c;
 	lx_heads *h;
-	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id;
+	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, keep_going;
+	long bad;      /* records turned into error records (--keep-going) */
 	lx_names *answers, *objects, *attrs, *vocab;
 	FILE *score_file;
 	const char *score_path;
@@ -74,6 +77,7 @@ typedef struct {
 	long questions, pairs, correct;
 	pair pr;
 	long submitted;
+	long passed;  /* error records left out of a submission */
 	/* --json through a memory stream */
 	FILE *mem;
 	char *mem_buf;
@@ -86,6 +90,20 @@ typedef struct {
 static lx_status missing(const char *key, const char *why, lx_err *e)
 {
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
+}
+
+/* NaN or infinity in an input would come out as a wrong answer or a NaN loss: refused, with where it is. */
+static lx_status all_finite(const float *x, int64_t n, int64_t last, const char *key, lx_err *e)
+{
+	int64_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return last ? lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at row %lld, column %lld", key,
+			                      (double)x[i], (long long)(i / last), (long long)(i % last))
+			            : lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at element %lld", key,
+			                      (double)x[i], (long long)i);
+	return LX_OK;
 }
 
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
@@ -115,7 +133,9 @@ static lx_status get_floats(const lx_record *rec, const char *key, const char *r
 		return lx_errf(e, LX_EIO, "out of memory");
 	for (i = 0; i < ndim; i++)
 		shape[i] = t.shape[i];
-	return lx_tensor_to_f32(&t, b->p, key, e);
+	if ((rc = lx_tensor_to_f32(&t, b->p, key, e)))
+		return rc;
+	return all_finite(b->p, t.numel, rows ? last : 0, key, e);
 }
 
 /* An optional vector field of len values, as int32 (want_int) or float, decoded into b; *present says. */
@@ -139,7 +159,7 @@ static lx_status get_vector(const lx_record *rec, const char *key, int64_t len, 
 		return lx_tensor_to_i32(&t, b->p, key, e);
 	}
 	if (lx_dtype_is_float(t.dtype))
-		return lx_tensor_to_f32(&t, b->p, key, e);
+		return (rc = lx_tensor_to_f32(&t, b->p, key, e)) ? rc : all_finite(b->p, len, 0, key, e);
 	if ((rc = lx_tensor_to_i32(&t, b->p, key, e)))
 		return rc;
 	for (i = 0; i < len; i++)
@@ -767,7 +787,8 @@ static int is_tensor(const msgpack_object *v)
 	return 0;
 }
 
-static lx_status json_tensor(state *s, const lx_record *rec, const char *key, lx_err *e)
+/* Converts tensor field key into s->tens and, if print, writes it as nested JSON lists. */
+static lx_status json_tensor(state *s, const lx_record *rec, const char *key, int print, lx_err *e)
 {
 	lx_tensor t;
 	size_t at = 0;
@@ -781,7 +802,8 @@ static lx_status json_tensor(state *s, const lx_record *rec, const char *key, lx
 		return oom(e);
 	if ((rc = fl ? lx_tensor_to_f32(&t, s->tens.p, key, e) : lx_tensor_to_i32(&t, s->tens.p, key, e)))
 		return rc;
-	json_nested(stdout, &t, s->tens.p, fl, 0, &at);
+	if (print)
+		json_nested(stdout, &t, s->tens.p, fl, 0, &at);
 	return LX_OK;
 }
 
@@ -801,6 +823,21 @@ static lx_status put_json(state *s, const lx_record *rec, int tensors, lx_err *e
 		msgpack_unpacked_destroy(&up);
 		return lx_errf(e, LX_EIO, "out of memory");
 	}
+	/* a tensor that cannot be converted is found before anything of the line is written */
+	for (i = 0; tensors && i < up.data.via.map.size && !rc; i++) {
+		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
+		if (!is_tensor(v))
+			continue;
+		if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
+			snprintf(key, sizeof key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
+		else
+			str_of(k, key, sizeof key);
+		rc = json_tensor(s, rec, key, 0, e);
+	}
+	if (rc) {
+		msgpack_unpacked_destroy(&up);
+		return rc;
+	}
 	fputc('{', stdout);
 	for (i = 0; i < up.data.via.map.size && !rc; i++) {
 		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
@@ -814,7 +851,7 @@ static lx_status put_json(state *s, const lx_record *rec, int tensors, lx_err *e
 		json_str(stdout, key, strlen(key));
 		fputs(": ", stdout);
 		if (is_tensor(v))
-			rc = json_tensor(s, rec, key, e);
+			rc = json_tensor(s, rec, key, 1, e);
 		else
 			json_value(stdout, v);
 	}
@@ -872,6 +909,62 @@ static lx_status score_record(state *s, const lx_record *rec, lx_err *e)
 	if ((has && s->score) || (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2))
 		return nlvr2_record(s, rec, has, v, e);
 	return LX_OK;
+}
+
+static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e);
+
+/* A record that carries an error goes out as it came: in the stream, as a JSON line (without tensors), but
+ * in no submission and no score. */
+static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
+{
+	lx_status rc = LX_OK;
+
+	if (s->out == OUT_STREAM)
+		return lx_writer_put(w, rec, e);
+	if (s->out == OUT_JSON)
+		rc = put_json(s, rec, 0, e); /* its tensors may be what was wrong with it */
+	else
+		s->passed++;
+	if (!rc && ferror(stdout))
+		rc = lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
+	return rc;
+}
+
+/* The totals of the run, saved before a record and put back if --keep-going turns it into an error record:
+ * the fields of state from loss_sum up to (not including) mem. */
+#define TOTALS_AT offsetof(state, loss_sum)
+#define TOTALS_LEN (offsetof(state, mem) - offsetof(state, loss_sum))
+
+/* Runs the heads on one record and writes it; with --keep-going a bad record is written as an error record
+ * (its fields as read, and error) instead. */
+static lx_status one_record(state *s, lx_writer *w, lx_record *rec, lx_err *e)
+{
+	unsigned char saved[TOTALS_LEN];
+	char msg[sizeof e->msg + 200], id[128];
+	lx_status rc;
+
+	if (lx_record_is_error(rec))
+		return pass(s, w, rec, e);
+	memcpy(saved, (char *)s + TOTALS_AT, TOTALS_LEN);
+	rc = run_heads(s, rec, e);
+	if (!rc)
+		rc = output(s, w, rec, e);
+	if (rc != LX_EINPUT)
+		return rc;
+	lx_record_id(rec, id, sizeof id);
+	snprintf(msg, sizeof msg, "%s: stdin: record %ld%s%s%s: %s", tool, lx_record_index(rec) + 1, *id ? " (id " : "",
+	         id, *id ? ")" : "", e->msg);
+	if (!s->keep_going) {
+		snprintf(e->msg, sizeof e->msg, "%.*s", (int)sizeof e->msg - 1, msg + strlen(tool) + 2);
+		return rc;
+	}
+	fprintf(stderr, "%s\n", msg);
+	s->bad++;
+	memcpy((char *)s + TOTALS_AT, saved, TOTALS_LEN);
+	lx_record_revert(rec);
+	if (lx_record_set_error(rec, msg))
+		return oom(e);
+	return pass(s, w, rec, e);
 }
 
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
@@ -1101,7 +1194,7 @@ int main(int argc, char **argv)
 		{"submit", required_argument, 0, 's'},     {"score", no_argument, 0, 'S'},
 		{"score-file", required_argument, 0, 'F'}, {"progress", no_argument, 0, 'p'},
 		{"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
+		{"keep-going", no_argument, 0, 'K'},       {0, 0, 0, 0},
 	};
 	static const char *const subs[] = {"vqa", "gqa", "nlvr2", NULL}, *probs[] = {"auto", "sigmoid", "softmax", NULL};
 	const char *dir = NULL, *labels = NULL, *objects = NULL, *attrs = NULL;
@@ -1114,8 +1207,6 @@ int main(int argc, char **argv)
 	lx_progress prog;
 	lx_err err = {0, ""};
 	lx_status rc = LX_OK;
-	long bad_index = -1;
-	char id[128] = "";
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
@@ -1135,6 +1226,7 @@ int main(int argc, char **argv)
 		case 'S': s.score = 1; break;
 		case 'F': s.score = 1; s.score_path = optarg; break;
 		case 'p': force_progress = 1; break;
+		case 'K': s.keep_going = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
 		default: usage(stderr); return LX_EUSAGE;
@@ -1170,15 +1262,25 @@ int main(int argc, char **argv)
 	lx_signals_init();
 	lx_progress_init(&prog, stderr, tool, force_progress);
 	while (!lx_interrupted()) {
-		if ((rc = lx_reader_next(rd, &rec, &err)) || !rec)
-			break;
-		rc = run_heads(&s, rec, &err);
-		if (!rc)
-			rc = output(&s, wr, rec, &err);
-		if (rc == LX_EINPUT) {
-			bad_index = lx_record_index(rec);
-			lx_record_id(rec, id, sizeof id);
+		if ((rc = lx_reader_next(rd, &rec, &err)) && s.keep_going && lx_reader_resumable(rd)) {
+			/* a whole value that is no record: an error record in its place */
+			char msg[sizeof err.msg + 20];
+			snprintf(msg, sizeof msg, "%s: %s", tool, err.msg);
+			fprintf(stderr, "%s\n", msg);
+			s.bad++;
+			if (!(rec = lx_record_error_new(msg)))
+				rc = lx_errf(&err, LX_EIO, "out of memory");
+			else
+				rc = pass(&s, wr, rec, &err);
+			lx_record_free(rec);
+			if (rc)
+				break;
+			lx_progress_tick(&prog, ++done);
+			continue;
 		}
+		if (rc || !rec)
+			break;
+		rc = one_record(&s, wr, rec, &err);
 		lx_record_free(rec);
 		if (rc)
 			break;
@@ -1194,14 +1296,19 @@ int main(int argc, char **argv)
 		rc = LX_OK; /* a read cut short by the signal: reported below */
 	if (!rc && fflush(stdout) != 0)
 		rc = lx_errf(&err, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (bad_index >= 0)
-		fprintf(stderr, "%s: stdin: record %ld%s%s%s: %s\n", tool, bad_index + 1, *id ? " (id " : "", id,
-		        *id ? ")" : "", err.msg);
+	if (rc == LX_EIO && lx_writer_broken_pipe(wr))
+		; /* the reader went away: nothing to say */
 	else if (rc)
 		fprintf(stderr, "%s: %s\n", tool, err.msg);
 	else if (lx_interrupted()) {
 		rc = LX_EINTR;
 		fprintf(stderr, "%s: interrupted after %ld records, all written\n", tool, done);
+	}
+	if (s.passed)
+		fprintf(stderr, "%s: %ld error records left out of the submission\n", tool, s.passed);
+	if (!rc && s.bad) {
+		rc = LX_EINPUT;
+		fprintf(stderr, "%s: %ld of %ld records were bad, written with an error field\n", tool, s.bad, done);
 	}
 	if (!rc || rc == LX_EINTR) {
 		summaries(&s);

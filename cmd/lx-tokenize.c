@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -24,11 +25,14 @@ static const char usage_text[] =
 	"      --max-length N    keep [CLS], the first N-2 pieces and [SEP] (LXMERT uses 20)\n"
 	"      --replace-invalid read invalid UTF-8 as U+FFFD, which the tokenizer drops (default: an error)\n"
 	"      --decode          the reverse: records with input_ids in, one line of text each out\n"
+	"      --keep-going      write a bad line as a record with an error field and go on\n"
 	"      --progress        show progress on stderr even when it is not a terminal\n"
 	"  -h, --help            show this help and exit\n";
 
 typedef struct {
-	int jsonl, tokens, decode, replace_invalid, progress;
+	int jsonl, tokens, decode, replace_invalid, progress, keep_going;
+	long bad;           /* lines written as error records (--keep-going) */
+	int epipe;          /* --decode: the reader of stdout went away */
 	int max_length;
 	const char *field;
 	lx_tokenizer *tk;
@@ -124,16 +128,20 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 		return lx_errf(e, LX_EINPUT, "%s: not JSON (%s)", where, je.text);
 	if (!json_is_object(*root))
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, json_kind(*root));
-	if (!(t = json_object_get(*root, c->field)))
-		return lx_errf(e, LX_EINPUT, "%s: no field %s (the text to tokenize)", where, c->field);
-	if (!json_is_string(t))
-		return lx_errf(e, LX_EINPUT, "%s: field %s is %s, expected a string", where, c->field, json_kind(t));
 	json_object_foreach(*root, k, x) {
 		msgpack_packer *pk = lx_record_add_packer(rec, k);
 		if (!pk)
 			return lx_errf(e, LX_EIO, "out of memory");
 		pack_json(pk, x);
 	}
+	if (json_is_string(json_object_get(*root, "error"))) { /* refused upstream: passed on as it is */
+		*text = NULL;
+		return LX_OK;
+	}
+	if (!(t = json_object_get(*root, c->field)))
+		return lx_errf(e, LX_EINPUT, "%s: no field %s (the text to tokenize)", where, c->field);
+	if (!json_is_string(t))
+		return lx_errf(e, LX_EINPUT, "%s: field %s is %s, expected a string", where, c->field, json_kind(t));
 	*text = json_string_value(t);
 	*tlen = json_string_length(t);
 	return LX_OK;
@@ -183,6 +191,19 @@ static lx_status check_utf8(ctx *c, const char *where, const char **line, size_t
 	return LX_OK;
 }
 
+/* --keep-going: the bad line's record (the fields of its JSON object, if it was one) goes out with error. */
+static lx_status keep_going(ctx *c, lx_record *rec, lx_err *e)
+{
+	char line[sizeof e->msg + 20];
+
+	snprintf(line, sizeof line, "lx-tokenize: %s", e->msg);
+	fprintf(stderr, "%s\n", line);
+	c->bad++;
+	if (lx_record_set_error(rec, line))
+		return lx_errf(e, LX_EIO, "out of memory");
+	return lx_writer_put(c->w, rec, e);
+}
+
 /* One line of input (without its line ending) to one record. */
 static lx_status encode_line(ctx *c, const char *name, long lineno, const char *line, size_t len, lx_err *e)
 {
@@ -195,23 +216,26 @@ static lx_status encode_line(ctx *c, const char *name, long lineno, const char *
 	lx_status st;
 
 	snprintf(where, sizeof where, "%s: line %ld", name, lineno);
-	if ((st = check_utf8(c, where, &line, &len, e)))
-		return st;
 	if (!(rec = lx_record_new()))
 		return lx_errf(e, LX_EIO, "out of memory");
+	st = check_utf8(c, where, &line, &len, e);
 	text = line;
 	tlen = len;
-	if (c->jsonl)
+	if (st)
+		;
+	else if (c->jsonl)
 		st = from_json(c, rec, line, len, where, &root, &text, &tlen, e);
 	else if (lx_record_add_str(rec, "sent", text, tlen))
 		st = lx_errf(e, LX_EIO, "out of memory");
-	if (!st && (st = lx_tokenize(c->tk, text, tlen, c->max_length, &ids, &n, e))) {
+	if (!st && text && (st = lx_tokenize(c->tk, text, tlen, c->max_length, &ids, &n, e))) {
 		memcpy(msg, e->msg, sizeof msg);
 		lx_errf(e, st, "%s: %s", where, msg);
 	}
-	if (!st && add_ids(c, rec, ids, n))
+	if (!st && text && add_ids(c, rec, ids, n))
 		st = lx_errf(e, LX_EIO, "out of memory");
-	if (!st)
+	if (st == LX_EINPUT && c->keep_going)
+		st = keep_going(c, rec, e);
+	else if (!st)
 		st = lx_writer_put(c->w, rec, e);
 	json_decref(root);
 	lx_record_free(rec);
@@ -226,7 +250,7 @@ static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 	long lineno = 0;
 	lx_status st = LX_OK;
 
-	while ((got = getline(&line, &cap, f)) >= 0) {
+	while (!lx_interrupted() && (got = getline(&line, &cap, f)) >= 0) {
 		size_t len = (size_t)got;
 		lineno++;
 		if (len && line[len - 1] == '\n')
@@ -267,8 +291,10 @@ static lx_status decode_record(ctx *c, const lx_record *rec, const char *where, 
 	if ((st = lx_tensor_to_i32(&t, c->ids, "input_ids", e)) ||
 	    (st = lx_detokenize(c->tk, c->ids, (size_t)t.numel, &text, &len, e)))
 		goto fail;
-	if (fwrite(text, 1, len, stdout) != len || putchar('\n') == EOF)
+	if (fwrite(text, 1, len, stdout) != len || putchar('\n') == EOF) {
+		c->epipe = errno == EPIPE;
 		return lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
+	}
 	return LX_OK;
 fail:
 	memcpy(msg, e->msg, sizeof msg);
@@ -283,8 +309,17 @@ static lx_status decode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 
 	if (!r)
 		return lx_errf(e, LX_EIO, "out of memory");
-	while (!(st = lx_reader_next(r, &rec, e)) && rec) {
+	while (!lx_interrupted() && !(st = lx_reader_next(r, &rec, e)) && rec) {
 		char where[400], id[64];
+		if (lx_record_is_error(rec)) { /* refused upstream: an empty line keeps lines and records in step */
+			lx_record_free(rec);
+			if (putchar('\n') == EOF) {
+				c->epipe = errno == EPIPE;
+				return lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
+			}
+			lx_progress_tick(&c->prog, ++c->done);
+			continue;
+		}
 		if (*lx_record_id(rec, id, sizeof id))
 			snprintf(where, sizeof where, "%s: record %ld (id %s)", name, lx_reader_count(r), id);
 		else
@@ -307,9 +342,14 @@ static lx_status run_file(ctx *c, const char *path, lx_err *e)
 	const char *name = is_stdin ? "stdin" : path;
 	FILE *f = is_stdin ? stdin : fopen(path, "rb");
 	lx_status st;
+	struct stat sb;
 
 	if (!f)
 		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(errno));
+	if (!is_stdin && fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fclose(f);
+		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(EISDIR));
+	}
 	st = c->decode ? decode_file(c, f, name, e) : encode_file(c, f, name, e);
 	if (!is_stdin)
 		fclose(f);
@@ -335,7 +375,7 @@ static int bad_usage(const char *msg)
 	return LX_EUSAGE;
 }
 
-enum { OPT_VOCAB = 256, OPT_JSONL, OPT_FIELD, OPT_TOKENS, OPT_MAXLEN, OPT_REPLACE, OPT_DECODE, OPT_PROGRESS };
+enum { OPT_VOCAB = 256, OPT_JSONL, OPT_FIELD, OPT_TOKENS, OPT_MAXLEN, OPT_REPLACE, OPT_DECODE, OPT_PROGRESS, OPT_KEEP };
 
 static const struct option long_opts[] = {
 	{"model", required_argument, NULL, 'm'},
@@ -347,6 +387,7 @@ static const struct option long_opts[] = {
 	{"replace-invalid", no_argument, NULL, OPT_REPLACE},
 	{"decode", no_argument, NULL, OPT_DECODE},
 	{"progress", no_argument, NULL, OPT_PROGRESS},
+	{"keep-going", no_argument, NULL, OPT_KEEP},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -371,6 +412,7 @@ static int parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_s
 		case OPT_REPLACE: c->replace_invalid = 1; break;
 		case OPT_DECODE: c->decode = 1; break;
 		case OPT_PROGRESS: c->progress = 1; break;
+		case OPT_KEEP: c->keep_going = 1; break;
 		case OPT_MAXLEN:
 			errno = 0;
 			n = strtol(optarg, &end, 10);
@@ -383,8 +425,8 @@ static int parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_s
 	}
 	if (!model == !vfile)
 		return bad_usage("give the vocabulary with exactly one of -m DIR and --vocab FILE");
-	if (c->decode && (c->jsonl || c->tokens || c->max_length || strcmp(c->field, "sent")))
-		return bad_usage("--decode takes none of --jsonl, --field, --tokens and --max-length");
+	if (c->decode && (c->jsonl || c->tokens || c->max_length || strcmp(c->field, "sent") || c->keep_going))
+		return bad_usage("--decode takes none of --jsonl, --field, --tokens, --max-length and --keep-going");
 	if (strcmp(c->field, "sent") && !c->jsonl)
 		return bad_usage("--field needs --jsonl");
 	if (vfile)
@@ -416,20 +458,30 @@ int main(int argc, char **argv)
 		fail("out of memory");
 		return LX_EIO;
 	}
+	lx_signals_init();
 	lx_progress_init(&c.prog, stderr, "lx-tokenize", c.progress);
 	if (optind == argc)
 		st = run_file(&c, "-", &e);
-	for (i = optind; i < argc && !st; i++)
+	for (i = optind; i < argc && !st && !lx_interrupted(); i++)
 		st = run_file(&c, argv[i], &e);
 	lx_progress_end(&c.prog);
 	/* every record before a bad one is written */
 	fst = lx_writer_flush(c.w, st ? NULL : &e);
+	if (st == LX_EIO && lx_interrupted() && !fst)
+		st = LX_OK; /* a read cut short by the signal */
 	if (!st)
 		st = fst;
 	if (fclose(stdout) != 0 && !st)
 		st = lx_errf(&e, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (st)
+	if (st && !(st == LX_EIO && (lx_writer_broken_pipe(c.w) || c.epipe)))
 		fail("%s", e.msg);
+	else if (!st && lx_interrupted()) {
+		st = LX_EINTR;
+		fail("interrupted after %ld records, all written", c.done);
+	} else if (!st && c.bad) {
+		st = LX_EINPUT;
+		fail("%ld of %ld lines were bad, written with an error field", c.bad, c.done);
+	}
 	lx_writer_free(c.w);
 	lx_tokenizer_free(c.tk);
 	lx_vocab_free(v);

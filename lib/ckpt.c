@@ -483,9 +483,9 @@ lx_status lx_ckpt_open(lx_ckpt **out, const char *path, lx_err *e)
 
 	*out = NULL;
 	if ((fd = open(path, O_RDONLY)) < 0)
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
+		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		st = lx_errf(e, LX_EIO, "%s: %s", path, S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+		st = lx_errf(e, LX_EMODEL, "%s: %s", path, S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
 		close(fd);
 		return st;
 	}

@@ -74,6 +74,9 @@ lx_status feat_dict_image(const pk_obj *dict, const lx_tensor *feats, lx_feat_im
 lx_status feat_dict_ids(const pk_obj *dict, lx_feat_image *im, const char *where, lx_err *e);
 lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
+/* Multiplies *numel by a dimension v >= 0; 0 (and *numel untouched) if the product would pass 2^40 elements,
+ * far more than any feature array and well inside int64 (a file's shape could otherwise wrap to 0). */
+int feat_mul_dim(int64_t *numel, int64_t v);
 /* Grows *buf to at least n bytes; 0 when out of memory. */
 int feat_grow(void *buf, size_t *cap, size_t n);
 /* The img_id of a .npz or .npy: its file name without directory and ".npz" or ".npy". */

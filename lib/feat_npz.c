@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "feat_impl.h"
@@ -136,6 +137,27 @@ static lx_status inflate_all(lx_feat_file *f, const member *m, lx_err *e)
 	return LX_OK;
 }
 
+/* Deflate makes at most 1032 bytes of each byte it reads (RFC 1951's longest match in the shortest code). */
+#define MAX_RATIO 1032
+
+/* Checks the sizes member m declares against the file's real size before anything is allocated for them:
+ * its data must lie inside the file, and a deflated member cannot grow more than deflate allows. */
+static lx_status check_extent(lx_feat_file *f, const member *m, uint64_t data, lx_err *e)
+{
+	struct stat sb;
+
+	if (fstat(fileno(f->f), &sb) != 0)
+		return lx_errf(e, LX_EIO, "%s: %s", f->path, strerror(errno));
+	if (data > (uint64_t)sb.st_size || m->csize > (uint64_t)sb.st_size - data)
+		return lx_errf(e, LX_EINPUT, "%s: member %s: %llu bytes at byte %llu, past the end of the file (%llu bytes)",
+		               f->path, m->name, (unsigned long long)m->csize, (unsigned long long)data,
+		               (unsigned long long)sb.st_size);
+	if (m->method == 8 && m->usize > m->csize * MAX_RATIO + 64)
+		return lx_errf(e, LX_EINPUT, "%s: member %s: %llu bytes declared from %llu deflated bytes, more than deflate "
+		               "can make", f->path, m->name, (unsigned long long)m->usize, (unsigned long long)m->csize);
+	return LX_OK;
+}
+
 /* Reads member m's bytes into f->scratch. */
 static lx_status read_member(lx_feat_file *f, const member *m, lx_err *e)
 {
@@ -154,6 +176,8 @@ static lx_status read_member(lx_feat_file *f, const member *m, lx_err *e)
 		return lx_errf(e, LX_EINPUT, "%s: member %s: no local header at byte %llu", f->path, m->name,
 		               (unsigned long long)m->off);
 	data = m->off + 30 + u16(lh + 26) + u16(lh + 28);
+	if ((st = check_extent(f, m, data, e)))
+		return st;
 	if (!feat_grow(&f->scratch, &f->scratch_cap, m->usize + 1) || !feat_grow(&f->zbuf, &f->zbuf_cap, m->csize + 1))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	if (m->method == 0) {
@@ -217,7 +241,8 @@ static lx_status npy_header(const char *h, const char *where, lx_tensor *t, lx_e
 		if (t->ndim == LX_MAX_DIMS || v < 0 || v > (1LL << 31))
 			return lx_errf(e, LX_EINPUT, "%s: bad shape in the .npy header", where);
 		t->shape[t->ndim++] = v;
-		t->numel *= v;
+		if (!feat_mul_dim(&t->numel, v))
+			return lx_errf(e, LX_EINPUT, "%s: shape too large in the .npy header (more than 2^40 elements)", where);
 		q = next;
 		while (q < end && (*q == ',' || *q == ' '))
 			q++;

@@ -259,7 +259,8 @@ static lx_status make_frombuffer(vm *v, const pk_obj *args, pk_obj **out)
 		if (shape->items[i]->t != PK_INT || shape->items[i]->i < 0 || shape->items[i]->i > (1LL << 31))
 			return bad(v, "a bad array shape");
 		a->tensor.shape[i] = shape->items[i]->i;
-		a->tensor.numel *= shape->items[i]->i;
+		if (!feat_mul_dim(&a->tensor.numel, shape->items[i]->i))
+			return bad(v, "an array shape of more than 2^40 elements");
 	}
 	if ((uint64_t)b->len != (uint64_t)a->tensor.numel * lx_dtype_size(d->dtype))
 		return bad(v, "array data of the wrong size");
@@ -349,7 +350,8 @@ static lx_status build_array(vm *v, pk_obj *a, const pk_obj *st)
 		if (shape->items[i]->t != PK_INT || shape->items[i]->i < 0 || shape->items[i]->i > (1LL << 31))
 			return bad(v, "a bad array shape");
 		a->tensor.shape[i] = shape->items[i]->i;
-		a->tensor.numel *= shape->items[i]->i;
+		if (!feat_mul_dim(&a->tensor.numel, shape->items[i]->i))
+			return bad(v, "an array shape of more than 2^40 elements");
 	}
 	a->is_object = d->is_object;
 	if (d->is_object) {

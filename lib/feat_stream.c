@@ -7,7 +7,6 @@
 
 #include "feat_impl.h"
 
-#define SCAN_CHUNK (256 * 1024)
 
 /* The text of an id field (a string, or a non-negative integer written in decimal). */
 static int id_text(const msgpack_object *o, char *buf, size_t cap, const char **s, size_t *len)
@@ -122,7 +121,7 @@ lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err 
 	lx_status st;
 
 	*got = 0;
-	if (!f->r && !(f->r = lx_reader_new(f->f, f->path)))
+	if (!f->r && !(f->r = lx_reader_new_buffered(f->f, f->path)))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	if ((st = lx_reader_next(f->r, &rec, e)) || !rec)
 		return st;
@@ -144,73 +143,40 @@ lx_status feat_stream_seek(lx_feat_file *f, lx_feat_pos pos, lx_err *e)
 	return LX_OK;
 }
 
-static const msgpack_object *map_get(const msgpack_object *m, const char *key)
-{
-	size_t n = strlen(key);
-	uint32_t i;
-
-	for (i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
-			return &m->via.map.ptr[i].val;
-	}
-	return NULL;
-}
-
-static lx_status scan_one(lx_feat_file *f, const msgpack_object *o, long recno, uint64_t start,
-                          lx_feat_scan_fn fn, void *ctx, lx_err *e)
+/* Every record's img_id and where it starts, read through lx_reader, which bounds every declared size by
+ * the bytes really in the file before msgpack-c allocates for it. */
+static lx_status scan_one(lx_feat_file *f, const lx_record *rec, long recno, uint64_t start, lx_feat_scan_fn fn,
+                          void *ctx, lx_err *e)
 {
 	char num[32];
 	const char *id;
 	size_t len;
 
-	if (o->type != MSGPACK_OBJECT_MAP)
-		return lx_errf(e, LX_EINPUT, "%s: record %ld: not a map", f->path, recno);
-	if (!id_text(map_get(o, "img_id"), num, sizeof num, &id, &len))
+	if (!id_text(lx_record_get(rec, "img_id"), num, sizeof num, &id, &len))
 		return lx_errf(e, LX_EINPUT, "%s: record %ld: no img_id (a string or an integer)", f->path, recno);
 	return fn(ctx, id, len, (lx_feat_pos){start, recno}, e);
 }
 
 lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e)
 {
-	msgpack_unpacker up;
-	msgpack_unpacked u;
-	uint64_t start = 0, fed = 0;
-	long recno = 0;
-	int eof = 0;
-	lx_status st = LX_OK;
+	lx_reader *r;
+	lx_record *rec;
+	uint64_t start = 0;
+	lx_status st;
 
 	if (fseeko(f->f, 0, SEEK_SET))
 		return lx_errf(e, LX_EMODEL, "%s: cannot seek (%s): joining needs a regular file", f->path,
 		               strerror(errno));
-	if (!msgpack_unpacker_init(&up, SCAN_CHUNK))
+	if (!(r = lx_reader_new_buffered(f->f, f->path)))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
-	msgpack_unpacked_init(&u);
-	while (!st) {
-		msgpack_unpack_return ret = msgpack_unpacker_next(&up, &u);
-		if (ret == MSGPACK_UNPACK_SUCCESS) {
-			st = scan_one(f, &u.data, ++recno, start, fn, ctx, e);
-			start = fed - (up.used - up.off); /* bytes fed but not yet parsed */
-		} else if (ret != MSGPACK_UNPACK_CONTINUE) {
-			st = lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", f->path, recno + 1);
-		} else if (eof) {
-			if (msgpack_unpacker_message_size(&up))
-				st = lx_errf(e, LX_EINPUT, "%s: record %ld: truncated (the file ends inside the record)",
-				             f->path, recno + 1);
+	while (!(st = lx_reader_next(r, &rec, e)) && rec) {
+		st = scan_one(f, rec, lx_reader_count(r), start, fn, ctx, e);
+		lx_record_free(rec);
+		if (st)
 			break;
-		} else if (!msgpack_unpacker_reserve_buffer(&up, SCAN_CHUNK)) {
-			st = lx_errf(e, LX_EIO, "%s: out of memory", f->path);
-		} else {
-			size_t n = fread(msgpack_unpacker_buffer(&up), 1, msgpack_unpacker_buffer_capacity(&up), f->f);
-			if (n == 0 && ferror(f->f))
-				st = lx_errf(e, LX_EIO, "%s: %s", f->path, strerror(errno));
-			eof = n == 0;
-			fed += n;
-			msgpack_unpacker_buffer_consumed(&up, n);
-		}
+		start = lx_reader_offset(r);
 	}
-	msgpack_unpacked_destroy(&u);
-	msgpack_unpacker_destroy(&up);
+	lx_reader_free(r);
 	rewind(f->f);
 	lx_reader_free(f->r);
 	f->r = NULL;

@@ -247,6 +247,9 @@ static lx_status idx_read(lx_feat_index *ix, uint32_t src, const char *ipath, co
 			int k = 0;
 			if (sscanf(line, "%llu\t%ld\t%n", &off, &ln, &k) != 2 || k == 0 || line[k] == 0)
 				st = lx_errf(e, LX_EMODEL, "%s: line %lld: expected \"offset<TAB>line<TAB>img_id\"", ipath, lineno);
+			else if (off >= (unsigned long long)sb->st_size || ln < 1)
+				st = lx_errf(e, LX_EMODEL, "%s: line %lld: offset %llu or line %ld outside the file (%lld bytes)",
+				             ipath, lineno, off, ln, (long long)sb->st_size);
 			else if ((st = add_entry(&c, line + k, strlen(line + k), (lx_feat_pos){off, ln}, e)) == LX_OK)
 				n++;
 		}

@@ -86,14 +86,26 @@ typedef struct lx_record lx_record;
 typedef struct lx_reader lx_reader;
 typedef struct lx_writer lx_writer;
 
-/* Reads records from f; name is used in messages ("stdin", a path). f is not closed by lx_reader_free. */
+/* Reads records from f; name is used in messages ("stdin", a path). f is not closed by lx_reader_free.
+ * When f is not a regular file (a pipe, a terminal), the reader reads its descriptor with read(2), so that a
+ * record is handled as soon as its last byte arrives and SIGINT/SIGTERM end a wait for input: nothing may
+ * have been read from f through stdio before. lx_reader_new_buffered reads through stdio only (for a FILE
+ * already read from). */
 lx_reader *lx_reader_new(FILE *f, const char *name);
+lx_reader *lx_reader_new_buffered(FILE *f, const char *name);
 void lx_reader_free(lx_reader *r);
 /* Reads the next record into a new lx_record (*out, to be freed with lx_record_free).
  * Returns LX_OK with *out set, LX_OK with *out NULL at the clean end of the stream, or an error. */
 lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e);
 /* Number of records read so far. */
 long lx_reader_count(const lx_reader *r);
+/* After lx_reader_next failed: 1 if the bad value was a whole msgpack value that is not a map (the reader
+ * stands at the next record, so --keep-going may go on), 0 if the stream cannot be read further (bytes that
+ * are not msgpack, a truncated record, a read error: there is no record boundary to resynchronise on). */
+int lx_reader_resumable(const lx_reader *r);
+/* Bytes of the input taken by the records read so far: where the next record starts, counted from where
+ * the reader began. */
+uint64_t lx_reader_offset(const lx_reader *r);
 
 /* An empty record (for tools that make records from other input). */
 lx_record *lx_record_new(void);
@@ -121,6 +133,17 @@ lx_status lx_record_add_object(lx_record *rec, const char *key, const msgpack_ob
 msgpack_packer *lx_record_add_packer(lx_record *rec, const char *key);
 /* Drops a field (read or added). */
 void lx_record_remove(lx_record *rec, const char *key);
+
+/* Error records (--keep-going, formats/stream.md): a tool that refuses a record writes it out with a str field
+ * `error` holding the message, and every tool passes a record that carries a str `error` through untouched.
+ * lx_record_is_error tells whether rec carries one; lx_record_set_error adds (or replaces) it, keeping every
+ * other field; lx_record_error_new makes a record holding only `error`, for input that is no record. */
+int lx_record_is_error(const lx_record *rec);
+lx_status lx_record_set_error(lx_record *rec, const char *msg);
+lx_record *lx_record_error_new(const char *msg);
+/* Undoes every change made to a record since it was read (added, replaced and removed fields), so that an
+ * error record holds the input's fields as they came. A new record becomes empty. */
+void lx_record_revert(lx_record *rec);
 
 /* Packs a tensor in the msgpack-numpy layout into any packer. */
 int lx_pack_tensor(msgpack_packer *pk, lx_dtype dtype, int ndim, const int64_t *shape, const void *data);

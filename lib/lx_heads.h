@@ -115,6 +115,8 @@ enum {
 /* Reads a name list from path. Lines end with \n (a \r before it is dropped); a last line without \n counts.
  * LX_EMODEL if the file cannot be read or parsed, naming the file and, for JSON, the line and entry. */
 lx_status lx_names_load(lx_names **out, const char *path, int kind, lx_err *e);
+/* The same from text already in memory (len bytes; path is for messages). */
+lx_status lx_names_parse(lx_names **out, const char *text, size_t len, const char *path, int kind, lx_err *e);
 void lx_names_free(lx_names *n);
 int lx_names_count(const lx_names *n);
 /* The i-th name (0 <= i < count). */

@@ -40,6 +40,10 @@ int lx_names_find(const lx_names *n, const char *s)
 	return -1;
 }
 
+/* Bounds on what a name file may ask for: far above any real list (9500 answers, 30522 word pieces). */
+#define MAX_NAMES (1 << 24)
+#define MAX_FILE ((size_t)256 << 20)
+
 static int push(lx_names *n, const char *s, size_t len)
 {
 	char *copy;
@@ -80,7 +84,12 @@ static lx_status read_file(const char *path, char **out, size_t *len, lx_err *e)
 		}
 		got = fread(buf + n, 1, cap - n, f);
 		n += got;
-	} while (got > 0);
+	} while (got > 0 && n <= MAX_FILE);
+	if (n > MAX_FILE) {
+		free(buf);
+		fclose(f);
+		return lx_errf(e, LX_EMODEL, "%s: larger than %zu bytes, too large for a list of names", path, MAX_FILE);
+	}
 	if (ferror(f)) {
 		int err = errno;
 		free(buf);
@@ -108,6 +117,8 @@ static lx_status load_lines(lx_names *n, const char *text, size_t len, int first
 			if (comma)
 				k = (size_t)(comma - p);
 		}
+		if (n->n == MAX_NAMES)
+			return lx_errf(e, LX_EMODEL, "%s: more than %d names", n->path, MAX_NAMES);
 		if (push(n, p, k))
 			return lx_errf(e, LX_EIO, "%s: out of memory", n->path);
 		p = nl ? nl + 1 : end;
@@ -129,6 +140,10 @@ static lx_status load_json(lx_names *n, const char *text, size_t len, lx_err *e)
 		json_decref(root);
 		return lx_errf(e, LX_EMODEL, "%s: expected a JSON list of answers", n->path);
 	}
+	if (json_array_size(root) > MAX_NAMES) {
+		json_decref(root);
+		return lx_errf(e, LX_EMODEL, "%s: more than %d names", n->path, MAX_NAMES);
+	}
 	json_array_foreach(root, i, v) {
 		json_t *s = json_is_object(v) ? json_object_get(v, "ans") : v;
 		if (!json_is_string(s)) {
@@ -147,9 +162,22 @@ static lx_status load_json(lx_names *n, const char *text, size_t len, lx_err *e)
 
 lx_status lx_names_load(lx_names **out, const char *path, int kind, lx_err *e)
 {
-	lx_names *n = calloc(1, sizeof *n);
 	char *text = NULL;
-	size_t len = 0, i = 0;
+	size_t len = 0;
+	lx_status rc;
+
+	*out = NULL;
+	if ((rc = read_file(path, &text, &len, e)))
+		return rc;
+	rc = lx_names_parse(out, text, len, path, kind, e);
+	free(text);
+	return rc;
+}
+
+lx_status lx_names_parse(lx_names **out, const char *text, size_t len, const char *path, int kind, lx_err *e)
+{
+	lx_names *n = calloc(1, sizeof *n);
+	size_t i = 0;
 	lx_status rc;
 
 	*out = NULL;
@@ -157,17 +185,12 @@ lx_status lx_names_load(lx_names **out, const char *path, int kind, lx_err *e)
 		free(n);
 		return lx_errf(e, LX_EIO, "%s: out of memory", path);
 	}
-	if ((rc = read_file(path, &text, &len, e))) {
-		lx_names_free(n);
-		return rc;
-	}
-	while (i < len && strchr(" \t\r\n", text[i]))
+	while (i < len && text[i] && strchr(" \t\r\n", text[i]))
 		i++;
 	if (kind == LX_NAMES_ANSWERS && i < len && (text[i] == '[' || text[i] == '{'))
 		rc = load_json(n, text, len, e);
 	else
 		rc = load_lines(n, text, len, kind == LX_NAMES_FIRST, e);
-	free(text);
 	if (!rc && n->n == 0)
 		rc = lx_errf(e, LX_EMODEL, "%s: the file holds no names", path);
 	if (rc) {

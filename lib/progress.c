@@ -1,4 +1,5 @@
 /* progress.c - the progress line every record-reading tool shows on stderr. */
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,17 +44,22 @@ void lx_progress_end(lx_progress *p)
 }
 
 static volatile sig_atomic_t stop_flag;
+static pthread_t main_thread;
 
+/* The kernel may hand a signal meant for the process to any thread, an OpenBLAS worker for instance; only
+ * the main thread's blocked read must be cut short, so a signal caught elsewhere is passed on to it. */
 static void on_signal(int sig)
 {
-	(void)sig;
 	stop_flag = 1;
+	if (!pthread_equal(pthread_self(), main_thread))
+		pthread_kill(main_thread, sig);
 }
 
 void lx_signals_init(void)
 {
 	struct sigaction sa;
 
+	main_thread = pthread_self();
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lx.h"
 
@@ -23,6 +25,7 @@ struct lx_record {
 	long index;
 	field *f;
 	size_t n, cap;
+	size_t nread;            /* the first nread fields are the ones read */
 	msgpack_packer pk;
 	msgpack_zone *scratch;   /* arrays decoded from plain msgpack arrays */
 };
@@ -49,6 +52,10 @@ struct lx_reader {
 	scanner sc;
 	long count;
 	int eof;
+	int resumable;                 /* the last error skipped exactly one whole value */
+	uint64_t consumed;             /* bytes of the input taken by the records read */
+	int direct;                    /* read(2) on the descriptor instead of fread (a pipe, a terminal) */
+	int err_no;                    /* errno of a failed read */
 };
 
 struct lx_writer {
@@ -295,6 +302,51 @@ const char *lx_record_id(const lx_record *rec, char *buf, size_t n)
 	return buf;
 }
 
+/* ---- error records ---- */
+
+int lx_record_is_error(const lx_record *rec)
+{
+	const msgpack_object *o = lx_record_get(rec, "error");
+
+	return o && o->type == MSGPACK_OBJECT_STR;
+}
+
+lx_status lx_record_set_error(lx_record *rec, const char *msg)
+{
+	return lx_record_add_str(rec, "error", msg, strlen(msg));
+}
+
+void lx_record_revert(lx_record *rec)
+{
+	size_t i;
+
+	for (i = 0; i < rec->n; i++) {
+		field *f = &rec->f[i];
+		if (f->akey) {
+			free(f->akey);
+			f->akey = NULL;
+			msgpack_sbuffer_destroy(&f->sb);
+			msgpack_sbuffer_init(&f->sb); /* destroy leaves the pointer: lx_record_free would free it again */
+			if (f->has_view)
+				msgpack_unpacked_destroy(&f->view);
+			f->has_view = 0;
+		}
+		f->removed = 0;
+	}
+	rec->n = rec->nread;
+}
+
+lx_record *lx_record_error_new(const char *msg)
+{
+	lx_record *rec = lx_record_new();
+
+	if (rec && lx_record_set_error(rec, msg)) {
+		lx_record_free(rec);
+		return NULL;
+	}
+	return rec;
+}
+
 /* ---- tensors inside records ---- */
 
 static const msgpack_object *map_get(const msgpack_object *m, const char *key)
@@ -434,13 +486,15 @@ lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, 
 
 /* ---- reading ---- */
 
-lx_reader *lx_reader_new(FILE *f, const char *name)
+static lx_reader *reader_new(FILE *f, const char *name, int may_be_direct)
 {
 	lx_reader *r = calloc(1, sizeof *r);
+	struct stat sb;
 
 	if (!r)
 		return NULL;
 	r->f = f;
+	r->direct = may_be_direct && fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode);
 	r->name = strdup(name ? name : "stdin");
 	r->cap = READ_CHUNK;
 	r->buf = malloc(r->cap);
@@ -452,6 +506,9 @@ lx_reader *lx_reader_new(FILE *f, const char *name)
 	}
 	return r;
 }
+
+lx_reader *lx_reader_new(FILE *f, const char *name) { return reader_new(f, name, 1); }
+lx_reader *lx_reader_new_buffered(FILE *f, const char *name) { return reader_new(f, name, 0); }
 
 void lx_reader_free(lx_reader *r)
 {
@@ -475,7 +532,7 @@ static uint64_t be(const unsigned char *p, int n)
 /*
  * Advances s over b[0, n) (the bytes of one record so far). Returns 1 when the record is complete (it ends
  * at s->pos), 0 when more bytes are needed, -1 on a byte that starts no msgpack value, -2 when containers
- * nest deeper than MAX_DEPTH.
+ * nest deeper than MAX_DEPTH, -3 when a string, bin or ext declares more bytes than a record may hold.
  */
 static int scan(scanner *s, const unsigned char *b, size_t n)
 {
@@ -532,7 +589,9 @@ static int scan(scanner *s, const unsigned char *b, size_t n)
 				break;
 			}
 		}
-		if (body > MAX_RECORD || s->pos + hdr + body > n)
+		if (body > MAX_RECORD || s->pos + hdr + body > MAX_RECORD)
+			return -3; /* refused before a byte of it is buffered */
+		if (s->pos + hdr + body > n)
 			return 0;
 		s->pos += hdr + (size_t)body;
 		s->left[s->depth - 1]--;
@@ -544,7 +603,9 @@ static int scan(scanner *s, const unsigned char *b, size_t n)
 	}
 }
 
-/* Reads more input into the buffer; 0 at the end of the input, -1 on a read error. */
+/* Reads more input into the buffer; 0 at the end of the input, -1 on a read error (r->err_no; ENOMEM when
+ * the buffer cannot grow). fread would wait for a whole buffer on a pipe: a direct reader takes what one
+ * read(2) returns, so each record is handled as soon as its last byte arrives and a signal ends the wait. */
 static int fill(lx_reader *r)
 {
 	size_t n;
@@ -556,16 +617,29 @@ static int fill(lx_reader *r)
 	}
 	if (r->len == r->cap) {
 		unsigned char *nb = realloc(r->buf, r->cap * 2);
-		if (!nb)
+		if (!nb) {
+			r->err_no = ENOMEM;
 			return -1;
+		}
 		r->buf = nb;
 		r->cap *= 2;
 	}
-	n = fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+	if (r->direct) {
+		ssize_t k = read(fileno(r->f), r->buf + r->len, r->cap - r->len);
+		if (k < 0) {
+			r->err_no = errno;
+			return -1;
+		}
+		n = (size_t)k;
+	} else {
+		n = fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+		if (n == 0 && ferror(r->f)) {
+			r->err_no = errno;
+			return -1;
+		}
+	}
 	r->len += n;
-	if (n == 0)
-		return ferror(r->f) ? -1 : 0;
-	return 1;
+	return n > 0;
 }
 
 long lx_reader_count(const lx_reader *r) { return r->count; }
@@ -596,12 +670,15 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	uint32_t i;
 
 	*out = NULL;
+	r->resumable = 0;
 	for (;;) {
 		got = scan(&r->sc, r->buf + r->start, r->len - r->start);
 		if (got == -1)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
 		if (got == -2)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: nested deeper than %d levels", r->name, no, MAX_DEPTH);
+		if (got == -3)
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes", r->name, no, MAX_RECORD);
 		if (got == 1)
 			break;
 		if (r->len - r->start >= MAX_RECORD)
@@ -613,7 +690,7 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 		}
 		got = fill(r);
 		if (got < 0)
-			return lx_errf(e, LX_EIO, "%s: %s", r->name, ferror(r->f) ? strerror(errno) : "out of memory");
+			return lx_errf(e, LX_EIO, "%s: %s", r->name, strerror(r->err_no));
 		if (got == 0)
 			r->eof = 1;
 	}
@@ -625,8 +702,10 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	}
 	memcpy(rec->raw, r->buf + r->start, size);
 	r->start += size;
+	r->consumed += size;
 	r->count++;
 	rec->index = r->count - 1;
+	r->resumable = 1; /* the value's bytes are consumed: whatever is wrong with it, the next record follows */
 	if (msgpack_unpack_next(&rec->up, rec->raw, size, &off) != MSGPACK_UNPACK_SUCCESS || off != size) {
 		lx_record_free(rec);
 		return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
@@ -641,14 +720,21 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 		field *f = push(rec);
 		if (!f) {
 			lx_record_free(rec);
+			r->resumable = 0;
 			return lx_errf(e, LX_EIO, "%s: out of memory", r->name);
 		}
 		f->key = rec->up.data.via.map.ptr[i].key;
 		f->val = &rec->up.data.via.map.ptr[i].val;
 	}
+	rec->nread = rec->n;
 	*out = rec;
+	r->resumable = 0;
 	return LX_OK;
 }
+
+int lx_reader_resumable(const lx_reader *r) { return r->resumable; }
+
+uint64_t lx_reader_offset(const lx_reader *r) { return r->consumed; }
 
 /* ---- writing ---- */
 

@@ -293,6 +293,9 @@ lx_status lx_vocab_parse(lx_vocab **out, const char *data, size_t len, const cha
 	return LX_OK;
 }
 
+/* A BERT vocabulary is about 230 KB; anything past this bound (a device, a wrong file) is refused. */
+#define MAX_VOCAB_FILE ((size_t)256 << 20)
+
 lx_status lx_vocab_load(lx_vocab **out, const char *path, lx_err *e)
 {
 	FILE *f = fopen(path, "rb");
@@ -315,7 +318,12 @@ lx_status lx_vocab_load(lx_vocab **out, const char *path, lx_err *e)
 		}
 		got = fread(data + len, 1, cap - len, f);
 		len += got;
-	} while (got);
+	} while (got && len <= MAX_VOCAB_FILE);
+	if (len > MAX_VOCAB_FILE) {
+		free(data);
+		fclose(f);
+		return lx_errf(e, LX_EMODEL, "%s: larger than %zu bytes, too large for a vocabulary", path, MAX_VOCAB_FILE);
+	}
 	if (ferror(f)) {
 		st = lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(errno));
 		free(data);

@@ -227,7 +227,7 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	[ "$status" -eq 3 ]
 	[ "$output" = "lx-convert: $M/config.json: not a PyTorch checkpoint (neither a zip archive nor the legacy torch.save layout)" ]
 	run "$BIN/lx-convert" --list "$T/nothing.bin"
-	[ "$status" -eq 4 ]
+	[ "$status" -eq 3 ]
 	[ "$output" = "lx-convert: $T/nothing.bin: No such file or directory" ]
 }
 
@@ -267,7 +267,7 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 
 @test "leaves no half-written directory when a late step fails" {
 	run "$BIN/lx-convert" -q --config "$M/config.json" --vocab "$T/missing.txt" "$M/pytorch_model.bin" "$T/out"
-	[ "$status" -eq 4 ]
+	[ "$status" -eq 3 ]
 	[ "$output" = "lx-convert: $T/missing.txt: No such file or directory" ]
 	only_left ""
 }

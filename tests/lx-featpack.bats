@@ -354,7 +354,7 @@ for i in ["COCO_train2014_000000132417", "COCO_train2014_000000999999"]:
 	[ "$(records "$W/out.mp")" -eq 2 ]
 	run "$BIN/lx-featpack" --join "$W/trunc.mp" < "$W/q.mp"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-featpack: $W/trunc.mp: record 3: truncated (the file ends inside the record)" ]
+	[ "$output" = "lx-featpack: $W/trunc.mp: record 3: the stream ends inside the record" ]
 }
 
 @test "rejects a num_boxes that disagrees with the arrays" {

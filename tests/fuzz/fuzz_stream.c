@@ -1,5 +1,8 @@
-/* libFuzzer target: the record reader and the tensor decoder on arbitrary bytes. */
+/* libFuzzer target: the record reader and the tensor decoder on arbitrary bytes; past a value that is no
+ * map the reader goes on (as --keep-going does); each record's fields are then replaced, removed, reverted,
+ * marked as an error and written. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "lx.h"
 
@@ -11,11 +14,26 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	lx_record *rec;
 	lx_err e;
 	size_t i;
+	static FILE *null;
+	static lx_writer *w;
+	lx_status st;
+	int had;
 
 	if (!f)
 		return 0;
+	if (!null && (!(null = fopen("/dev/null", "wb")) || !(w = lx_writer_new(null, "null"))))
+		abort();
 	r = lx_reader_new(f, "fuzz");
-	while (lx_reader_next(r, &rec, &e) == LX_OK && rec) {
+	while ((st = lx_reader_next(r, &rec, &e)) == LX_OK || lx_reader_resumable(r)) {
+		if (st) {
+			if (!(rec = lx_record_error_new(e.msg)) || !lx_record_is_error(rec))
+				abort();
+			lx_writer_put(w, rec, &e);
+			lx_record_free(rec);
+			continue;
+		}
+		if (!rec)
+			break;
 		for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 			lx_tensor t;
 			int present;
@@ -27,7 +45,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 					lx_tensor_to_i32(&t, (int32_t *)buf, keys[i], &e);
 			}
 		}
+		had = lx_record_get(rec, "x") != NULL;
 		lx_record_add_int(rec, "x", 1);
+		lx_record_add_int(rec, "input_ids", 2);
+		lx_record_remove(rec, "visual_feats");
+		lx_writer_put(w, rec, &e);
+		lx_record_revert(rec);
+		if ((lx_record_get(rec, "x") != NULL) != had || lx_record_set_error(rec, "bad") || !lx_record_is_error(rec))
+			abort();
+		lx_writer_put(w, rec, &e);
 		lx_record_free(rec);
 	}
 	lx_reader_free(r);
