@@ -115,7 +115,7 @@ fuzz: fuzz-build
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
 BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train
-$(O)/bench/bin/%: bench/%.c $(LIBLX) $(HEADERS)
+$(O)/bench/bin/%: bench/%.c bench/sgemm_rate.h $(LIBLX) $(HEADERS)
 	@mkdir -p $(O)/bench/bin
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 bench-encode: all $(BENCH)

@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include "lx.h"
+#include "sgemm_rate.h"
 
 static double flops_per_question(const lx_config *c, double T, double N)
 {
@@ -25,30 +26,6 @@ static double flops_per_question(const lx_config *c, double T, double N)
 	/* a cross layer: the shared cross-attention both ways, two self-attentions, two feed-forwards */
 	f += c->x_layers * ((T + N) * (16 * H * H + 4 * H * Dff) + 8 * T * N * H + 4 * (T * T + N * N) * H);
 	return f + 2 * H * H;
-}
-
-static double sgemm_rate(int M, int N, int K)
-{
-	float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
-	double t0, t;
-	int it = 0;
-	size_t i;
-
-	for (i = 0; i < (size_t)M * K; i++)
-		a[i] = (float)(i % 7) * 0.1f;
-	for (i = 0; i < (size_t)N * K; i++)
-		b[i] = (float)(i % 5) * 0.1f;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, y, N);
-	t0 = lx_now();
-	do {
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, y, N);
-		it++;
-		t = lx_now() - t0;
-	} while (t < 1.0);
-	free(a);
-	free(b);
-	free(y);
-	return 2.0 * M * N * K * it / t / 1e9;
 }
 
 int main(int argc, char **argv)

@@ -167,32 +167,6 @@ static lx_status get_vector(const lx_record *rec, const char *key, int64_t len, 
 	return LX_OK;
 }
 
-/* An optional integer field: a msgpack integer or boolean, or a tensor of one integer. */
-static lx_status get_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e)
-{
-	const msgpack_object *o = lx_record_get(rec, key);
-	lx_tensor t;
-	lx_status rc;
-
-	*present = o != NULL;
-	if (!o)
-		return LX_OK;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT32_MAX)
-		*v = (int32_t)o->via.u64;
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= INT32_MIN)
-		*v = (int32_t)o->via.i64;
-	else if (o->type == MSGPACK_OBJECT_BOOLEAN)
-		*v = o->via.boolean;
-	else if (o->type == MSGPACK_OBJECT_MAP || o->type == MSGPACK_OBJECT_ARRAY) {
-		if ((rc = lx_record_tensor(rec, key, &t, NULL, e)))
-			return rc;
-		if (t.numel != 1 || lx_dtype_is_float(t.dtype))
-			return lx_errf(e, LX_EINPUT, "field %s: expected one integer", key);
-		return lx_tensor_to_i32(&t, v, key, e);
-	} else
-		return lx_errf(e, LX_EINPUT, "field %s: expected one integer", key);
-	return LX_OK;
-}
 
 /* ---- adding readable results ---- */
 
@@ -431,12 +405,12 @@ static lx_status read_labels(state *s, const lx_record *rec, lx_labels *l, int *
 		*any |= p;
 	}
 	if ((s->heads & LX_HEAD_MATCH)) {
-		if ((rc = get_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
+		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
 			return rc;
 		*any |= l->has_matched;
 	}
 	if ((s->heads & LX_HEAD_QA)) {
-		if ((rc = get_int(rec, "ans", &l->ans, &l->has_ans, e)))
+		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
 			return rc;
 		*any |= l->has_ans;
 	}

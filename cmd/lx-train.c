@@ -99,31 +99,6 @@ static lx_status vec(const lx_record *rec, const char *key, int64_t len, const c
 	return rc;
 }
 
-static lx_status one_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e)
-{
-	const msgpack_object *o = lx_record_get(rec, key);
-	lx_tensor t;
-	lx_status rc;
-
-	*present = o != NULL;
-	if (!o)
-		return LX_OK;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT32_MAX)
-		*v = (int32_t)o->via.u64;
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= INT32_MIN)
-		*v = (int32_t)o->via.i64;
-	else if (o->type == MSGPACK_OBJECT_BOOLEAN)
-		*v = o->via.boolean;
-	else if (o->type == MSGPACK_OBJECT_MAP || o->type == MSGPACK_OBJECT_ARRAY) {
-		if ((rc = lx_record_tensor(rec, key, &t, NULL, e)))
-			return rc;
-		if (t.numel != 1 || lx_dtype_is_float(t.dtype))
-			return lx_errf(e, LX_EINPUT, "field %s: expected one integer", key);
-		return lx_tensor_to_i32(&t, v, key, e);
-	} else
-		return lx_errf(e, LX_EINPUT, "field %s: expected one integer", key);
-	return LX_OK;
-}
 
 /* The authors' soft-score label (answer -> score) as a target over the answer list. */
 static lx_status soft_label(const msgpack_object *label, const lx_names *answers, int A, float **out, lx_err *e)
@@ -213,7 +188,7 @@ static lx_status decode_labels(const lx_config *c, int heads, const lx_names *an
 				return rc;
 			*any = 1;
 		}
-		if ((rc = one_int(rec, "ans", &l->ans, &l->has_ans, e)))
+		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
 			return rc;
 		if (l->has_ans && l->ans != -100 && (l->ans < 0 || l->ans >= c->num_qa_labels))
 			return lx_errf(e, LX_EINPUT, "field ans: %d is outside the answer list [0, %d)", l->ans,
@@ -221,7 +196,7 @@ static lx_status decode_labels(const lx_config *c, int heads, const lx_names *an
 		*any |= l->has_ans;
 	}
 	if (heads & LX_HEAD_MATCH) {
-		if ((rc = one_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
+		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
 			return rc;
 		if (l->has_matched && l->matched_label != -100 && (l->matched_label < 0 || l->matched_label > 1))
 			return lx_errf(e, LX_EINPUT, "field matched_label: %d, expected 0 or 1", l->matched_label);

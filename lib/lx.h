@@ -118,6 +118,9 @@ const msgpack_object *lx_record_get(const lx_record *rec, const char *key);
 /* Decodes field key as a tensor. LX_EINPUT if the field is absent (unless optional: then *present = 0) or is
  * not a tensor. A msgpack array of numbers is accepted as a 1-D tensor (I64 or F64). */
 lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, int *present, lx_err *e);
+/* An optional integer field: a msgpack integer or boolean, or a tensor holding one integer. *present tells
+ * whether the record has it; LX_EINPUT naming the field when it is something else. */
+lx_status lx_record_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e);
 /* The id of a record for messages: question_id, img_id, uid or identifier as text, else "" (buf is returned). */
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
 

@@ -484,6 +484,32 @@ lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, 
 	return decode_tensor((lx_record *)rec, o, t, key, e);
 }
 
+lx_status lx_record_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e)
+{
+	const msgpack_object *o = lx_record_get(rec, key);
+	lx_tensor t;
+	lx_status rc;
+
+	*present = o != NULL;
+	if (!o)
+		return LX_OK;
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT32_MAX)
+		*v = (int32_t)o->via.u64;
+	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= INT32_MIN)
+		*v = (int32_t)o->via.i64;
+	else if (o->type == MSGPACK_OBJECT_BOOLEAN)
+		*v = o->via.boolean;
+	else if (o->type == MSGPACK_OBJECT_MAP || o->type == MSGPACK_OBJECT_ARRAY) {
+		if ((rc = lx_record_tensor(rec, key, &t, NULL, e)))
+			return rc;
+		if (t.numel != 1 || lx_dtype_is_float(t.dtype))
+			return lx_errf(e, LX_EINPUT, "field %s: expected one integer", key);
+		return lx_tensor_to_i32(&t, v, key, e);
+	} else
+		return lx_errf(e, LX_EINPUT, "field %s: expected one integer", key);
+	return LX_OK;
+}
+
 /* ---- reading ---- */
 
 static lx_reader *reader_new(FILE *f, const char *name, int may_be_direct)
