@@ -238,20 +238,11 @@ static lx_status make_scalar(vm *v, const pk_obj *args, pk_obj **out)
 }
 
 /* numpy.core.numeric._frombuffer(bytes, dtype, shape, order): how protocol 5 pickles an array. */
-static lx_status make_frombuffer(vm *v, const pk_obj *args, pk_obj **out)
+/* The dtype and shape of array a from a dtype object and a tuple of dimensions, checked. */
+static lx_status set_shape(vm *v, pk_obj *a, const pk_obj *d, const pk_obj *shape)
 {
-	const pk_obj *b, *d, *shape;
-	pk_obj *a = new_obj(v, PK_ARRAY);
 	size_t i;
 
-	if (!a)
-		return oom(v);
-	if (args->t != PK_TUPLE || args->n != 4 || (b = args->items[0])->t != PK_BYTES ||
-	    (d = args->items[1])->t != PK_DTYPE || (shape = args->items[2])->t != PK_TUPLE || d->is_object ||
-	    d->big_endian || shape->n > LX_MAX_DIMS)
-		return bad(v, "numpy _frombuffer with other arguments than (bytes, dtype, shape, order)");
-	if (shape->n > 1 && !str_is(args->items[3], "C"))
-		return bad(v, "an array in Fortran order");
 	a->tensor.dtype = d->dtype;
 	a->tensor.ndim = (int)shape->n;
 	a->tensor.numel = 1;
@@ -262,6 +253,25 @@ static lx_status make_frombuffer(vm *v, const pk_obj *args, pk_obj **out)
 		if (!feat_mul_dim(&a->tensor.numel, shape->items[i]->i))
 			return bad(v, "an array shape of more than 2^40 elements");
 	}
+	return LX_OK;
+}
+
+static lx_status make_frombuffer(vm *v, const pk_obj *args, pk_obj **out)
+{
+	const pk_obj *b, *d, *shape;
+	pk_obj *a = new_obj(v, PK_ARRAY);
+	lx_status rc;
+
+	if (!a)
+		return oom(v);
+	if (args->t != PK_TUPLE || args->n != 4 || (b = args->items[0])->t != PK_BYTES ||
+	    (d = args->items[1])->t != PK_DTYPE || (shape = args->items[2])->t != PK_TUPLE || d->is_object ||
+	    d->big_endian || shape->n > LX_MAX_DIMS)
+		return bad(v, "numpy _frombuffer with other arguments than (bytes, dtype, shape, order)");
+	if (shape->n > 1 && !str_is(args->items[3], "C"))
+		return bad(v, "an array in Fortran order");
+	if ((rc = set_shape(v, a, d, shape)))
+		return rc;
 	if ((uint64_t)b->len != (uint64_t)a->tensor.numel * lx_dtype_size(d->dtype))
 		return bad(v, "array data of the wrong size");
 	a->tensor.data = b->s;
@@ -333,7 +343,7 @@ static lx_status reduce(vm *v)
 static lx_status build_array(vm *v, pk_obj *a, const pk_obj *st)
 {
 	const pk_obj *shape, *d, *data;
-	size_t i;
+	lx_status rc;
 
 	if (st->t != PK_TUPLE || st->n != 5 || (shape = st->items[1])->t != PK_TUPLE ||
 	    (d = st->items[2])->t != PK_DTYPE || st->items[3]->t != PK_BOOL)
@@ -343,16 +353,8 @@ static lx_status build_array(vm *v, pk_obj *a, const pk_obj *st)
 		return bad(v, "a big-endian array");
 	if (shape->n > LX_MAX_DIMS || (st->items[3]->i && shape->n > 1))
 		return bad(v, "an array of too many dimensions, or in Fortran order");
-	a->tensor.dtype = d->dtype;
-	a->tensor.ndim = (int)shape->n;
-	a->tensor.numel = 1;
-	for (i = 0; i < shape->n; i++) {
-		if (shape->items[i]->t != PK_INT || shape->items[i]->i < 0 || shape->items[i]->i > (1LL << 31))
-			return bad(v, "a bad array shape");
-		a->tensor.shape[i] = shape->items[i]->i;
-		if (!feat_mul_dim(&a->tensor.numel, shape->items[i]->i))
-			return bad(v, "an array shape of more than 2^40 elements");
-	}
+	if ((rc = set_shape(v, a, d, shape)))
+		return rc;
 	a->is_object = d->is_object;
 	if (d->is_object) {
 		if (data->t != PK_LIST || (int64_t)data->n != a->tensor.numel)

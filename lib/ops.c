@@ -19,25 +19,7 @@ void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out
 
 void lx_op_add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps)
 {
-	int i, j;
-
-	for (i = 0; i < M; i++) {
-		float *row = x + (size_t)i * H;
-		double mean = 0, var = 0;
-		float inv;
-		if (r)
-			for (j = 0; j < H; j++)
-				row[j] += r[(size_t)i * H + j];
-		for (j = 0; j < H; j++)
-			mean += row[j];
-		mean /= H;
-		for (j = 0; j < H; j++)
-			var += (row[j] - mean) * (row[j] - mean);
-		var /= H;
-		inv = (float)(1.0 / sqrt(var + eps));
-		for (j = 0; j < H; j++)
-			row[j] = (float)(row[j] - mean) * inv * n->g[j] + n->b[j];
-	}
+	lx_op_add_norm_keep(x, r, M, H, n, eps, NULL, NULL);
 }
 
 void lx_op_gelu(float *x, size_t n, int tanh_form)
@@ -58,7 +40,7 @@ void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w
 	int i, j;
 
 	for (i = 0; i < M; i++) {
-		float *row = x + (size_t)i * H, *xh = xhat + (size_t)i * H;
+		float *row = x + (size_t)i * H, *xh = xhat ? xhat + (size_t)i * H : NULL;
 		double mean = 0, var = 0;
 		float inv;
 		if (r)
@@ -71,11 +53,16 @@ void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w
 			var += (row[j] - mean) * (row[j] - mean);
 		var /= H;
 		inv = (float)(1.0 / sqrt(var + eps));
-		rstd[i] = inv;
-		for (j = 0; j < H; j++) {
-			xh[j] = (float)(row[j] - mean) * inv;
-			row[j] = xh[j] * n->g[j] + n->b[j];
-		}
+		if (rstd)
+			rstd[i] = inv;
+		if (xh)
+			for (j = 0; j < H; j++) {
+				xh[j] = (float)(row[j] - mean) * inv;
+				row[j] = xh[j] * n->g[j] + n->b[j];
+			}
+		else
+			for (j = 0; j < H; j++)
+				row[j] = (float)(row[j] - mean) * inv * n->g[j] + n->b[j];
 	}
 }
 

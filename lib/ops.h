@@ -19,7 +19,7 @@ void lx_op_add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, 
 void lx_op_gelu(float *x, size_t n, int tanh_form);
 
 /* lx_op_add_norm that also keeps, for a backward pass, the normalised rows xhat[M, H] = (x + r - mean) / std
- * and rstd[M] = 1 / std. Its output is bit for bit lx_op_add_norm's. */
+ * and rstd[M] = 1 / std (either may be NULL). lx_op_add_norm is this with neither kept. */
 void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps, float *xhat,
                          float *rstd);
 
