@@ -1,4 +1,5 @@
-# lx - LXMERT as Unix tools. One non-recursive Makefile: lib/*.c -> liblx.a, cmd/lx-*.c -> bin/lx-*.
+# lx - LXMERT as Unix tools. One non-recursive Makefile: lib/LAYER/*.c -> liblx.a, cmd/lx-*.c -> the tools.
+# Everything is built out of the tree, in $(O) (build/ by default); `bin` is a link to build/bin.
 # CC, CFLAGS, LDFLAGS and PREFIX may be given on the command line.
 
 CC ?= cc
@@ -8,41 +9,48 @@ PREFIX ?= /usr/local
 PKGS = openblas msgpack libutf8proc jansson zlib libpng libjpeg freetype2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter
+WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter \
+       -Werror=implicit-function-declaration
 ALL_CFLAGS = $(WARN) -Ilib $(PKG_CFLAGS) $(CFLAGS)
+DEPFLAGS = -MMD -MP
 LIBS = $(PKG_LIBS) -lm -lpthread
 
-# O: where objects, liblx.a, bin/ and the unit tests go (another O keeps a sanitizer build apart).
-O ?= .
-LIB_SRC := $(sort $(wildcard lib/*.c))
-LIB_OBJ := $(patsubst %.c,$(O)/%.o,$(LIB_SRC))
+# O: where objects, liblx.a, bin/, the unit tests and the benchmarks go (another O keeps a sanitizer build
+# apart). The library's layers are the folders of lib/, in the order lib/LAYERS gives.
+O ?= build
+LIB_SRC := $(sort $(wildcard lib/*/*.c))
+LIB_OBJ := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRC))
 CMD_SRC := $(sort $(wildcard cmd/lx-*.c))
 TOOLS := $(patsubst cmd/%.c,$(O)/bin/%,$(CMD_SRC))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
-UNIT := $(patsubst tests/unit/%.c,$(O)/tests/unit/bin/%,$(UNIT_SRC))
-HEADERS := $(wildcard lib/*.h)
+UNIT := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 LIBLX := $(O)/lib/liblx.a
 
 all: $(TOOLS)
+ifeq ($(O),build)
+	@if [ -d bin ] && [ ! -L bin ]; then rm -rf bin; fi; ln -sfn build/bin bin
+endif
 
-$(O)/lib/%.o: lib/%.c $(HEADERS)
-	@mkdir -p $(O)/lib
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(O)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(LIBLX): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(O)/bin/%: cmd/%.c $(LIBLX) $(HEADERS)
-	@mkdir -p $(O)/bin
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+$(O)/bin/%: cmd/%.c $(LIBLX)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
-$(O)/tests/unit/bin/%: tests/unit/%.c $(LIBLX) $(HEADERS)
-	@mkdir -p $(O)/tests/unit/bin
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+$(O)/tests/unit/%: tests/unit/%.c $(LIBLX)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+
+-include $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d)
 
 # Every test: the public headers alone, the C unit tests, then one bats suite per tool.
-check: test-deps all $(UNIT) check-headers
+check: check-deps all $(UNIT) check-headers check-layers
 	@for t in $(UNIT); do $$t || exit 1; done
 	LX_BIN=$(abspath $(O)/bin) bats tests/
 
@@ -61,6 +69,10 @@ check-valgrind: all
 check-long: all
 	LX_BIN=$(abspath $(O)/bin) bats tests/long/
 
+# No file of liblx depends on a layer above its own (lib/LAYERS), by its includes and by its symbols.
+check-layers: $(LIBLX)
+	sh tests/layers.sh lib $(O)/lib
+
 # Each public header compiles on its own, strictly.
 check-headers:
 	@for h in lib/lx*.h; do \
@@ -70,22 +82,22 @@ check-headers:
 
 # lx-tokenize's speed on generated questions (bench/tokenize.sh; LX_BENCH_QUESTIONS sets how many).
 bench-tokenize: $(O)/bin/lx-tokenize
-	sh bench/tokenize.sh
+	LX_BIN=$(abspath $(O)/bin) sh bench/tokenize.sh
 
 # Every benchmark: the encoder, training, the tokenizer, the feature join. Benchmarks are not tests.
 bench: bench-encode bench-train bench-tokenize bench-featpack
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all
-	sh bench/featpack.sh
+	LX_BIN=$(abspath $(O)/bin) sh bench/featpack.sh
 
 # Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
-# for the tests and benchmarks. `make deps` / `make test-deps` install what is missing when run as root and
+# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs. `make deps` / `make test-deps` install what is missing when run as root and
 # otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
        libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core python3
-TEST_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium \
-       clang libclang-rt-14-dev valgrind
+CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
+TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
@@ -94,6 +106,8 @@ define install_missing
 endef
 deps:
 	$(call install_missing,$(DEBS))
+check-deps:
+	$(call install_missing,$(DEBS) $(CHECK_DEBS))
 test-deps:
 	$(call install_missing,$(DEBS) $(TEST_DEBS))
 
@@ -115,15 +129,17 @@ fuzz: fuzz-build
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
 BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train
-$(O)/bench/bin/%: bench/%.c bench/sgemm_rate.h $(LIBLX) $(HEADERS)
-	@mkdir -p $(O)/bench/bin
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+$(O)/bench/bin/%: bench/%.c $(LIBLX)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+-include $(BENCH:=.d)
+BENCH_ENV = LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) LX_BENCH_OUT=$(abspath $(O)/bench/out)
 bench-encode: all $(BENCH)
-	sh bench/encode.sh
+	$(BENCH_ENV) sh bench/encode.sh
 
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
-	sh bench/train.sh
+	$(BENCH_ENV) sh bench/train.sh
 
 # The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,
 # train a small LXMERT on them, write models/demo. About 10 minutes on 2 cores.
@@ -142,8 +158,8 @@ install: all
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
-	rm -rf bin lib/*.o lib/liblx.a tests/unit/bin build-asan build-fuzz bench/bin bench/out
+	rm -rf build bin build-asan build-fuzz bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-headers check-long \
+.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

@@ -21,9 +21,9 @@ fi
 [ -s "$qs" ] || "$py" "$top/tests/featref.py" bench-questions "$questions" "$images" 1 > "$qs"
 rm -f "$tsv.lxidx"
 t0=$(date +%s.%N)
-"$top/bin/lx-featpack" --join --index "$tsv" < /dev/null
+"${LX_BIN:-$top/bin}/lx-featpack" --join --index "$tsv" < /dev/null
 t1=$(date +%s.%N)
-/usr/bin/time -v "$top/bin/lx-featpack" --join --index --cache "$cache" "$tsv" < "$qs" 2> "$dir/time.txt" \
+/usr/bin/time -v "${LX_BIN:-$top/bin}/lx-featpack" --join --index --cache "$cache" "$tsv" < "$qs" 2> "$dir/time.txt" \
 	> /dev/null
 t2=$(date +%s.%N)
 user=$(sed -n 's/.*User time (seconds): //p' "$dir/time.txt")

@@ -2,13 +2,13 @@
  * lx_attn.h - looking at attention maps: head means, attention rollout, NPY files, and the pictures
  * lx-attnviz(1) draws (a grid of heatmaps, boxes over an image).
  *
- * Ownership follows lx.h. An lx_attn is a view: it does not own p. Pictures are new lx_images freed with
+ * Ownership follows lx_core.h. An lx_attn is a view: it does not own p. Pictures are new lx_images freed with
  * lx_image_free. Label arrays are borrowed for the duration of a call.
  */
 #ifndef LX_ATTN_H
 #define LX_ATTN_H
 
-#include "lx.h"
+#include "lx_core.h"
 #include "lx_image.h"
 
 /* Attention probabilities [layers, heads, q, k]: query rows over key columns, each row summing to 1. */

@@ -3,12 +3,12 @@
  * Hugging Face's, inferring an LXMERT config, and writing safetensors (formats/pytorch-checkpoint.md,
  * lx-convert(1)).
  *
- * Ownership and errors follow lx.h.
+ * Ownership and errors as in lx_core.h. Writing safetensors is in lx_fmt.h.
  */
 #ifndef LX_CKPT_H
 #define LX_CKPT_H
 
-#include "lx.h"
+#include "lx_model.h"
 
 /* ---- reading a checkpoint ---------------------------------------------------------------------------- */
 /*
@@ -31,20 +31,6 @@ int lx_ckpt_count(const lx_ckpt *c);
 const char *lx_ckpt_name(const lx_ckpt *c, int i, lx_tensor *t);
 /* "zip" or "legacy". */
 const char *lx_ckpt_format(const lx_ckpt *c);
-
-/* ---- writing safetensors ----------------------------------------------------------------------------- */
-
-typedef struct {
-	const char *name;
-	lx_tensor src;      /* what to write; data need not be aligned */
-	lx_dtype dtype;     /* dtype to write: src.dtype, or any float dtype when src is a float tensor */
-} lx_st_entry;
-
-/* Writes a safetensors file as Hugging Face's safetensors library does: the header's keys sorted, then
- * "__metadata__": {"format": "pt"}, padded with spaces to a multiple of 8 bytes; data ordered by dtype
- * (widest first) then name. Converts float dtypes on the way (round to nearest even). Names must be distinct.
- * LX_EIO if writing fails. */
-lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e);
 
 /* ---- names and config -------------------------------------------------------------------------------- */
 

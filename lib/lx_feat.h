@@ -10,14 +10,14 @@
  *   LX_FEAT_NPY     one image a .npy: np.save of a dict (x, bbox, num_bbox, image_h, image_w), or MMF's
  *                   features .npy beside its FILE_info.npy dict
  *
- * Ownership follows lx.h: lx_feat_open/lx_feat_free, lx_feat_index_new/lx_feat_index_free,
+ * Ownership follows lx_core.h: lx_feat_open/lx_feat_free, lx_feat_index_new/lx_feat_index_free,
  * lx_feat_image_init/lx_feat_image_destroy. Every reader streams: it holds one image (one line or record)
  * at a time, never the whole file.
  */
 #ifndef LX_FEAT_H
 #define LX_FEAT_H
 
-#include "lx.h"
+#include "lx_core.h"
 
 typedef enum { LX_FEAT_OBJ36, LX_FEAT_BUTD, LX_FEAT_NPZ, LX_FEAT_STREAM, LX_FEAT_NPY } lx_feat_format;
 

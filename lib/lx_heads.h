@@ -1,6 +1,7 @@
 /*
  * lx_heads.h - LXMERT's heads over the encoder's outputs, their losses, and the name lists that make their
- * outputs readable (answers, words, object and attribute labels). Ownership and errors follow lx.h.
+ * outputs readable (answers, words, object and attribute labels). Ownership and errors as in lx_core.h;
+ * the name lists are in lx_names.h.
  *
  * The heads, as in Hugging Face's LxmertForPreTraining and LxmertForQuestionAnswering:
  *   answer   answer_head.logit_fc: Linear(H, 2H), gelu (erf form, whatever hidden_act says), LayerNorm(2H),
@@ -16,11 +17,12 @@
 #ifndef LX_HEADS_H
 #define LX_HEADS_H
 
-#include "lx.h"
+#include "lx_encoder.h"
+#include "lx_names.h"
 
 /* ---- the heads -------------------------------------------------------------------------------------- */
 
-/* Heads are named by the LX_HEAD_* bits of lx.h. */
+/* Heads are named by the LX_HEAD_* bits of lx_model.h. */
 
 /* The LX_HEAD_* bits of the heads model m has weights for. */
 int lx_heads_available(const lx_model *m);
@@ -100,30 +102,5 @@ void lx_softmax(const float *x, int n, float *p);
 double lx_sigmoid(double x);
 /* Indices of the k largest values of x[n] (k <= n), largest first; equal values keep index order. */
 void lx_topk(const float *x, int n, int k, int *idx);
-
-/* ---- name lists ------------------------------------------------------------------------------------- */
-
-typedef struct lx_names lx_names;
-
-enum {
-	LX_NAMES_LINES,    /* one name a line, verbatim (vocab.txt) */
-	LX_NAMES_FIRST,    /* one entry a line, the first of its comma-separated synonyms (VG vocab files) */
-	LX_NAMES_ANSWERS   /* a JSON list of strings (label2ans), a JSON list of {"ans": ...} objects
-	                      (lxmert_all_ans.json) when the file starts with [ or {; else one answer a line */
-};
-
-/* Reads a name list from path. Lines end with \n (a \r before it is dropped); a last line without \n counts.
- * LX_EMODEL if the file cannot be read or parsed, naming the file and, for JSON, the line and entry. */
-lx_status lx_names_load(lx_names **out, const char *path, int kind, lx_err *e);
-/* The same from text already in memory (len bytes; path is for messages). */
-lx_status lx_names_parse(lx_names **out, const char *text, size_t len, const char *path, int kind, lx_err *e);
-void lx_names_free(lx_names *n);
-int lx_names_count(const lx_names *n);
-/* The i-th name (0 <= i < count). */
-const char *lx_names_get(const lx_names *n, int i);
-/* Index of name s, or -1. */
-int lx_names_find(const lx_names *n, const char *s);
-/* The path the list was read from. */
-const char *lx_names_path(const lx_names *n);
 
 #endif

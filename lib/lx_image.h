@@ -2,7 +2,7 @@
  * lx_image.h - pictures for liblx: an RGB image, PNG and JPEG files (libpng, libjpeg), text (FreeType), the
  * few drawing primitives the attention pictures need, a colour scale and base64 for data: URIs.
  *
- * Ownership follows lx.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free;
+ * Ownership follows lx_core.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free;
  * lx_font_open makes a font freed by lx_font_free. Buffers returned through a pointer argument
  * (lx_image_encode_png, lx_base64) are malloc'ed and freed by the caller with free().
  * Drawing functions clip to the image and never fail.
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lx.h"
+#include "lx_core.h"
 
 /* Colours are 0xRRGGBB. */
 typedef struct {

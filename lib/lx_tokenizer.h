@@ -9,14 +9,14 @@
  * pieces of the vocabulary from the left; a word of more than 100 characters, or with a remainder no piece
  * matches, is one [UNK]. Unicode properties come from utf8proc.
  *
- * Ownership follows lx.h. A tokenizer keeps a pointer to its vocabulary, which must outlive it. A vocabulary
+ * Ownership follows lx_core.h. A tokenizer keeps a pointer to its vocabulary, which must outlive it. A vocabulary
  * is read-only once loaded and may be shared by tokenizers in several threads; a tokenizer holds the buffers
  * of one text at a time and serves one thread.
  */
 #ifndef LX_TOKENIZER_H
 #define LX_TOKENIZER_H
 
-#include "lx.h"
+#include "lx_core.h"
 
 /* ---- the vocabulary --------------------------------------------------------------------------------- */
 

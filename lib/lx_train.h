@@ -2,7 +2,7 @@
  * lx_train.h - training LXMERT: the parameters as mutable float32 tensors with their gradients, the
  * training forward pass that keeps what the backward pass needs, the backward pass of the encoder and of
  * every head, HF's and the authors' losses, AdamW (PyTorch's torch.optim.AdamW), and checkpoints.
- * Ownership and errors follow lx.h.
+ * Ownership and errors as in lx_core.h.
  *
  * Quirks of the reference, kept on purpose: Hugging Face's three embedding tables have padding_idx 0, so
  * row 0 of the word, position and token-type tables gets no gradient from the embedding lookup (the word
@@ -14,7 +14,6 @@
 
 #include <stdint.h>
 
-#include "lx.h"
 #include "lx_heads.h"
 
 /* The labels of one example for training. */

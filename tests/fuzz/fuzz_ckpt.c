@@ -3,7 +3,7 @@
  * through lx_ckpt_open_mem (zip or legacy layout). Built and run by `make fuzz`; seeds in seeds/fuzz_ckpt.
  */
 #include "lx_ckpt.h"
-#include "lx_pickle.h"
+#include "fmt/pickle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,7 @@
  * then the image and ids taken from the dict it made. */
 #include <stdlib.h>
 
-#include "feat_impl.h"
+#include "feat/feat_impl.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {

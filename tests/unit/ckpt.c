@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "lx_ckpt.h"
-#include "lx_pickle.h"
-#include "lx_zip.h"
+#include "fmt/pickle.h"
+#include "fmt/zip.h"
 
 static int failures;
 

@@ -1,0 +1,186 @@
+/*
+ * lx_core.h - liblx's core layer: status and errors, tensors, the record stream, and tool support.
+ *
+ * Ownership, once for the whole library: an object made by lx_X_new() or lx_X_open() is freed by
+ * lx_X_free() (lx_X_free(NULL) does nothing); a struct the caller provides is set up by lx_X_init() and
+ * emptied by lx_X_destroy(). Pointers returned by a getter stay owned by the object they came from and live
+ * as long as it does, unless the comment says otherwise.
+ *
+ * Errors: a function that can fail returns an lx_status (LX_OK is 0) and, when it fails, fills the lx_err
+ * the caller passed with one line naming the file, record or field, what was found and what was expected.
+ * The library never prints and never exits.
+ */
+#ifndef LX_CORE_H
+#define LX_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <msgpack.h>
+
+#define LX_VERSION "0.1.0"
+
+/* ---- status and errors ------------------------------------------------------------------------------ */
+
+/* These values are the exit statuses of every tool (see lx-stream(5), EXIT STATUS). */
+typedef enum {
+	LX_OK = 0,
+	LX_EINPUT = 1,  /* bad input: a record, a field, a line of text */
+	LX_EUSAGE = 2,  /* bad command line */
+	LX_EMODEL = 3,  /* a model directory or another named file cannot be used */
+	LX_EIO = 4,     /* reading or writing failed (disk full, closed pipe with an error) */
+	LX_EINTR = 5    /* stopped by a signal after flushing every finished record */
+} lx_status;
+
+typedef struct {
+	lx_status status;
+	char msg[512];
+} lx_err;
+
+/* Fills e (if not NULL) with the formatted message and returns status. */
+lx_status lx_errf(lx_err *e, lx_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* ---- tensors ---------------------------------------------------------------------------------------- */
+
+typedef enum { LX_F32, LX_F16, LX_BF16, LX_F64, LX_I32, LX_I64, LX_I16, LX_I8, LX_U8, LX_BOOL } lx_dtype;
+
+#define LX_MAX_DIMS 8
+
+/* A view of a tensor inside a record or a file. data may be unaligned: read it through the copy functions. */
+typedef struct {
+	lx_dtype dtype;
+	int ndim;
+	int64_t shape[LX_MAX_DIMS];
+	const void *data;
+	int64_t numel;
+} lx_tensor;
+
+size_t lx_dtype_size(lx_dtype t);
+const char *lx_dtype_numpy(lx_dtype t);      /* "<f4", ... */
+const char *lx_dtype_safetensors(lx_dtype t); /* "F32", ... */
+int lx_dtype_is_float(lx_dtype t);
+
+/* Converts t's elements to float (any float dtype) or int32 (any integer dtype). Integer values outside the
+ * int32 range are an error; so are floats given where integers are asked for, and the reverse. */
+lx_status lx_tensor_to_f32(const lx_tensor *t, float *dst, const char *field, lx_err *e);
+lx_status lx_tensor_to_i32(const lx_tensor *t, int32_t *dst, const char *field, lx_err *e);
+
+float lx_half_to_float(uint16_t h);
+float lx_bf16_to_float(uint16_t h);
+uint16_t lx_float_to_half(float f);
+uint16_t lx_float_to_bf16(float f);
+
+/* ---- the stream ------------------------------------------------------------------------------------- */
+/*
+ * A stream is a concatenation of msgpack maps, one record each (formats/stream.md). A record keeps the
+ * fields it was read with, unchanged, and the fields a tool adds; a field added under an existing key
+ * replaces it. Tensors are maps in the layout of msgpack-numpy.
+ */
+
+typedef struct lx_record lx_record;
+typedef struct lx_reader lx_reader;
+typedef struct lx_writer lx_writer;
+
+/* Reads records from f; name is used in messages ("stdin", a path). f is not closed by lx_reader_free.
+ * When f is not a regular file (a pipe, a terminal), the reader reads its descriptor with read(2), so that a
+ * record is handled as soon as its last byte arrives and SIGINT/SIGTERM end a wait for input: nothing may
+ * have been read from f through stdio before. lx_reader_new_buffered reads through stdio only (for a FILE
+ * already read from). */
+lx_reader *lx_reader_new(FILE *f, const char *name);
+lx_reader *lx_reader_new_buffered(FILE *f, const char *name);
+void lx_reader_free(lx_reader *r);
+/* Reads the next record into a new lx_record (*out, to be freed with lx_record_free).
+ * Returns LX_OK with *out set, LX_OK with *out NULL at the clean end of the stream, or an error. */
+lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e);
+/* Number of records read so far. */
+long lx_reader_count(const lx_reader *r);
+/* After lx_reader_next failed: 1 if the bad value was a whole msgpack value that is not a map (the reader
+ * stands at the next record, so --keep-going may go on), 0 if the stream cannot be read further (bytes that
+ * are not msgpack, a truncated record, a read error: there is no record boundary to resynchronise on). */
+int lx_reader_resumable(const lx_reader *r);
+/* Bytes of the input taken by the records read so far: where the next record starts, counted from where
+ * the reader began. */
+uint64_t lx_reader_offset(const lx_reader *r);
+
+/* An empty record (for tools that make records from other input). */
+lx_record *lx_record_new(void);
+void lx_record_free(lx_record *rec);
+/* 0-based position of the record in its input stream (-1 for a new record). */
+long lx_record_index(const lx_record *rec);
+
+/* The value of a field: what the record was read with, or what was added under that key. NULL if absent. */
+const msgpack_object *lx_record_get(const lx_record *rec, const char *key);
+/* Decodes field key as a tensor. LX_EINPUT if the field is absent (unless optional: then *present = 0) or is
+ * not a tensor. A msgpack array of numbers is accepted as a 1-D tensor (I64 or F64). */
+lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, int *present, lx_err *e);
+/* An optional integer field: a msgpack integer or boolean, or a tensor holding one integer. *present tells
+ * whether the record has it; LX_EINPUT naming the field when it is something else. */
+lx_status lx_record_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e);
+/* The id of a record for messages: question_id, img_id, uid or identifier as text, else "" (buf is returned). */
+const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
+
+/* Adding fields. Each adds or replaces key; data are copied into the record. */
+lx_status lx_record_add_tensor(lx_record *rec, const char *key, lx_dtype dtype, int ndim, const int64_t *shape,
+                               const void *data);
+lx_status lx_record_add_str(lx_record *rec, const char *key, const char *s, size_t len);
+lx_status lx_record_add_int(lx_record *rec, const char *key, int64_t v);
+lx_status lx_record_add_float(lx_record *rec, const char *key, double v);
+lx_status lx_record_add_object(lx_record *rec, const char *key, const msgpack_object *o);
+/* For any other value: returns a packer into which the caller packs exactly one msgpack value for key.
+ * Valid until the next call on rec. */
+msgpack_packer *lx_record_add_packer(lx_record *rec, const char *key);
+/* Drops a field (read or added). */
+void lx_record_remove(lx_record *rec, const char *key);
+
+/* Error records (--keep-going, formats/stream.md): a tool that refuses a record writes it out with a str field
+ * `error` holding the message, and every tool passes a record that carries a str `error` through untouched.
+ * lx_record_is_error tells whether rec carries one; lx_record_set_error adds (or replaces) it, keeping every
+ * other field; lx_record_error_new makes a record holding only `error`, for input that is no record. */
+int lx_record_is_error(const lx_record *rec);
+lx_status lx_record_set_error(lx_record *rec, const char *msg);
+lx_record *lx_record_error_new(const char *msg);
+/* Undoes every change made to a record since it was read (added, replaced and removed fields), so that an
+ * error record holds the input's fields as they came. A new record becomes empty. */
+void lx_record_revert(lx_record *rec);
+
+/* Packs a tensor in the msgpack-numpy layout into any packer. */
+int lx_pack_tensor(msgpack_packer *pk, lx_dtype dtype, int ndim, const int64_t *shape, const void *data);
+
+/* Writes records to f. lx_writer_put and lx_writer_flush report a failed write as LX_EIO; a reader that went
+ * away (EPIPE) is LX_EIO too, and lx_writer_broken_pipe() tells the two apart. */
+lx_writer *lx_writer_new(FILE *f, const char *name);
+void lx_writer_free(lx_writer *w);
+lx_status lx_writer_put(lx_writer *w, const lx_record *rec, lx_err *e);
+lx_status lx_writer_flush(lx_writer *w, lx_err *e);
+int lx_writer_broken_pipe(const lx_writer *w);
+
+/* ---- tool support ----------------------------------------------------------------------------------- */
+
+/* A progress line on a stream (stderr): records done and records/s, redrawn at most a few times a second,
+ * when enabled. */
+typedef struct {
+	FILE *f;
+	int enabled;
+	const char *tool;
+	double t0, last;
+	long done;
+} lx_progress;
+
+void lx_progress_init(lx_progress *p, FILE *f, const char *tool, int force);
+void lx_progress_tick(lx_progress *p, long done);
+void lx_progress_end(lx_progress *p);
+
+/* SIGINT and SIGTERM set a flag instead of killing the tool, so that it can stop after the record in hand
+ * and flush what it finished. A read blocked on input returns (EINTR) so the tool notices. */
+void lx_signals_init(void);
+int lx_interrupted(void);
+
+/* Monotonic seconds. */
+double lx_now(void);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * lx_encoder.h - liblx's nn layer: LXMERT's three encoders over packed batches of examples.
+ * Ownership and errors as in lx_core.h.
+ */
+#ifndef LX_ENCODER_H
+#define LX_ENCODER_H
+
+#include "lx_model.h"
+
+/* ---- the encoders ----------------------------------------------------------------------------------- */
+
+/* One example to encode: inputs as given by a record, outputs filled by lx_encode. */
+typedef struct {
+	int T, N;
+	const int32_t *input_ids;       /* [T] */
+	const int32_t *token_type_ids;  /* [T] or NULL (zeros) */
+	const float *attention_mask;    /* [T] or NULL (all ones) */
+	const float *visual_feats;      /* [N, F] */
+	const float *visual_pos;        /* [N, 4] */
+	const float *visual_mask;       /* [N] or NULL */
+} lx_example;
+
+/* Which extra outputs to keep. */
+enum {
+	LX_WANT_HIDDEN = 1,     /* language/vision hidden states of every layer */
+	LX_WANT_ATTN = 2        /* attention probabilities of every layer, all six kinds */
+};
+
+/* Outputs of one example: pointers into the lx_encoder's buffers, valid until the next lx_encode. */
+typedef struct {
+	const float *lang;          /* [T, H] language_output */
+	const float *visn;          /* [N, H] vision_output */
+	const float *pooled;        /* [H] pooled_output */
+	const float *lang_hidden;   /* [l+x, T, H] */
+	const float *visn_hidden;   /* [r+x, N, H] */
+	const float *attn_l;        /* [l, heads, T, T] language self-attention */
+	const float *attn_r;        /* [r, heads, N, N] object-relationship self-attention */
+	const float *attn_xl;       /* [x, heads, T, N] cross: language queries over boxes */
+	const float *attn_xv;       /* [x, heads, N, T] cross: box queries over words */
+	const float *attn_xls;      /* [x, heads, T, T] cross layers' language self-attention */
+	const float *attn_xvs;      /* [x, heads, N, N] cross layers' vision self-attention */
+} lx_outputs;
+
+typedef struct lx_encoder lx_encoder;
+
+/* The per-run state: scratch buffers grown to the largest batch seen, so that lx_encode allocates nothing
+ * once it has seen a batch of that size. */
+lx_encoder *lx_encoder_new(const lx_model *m, int want);
+void lx_encoder_free(lx_encoder *enc);
+/* Encodes n examples as one set of matrix products; out[i] receives example i's outputs. Checks every input
+ * (ids within the vocabulary, T within max_position_embeddings, finite features) before computing. */
+lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *out, lx_err *e);
+
+/* Checks one example against the model: T in [1, max_position_embeddings], N >= 1, ids within the
+ * vocabulary, token types within type_vocab_size, finite features and boxes. Messages name the field. */
+lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e);
+
+/* Number of threads used by the matrix products (OpenBLAS) and the attention loops. */
+void lx_set_threads(int n);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * ops.h - liblx's small dense operations, shared by the encoder (encoder.c) and the heads (heads.c).
+ * Internal to the library: not installed, not part of the public API. None allocates; none can fail.
+ */
+#ifndef LX_OPS_H
+#define LX_OPS_H
+
+#include <stddef.h>
+
+#include "lx_encoder.h"
+
+/* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout (one cblas_sgemm). */
+void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in);
+
+/* x[M, H] = LayerNorm(x + r) over each row (r may be NULL), with gain and bias from n. */
+void lx_op_add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps);
+
+/* x = gelu(x), in place: the erf form, or the tanh approximation when tanh_form is set. */
+void lx_op_gelu(float *x, size_t n, int tanh_form);
+
+/* lx_op_add_norm that also keeps, for a backward pass, the normalised rows xhat[M, H] = (x + r - mean) / std
+ * and rstd[M] = 1 / std (either may be NULL). lx_op_add_norm is this with neither kept. */
+void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps, float *xhat,
+                         float *rstd);
+
+/* ---- backward (the gradients of the operations above) ---- */
+
+/* For y = x W^T + b over M rows: dW[out, in] += dy^T x and db[out] += the column sums of dy (either may be
+ * NULL: not wanted); dx[M, in] = dy W, or dx += dy W when accumulate is set (dx NULL: not wanted). */
+void lx_op_linear_backward(const float *dy, const float *x, int M, const float *W, int out, int in, float *dW,
+                           float *db, float *dx, int accumulate);
+
+/* For y = LayerNorm(s) with gain g: dg += sum dy xhat, db += sum dy (either may be NULL), and ds[M, H] from
+ * dy (ds may be dy). */
+void lx_op_norm_backward(float *ds, const float *dy, const float *xhat, const float *rstd, int M, int H,
+                         const float *g, float *dg, float *db);
+
+/* d[i] *= gelu'(pre[i]) (the erf form, or the tanh approximation when tanh_form is set). */
+void lx_op_gelu_backward(float *d, const float *pre, size_t n, int tanh_form);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * train_impl.h - between the trainer (train.c) and the training forward and backward passes (backward.c).
+ * Internal to the library: not installed, not part of the public API.
+ */
+#ifndef LX_TRAIN_IMPL_H
+#define LX_TRAIN_IMPL_H
+
+#include "nn/encoder_impl.h"
+#include "lx_train.h"
+
+/* Gradients live in one array laid out as the parameters: the gradient of parameter p is at
+ * grad + (p - param). */
+typedef struct {
+	const float *param;
+	float *grad;
+	int nt;                   /* tensors */
+	const size_t *off;        /* [nt] each tensor's first float, increasing */
+	unsigned char *touched;   /* [nt] set when the backward pass reaches the tensor (torch: grad not None) */
+} lx_gradmap;
+
+/* The gradient of parameter p, marking its tensor as reached. */
+float *lx_grad_of(const lx_gradmap *g, const float *p);
+
+/* What a training forward keeps, and the backward pass's scratch: grown to the largest batch, reused. */
+typedef struct lx_tape lx_tape;
+
+lx_tape *lx_tape_new(void);
+void lx_tape_free(lx_tape *t);
+
+/* Forward, losses and backward over one batch with the encoder's model (whose weights g->param holds):
+ * adds every gradient into g->grad (heads only when freeze_encoder is set). heads: LX_HEAD_* in use. */
+lx_status lx_train_batch(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, int heads, int freeze_encoder,
+                         const lx_example *ex, const lx_train_labels *lab, int n, lx_losses *loss, lx_err *e);
+
+#endif
