@@ -29,7 +29,8 @@ typedef enum {
 	LX_EINPUT = 1,  /* bad input: a record, a field, a line of text */
 	LX_EUSAGE = 2,  /* bad command line */
 	LX_EMODEL = 3,  /* a model directory or another named file cannot be used */
-	LX_EIO = 4,     /* reading or writing failed (disk full, closed pipe with an error) */
+	LX_EIO = 4,     /* reading or writing failed (disk full, closed pipe with an error), or memory ran out
+	                   (the message then says "out of memory") */
 	LX_EINTR = 5    /* stopped by a signal after flushing every finished record */
 } lx_status;
 
@@ -65,8 +66,9 @@ const char *lx_dtype_numpy(lx_dtype t);      /* "<f4", ... */
 const char *lx_dtype_safetensors(lx_dtype t); /* "F32", ... */
 int lx_dtype_is_float(lx_dtype t);
 
-/* Converts t's elements to float (any float dtype) or int32 (any integer dtype). Integer values outside the
- * int32 range are an error; so are floats given where integers are asked for, and the reverse. */
+/* Converts t's elements to float or int32. To float: any dtype (integers and booleans, as masks are often
+ * written, are taken as their values). To int32: any integer or boolean dtype; a float dtype is an error, and
+ * so is an integer value outside the int32 range. field is for messages. */
 lx_status lx_tensor_to_f32(const lx_tensor *t, float *dst, const char *field, lx_err *e);
 lx_status lx_tensor_to_i32(const lx_tensor *t, int32_t *dst, const char *field, lx_err *e);
 
@@ -121,7 +123,8 @@ lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, 
 /* An optional integer field: a msgpack integer or boolean, or a tensor holding one integer. *present tells
  * whether the record has it; LX_EINPUT naming the field when it is something else. */
 lx_status lx_record_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e);
-/* The id of a record for messages: question_id, img_id, uid or identifier as text, else "" (buf is returned). */
+/* The id of a record for messages: the first of question_id, questionId, uid, identifier, img_id and id that
+ * is a string or an integer, as text; else "". buf is returned. */
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
 
 /* Adding fields. Each adds or replaces key; data are copied into the record. */

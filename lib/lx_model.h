@@ -78,9 +78,9 @@ typedef struct {
 
 typedef struct lx_model lx_model;
 
-/* Opens a model directory: config.json, model.safetensors (mapped, not copied; F16/BF16 tensors are
- * converted to float32 once here), and vocab.txt if present. Every tensor is checked by name, shape and
- * dtype. */
+/* Opens a model directory: config.json and model.safetensors (mapped, not copied; F16/BF16 tensors are
+ * converted to float32 once here). Every tensor is checked by name, shape and dtype. vocab.txt is not read
+ * here: lx_vocab_load (lx_tokenizer.h) reads it. */
 lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e);
 void lx_model_free(lx_model *m);
 /* Heads, as flags. */
