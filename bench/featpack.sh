@@ -15,10 +15,10 @@ qs="$dir/questions_${questions}_${images}.mp"
 mkdir -p "$dir"
 if [ ! -s "$tsv" ]; then
 	echo "generating $tsv ..." >&2
-	"$py" "$top/tests/featref.py" write-obj36 "$tsv.tmp" "$images" "$boxes" "$dim"
+	"$py" "$top/tests/py/featref.py" write-obj36 "$tsv.tmp" "$images" "$boxes" "$dim"
 	mv "$tsv.tmp" "$tsv"
 fi
-[ -s "$qs" ] || "$py" "$top/tests/featref.py" bench-questions "$questions" "$images" 1 > "$qs"
+[ -s "$qs" ] || "$py" "$top/tests/py/featref.py" bench-questions "$questions" "$images" 1 > "$qs"
 rm -f "$tsv.lxidx"
 t0=$(date +%s.%N)
 "${LX_BIN:-$top/bin}/lx-featpack" --join --index "$tsv" < /dev/null

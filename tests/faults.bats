@@ -7,7 +7,7 @@ load helpers
 
 setup() {
 	T="$BATS_TEST_TMPDIR"
-	FAULTS="$PY $TOP/tests/faults.py"
+	FAULTS="$PY $TOP/tests/py/faults.py"
 	TSV="$FIX/train2014_obj36_sample.tsv"
 	SEP=--separate-stderr
 }
@@ -35,7 +35,7 @@ encoded() {
 
 # Question records as lx-tokenize writes them (Python's msgpack).
 questions() {
-	$PY "$TOP/tests/featref.py" questions "$FIX/questions.jsonl" > "$T/q.mp"
+	$PY "$TOP/tests/py/featref.py" questions "$FIX/questions.jsonl" > "$T/q.mp"
 }
 
 # ---- lx-tokenize ----

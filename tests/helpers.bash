@@ -6,4 +6,4 @@ BIN="${LX_BIN:-$TOP/bin}"
 FIX="$TOP/tests/fixtures"
 # Debian's python3 has numpy and msgpack-numpy (make deps); a python3 earlier on PATH may not.
 PY="${LX_PYTHON:-/usr/bin/python3}"
-export PYTHONPATH="$TOP/tests${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$TOP/tests/py${PYTHONPATH:+:$PYTHONPATH}"

@@ -7,7 +7,7 @@ load helpers
 setup() {
 	T="$BATS_TEST_TMPDIR"
 	VIZ="$BIN/lx-attnviz"
-	AV="$PY $TOP/tests/attnviz.py"
+	AV="$PY $TOP/tests/py/attnviz.py"
 	SEP=--separate-stderr
 }
 
@@ -89,7 +89,7 @@ only_first_two() {
 	$AV photos "$T/photos"
 	"$VIZ" -o "$T/out" --images "$T/photos" < "$T/enc.mp"
 	mkdir -p "$TOP/tests/artifacts"
-	run $PY "$TOP/tests/page.py" "$T/out/132417000.html" "$TOP/tests/artifacts/attnviz-page.png"
+	run $PY "$TOP/tests/py/page.py" "$T/out/132417000.html" "$TOP/tests/artifacts/attnviz-page.png"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq 6 ]

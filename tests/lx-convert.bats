@@ -5,7 +5,7 @@ load helpers
 setup() {
 	M="$FIX/micro"
 	T="$BATS_TEST_TMPDIR"
-	H="$PY $TOP/tests/ckpt_helper.py"
+	H="$PY $TOP/tests/py/ckpt_helper.py"
 }
 
 # No file or directory of the test's scratch space other than those named is left behind.
@@ -67,7 +67,7 @@ only_left() {
 import sys; sys.path.insert(0, sys.argv[3]); import ckpt_helper as h
 a, _ = h.read_st(sys.argv[1]); b, _ = h.read_st(sys.argv[2])
 want = {k: v for k, v in a.items() if k.startswith(("lxmert.", "answer_head."))}
-sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tests"
+sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tests/py"
 		[ "$status" -eq 0 ]
 		rm -rf "$T/out" "$T/BEST.pth"
 	done
@@ -296,9 +296,9 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	for f in pytorch_model.bin pytorch_model_legacy.bin lxrt_original.pth; do
 		rm -rf "$T/out"
 		"$BIN/lx-convert" -q --num-attention-heads 2 "$M/$f" "$T/out" 2>/dev/null
-		$PY "$TOP/tests/golden.py" inputs "$M/golden.safetensors" |
+		$PY "$TOP/tests/py/golden.py" inputs "$M/golden.safetensors" |
 			"$BIN/lx-encode" -m "$T/out" --attentions --hidden-states > "$T/enc.mp"
-		$PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output vision_output \
+		$PY "$TOP/tests/py/golden.py" compare "$M/golden.safetensors" language_output vision_output \
 			pooled_output language_hidden_states vision_hidden_states language_attentions vision_attentions \
 			cross_encoder_attentions < "$T/enc.mp"
 	done
@@ -307,13 +307,13 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 @test "an f16 conversion gives the golden outputs within f16 tolerance (1e-2; measured 2.9e-3), bf16 within 5e-2" {
 	"$BIN/lx-convert" -q --dtype f16 --num-attention-heads 2 "$M/pytorch_model.bin" "$T/f16" 2>/dev/null
 	"$BIN/lx-convert" -q --dtype bf16 --num-attention-heads 2 "$M/pytorch_model.bin" "$T/bf16" 2>/dev/null
-	$PY "$TOP/tests/golden.py" inputs "$M/golden.safetensors" > "$T/in.mp"
+	$PY "$TOP/tests/py/golden.py" inputs "$M/golden.safetensors" > "$T/in.mp"
 	"$BIN/lx-encode" -m "$T/f16" < "$T/in.mp" > "$T/f16.mp"
 	"$BIN/lx-encode" -m "$T/bf16" < "$T/in.mp" > "$T/bf16.mp"
-	LX_TOL=1e-2 $PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output vision_output pooled_output < "$T/f16.mp"
-	LX_TOL=5e-2 $PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output vision_output pooled_output < "$T/bf16.mp"
+	LX_TOL=1e-2 $PY "$TOP/tests/py/golden.py" compare "$M/golden.safetensors" language_output vision_output pooled_output < "$T/f16.mp"
+	LX_TOL=5e-2 $PY "$TOP/tests/py/golden.py" compare "$M/golden.safetensors" language_output vision_output pooled_output < "$T/bf16.mp"
 	# and f16 is not simply the float32 model: the difference is real
-	! $PY "$TOP/tests/golden.py" compare "$M/golden.safetensors" language_output < "$T/f16.mp" 2>/dev/null
+	! $PY "$TOP/tests/py/golden.py" compare "$M/golden.safetensors" language_output < "$T/f16.mp" 2>/dev/null
 }
 
 @test "--list reads a safetensors file: the tensors of pytorch_model.bin less the tied decoder" {

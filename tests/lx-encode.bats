@@ -6,8 +6,8 @@ load helpers
 setup() {
 	T="$BATS_TEST_TMPDIR"
 	ENC="$BIN/lx-encode"
-	CASES="$PY $TOP/tests/encode_cases.py"
-	GOLD="$PY $TOP/tests/golden.py"
+	CASES="$PY $TOP/tests/py/encode_cases.py"
+	GOLD="$PY $TOP/tests/py/golden.py"
 	SEP=--separate-stderr
 	ALL="language_output vision_output pooled_output language_hidden_states vision_hidden_states language_attentions vision_attentions cross_encoder_attentions"
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bats
 # lx-featpack: region-feature files into the stream. Golden values come from the fixture's expected.json and
-# from tests/featref.py, which reads every layout with Python's csv/base64 and numpy's own np.load.
+# from tests/py/featref.py, which reads every layout with Python's csv/base64 and numpy's own np.load.
 
 load helpers
 
 setup() {
-	REF="$TOP/tests/featref.py"
+	REF="$TOP/tests/py/featref.py"
 	TSV="$FIX/train2014_obj36_sample.tsv"
 	W="$BATS_TEST_TMPDIR"
 	cp "$TSV" "$W/feats.tsv"

@@ -8,7 +8,7 @@ setup() {
 	TINY="$FIX/tiny"
 	MICRO="$FIX/micro"
 	LAB="$FIX/labels"
-	CASES="$TOP/tests/head_cases.py"
+	CASES="$TOP/tests/py/head_cases.py"
 }
 
 # Records holding tiny's golden encoder outputs for the given cases (question_id 1000 + case).
@@ -23,13 +23,13 @@ twelve() { for i in 0 1 2 3 4 5 6 7 8 9 10 11; do echo "a$i"; done > "$1"; }
 # ---- golden cases ----
 
 @test "matches HF's head outputs on every tiny golden case through lx-encode" {
-	$PY "$TOP/tests/golden.py" inputs "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" > "$T/enc"
+	$PY "$TOP/tests/py/golden.py" inputs "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" > "$T/enc"
 	"$BIN/lx-head" -m "$TINY" --all-logits < "$T/enc" > "$T/out"
 	$PY "$CASES" compare "$TINY/golden.safetensors" < "$T/out"
 }
 
 @test "matches HF's head outputs on every micro golden case through lx-encode" {
-	$PY "$TOP/tests/golden.py" inputs "$MICRO/golden.safetensors" | "$BIN/lx-encode" -m "$MICRO" > "$T/enc"
+	$PY "$TOP/tests/py/golden.py" inputs "$MICRO/golden.safetensors" | "$BIN/lx-encode" -m "$MICRO" > "$T/enc"
 	"$BIN/lx-head" -m "$MICRO" --all-logits < "$T/enc" > "$T/out"
 	$PY "$CASES" compare "$MICRO/golden.safetensors" < "$T/out"
 }
@@ -59,7 +59,7 @@ EOF
 @test "vqa_loss, the authors' VQA loss of a soft-score label, matches torch on micro within 1e-4 relative" {
 	cp -r "$MICRO" "$T/m"
 	printf 'n0\nn1\nn2\nn3\nn4\n' > "$T/m/answers.txt"
-	$PY "$TOP/tests/golden.py" inputs "$MICRO/golden.safetensors" 0 | $PY -c '
+	$PY "$TOP/tests/py/golden.py" inputs "$MICRO/golden.safetensors" 0 | $PY -c '
 import sys
 from lxtest import read_records, read_safetensors, write_records
 target = read_safetensors(sys.argv[1])["vqa.target"]
@@ -597,9 +597,9 @@ assert lines[-1] == "" and [json.loads(l)["question_id"] for l in lines[:-1]] ==
 # ---- the stream ----
 
 @test "copies every other field of a record unchanged" {
-	$PY "$TOP/tests/encode_cases.py" extras "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" |
+	$PY "$TOP/tests/py/encode_cases.py" extras "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" |
 		"$BIN/lx-head" -m "$TINY" > "$T/out"
-	$PY "$TOP/tests/encode_cases.py" check-extras < "$T/out"
+	$PY "$TOP/tests/py/encode_cases.py" check-extras < "$T/out"
 }
 
 @test "--progress shows the records done on stderr and leaves stdout alone" {

@@ -6,7 +6,7 @@ load helpers
 setup() {
 	T="$BATS_TEST_TMPDIR"
 	TOK="$BIN/lx-tokenize --vocab $FIX/vocab.txt"
-	CHECK="$PY $TOP/tests/tokcheck.py"
+	CHECK="$PY $TOP/tests/py/tokcheck.py"
 }
 
 # ---- identical to the reference ----

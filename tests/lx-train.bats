@@ -7,11 +7,11 @@ load helpers
 setup() {
 	T="$BATS_TEST_TMPDIR"
 	TINY="$FIX/tiny"
-	CASES="$TOP/tests/train_cases.py"
+	CASES="$TOP/tests/py/train_cases.py"
 	ANSWERS="$FIX/train_answers.json"
 }
 
-# A training stream: COUNT SEED KIND (see tests/train_cases.py).
+# A training stream: COUNT SEED KIND (see tests/py/train_cases.py).
 stream() { $PY "$CASES" "$@"; }
 
 # The validation losses printed at the end of each epoch, one a line.

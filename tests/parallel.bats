@@ -14,7 +14,7 @@ setup() {
 	sh -c "$PIPE" < "$FIX/questions.jsonl" > "$T/one.mp"
 	parallel --pipe -k -L 3 -j 2 "$PIPE" < "$FIX/questions.jsonl" > "$T/many.mp"
 	# the same records in the same order; the encoder's outputs equal to float32 rounding (the batches differ)
-	$PY "$TOP/tests/encode_cases.py" same "$T/one.mp" "$T/many.mp" 1e-5
+	$PY "$TOP/tests/py/encode_cases.py" same "$T/one.mp" "$T/many.mp" 1e-5
 	run $PY -c 'import sys; from lxtest import read_records; print(len(read_records()))' < "$T/many.mp"
 	[ "$output" = 20 ]
 }

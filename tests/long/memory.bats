@@ -10,7 +10,7 @@ FIX="$TOP/tests/fixtures"
 
 setup() {
 	T="$BATS_TEST_TMPDIR"
-	FAULTS="$PY $TOP/tests/faults.py"
+	FAULTS="$PY $TOP/tests/py/faults.py"
 }
 
 # rss IN OUT CMD...: the peak RSS (KiB) of CMD reading IN, writing OUT.

@@ -29,7 +29,7 @@ from PIL import Image
 
 from lxtest import read_records, write_records
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 SCENES = os.path.join(HERE, "fixtures", "attnviz", "scenes.json")
 VOCAB = os.path.join(HERE, "fixtures", "tiny", "vocab.txt")
 KINDS = {
