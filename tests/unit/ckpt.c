@@ -7,18 +7,7 @@
 #include "lx_ckpt.h"
 #include "fmt/pickle.h"
 #include "fmt/zip.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                    \
-	do {                                                    \
-		if (!(cond)) {                                      \
-			fprintf(stderr, "ckpt: %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                   \
-			fputc('\n', stderr);                            \
-			failures++;                                     \
-		}                                                   \
-	} while (0)
+#include "check.h"
 
 static void test_names(void)
 {
@@ -38,10 +27,10 @@ static void test_names(void)
 
 	for (k = 0; k < sizeof cases / sizeof *cases; k++) {
 		const char *got = lx_ckpt_hf_name(cases[k][0], buf, sizeof buf);
-		CHECK(got && !strcmp(got, cases[k][1]), "hf_name(%s) = %s, expected %s", cases[k][0],
-		      got ? got : "NULL", cases[k][1]);
+		CHECKF(got && !strcmp(got, cases[k][1]), "hf_name(%s) = %s, expected %s", cases[k][0],
+		       got ? got : "NULL", cases[k][1]);
 	}
-	CHECK(!lx_ckpt_hf_name("bert.pooler.dense.bias", small, sizeof small), "a name that does not fit");
+	CHECKF(!lx_ckpt_hf_name("bert.pooler.dense.bias", small, sizeof small), "a name that does not fit");
 }
 
 /* Runs a pickle; returns its status and, through *msg, the error. */
@@ -63,7 +52,7 @@ static void expect_error(const char *bytes, size_t n, const char *want)
 	lx_pk *root;
 	lx_status st = run(bytes, n, &root, msg);
 
-	CHECK(st == LX_EMODEL && !strcmp(msg, want), "pickle gave status %d \"%s\", expected \"%s\"", st, msg, want);
+	CHECKF(st == LX_EMODEL && !strcmp(msg, want), "pickle gave status %d \"%s\", expected \"%s\"", st, msg, want);
 }
 
 static void test_pickle(void)
@@ -79,15 +68,15 @@ static void test_pickle(void)
 	char deep[200003], msg[512];
 	int i;
 
-	CHECK(lx_pickle_load(p, (const unsigned char *)ok, sizeof ok - 1, "t.pkl", &root, &used, &e) == LX_OK,
+	CHECKF(lx_pickle_load(p, (const unsigned char *)ok, sizeof ok - 1, "t.pkl", &root, &used, &e) == LX_OK,
 	      "valid pickle refused: %s", e.msg);
 	if (root) {
-		CHECK(used == sizeof ok - 1, "used %zu of %zu bytes", used, sizeof ok - 1);
+		CHECKF(used == sizeof ok - 1, "used %zu of %zu bytes", used, sizeof ok - 1);
 		v = lx_pk_get(root, "a");
-		CHECK(v && v->type == LX_PK_TUPLE && v->n == 1 && v->items[0]->type == LX_PK_TUPLE, "dict value");
+		CHECKF(v && v->type == LX_PK_TUPLE && v->n == 1 && v->items[0]->type == LX_PK_TUPLE, "dict value");
 		if (v && v->n == 1 && v->items[0]->n == 3) {
 			v = v->items[0];
-			CHECK(v->items[0]->i == 1 && v->items[1]->i == -2 && !strcmp(v->items[2]->s, "xy"),
+			CHECKF(v->items[0]->i == 1 && v->items[1]->i == -2 && !strcmp(v->items[2]->s, "xy"),
 			      "tuple items %lld %lld", (long long)v->items[0]->i, (long long)v->items[1]->i);
 		}
 	}
@@ -117,7 +106,7 @@ static void test_pickle(void)
 		deep[3 + 2 * i] = ']';
 	}
 	deep[200002] = '.';
-	CHECK(run(deep, sizeof deep, &root, msg) == LX_EMODEL, "deep marks accepted");
+	CHECKF(run(deep, sizeof deep, &root, msg) == LX_EMODEL, "deep marks accepted");
 }
 
 static unsigned char *slurp(const char *path, size_t *n)
@@ -151,7 +140,7 @@ static int probe(const unsigned char *buf, size_t n, const char *what, size_t at
 
 	if (lx_ckpt_open_mem(&c, buf, n, "f", &e) != LX_OK) {
 		if (strncmp(e.msg, "f: ", 3) && strncmp(e.msg, "f (", 3)) {
-			CHECK(0, "%s at %zu: error without a proper message: \"%s\"", what, at, e.msg);
+			CHECKF(0, "%s at %zu: error without a proper message: \"%s\"", what, at, e.msg);
 			return 0;
 		}
 		return 1;
@@ -163,7 +152,7 @@ static int probe(const unsigned char *buf, size_t n, const char *what, size_t at
 		if (t.numel && d >= buf && d < buf + n && (size_t)(d - buf) + (size_t)t.numel * lx_dtype_size(t.dtype) > n)
 			ok = 0;
 	}
-	CHECK(ok, "%s at %zu: a tensor runs past the buffer", what, at);
+	CHECKF(ok, "%s at %zu: a tensor runs past the buffer", what, at);
 	lx_ckpt_free(c);
 	return ok;
 }
@@ -174,10 +163,10 @@ static void sweep(const char *path)
 	unsigned char *orig = slurp(path, &n), *b;
 	unsigned long seed = 12345;
 
-	CHECK(orig != NULL, "%s: cannot read (run from the top of the tree)", path);
+	CHECKF(orig != NULL, "%s: cannot read (run from the top of the tree)", path);
 	if (!orig)
 		return;
-	CHECK(probe(orig, n, "whole file", n), "%s: the whole file", path);
+	CHECKF(probe(orig, n, "whole file", n), "%s: the whole file", path);
 	b = malloc(n);
 	step = n / 800 + 1;
 	for (k = 0; k < n; k += (k < 600 || n - k < 600) ? 1 : step) {
@@ -204,16 +193,14 @@ int main(void)
 	int i;
 
 	/* the standard check value of CRC-32; then 1027 bytes through the 8-byte path and its tail */
-	CHECK(lx_crc32((const unsigned char *)"123456789", 9) == 0xcbf43926u, "crc32 check value");
+	CHECKF(lx_crc32((const unsigned char *)"123456789", 9) == 0xcbf43926u, "crc32 check value");
 	for (i = 0; i < 1027; i++)
 		odd[i] = (unsigned char)(i * 7);
-	CHECK(lx_crc32(odd, 1027) == 0x9d3fab33u, "crc32 of 1027 bytes (zlib.crc32 gives 0x9d3fab33)");
+	CHECKF(lx_crc32(odd, 1027) == 0x9d3fab33u, "crc32 of 1027 bytes (zlib.crc32 gives 0x9d3fab33)");
 	test_names();
 	test_pickle();
 	sweep("tests/fixtures/micro/pytorch_model.bin");
 	sweep("tests/fixtures/micro/pytorch_model_legacy.bin");
 	sweep("tests/fixtures/micro/lxrt_original.pth");
-	if (failures)
-		fprintf(stderr, "ckpt: %d failures\n", failures);
-	return failures != 0;
+	return check_done("ckpt");
 }

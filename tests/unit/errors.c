@@ -4,16 +4,7 @@
 #include <string.h>
 
 #include "lx.h"
-
-static int failed;
-
-#define CHECK(c)                                                                  \
-	do {                                                                          \
-		if (!(c)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failed = 1;                                                           \
-		}                                                                         \
-	} while (0)
+#include "check.h"
 
 /* A reader of the bytes b[0..n) (through *f, to be closed after the reader is freed). */
 static lx_reader *reader(const void *b, size_t n, FILE **f)
@@ -130,7 +121,5 @@ int main(void)
 	resumable();
 	not_resumable();
 	error_records();
-	if (!failed)
-		printf("errors: all checks passed\n");
-	return failed;
+	return check_done("errors");
 }

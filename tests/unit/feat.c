@@ -2,16 +2,7 @@
 #include <string.h>
 
 #include "lx_feat.h"
-
-static int failures;
-
-#define CHECK(c)                                                                                           \
-	do {                                                                                                   \
-		if (!(c)) {                                                                                        \
-			fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #c);                               \
-			failures++;                                                                                    \
-		}                                                                                                  \
-	} while (0)
+#include "check.h"
 
 static void base64_vectors(void)
 {
@@ -83,7 +74,5 @@ int main(void)
 	base64_vectors();
 	base64_errors();
 	normalisation();
-	if (failures)
-		fprintf(stderr, "feat: %d checks failed\n", failures);
-	return failures != 0;
+	return check_done("feat");
 }

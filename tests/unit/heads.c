@@ -6,16 +6,7 @@
 #include <unistd.h>
 
 #include "lx_heads.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                  \
-	do {                                                                             \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                            \
-	} while (0)
+#include "check.h"
 
 static void test_topk(void)
 {
@@ -123,7 +114,5 @@ int main(void)
 	test_softmax();
 	test_bce();
 	test_names();
-	if (failures)
-		fprintf(stderr, "heads: %d checks failed\n", failures);
-	return failures != 0;
+	return check_done("heads");
 }

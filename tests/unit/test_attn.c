@@ -8,16 +8,7 @@
 
 #include "lx_attn.h"
 #include "lx_image.h"
-
-static int failed;
-
-#define CHECK(c)                                                                   \
-	do {                                                                           \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failed = 1;                                                            \
-		}                                                                          \
-	} while (0)
+#include "check.h"
 
 static void base64(void)
 {
@@ -164,7 +155,7 @@ static void text(void)
 
 	if (lx_font_open(&f, "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", &e) != LX_OK) {
 		fprintf(stderr, "test_attn: %s\n", e.msg);
-		failed = 1;
+		check_failures++;
 		return;
 	}
 	CHECK(lx_font_width(f, 12, "") == 0);
@@ -193,7 +184,5 @@ int main(void)
 	npy();
 	png_round_trip();
 	text();
-	if (!failed)
-		printf("test_attn: all checks passed\n");
-	return failed;
+	return check_done("test_attn");
 }

@@ -5,16 +5,7 @@
 #include <string.h>
 
 #include "lx.h"
-
-static int failed;
-
-#define CHECK(c)                                                          \
-	do {                                                                  \
-		if (!(c)) {                                                       \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failed = 1;                                                   \
-		}                                                                 \
-	} while (0)
+#include "check.h"
 
 static void halves(void)
 {
@@ -92,7 +83,5 @@ int main(void)
 	halves();
 	fields();
 	wire();
-	if (!failed)
-		printf("test_core: all checks passed\n");
-	return failed;
+	return check_done("test_core");
 }

@@ -5,16 +5,7 @@
 #include <string.h>
 
 #include "lx_tokenizer.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                  \
-	do {                                                                             \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                            \
-	} while (0)
+#include "check.h"
 
 /* lines of the test vocabulary: the id of each is its index */
 static const char vocab_text[] =
@@ -240,7 +231,5 @@ int main(void)
 	lx_tokenizer_free(t);
 	lx_tokenizer_free(NULL);
 	lx_vocab_free(v);
-	if (failures)
-		fprintf(stderr, "tokenizer: %d checks failed\n", failures);
-	return failures != 0;
+	return check_done("tokenizer");
 }

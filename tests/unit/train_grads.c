@@ -12,18 +12,9 @@
 #include <string.h>
 
 #include "lx_train.h"
+#include "check.h"
 
 #define MICRO "tests/fixtures/micro"
-
-static int failures;
-
-#define CHECK(cond)                                                                  \
-	do {                                                                             \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                            \
-	} while (0)
 
 /* A golden tensor as a new float or int32 array (NULL if absent). */
 static void *golden(lx_st *st, const char *fmt, const char *arg, int ints, int64_t *numel)
@@ -93,7 +84,7 @@ static double check_grads(const lx_trainer *t, lx_st *gg, const char *prefix)
 			CHECK(err == 0);
 		else if (err / mx > 1e-4) {
 			fprintf(stderr, "%s: max error %g, largest value %g\n", full, err, mx);
-			failures++;
+			check_failures++;
 		}
 		if (!key_bias(name) && mx > 0 && err / mx > worst)
 			worst = err / mx;
@@ -284,7 +275,7 @@ static void test_dropout_fd(lx_st *g, lx_st *gg)
 		err = fabs(fd - gk) / fabs(gk);
 		if (err > 0.05) {
 			fprintf(stderr, "dropout: %s[%d]: backward %g, central difference %g\n", name, best, gk, fd);
-			failures++;
+			check_failures++;
 		}
 		worst = fmax(worst, err);
 		checked++;
@@ -373,7 +364,5 @@ int main(void)
 	test_batch(g, gg);
 	lx_st_free(g);
 	lx_st_free(gg);
-	if (failures)
-		fprintf(stderr, "train_grads: %d failures\n", failures);
-	return failures != 0;
+	return check_done("train_grads");
 }
