@@ -26,7 +26,10 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 LIBLX := $(O)/lib/liblx.a
 
-all: $(TOOLS)
+# The library's example programs (examples/liblx/, liblx(3)), built with the tools so that they keep compiling.
+EXAMPLES := $(patsubst examples/liblx/%.c,$(O)/examples/%,$(sort $(wildcard examples/liblx/*.c)))
+
+all: $(TOOLS) $(EXAMPLES)
 ifeq ($(O),build)
 	@if [ -d bin ] && [ ! -L bin ]; then rm -rf bin; fi; ln -sfn build/bin bin
 endif
@@ -43,11 +46,15 @@ $(O)/bin/%: cmd/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
+$(O)/examples/%: examples/liblx/%.c $(LIBLX)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+
 $(O)/tests/unit/%: tests/unit/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
--include $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d) $(EXAMPLES:=.d)
 
 # Every test: the public headers alone, the C unit tests, then one bats suite per tool.
 check: check-deps all $(UNIT) check-headers check-layers
@@ -152,9 +159,13 @@ demo: deps
 	LX_BIN=$(abspath $(O)/bin) sh examples/demo/run.sh
 
 install: all
-	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/lx \
+	         $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5
 	cp $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	cp $(LIBLX) $(DESTDIR)$(PREFIX)/lib/
+	cp lib/lx*.h $(DESTDIR)$(PREFIX)/include/lx/
 	cp man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	cp man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
