@@ -9,6 +9,7 @@ reads them back with a restricted Unpickler, and reads safetensors with json + n
 """
 import collections
 import io
+import os
 import json
 import pickle
 import struct
@@ -278,11 +279,11 @@ def cmd_check_views(path):
 
 
 def make(case, out, layout):
-    micro = sys.path[0] + "/fixtures/micro/model.safetensors"
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    micro = os.path.join(tests, "fixtures", "micro", "model.safetensors")
     if case == "views":
         return save(views_sd(), out, layout)
     if case in ("system", "eval"):
-        import os
         evil = Evil(os.system if case == "system" else eval,
                     "touch " + out + ".ran" if case == "system" else "open(%r, 'w')" % (out + ".ran"))
         return save({}, out, layout, raw_pickle=pickle.dumps(collections.OrderedDict(w=evil), protocol=2))
