@@ -157,27 +157,20 @@ static const float *bindv(binder *b, int optional, int d0, int d1, const char *f
 	return buf;
 }
 
-static const float *tbind(binder *b, int d0, int d1, const char *fmt, ...)
+/* Binds the tensor named by fmt with shape (d0) or (d0, d1); with optional set, a missing one is no error. */
+static const float *bind_as(binder *b, int optional, int d0, int d1, const char *fmt, ...)
 {
 	va_list ap;
 	const float *p;
 
 	va_start(ap, fmt);
-	p = bindv(b, 0, d0, d1, fmt, ap);
+	p = bindv(b, optional, d0, d1, fmt, ap);
 	va_end(ap);
 	return p;
 }
 
-static const float *bind_opt(binder *b, int d0, int d1, const char *fmt, ...)
-{
-	va_list ap;
-	const float *p;
-
-	va_start(ap, fmt);
-	p = bindv(b, 1, d0, d1, fmt, ap);
-	va_end(ap);
-	return p;
-}
+#define tbind(b, ...) bind_as(b, 0, __VA_ARGS__)
+#define bind_opt(b, ...) bind_as(b, 1, __VA_ARGS__)
 
 static void linear(binder *b, lx_linear_w *l, int out, int in, const char *prefix)
 {
