@@ -37,9 +37,13 @@ struct lx_record {
  */
 #define MAX_DEPTH 32
 #define MAX_RECORD ((size_t)1 << 31)
+/* msgpack-c keeps a 24-byte object for every value of a record, however small its bytes: a record of 50 M
+ * nils took 1.27 GB. A record holds at most this many values (a tensor is one value, its shape a few). */
+#define MAX_OBJECTS ((uint64_t)1 << 20)
 
 typedef struct {
 	size_t pos;                    /* bytes of the record scanned so far */
+	uint64_t values;               /* values scanned so far */
 	int depth;                     /* entries in left[] */
 	uint64_t left[MAX_DEPTH + 1];  /* items still to come in each open container (left[0]: the record) */
 } scanner;
@@ -558,7 +562,8 @@ static uint64_t be(const unsigned char *p, int n)
 /*
  * Advances s over b[0, n) (the bytes of one record so far). Returns 1 when the record is complete (it ends
  * at s->pos), 0 when more bytes are needed, -1 on a byte that starts no msgpack value, -2 when containers
- * nest deeper than MAX_DEPTH, -3 when a string, bin or ext declares more bytes than a record may hold.
+ * nest deeper than MAX_DEPTH, -3 when a string, bin or ext declares more bytes than a record may hold, -4
+ * when the record holds more than MAX_OBJECTS values.
  */
 static int scan(scanner *s, const unsigned char *b, size_t n)
 {
@@ -619,6 +624,8 @@ static int scan(scanner *s, const unsigned char *b, size_t n)
 			return -3; /* refused before a byte of it is buffered */
 		if (s->pos + hdr + body > n)
 			return 0;
+		if (++s->values > MAX_OBJECTS)
+			return -4;
 		s->pos += hdr + (size_t)body;
 		s->left[s->depth - 1]--;
 		if (items) {
@@ -687,8 +694,69 @@ static const char *type_name(msgpack_object_type t)
 	}
 }
 
+/* The bytes of a str or bin key; NULL for a key of another type. */
+static const char *key_bytes(const msgpack_object *k, size_t *n)
+{
+	if (k->type == MSGPACK_OBJECT_STR) {
+		*n = k->via.str.size;
+		return k->via.str.ptr;
+	}
+	if (k->type == MSGPACK_OBJECT_BIN) {
+		*n = k->via.bin.size;
+		return k->via.bin.ptr;
+	}
+	return NULL;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const msgpack_object *x = *(const msgpack_object *const *)a, *y = *(const msgpack_object *const *)b;
+	size_t nx = 0, ny = 0;
+	const char *px = key_bytes(x, &nx), *py = key_bytes(y, &ny);
+	int c;
+
+	if (!px || !py)
+		return (px != NULL) - (py != NULL);
+	c = memcmp(px, py, nx < ny ? nx : ny);
+	return c ? c : (nx > ny) - (nx < ny);
+}
+
+/* Finds a key that stands twice in map m (a str and a bin key with the same bytes name the same field):
+ * 1 with *dup set, 0 if there is none, -1 out of memory. Python's msgpack keeps the last of two equal keys and
+ * lx the first, so a record with both would read differently on either side: it is refused. */
+static int duplicate_key(const msgpack_object_map *m, const msgpack_object **dup)
+{
+	const msgpack_object **k;
+	size_t n;
+	uint32_t i, j;
+
+	if (m->size <= 16) {
+		for (i = 1; i < m->size; i++)
+			for (j = 0; j < i; j++) {
+				const msgpack_object *a = &m->ptr[i].key, *b = &m->ptr[j].key;
+				if (key_bytes(a, &n) && key_bytes(b, &n) && !key_cmp(&a, &b))
+					return *dup = a, 1;
+			}
+		return 0;
+	}
+	if (!(k = malloc(m->size * sizeof *k)))
+		return -1;
+	for (i = 0; i < m->size; i++)
+		k[i] = &m->ptr[i].key;
+	qsort(k, m->size, sizeof *k, key_cmp);
+	for (i = 1; i < m->size; i++)
+		if (key_bytes(k[i], &n) && !key_cmp(&k[i - 1], &k[i])) {
+			*dup = k[i];
+			free(k);
+			return 1;
+		}
+	free(k);
+	return 0;
+}
+
 lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 {
+	const msgpack_object *dup = NULL;
 	lx_record *rec;
 	size_t size, off = 0;
 	long no = r->count + 1;
@@ -705,6 +773,9 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: nested deeper than %d levels", r->name, no, MAX_DEPTH);
 		if (got == -3)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes", r->name, no, MAX_RECORD);
+		if (got == -4)
+			return lx_errf(e, LX_EINPUT, "%s: record %ld: more than %llu values", r->name, no,
+			               (unsigned long long)MAX_OBJECTS);
 		if (got == 1)
 			break;
 		if (r->len - r->start >= MAX_RECORD)
@@ -739,6 +810,15 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	if (rec->up.data.type != MSGPACK_OBJECT_MAP) {
 		lx_status st = lx_errf(e, LX_EINPUT, "%s: record %ld: a msgpack %s, expected a map", r->name, no,
 		                       type_name(rec->up.data.type));
+		lx_record_free(rec);
+		return st;
+	}
+	if ((got = duplicate_key(&rec->up.data.via.map, &dup)) != 0) {
+		size_t n = 0;
+		const char *k = got > 0 ? key_bytes(dup, &n) : NULL;
+		lx_status st = got < 0 ? lx_errf(e, LX_EIO, "%s: record %ld: out of memory", r->name, no)
+		                       : lx_errf(e, LX_EINPUT, "%s: record %ld: field %.*s appears twice", r->name, no,
+		                                 (int)(n > 200 ? 200 : n), k);
 		lx_record_free(rec);
 		return st;
 	}

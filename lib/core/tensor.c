@@ -153,7 +153,8 @@ lx_status lx_tensor_to_f32(const lx_tensor *t, float *dst, const char *field, lx
 	int64_t i;
 
 	if (t->dtype == LX_F32) {
-		memcpy(dst, t->data, (size_t)t->numel * 4);
+		if (t->numel) /* an empty tensor may come with NULL pointers */
+			memcpy(dst, t->data, (size_t)t->numel * 4);
 		return LX_OK;
 	}
 	if (lx_dtype_is_float(t->dtype)) {
@@ -177,7 +178,8 @@ lx_status lx_tensor_to_i32(const lx_tensor *t, int32_t *dst, const char *field, 
 		return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected an integer dtype (<i4 or <i8)", field,
 		               lx_dtype_numpy(t->dtype));
 	if (t->dtype == LX_I32) {
-		memcpy(dst, t->data, (size_t)t->numel * 4);
+		if (t->numel)
+			memcpy(dst, t->data, (size_t)t->numel * 4);
 		return LX_OK;
 	}
 	for (i = 0; i < t->numel; i++) {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bats
+# Bounds (issue 16): inputs of a few bytes or megabytes that would make a tool take gigabytes, and the
+# defects found by trying to break lx, each refused cleanly with the status lx-stream(5) documents.
+
+load helpers
+
+setup() {
+	T="$BATS_TEST_TMPDIR"
+	SEP=--separate-stderr
+}
+
+# A stream of one record: a map of N entries whose keys and values are nil (2N + 1 values in 2N + 5 bytes).
+nil_map() {
+	$PY -c 'import sys; n = int(sys.argv[1]); sys.stdout.buffer.write(b"\xdf" + n.to_bytes(4, "big") + b"\xc0" * (2 * n))' "$1"
+}
+
+@test "a record of 50 million nils (100 MB) is refused in constant memory, naming the limit of values" {
+	nil_map 50000000 > "$T/nils.mp"
+	run $SEP /usr/bin/time -f '%M' -o "$T/rss" "$BIN/lx-encode" -m "$FIX/tiny" < "$T/nils.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: more than 1048576 values" ]
+	# before the limit msgpack-c took 24 bytes a value: 7.6 GB and 135 s here; now the record is never
+	# unpacked (peak RSS under 100 MB; not measured on a sanitizer build, whose shadow memory is its own)
+	nm "$BIN/lx-encode" 2> /dev/null | grep -q __asan_init || [ "$(tail -n 1 "$T/rss")" -lt 100000 ]
+}
+
+@test "a record of exactly 1048576 values is read (the limit is inclusive)" {
+	# the map, its key, an array and 1048573 nils in it: 1048576 values, read (then refused: no input_ids)
+	$PY -c '
+import sys, msgpack
+n = 1048576 - 3
+sys.stdout.buffer.write(b"\x81" + msgpack.packb("pad") + b"\xdd" + n.to_bytes(4, "big") + b"\xc0" * n)' > "$T/ok.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" < "$T/ok.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: missing field input_ids" ]
+	# one nil more: refused
+	$PY -c '
+import sys, msgpack
+n = 1048576 - 2
+sys.stdout.buffer.write(b"\x81" + msgpack.packb("pad") + b"\xdd" + n.to_bytes(4, "big") + b"\xc0" * n)' > "$T/over.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" < "$T/over.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: more than 1048576 values" ]
+}
+
+@test "a record with a field twice is refused by every reader, status 1 (Python would read the last, lx the first)" {
+	# {"question_id": 1, "language_output": 2, "language_output": 3}, packed by hand
+	$PY -c '
+import sys, msgpack
+p = msgpack.packb
+sys.stdout.buffer.write(b"\x83" + p("question_id") + p(1) + p("language_output") + p(2) + p("language_output") + p(3))' > "$T/dup.mp"
+	for tool in "lx-encode -m $FIX/tiny" "lx-head -m $FIX/tiny" "lx-tokenize --decode --vocab $FIX/vocab.txt" \
+	            "lx-featpack --join $FIX/train2014_obj36_sample.tsv" "lx-attnviz -o $T/av"; do
+		run $SEP $BIN/$tool < "$T/dup.mp"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "${tool%% *}: stdin: record 1: field language_output appears twice" ]
+	done
+	# a str key and a bin key with the same bytes are the same field
+	$PY -c '
+import sys, msgpack
+p = msgpack.packb
+sys.stdout.buffer.write(b"\x82" + p("img_id") + p("a") + p(b"img_id", use_bin_type=True) + p("b"))' > "$T/dupbin.mp"
+	run $SEP "$BIN/lx-head" -m "$FIX/tiny" < "$T/dupbin.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-head: stdin: record 1: field img_id appears twice" ]
+}
+
+@test "a duplicate among a thousand fields is found (sorted, not compared pairwise), and distinct ones are not" {
+	$PY -c '
+import sys, msgpack
+d = {"k%05d" % i: i for i in range(1000)}
+b = msgpack.packb(d)
+sys.stdout.buffer.write(b + b.replace(b"k00999", b"k00000"))' > "$T/many.mp"
+	run $SEP "$BIN/lx-tokenize" --decode --vocab "$FIX/vocab.txt" < "$T/many.mp"
+	[ "$status" -eq 1 ]
+	# record 1 is read (and refused for another reason: it has no input_ids); record 2 has the duplicate
+	[ "$stderr" = "lx-tokenize: stdin: record 1: missing field input_ids" ]
+	$PY -c '
+import sys, msgpack
+d = {"k%05d" % i: i for i in range(1000)}
+sys.stdout.buffer.write(msgpack.packb(d).replace(b"k00999", b"k00000"))' > "$T/dup1000.mp"
+	run $SEP "$BIN/lx-tokenize" --decode --vocab "$FIX/vocab.txt" < "$T/dup1000.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-tokenize: stdin: record 1: field k00000 appears twice" ]
+}
+
+@test "lx-tokenize --decode on an empty input_ids writes an empty line (UBSan: no NULL to memcpy)" {
+	$PY -c '
+import sys, msgpack, numpy as np, msgpack_numpy as m
+sys.stdout.buffer.write(msgpack.packb({"question_id": 1, "input_ids": np.zeros(0, np.int32)}, default=m.encode))' > "$T/empty.mp"
+	run $SEP "$BIN/lx-tokenize" --decode --vocab "$FIX/vocab.txt" < "$T/empty.mp"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "$output" = "" ]
+}
