@@ -407,16 +407,8 @@ static void write_answers(const lx_names *a, const char *dir)
 		die(LX_EIO, "%s: %s", tmp, strerror(errno));
 	fputc('[', f);
 	for (i = 0; i < lx_names_count(a); i++) {
-		const unsigned char *s = (const unsigned char *)lx_names_get(a, i);
-		fputs(i ? ", \"" : "\"", f);
-		for (; *s; s++)
-			if (*s == '"' || *s == '\\')
-				fprintf(f, "\\%c", *s);
-			else if (*s < 0x20)
-				fprintf(f, "\\u%04x", *s);
-			else
-				fputc(*s, f);
-		fputc('"', f);
+		fputs(i ? ", " : "", f);
+		lx_json_str(f, lx_names_get(a, i), strlen(lx_names_get(a, i)), 0);
 	}
 	fputs("]\n", f);
 	bad = fflush(f) || ferror(f) || fsync(fileno(f));
@@ -577,28 +569,12 @@ static void parse(options *op, int argc, char **argv)
 /* The answer list: --labels for a new head, else the model directory's answers.json or answers.txt. */
 static lx_names *answer_list(const options *op, int A)
 {
-	static const char *const files[] = {"answers.json", "answers.txt", NULL};
-	char path[4096];
-	lx_names *a = NULL;
+	lx_names *a;
 	lx_err e;
 	lx_status rc;
-	int i;
 
-	if (op->labels)
-		snprintf(path, sizeof path, "%s", op->labels);
-	else {
-		for (i = 0; files[i]; i++) {
-			snprintf(path, sizeof path, "%s/%s", op->model, files[i]);
-			if (access(path, F_OK) == 0)
-				break;
-		}
-		if (!files[i])
-			return NULL;
-	}
-	if ((rc = lx_names_load(&a, path, LX_NAMES_ANSWERS, &e)))
+	if ((rc = lx_names_load_model(&a, op->model, LX_LIST_ANSWERS, op->labels, A, &e)))
 		die(rc, "%s", e.msg);
-	if (lx_names_count(a) != A)
-		die(LX_EMODEL, "%s: %d answers, but the answer head has %d", path, lx_names_count(a), A);
 	return a;
 }
 
