@@ -104,9 +104,9 @@ static lx_status decode(const lx_config *c, slot *s, lx_example *ex, lx_err *e)
 	if (ids.shape[0] > c->max_position_embeddings)
 		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
 		               (long long)ids.shape[0], c->max_position_embeddings);
-	if (feats.shape[0] > (1 << 20))
+	if (feats.shape[0] > 4096)
 		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, more than %d", (long long)feats.shape[0],
-		               1 << 20);
+		               4096);
 	ex->T = (int)ids.shape[0];
 	ex->N = (int)feats.shape[0];
 	if (reserve(s, (size_t)ex->T, (size_t)ex->N, (size_t)F))
