@@ -42,7 +42,8 @@ static void die(lx_status st, const char *fmt, ...)
 /* ---- the examples, decoded once ---- */
 
 typedef struct {
-	lx_example x;
+	lx_example x;           /* in.x */
+	lx_example_data in;
 	lx_train_labels lab;
 	char id[64];
 } item;
@@ -136,41 +137,6 @@ static lx_status soft_label(const msgpack_object *label, const lx_names *answers
 	return LX_OK;
 }
 
-/* The inputs of one record. */
-static lx_status decode_inputs(const lx_config *c, const lx_record *rec, item *it, lx_err *e)
-{
-	lx_example *x = &it->x;
-	lx_tensor ids, feats, pos;
-	lx_status rc;
-
-	if ((rc = lx_record_tensor(rec, "input_ids", &ids, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_feats", &feats, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_pos", &pos, NULL, e)))
-		return rc;
-	if (ids.ndim != 1 || ids.shape[0] < 1)
-		return lx_errf(e, LX_EINPUT, "field input_ids: expected a non-empty vector [T]");
-	if (feats.ndim != 2 || feats.shape[1] != c->visual_feat_dim || feats.shape[0] < 1 || feats.shape[0] > 4096)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: expected a matrix [N, %d] with 1 to 4096 boxes",
-		               c->visual_feat_dim);
-	if (pos.ndim != 2 || pos.shape[0] != feats.shape[0] || pos.shape[1] != 4)
-		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
-		               (long long)feats.shape[0]);
-	if (ids.shape[0] > c->max_position_embeddings)
-		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
-		               (long long)ids.shape[0], c->max_position_embeddings);
-	x->T = (int)ids.shape[0];
-	x->N = (int)feats.shape[0];
-	if (!(x->input_ids = dup_ints(&ids, "input_ids", e, &rc)) ||
-	    !(x->visual_feats = dup_floats(&feats, "visual_feats", e, &rc)) ||
-	    !(x->visual_pos = dup_floats(&pos, "visual_pos", e, &rc)))
-		return rc;
-	if ((rc = vec(rec, "token_type_ids", x->T, "input_ids", 1, (void **)&x->token_type_ids, e)) ||
-	    (rc = vec(rec, "attention_mask", x->T, "input_ids", 0, (void **)&x->attention_mask, e)) ||
-	    (rc = vec(rec, "visual_attention_mask", x->N, "visual_feats", 0, (void **)&x->visual_mask, e)))
-		return rc;
-	return lx_example_check(c, x, e);
-}
-
 /* The labels of one record for the heads the model has; *any says whether there was one. */
 static lx_status decode_labels(const lx_config *c, int heads, const lx_names *answers, const lx_record *rec,
                                item *it, int *any, lx_err *e)
@@ -223,12 +189,7 @@ static lx_status decode_labels(const lx_config *c, int heads, const lx_names *an
 
 static void item_free(item *it)
 {
-	free((void *)it->x.input_ids);
-	free((void *)it->x.token_type_ids);
-	free((void *)it->x.attention_mask);
-	free((void *)it->x.visual_feats);
-	free((void *)it->x.visual_pos);
-	free((void *)it->x.visual_mask);
+	lx_example_data_destroy(&it->in);
 	free((void *)it->lab.qa_target);
 	free((void *)it->lab.l.mlm_labels);
 	free((void *)it->lab.l.obj_labels);
@@ -281,7 +242,8 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 		memset(&d->it[d->n], 0, sizeof d->it[d->n]);
 		lx_record_id(rec, d->it[d->n].id, sizeof d->it[d->n].id);
 		d->n++;
-		rc = decode_inputs(c, rec, &d->it[d->n - 1], &e);
+		rc = lx_example_decode(c, rec, &d->it[d->n - 1].in, &e);
+		d->it[d->n - 1].x = d->it[d->n - 1].in.x;
 		if (!rc)
 			rc = decode_labels(c, heads, answers, rec, &d->it[d->n - 1], &any, &e);
 		if (!rc && !any)
