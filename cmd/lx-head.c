@@ -66,7 +66,8 @@ typedef struct {
 	const char *score_path;
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
-	buf lab_mlm, lab_obj, lab_attr, mask_obj, mask_attr, mask_feat, feats, target;
+	buf target;
+	lx_labels_data labels;
 	/* the record in hand */
 	int T, N, pred, has_true_prob;
 	double true_prob;
@@ -86,20 +87,6 @@ typedef struct {
 static lx_status missing(const char *key, const char *why, lx_err *e)
 {
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
-}
-
-/* NaN or infinity in an input would come out as a wrong answer or a NaN loss: refused, with where it is. */
-static lx_status all_finite(const float *x, int64_t n, int64_t last, const char *key, lx_err *e)
-{
-	int64_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return last ? lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at row %lld, column %lld", key,
-			                      (double)x[i], (long long)(i / last), (long long)(i % last))
-			            : lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at element %lld", key,
-			                      (double)x[i], (long long)i);
-	return LX_OK;
 }
 
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
@@ -131,38 +118,23 @@ static lx_status get_floats(const lx_record *rec, const char *key, const char *r
 		shape[i] = t.shape[i];
 	if ((rc = lx_tensor_to_f32(&t, b->p, key, e)))
 		return rc;
-	return all_finite(b->p, t.numel, rows ? last : 0, key, e);
+	return lx_check_finite(b->p, t.numel, rows ? last : 0, key, e);
 }
 
-/* An optional vector field of len values, as int32 (want_int) or float, decoded into b; *present says. */
-static lx_status get_vector(const lx_record *rec, const char *key, int64_t len, const char *side, int want_int,
-                            buf *b, int *present, lx_err *e)
+/* input_ids [len] as int32 into b; *present says whether the record has it. */
+static lx_status get_ids(const lx_record *rec, int64_t len, buf *b, int *present, lx_err *e)
 {
 	lx_tensor t;
 	lx_status rc;
-	int64_t i;
 
-	if ((rc = lx_record_tensor(rec, key, &t, present, e)) || !*present)
+	if ((rc = lx_record_tensor(rec, "input_ids", &t, present, e)) || !*present)
 		return rc;
 	if (t.ndim != 1 || t.shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match %s", key, (long long)len, side);
+		return lx_errf(e, LX_EINPUT, "field input_ids: shape must be [%lld] to match language_output", (long long)len);
 	if (!grow(b, (size_t)(len ? len : 1) * 4))
 		return lx_errf(e, LX_EIO, "out of memory");
-	if (want_int) {
-		if (lx_dtype_is_float(t.dtype))
-			return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected an integer dtype", key,
-			               lx_dtype_numpy(t.dtype));
-		return lx_tensor_to_i32(&t, b->p, key, e);
-	}
-	if (lx_dtype_is_float(t.dtype))
-		return (rc = lx_tensor_to_f32(&t, b->p, key, e)) ? rc : all_finite(b->p, len, 0, key, e);
-	if ((rc = lx_tensor_to_i32(&t, b->p, key, e)))
-		return rc;
-	for (i = 0; i < len; i++)
-		((float *)b->p)[i] = (float)((int32_t *)b->p)[i];
-	return LX_OK;
+	return lx_tensor_to_i32(&t, b->p, "input_ids", e);
 }
-
 
 /* ---- adding readable results ---- */
 
@@ -209,28 +181,18 @@ static int is_number(const msgpack_object *o, double *v)
 }
 
 /* The authors' VQA/GQA loss of the record's soft-score label (a map answer -> score; answers not in the
- * list are left out, as the authors' data loader does). */
+ * list are left out, as the authors' GQA data loader does). */
 static lx_status vqa_loss(state *s, lx_record *rec, const msgpack_object *label, const float *q, lx_err *e)
 {
-	int A = s->c->num_qa_labels, k;
+	int A = s->c->num_qa_labels, unknown;
 	float *target = grow(&s->target, (size_t)A * 4);
-	char name[512];
-	uint32_t i;
-	double v, loss;
+	double loss;
+	lx_status rc;
 
 	if (!target)
 		return oom(e);
-	memset(target, 0, (size_t)A * 4);
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *key = &label->via.map.ptr[i].key;
-		if (key->type != MSGPACK_OBJECT_STR)
-			continue;
-		snprintf(name, sizeof name, "%.*s", (int)key->via.str.size, key->via.str.ptr);
-		if (!is_number(&label->via.map.ptr[i].val, &v))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", name);
-		if ((k = lx_names_find(s->answers, name)) >= 0)
-			target[k] = (float)v;
-	}
+	if ((rc = lx_soft_label(label, s->answers, target, &unknown, e)))
+		return rc;
 	loss = lx_bce_loss(q, target, A);
 	if (lx_record_add_float(rec, "vqa_loss", loss))
 		return oom(e);
@@ -384,82 +346,15 @@ static lx_status run_obj(state *s, lx_record *rec, lx_err *e)
 
 /* ---- losses ---- */
 
-static lx_status read_labels(state *s, const lx_record *rec, lx_labels *l, int *any, lx_err *e)
-{
-	int p, F = s->c->visual_feat_dim;
-	int64_t shape[2];
-	lx_status rc;
-
-	memset(l, 0, sizeof *l);
-	l->T = s->T;
-	l->N = s->N;
-	*any = 0;
-	if ((s->heads & LX_HEAD_MLM)) {
-		if ((rc = get_vector(rec, "labels", s->T, "input_ids", 1, &s->lab_mlm, &p, e)))
-			return rc;
-		l->mlm_labels = p ? s->lab_mlm.p : NULL;
-		*any |= p;
-	}
-	if ((s->heads & LX_HEAD_MATCH)) {
-		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
-			return rc;
-		*any |= l->has_matched;
-	}
-	if ((s->heads & LX_HEAD_QA)) {
-		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
-			return rc;
-		*any |= l->has_ans;
-	}
-	if (!(s->heads & LX_HEAD_OBJ))
-		return LX_OK;
-	if ((rc = get_vector(rec, "obj_labels", s->N, "vision_output", 1, &s->lab_obj, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_vector(rec, "obj_mask", s->N, "vision_output", 0, &s->mask_obj, &p, e)))
-			return rc;
-		if (!p)
-			return missing("obj_mask", "obj_labels needs it", e);
-		l->obj_labels = s->lab_obj.p;
-		l->obj_mask = s->mask_obj.p;
-		*any = 1;
-	}
-	if ((rc = get_vector(rec, "attr_labels", s->N, "vision_output", 1, &s->lab_attr, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_vector(rec, "attr_mask", s->N, "vision_output", 0, &s->mask_attr, &p, e)))
-			return rc;
-		if (!p)
-			return missing("attr_mask", "attr_labels needs it", e);
-		l->attr_labels = s->lab_attr.p;
-		l->attr_mask = s->mask_attr.p;
-		*any = 1;
-	}
-	if ((rc = get_vector(rec, "feat_mask", s->N, "vision_output", 0, &s->mask_feat, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_floats(rec, "visual_feats", "N", F, "feat_mask needs the features as targets", &s->feats, shape,
-		                     e)))
-			return rc;
-		if (shape[0] != s->N)
-			return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, vision_output has %d",
-			               (long long)shape[0], s->N);
-		l->feat_mask = s->mask_feat.p;
-		l->feat_target = s->feats.p;
-		*any = 1;
-	}
-	return LX_OK;
-}
-
 static lx_status run_losses(state *s, lx_record *rec, lx_err *e)
 {
-	lx_labels l;
 	lx_losses out;
 	int any, k;
 	lx_status rc;
 
-	if ((rc = read_labels(s, rec, &l, &any, e)) || !any)
+	if ((rc = lx_labels_decode(s->c, s->heads, rec, s->T, s->N, "vision_output", NULL, &s->labels, &any, e)) || !any)
 		return rc;
-	if ((rc = lx_heads_losses(s->h, s->heads, &l, s->lang.p, s->visn.p, s->pooled.p, &out, e)))
+	if ((rc = lx_heads_losses(s->h, s->heads, &s->labels.l, s->lang.p, s->visn.p, s->pooled.p, &out, e)))
 		return rc;
 	for (k = 0; k < LX_NLOSS; k++)
 		if (out.has[k]) {
@@ -495,7 +390,7 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
-		if ((rc = get_vector(rec, "input_ids", s->T, "language_output", 1, &s->ids, &present, e)))
+		if ((rc = get_ids(rec, s->T, &s->ids, &present, e)))
 			return rc;
 		if (!present)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
@@ -846,8 +741,7 @@ static void finish_output(state *s)
 static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
-	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->lab_mlm, &s->lab_obj,
-	            &s->lab_attr, &s->mask_obj, &s->mask_attr, &s->mask_feat, &s->feats, &s->target};
+	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
@@ -855,6 +749,7 @@ static void cleanup(state *s)
 	if (s->score_file)
 		fclose(s->score_file);
 	lx_json_free(s->json);
+	lx_labels_data_destroy(&s->labels);
 	lx_names_free(s->answers);
 	lx_names_free(s->objects);
 	lx_names_free(s->attrs);
