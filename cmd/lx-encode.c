@@ -20,125 +20,8 @@ static void usage(FILE *f)
 typedef struct {
 	lx_record *rec;
 	int encode;             /* 1: an example to encode; 0: an error record passed through */
-	int32_t *ids, *types;
-	float *amask, *feats, *pos, *vmask;
-	size_t cap_t, cap_n;
+	lx_example_data in;
 } slot;
-
-static int reserve(slot *s, size_t T, size_t N, size_t F)
-{
-	if (T > s->cap_t) {
-		free(s->ids);
-		free(s->types);
-		free(s->amask);
-		s->ids = malloc(T * sizeof *s->ids);
-		s->types = malloc(T * sizeof *s->types);
-		s->amask = malloc(T * sizeof *s->amask);
-		if (!s->ids || !s->types || !s->amask)
-			return -1;
-		s->cap_t = T;
-	}
-	if (N > s->cap_n) {
-		free(s->feats);
-		free(s->pos);
-		free(s->vmask);
-		s->feats = malloc(N * F * sizeof *s->feats);
-		s->pos = malloc(N * 4 * sizeof *s->pos);
-		s->vmask = malloc(N * sizeof *s->vmask);
-		if (!s->feats || !s->pos || !s->vmask)
-			return -1;
-		s->cap_n = N;
-	}
-	return 0;
-}
-
-/* An optional per-position field of `len` values (a mask or token types): NULL if absent. */
-static lx_status optional_vector(const lx_record *rec, const char *key, int64_t len, lx_tensor *t, int *present,
-                                 lx_err *e)
-{
-	lx_status rc = lx_record_tensor(rec, key, t, present, e);
-
-	if (rc || !*present)
-		return rc;
-	if (t->ndim != 1 || t->shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match its side", key, (long long)len);
-	return LX_OK;
-}
-
-/* Decodes and checks the inputs of one record into s and ex. */
-static lx_status decode(const lx_config *c, slot *s, lx_example *ex, lx_err *e)
-{
-	lx_tensor ids, feats, pos, t;
-	int present;
-	lx_status rc;
-	int F = c->visual_feat_dim;
-
-	memset(ex, 0, sizeof *ex);
-	if ((rc = lx_record_tensor(s->rec, "input_ids", &ids, NULL, e)) ||
-	    (rc = lx_record_tensor(s->rec, "visual_feats", &feats, NULL, e)) ||
-	    (rc = lx_record_tensor(s->rec, "visual_pos", &pos, NULL, e)))
-		return rc;
-	if (ids.ndim != 1)
-		return lx_errf(e, LX_EINPUT, "field input_ids: rank %d, expected a vector [T]", ids.ndim);
-	if (lx_dtype_is_float(ids.dtype))
-		return lx_errf(e, LX_EINPUT, "field input_ids: dtype %s, expected an integer dtype (<i4 or <i8)",
-		               lx_dtype_numpy(ids.dtype));
-	if (feats.ndim != 2)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: rank %d, expected a matrix [N, %d]", feats.ndim, F);
-	if (!lx_dtype_is_float(feats.dtype))
-		return lx_errf(e, LX_EINPUT, "field visual_feats: dtype %s, expected a float dtype (<f4)",
-		               lx_dtype_numpy(feats.dtype));
-	if (feats.shape[1] != F)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld features per box, the model expects %d",
-		               (long long)feats.shape[1], F);
-	if (pos.ndim != 2 || pos.shape[1] != 4 || pos.shape[0] != feats.shape[0])
-		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
-		               (long long)feats.shape[0]);
-	if (!lx_dtype_is_float(pos.dtype))
-		return lx_errf(e, LX_EINPUT, "field visual_pos: dtype %s, expected a float dtype (<f4)",
-		               lx_dtype_numpy(pos.dtype));
-	if (ids.shape[0] == 0)
-		return lx_errf(e, LX_EINPUT, "field input_ids is empty");
-	if (feats.shape[0] == 0)
-		return lx_errf(e, LX_EINPUT, "field visual_feats has no boxes");
-	if (ids.shape[0] > c->max_position_embeddings)
-		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
-		               (long long)ids.shape[0], c->max_position_embeddings);
-	if (feats.shape[0] > (1 << 20))
-		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, more than %d", (long long)feats.shape[0],
-		               1 << 20);
-	ex->T = (int)ids.shape[0];
-	ex->N = (int)feats.shape[0];
-	if (reserve(s, (size_t)ex->T, (size_t)ex->N, (size_t)F))
-		return lx_errf(e, LX_EIO, "out of memory");
-	if ((rc = lx_tensor_to_i32(&ids, s->ids, "input_ids", e)) ||
-	    (rc = lx_tensor_to_f32(&feats, s->feats, "visual_feats", e)) ||
-	    (rc = lx_tensor_to_f32(&pos, s->pos, "visual_pos", e)))
-		return rc;
-	ex->input_ids = s->ids;
-	ex->visual_feats = s->feats;
-	ex->visual_pos = s->pos;
-	if ((rc = optional_vector(s->rec, "token_type_ids", ex->T, &t, &present, e)))
-		return rc;
-	if (present) {
-		if ((rc = lx_tensor_to_i32(&t, s->types, "token_type_ids", e)))
-			return rc;
-		ex->token_type_ids = s->types;
-	}
-	if ((rc = optional_vector(s->rec, "attention_mask", ex->T, &t, &present, e)))
-		return rc;
-	if (present) {
-		lx_tensor_to_f32(&t, s->amask, "attention_mask", e);
-		ex->attention_mask = s->amask;
-	}
-	if ((rc = optional_vector(s->rec, "visual_attention_mask", ex->N, &t, &present, e)))
-		return rc;
-	if (present) {
-		lx_tensor_to_f32(&t, s->vmask, "visual_attention_mask", e);
-		ex->visual_mask = s->vmask;
-	}
-	return lx_example_check(c, ex, e);
-}
 
 /* Adds the encoder's outputs to a record. */
 static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_example *x, const lx_outputs *o, int want)
@@ -195,7 +78,7 @@ typedef struct {
 	lx_reader *rd;
 	lx_writer *wr;
 	slot *slots;
-	lx_example *ex, *todo;
+	lx_example *todo;       /* the examples of the batch, without its error records */
 	lx_outputs *outs;
 	long done, bad;
 	int end;                /* the input ended or cannot be read further */
@@ -248,7 +131,7 @@ static int fill_slot(run *r, int k)
 	}
 	s->rec = rec;
 	s->encode = !lx_record_is_error(rec);
-	if (!s->encode || !(st = decode(r->c, s, &r->ex[k], &bad)))
+	if (!s->encode || !(st = lx_example_decode(r->c, rec, &s->in, &bad)))
 		return 1;
 	memcpy(msg, "lx-encode: ", 11); /* the message as printed, then "stdin: record ..." */
 	where(msg + 11, sizeof msg - 11, rec, bad.msg);
@@ -280,12 +163,12 @@ static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
 
 	for (n = 0; n < r->batch && fill_slot(r, n); n++)
 		if (r->slots[n].encode)
-			r->todo[k++] = r->ex[n];
+			r->todo[k++] = r->slots[n].in.x;
 	if (k > 0)
 		rc = lx_encode(enc, r->todo, k, r->outs, err);
 	for (i = j = 0; i < n; i++) {
 		slot *s = &r->slots[i];
-		if (!rc && s->encode && (rc = add_outputs(s->rec, r->c, &r->ex[i], &r->outs[j++], r->want)))
+		if (!rc && s->encode && (rc = add_outputs(s->rec, r->c, &s->in.x, &r->outs[j++], r->want)))
 			lx_errf(err, rc, "out of memory");
 		if (!rc)
 			rc = lx_writer_put(r->wr, s->rec, err);
@@ -301,15 +184,9 @@ static void free_run(run *r)
 	int i;
 
 	for (i = 0; r->slots && i < r->batch; i++) {
-		free(r->slots[i].ids);
-		free(r->slots[i].types);
-		free(r->slots[i].amask);
-		free(r->slots[i].feats);
-		free(r->slots[i].pos);
-		free(r->slots[i].vmask);
+		lx_example_data_destroy(&r->slots[i].in);
 	}
 	free(r->slots);
-	free(r->ex);
 	free(r->todo);
 	free(r->outs);
 	lx_writer_free(r->wr);
@@ -365,10 +242,9 @@ int main(int argc, char **argv)
 	r.rd = lx_reader_new(stdin, "stdin");
 	r.wr = lx_writer_new(stdout, "stdout");
 	r.slots = calloc((size_t)r.batch, sizeof *r.slots);
-	r.ex = calloc((size_t)r.batch, sizeof *r.ex);
 	r.todo = calloc((size_t)r.batch, sizeof *r.todo);
 	r.outs = calloc((size_t)r.batch, sizeof *r.outs);
-	if (!enc || !r.rd || !r.wr || !r.slots || !r.ex || !r.todo || !r.outs) {
+	if (!enc || !r.rd || !r.wr || !r.slots || !r.todo || !r.outs) {
 		fprintf(stderr, "%s: out of memory\n", tool);
 		free_run(&r);
 		lx_encoder_free(enc);

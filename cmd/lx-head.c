@@ -66,7 +66,8 @@ typedef struct {
 	const char *score_path;
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
-	buf lab_mlm, lab_obj, lab_attr, mask_obj, mask_attr, mask_feat, feats, tens, target;
+	buf target;
+	lx_labels_data labels;
 	/* the record in hand */
 	int T, N, pred, has_true_prob;
 	double true_prob;
@@ -78,11 +79,7 @@ typedef struct {
 	pair pr;
 	long submitted;
 	long passed;  /* error records left out of a submission */
-	/* --json through a memory stream */
-	FILE *mem;
-	char *mem_buf;
-	size_t mem_len;
-	lx_writer *mem_w;
+	lx_json *json;  /* --json */
 } state;
 
 /* ---- reading fields ---- */
@@ -90,20 +87,6 @@ typedef struct {
 static lx_status missing(const char *key, const char *why, lx_err *e)
 {
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
-}
-
-/* NaN or infinity in an input would come out as a wrong answer or a NaN loss: refused, with where it is. */
-static lx_status all_finite(const float *x, int64_t n, int64_t last, const char *key, lx_err *e)
-{
-	int64_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return last ? lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at row %lld, column %lld", key,
-			                      (double)x[i], (long long)(i / last), (long long)(i % last))
-			            : lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at element %lld", key,
-			                      (double)x[i], (long long)i);
-	return LX_OK;
 }
 
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
@@ -135,38 +118,23 @@ static lx_status get_floats(const lx_record *rec, const char *key, const char *r
 		shape[i] = t.shape[i];
 	if ((rc = lx_tensor_to_f32(&t, b->p, key, e)))
 		return rc;
-	return all_finite(b->p, t.numel, rows ? last : 0, key, e);
+	return lx_check_finite(b->p, t.numel, rows ? last : 0, key, e);
 }
 
-/* An optional vector field of len values, as int32 (want_int) or float, decoded into b; *present says. */
-static lx_status get_vector(const lx_record *rec, const char *key, int64_t len, const char *side, int want_int,
-                            buf *b, int *present, lx_err *e)
+/* input_ids [len] as int32 into b; *present says whether the record has it. */
+static lx_status get_ids(const lx_record *rec, int64_t len, buf *b, int *present, lx_err *e)
 {
 	lx_tensor t;
 	lx_status rc;
-	int64_t i;
 
-	if ((rc = lx_record_tensor(rec, key, &t, present, e)) || !*present)
+	if ((rc = lx_record_tensor(rec, "input_ids", &t, present, e)) || !*present)
 		return rc;
 	if (t.ndim != 1 || t.shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match %s", key, (long long)len, side);
+		return lx_errf(e, LX_EINPUT, "field input_ids: shape must be [%lld] to match language_output", (long long)len);
 	if (!grow(b, (size_t)(len ? len : 1) * 4))
 		return lx_errf(e, LX_EIO, "out of memory");
-	if (want_int) {
-		if (lx_dtype_is_float(t.dtype))
-			return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected an integer dtype", key,
-			               lx_dtype_numpy(t.dtype));
-		return lx_tensor_to_i32(&t, b->p, key, e);
-	}
-	if (lx_dtype_is_float(t.dtype))
-		return (rc = lx_tensor_to_f32(&t, b->p, key, e)) ? rc : all_finite(b->p, len, 0, key, e);
-	if ((rc = lx_tensor_to_i32(&t, b->p, key, e)))
-		return rc;
-	for (i = 0; i < len; i++)
-		((float *)b->p)[i] = (float)((int32_t *)b->p)[i];
-	return LX_OK;
+	return lx_tensor_to_i32(&t, b->p, "input_ids", e);
 }
-
 
 /* ---- adding readable results ---- */
 
@@ -213,28 +181,18 @@ static int is_number(const msgpack_object *o, double *v)
 }
 
 /* The authors' VQA/GQA loss of the record's soft-score label (a map answer -> score; answers not in the
- * list are left out, as the authors' data loader does). */
+ * list are left out, as the authors' GQA data loader does). */
 static lx_status vqa_loss(state *s, lx_record *rec, const msgpack_object *label, const float *q, lx_err *e)
 {
-	int A = s->c->num_qa_labels, k;
+	int A = s->c->num_qa_labels, unknown;
 	float *target = grow(&s->target, (size_t)A * 4);
-	char name[512];
-	uint32_t i;
-	double v, loss;
+	double loss;
+	lx_status rc;
 
 	if (!target)
 		return oom(e);
-	memset(target, 0, (size_t)A * 4);
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *key = &label->via.map.ptr[i].key;
-		if (key->type != MSGPACK_OBJECT_STR)
-			continue;
-		snprintf(name, sizeof name, "%.*s", (int)key->via.str.size, key->via.str.ptr);
-		if (!is_number(&label->via.map.ptr[i].val, &v))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", name);
-		if ((k = lx_names_find(s->answers, name)) >= 0)
-			target[k] = (float)v;
-	}
+	if ((rc = lx_soft_label(label, s->answers, target, &unknown, e)))
+		return rc;
 	loss = lx_bce_loss(q, target, A);
 	if (lx_record_add_float(rec, "vqa_loss", loss))
 		return oom(e);
@@ -388,82 +346,15 @@ static lx_status run_obj(state *s, lx_record *rec, lx_err *e)
 
 /* ---- losses ---- */
 
-static lx_status read_labels(state *s, const lx_record *rec, lx_labels *l, int *any, lx_err *e)
-{
-	int p, F = s->c->visual_feat_dim;
-	int64_t shape[2];
-	lx_status rc;
-
-	memset(l, 0, sizeof *l);
-	l->T = s->T;
-	l->N = s->N;
-	*any = 0;
-	if ((s->heads & LX_HEAD_MLM)) {
-		if ((rc = get_vector(rec, "labels", s->T, "input_ids", 1, &s->lab_mlm, &p, e)))
-			return rc;
-		l->mlm_labels = p ? s->lab_mlm.p : NULL;
-		*any |= p;
-	}
-	if ((s->heads & LX_HEAD_MATCH)) {
-		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
-			return rc;
-		*any |= l->has_matched;
-	}
-	if ((s->heads & LX_HEAD_QA)) {
-		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
-			return rc;
-		*any |= l->has_ans;
-	}
-	if (!(s->heads & LX_HEAD_OBJ))
-		return LX_OK;
-	if ((rc = get_vector(rec, "obj_labels", s->N, "vision_output", 1, &s->lab_obj, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_vector(rec, "obj_mask", s->N, "vision_output", 0, &s->mask_obj, &p, e)))
-			return rc;
-		if (!p)
-			return missing("obj_mask", "obj_labels needs it", e);
-		l->obj_labels = s->lab_obj.p;
-		l->obj_mask = s->mask_obj.p;
-		*any = 1;
-	}
-	if ((rc = get_vector(rec, "attr_labels", s->N, "vision_output", 1, &s->lab_attr, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_vector(rec, "attr_mask", s->N, "vision_output", 0, &s->mask_attr, &p, e)))
-			return rc;
-		if (!p)
-			return missing("attr_mask", "attr_labels needs it", e);
-		l->attr_labels = s->lab_attr.p;
-		l->attr_mask = s->mask_attr.p;
-		*any = 1;
-	}
-	if ((rc = get_vector(rec, "feat_mask", s->N, "vision_output", 0, &s->mask_feat, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_floats(rec, "visual_feats", "N", F, "feat_mask needs the features as targets", &s->feats, shape,
-		                     e)))
-			return rc;
-		if (shape[0] != s->N)
-			return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, vision_output has %d",
-			               (long long)shape[0], s->N);
-		l->feat_mask = s->mask_feat.p;
-		l->feat_target = s->feats.p;
-		*any = 1;
-	}
-	return LX_OK;
-}
-
 static lx_status run_losses(state *s, lx_record *rec, lx_err *e)
 {
-	lx_labels l;
 	lx_losses out;
 	int any, k;
 	lx_status rc;
 
-	if ((rc = read_labels(s, rec, &l, &any, e)) || !any)
+	if ((rc = lx_labels_decode(s->c, s->heads, rec, s->T, s->N, "vision_output", NULL, &s->labels, &any, e)) || !any)
 		return rc;
-	if ((rc = lx_heads_losses(s->h, s->heads, &l, s->lang.p, s->visn.p, s->pooled.p, &out, e)))
+	if ((rc = lx_heads_losses(s->h, s->heads, &s->labels.l, s->lang.p, s->visn.p, s->pooled.p, &out, e)))
 		return rc;
 	for (k = 0; k < LX_NLOSS; k++)
 		if (out.has[k]) {
@@ -499,7 +390,7 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
-		if ((rc = get_vector(rec, "input_ids", s->T, "language_output", 1, &s->ids, &present, e)))
+		if ((rc = get_ids(rec, s->T, &s->ids, &present, e)))
 			return rc;
 		if (!present)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
@@ -522,18 +413,6 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 }
 
 /* ---- scores ---- */
-
-static void str_of(const msgpack_object *o, char *dst, size_t n)
-{
-	if (o->type == MSGPACK_OBJECT_STR)
-		snprintf(dst, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		snprintf(dst, n, "%llu", (unsigned long long)o->via.u64);
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		snprintf(dst, n, "%lld", (long long)o->via.i64);
-	else
-		dst[0] = 0;
-}
 
 /* VQA/GQA: the label dict's score of the predicted answer, 0 when it is not there. */
 static lx_status score_answer(state *s, const msgpack_object *label, lx_err *e)
@@ -594,7 +473,7 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	if (!s->has_true_prob)
 		return lx_errf(e, LX_EINPUT, "NLVR2 needs the match head or a two-answer qa head to predict true or false");
 	if (o)
-		str_of(o, id, sizeof id);
+		lx_object_text(o, id, sizeof id);
 	if (!*id && s->out == OUT_SUBMIT)
 		return missing("identifier", "--submit nlvr2 needs it", e);
 	if (!p->open || !*id || strcmp(id, p->id)) {
@@ -619,221 +498,6 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	return LX_OK;
 }
 
-/* ---- JSON ---- */
-
-static void json_str(FILE *f, const char *s, size_t n)
-{
-	size_t i;
-
-	fputc('"', f);
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch == '\t')
-			fputs("\\t", f);
-		else if (ch == '\r')
-			fputs("\\r", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-/* The shortest decimal that reads back as the same double (or float, when single). */
-static void json_num(FILE *f, double v, int single)
-{
-	char s[40];
-	int prec;
-
-	if (!isfinite(v)) {
-		fputs("null", f);
-		return;
-	}
-	for (prec = single ? 6 : 15; prec < 17; prec++) {
-		snprintf(s, sizeof s, "%.*g", prec, v);
-		if (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v)
-			break;
-	}
-	if (prec == 17)
-		snprintf(s, sizeof s, "%.17g", v);
-	fputs(s, f);
-}
-
-static void json_b64(FILE *f, const unsigned char *p, size_t n)
-{
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
-
-	fputc('"', f);
-	for (i = 0; i + 2 < n; i += 3)
-		fprintf(f, "%c%c%c%c", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4],
-		        a[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], a[p[i + 2] & 63]);
-	if (n - i == 1)
-		fprintf(f, "%c%c==", a[p[i] >> 2], a[(p[i] & 3) << 4]);
-	else if (n - i == 2)
-		fprintf(f, "%c%c%c=", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4], a[(p[i + 1] & 15) << 2]);
-	fputc('"', f);
-}
-
-static void json_value(FILE *f, const msgpack_object *o)
-{
-	uint32_t i;
-
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL: fputs("null", f); break;
-	case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", f); break;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(f, "%llu", (unsigned long long)o->via.u64); break;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(f, "%lld", (long long)o->via.i64); break;
-	case MSGPACK_OBJECT_FLOAT32: json_num(f, o->via.f64, 1); break;
-	case MSGPACK_OBJECT_FLOAT64: json_num(f, o->via.f64, 0); break;
-	case MSGPACK_OBJECT_STR: json_str(f, o->via.str.ptr, o->via.str.size); break;
-	case MSGPACK_OBJECT_BIN: json_b64(f, (const unsigned char *)o->via.bin.ptr, o->via.bin.size); break;
-	case MSGPACK_OBJECT_EXT: json_b64(f, (const unsigned char *)o->via.ext.ptr, o->via.ext.size); break;
-	case MSGPACK_OBJECT_ARRAY:
-		fputc('[', f);
-		for (i = 0; i < o->via.array.size; i++) {
-			if (i)
-				fputs(", ", f);
-			json_value(f, &o->via.array.ptr[i]);
-		}
-		fputc(']', f);
-		break;
-	case MSGPACK_OBJECT_MAP:
-		fputc('{', f);
-		for (i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			char ks[64];
-			if (i)
-				fputs(", ", f);
-			if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
-				json_str(f, k->via.str.ptr, k->via.str.size);
-			else {
-				str_of(k, ks, sizeof ks);
-				json_str(f, ks, strlen(ks));
-			}
-			fputs(": ", f);
-			json_value(f, &o->via.map.ptr[i].val);
-		}
-		fputc('}', f);
-		break;
-	}
-}
-
-/* A tensor as nested JSON lists, dimension by dimension. */
-static void json_nested(FILE *f, const lx_tensor *t, const void *data, int fl, int d, size_t *at)
-{
-	int64_t i;
-
-	if (d == t->ndim) {
-		if (fl)
-			json_num(f, ((const float *)data)[*at], 1);
-		else
-			fprintf(f, "%d", ((const int32_t *)data)[*at]);
-		(*at)++;
-		return;
-	}
-	fputc('[', f);
-	for (i = 0; i < t->shape[d]; i++) {
-		if (i)
-			fputs(", ", f);
-		json_nested(f, t, data, fl, d + 1, at);
-	}
-	fputc(']', f);
-}
-
-static int is_tensor(const msgpack_object *v)
-{
-	uint32_t i;
-
-	if (v->type != MSGPACK_OBJECT_MAP)
-		return 0;
-	for (i = 0; i < v->via.map.size; i++) {
-		const msgpack_object *k = &v->via.map.ptr[i].key;
-		if ((k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN) && k->via.str.size == 2 &&
-		    memcmp(k->via.str.ptr, "nd", 2) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Converts tensor field key into s->tens and, if print, writes it as nested JSON lists. */
-static lx_status json_tensor(state *s, const lx_record *rec, const char *key, int print, lx_err *e)
-{
-	lx_tensor t;
-	size_t at = 0;
-	int fl;
-	lx_status rc;
-
-	if ((rc = lx_record_tensor(rec, key, &t, NULL, e)))
-		return rc;
-	fl = lx_dtype_is_float(t.dtype);
-	if (!grow(&s->tens, (size_t)(t.numel ? t.numel : 1) * 4))
-		return oom(e);
-	if ((rc = fl ? lx_tensor_to_f32(&t, s->tens.p, key, e) : lx_tensor_to_i32(&t, s->tens.p, key, e)))
-		return rc;
-	if (print)
-		json_nested(stdout, &t, s->tens.p, fl, 0, &at);
-	return LX_OK;
-}
-
-/* One record as one JSON object on a line: its fields in order, tensors left out unless --json-tensors. */
-static lx_status put_json(state *s, const lx_record *rec, int tensors, lx_err *e)
-{
-	msgpack_unpacked up;
-	size_t off = 0;
-	uint32_t i, n = 0;
-	lx_status rc = LX_OK;
-	char key[256];
-
-	if (fseeko(s->mem, 0, SEEK_SET) || lx_writer_put(s->mem_w, rec, e) || lx_writer_flush(s->mem_w, e))
-		return lx_errf(e, LX_EIO, "out of memory");
-	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, s->mem_buf, s->mem_len, &off) != MSGPACK_UNPACK_SUCCESS) {
-		msgpack_unpacked_destroy(&up);
-		return lx_errf(e, LX_EIO, "out of memory");
-	}
-	/* a tensor that cannot be converted is found before anything of the line is written */
-	for (i = 0; tensors && i < up.data.via.map.size && !rc; i++) {
-		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-		if (!is_tensor(v))
-			continue;
-		if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
-			snprintf(key, sizeof key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
-		else
-			str_of(k, key, sizeof key);
-		rc = json_tensor(s, rec, key, 0, e);
-	}
-	if (rc) {
-		msgpack_unpacked_destroy(&up);
-		return rc;
-	}
-	fputc('{', stdout);
-	for (i = 0; i < up.data.via.map.size && !rc; i++) {
-		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-		if (is_tensor(v) && !tensors)
-			continue;
-		if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
-			snprintf(key, sizeof key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
-		else
-			str_of(k, key, sizeof key);
-		fputs(n++ ? ", " : "", stdout);
-		json_str(stdout, key, strlen(key));
-		fputs(": ", stdout);
-		if (is_tensor(v))
-			rc = json_tensor(s, rec, key, 1, e);
-		else
-			json_value(stdout, v);
-	}
-	fputs("}\n", stdout);
-	msgpack_unpacked_destroy(&up);
-	return rc;
-}
-
 /* ---- submissions ---- */
 
 static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
@@ -851,15 +515,16 @@ static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
 	fputs(s->submitted++ ? ",\n" : "[\n", stdout);
 	if (s->submit == SUB_VQA) {
 		fputs("{\"question_id\": ", stdout);
-		json_value(stdout, id);
+		lx_json_value(stdout, id);
 		fputs(", \"answer\": ", stdout);
 	} else {
-		str_of(id, ids, sizeof ids);
+		lx_object_text(id, ids, sizeof ids);
 		fputs("{\"questionId\": ", stdout);
-		json_str(stdout, ids, strlen(ids));
+		lx_json_str(stdout, ids, strlen(ids), LX_JSON_SHORT);
 		fputs(", \"prediction\": ", stdout);
 	}
-	json_str(stdout, lx_names_get(s->answers, s->pred), strlen(lx_names_get(s->answers, s->pred)));
+	lx_json_str(stdout, lx_names_get(s->answers, s->pred), strlen(lx_names_get(s->answers, s->pred)),
+	            LX_JSON_SHORT);
 	fputs("}", stdout);
 	return LX_OK;
 }
@@ -896,7 +561,7 @@ static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 	if (s->out == OUT_STREAM)
 		return lx_writer_put(w, rec, e);
 	if (s->out == OUT_JSON)
-		rc = put_json(s, rec, 0, e); /* its tensors may be what was wrong with it */
+		rc = lx_json_record(s->json, stdout, rec, 0, e); /* its tensors may be what was wrong with it */
 	else
 		s->passed++;
 	if (!rc && ferror(stdout))
@@ -905,9 +570,9 @@ static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 }
 
 /* The totals of the run, saved before a record and put back if --keep-going turns it into an error record:
- * the fields of state from loss_sum up to (not including) mem. */
+ * the fields of state from loss_sum up to (not including) json. */
 #define TOTALS_AT offsetof(state, loss_sum)
-#define TOTALS_LEN (offsetof(state, mem) - offsetof(state, loss_sum))
+#define TOTALS_LEN (offsetof(state, json) - offsetof(state, loss_sum))
 
 /* Runs the heads on one record and writes it; with --keep-going a bad record is written as an error record
  * (its fields as read, and error) instead. */
@@ -949,7 +614,7 @@ static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 		return rc;
 	if (s->out == OUT_STREAM)
 		return lx_writer_put(w, rec, e);
-	rc = s->out == OUT_JSON ? put_json(s, rec, s->json_tensors, e) : put_submit(s, rec, e);
+	rc = s->out == OUT_JSON ? lx_json_record(s->json, stdout, rec, s->json_tensors, e) : put_submit(s, rec, e);
 	if (!rc && ferror(stdout))
 		rc = lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
 	return rc;
@@ -980,58 +645,20 @@ static int parse_heads(const char *list)
 	return bits;
 }
 
-/* Loads a name list from `given`, or from DIR/<dflt...> when that exists; checks its length against `want`. */
-static lx_status load_names(lx_names **out, const char *given, const char *dir, const char *const *dflt, int kind,
-                            int want, const char *what, lx_err *e)
-{
-	char path[4096];
-	lx_status rc;
-	int i;
-
-	*out = NULL;
-	if (given)
-		snprintf(path, sizeof path, "%s", given);
-	else {
-		for (i = 0; dflt[i]; i++) {
-			snprintf(path, sizeof path, "%s/%s", dir, dflt[i]);
-			if (access(path, F_OK) == 0)
-				break;
-		}
-		if (!dflt[i])
-			return LX_OK;
-	}
-	if ((rc = lx_names_load(out, path, kind, e)))
-		return rc;
-	if (lx_names_count(*out) != want) {
-		rc = lx_errf(e, LX_EMODEL, "%s: %d names, but the model has %d %s", path, lx_names_count(*out), want, what);
-		lx_names_free(*out);
-		*out = NULL;
-	}
-	return rc;
-}
-
 static lx_status setup(state *s, const char *dir, const char *labels, const char *objects, const char *attrs, lx_err *e)
 {
-	static const char *const ans_files[] = {"answers.json", "answers.txt", NULL},
-	                         *obj_files[] = {"objects_vocab.txt", NULL}, *attr_files[] = {"attributes_vocab.txt", NULL},
-	                         *vocab_files[] = {"vocab.txt", NULL};
 	const lx_config *c = s->c;
 	lx_status rc;
 	int k;
 
 	if ((s->heads & LX_HEAD_QA) &&
-	    (rc = load_names(&s->answers, labels, dir, ans_files, LX_NAMES_ANSWERS, c->num_qa_labels,
-	                     "answers (num_qa_labels)", e)))
+	    (rc = lx_names_load_model(&s->answers, dir, LX_LIST_ANSWERS, labels, c->num_qa_labels, e)))
 		return rc;
 	if ((s->heads & LX_HEAD_OBJ) &&
-	    ((rc = load_names(&s->objects, objects, dir, obj_files, LX_NAMES_FIRST, c->num_object_labels,
-	                      "object labels (num_object_labels)", e)) ||
-	     (rc = load_names(&s->attrs, attrs, dir, attr_files, LX_NAMES_FIRST, c->num_attr_labels,
-	                      "attribute labels (num_attr_labels)", e))))
+	    ((rc = lx_names_load_model(&s->objects, dir, LX_LIST_OBJECTS, objects, c->num_object_labels, e)) ||
+	     (rc = lx_names_load_model(&s->attrs, dir, LX_LIST_ATTRIBUTES, attrs, c->num_attr_labels, e))))
 		return rc;
-	if ((s->heads & LX_HEAD_MLM) &&
-	    (rc = load_names(&s->vocab, NULL, dir, vocab_files, LX_NAMES_LINES, c->vocab_size, "pieces (vocab_size)",
-	                     e)))
+	if ((s->heads & LX_HEAD_MLM) && (rc = lx_names_load_model(&s->vocab, dir, LX_LIST_WORDS, NULL, c->vocab_size, e)))
 		return rc;
 	s->mask_id = MASK_ID;
 	if (s->vocab && (k = lx_names_find(s->vocab, "[MASK]")) >= 0)
@@ -1045,7 +672,7 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 	    !((s->heads & LX_HEAD_QA) && c->num_qa_labels == 2))
 		return lx_errf(e, LX_EUSAGE, "--submit nlvr2 needs the match head or a qa head with two answers");
 	if (s->out == OUT_JSON) {
-		if (!(s->mem = open_memstream(&s->mem_buf, &s->mem_len)) || !(s->mem_w = lx_writer_new(s->mem, "memory")))
+		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
 	}
 	if (s->score_path && !(s->score_file = fopen(s->score_path, "w")))
@@ -1089,12 +716,12 @@ static lx_status write_score_file(state *s, lx_err *e)
 	fputc('{', f);
 	if (s->questions || !s->pairs) {
 		fputs("\"score\": ", f);
-		json_num(f, s->questions ? s->score_sum / s->questions : 0.0, 0);
+		lx_json_num(f, s->questions ? s->score_sum / s->questions : 0.0, 0);
 		fprintf(f, ", \"questions\": %ld", s->questions);
 	}
 	if (s->pairs) {
 		fputs(s->questions ? ", \"nlvr2_accuracy\": " : "\"nlvr2_accuracy\": ", f);
-		json_num(f, (double)s->correct / s->pairs, 0);
+		lx_json_num(f, (double)s->correct / s->pairs, 0);
 		fprintf(f, ", \"pairs\": %ld", s->pairs);
 	}
 	fputs("}\n", f);
@@ -1114,18 +741,15 @@ static void finish_output(state *s)
 static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
-	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->lab_mlm, &s->lab_obj,
-	            &s->lab_attr, &s->mask_obj, &s->mask_attr, &s->mask_feat, &s->feats, &s->tens, &s->target};
+	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
 		free(b[i]->p);
 	if (s->score_file)
 		fclose(s->score_file);
-	lx_writer_free(s->mem_w);
-	if (s->mem)
-		fclose(s->mem);
-	free(s->mem_buf);
+	lx_json_free(s->json);
+	lx_labels_data_destroy(&s->labels);
 	lx_names_free(s->answers);
 	lx_names_free(s->objects);
 	lx_names_free(s->attrs);

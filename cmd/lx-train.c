@@ -42,8 +42,10 @@ static void die(lx_status st, const char *fmt, ...)
 /* ---- the examples, decoded once ---- */
 
 typedef struct {
-	lx_example x;
-	lx_train_labels lab;
+	lx_example x;           /* in.x */
+	lx_example_data in;
+	lx_train_labels lab;    /* lab.l is labels.l */
+	lx_labels_data labels;
 	char id[64];
 } item;
 
@@ -52,190 +54,35 @@ typedef struct {
 	int n, cap;
 } dataset;
 
-static void *dup_floats(const lx_tensor *t, const char *key, lx_err *e, lx_status *rc)
-{
-	float *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-
-	if (!p)
-		*rc = lx_errf(e, LX_EIO, "out of memory");
-	else if ((*rc = lx_tensor_to_f32(t, p, key, e))) {
-		free(p);
-		p = NULL;
-	}
-	return p;
-}
-
-static void *dup_ints(const lx_tensor *t, const char *key, lx_err *e, lx_status *rc)
-{
-	int32_t *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(int32_t));
-
-	if (!p)
-		*rc = lx_errf(e, LX_EIO, "out of memory");
-	else if (lx_dtype_is_float(t->dtype)) {
-		*rc = lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected an integer dtype", key, lx_dtype_numpy(t->dtype));
-		free(p);
-		p = NULL;
-	} else if ((*rc = lx_tensor_to_i32(t, p, key, e))) {
-		free(p);
-		p = NULL;
-	}
-	return p;
-}
-
-/* An optional vector field of len values: *out stays NULL when absent. */
-static lx_status vec(const lx_record *rec, const char *key, int64_t len, const char *side, int ints, void **out,
-                     lx_err *e)
-{
-	lx_tensor t;
-	int present;
-	lx_status rc;
-
-	*out = NULL;
-	if ((rc = lx_record_tensor(rec, key, &t, &present, e)) || !present)
-		return rc;
-	if (t.ndim != 1 || t.shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match %s", key, (long long)len, side);
-	*out = ints ? dup_ints(&t, key, e, &rc) : dup_floats(&t, key, e, &rc);
-	return rc;
-}
-
-
-/* The authors' soft-score label (answer -> score) as a target over the answer list. */
-static lx_status soft_label(const msgpack_object *label, const lx_names *answers, int A, float **out, lx_err *e)
-{
-	float *target;
-	char name[512];
-	uint32_t i;
-	int k;
-
-	if (!answers)
-		return lx_errf(e, LX_EINPUT, "field label: a soft-score label needs the answer list (--labels FILE, or "
-		                             "answers.json in the model directory)");
-	if (!(target = calloc((size_t)A, sizeof *target)))
-		return lx_errf(e, LX_EIO, "out of memory");
-	*out = target;
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *key = &label->via.map.ptr[i].key, *val = &label->via.map.ptr[i].val;
-		double v;
-		if (key->type != MSGPACK_OBJECT_STR)
-			return lx_errf(e, LX_EINPUT, "field label: a key is not a string");
-		snprintf(name, sizeof name, "%.*s", (int)key->via.str.size, key->via.str.ptr);
-		if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			v = (double)val->via.u64;
-		else if (val->type == MSGPACK_OBJECT_FLOAT32 || val->type == MSGPACK_OBJECT_FLOAT64)
-			v = val->via.f64;
-		else
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", name);
-		if (!(v >= 0 && v <= 1))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is %g, outside [0, 1]", name, v);
-		if ((k = lx_names_find(answers, name)) < 0)
-			return lx_errf(e, LX_EINPUT, "field label: answer \"%s\" is not in the answer list %s", name,
-			               lx_names_path(answers));
-		target[k] = (float)v;
-	}
-	return LX_OK;
-}
-
-/* The inputs of one record. */
-static lx_status decode_inputs(const lx_config *c, const lx_record *rec, item *it, lx_err *e)
-{
-	lx_example *x = &it->x;
-	lx_tensor ids, feats, pos;
-	lx_status rc;
-
-	if ((rc = lx_record_tensor(rec, "input_ids", &ids, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_feats", &feats, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_pos", &pos, NULL, e)))
-		return rc;
-	if (ids.ndim != 1 || ids.shape[0] < 1)
-		return lx_errf(e, LX_EINPUT, "field input_ids: expected a non-empty vector [T]");
-	if (feats.ndim != 2 || feats.shape[1] != c->visual_feat_dim || feats.shape[0] < 1 || feats.shape[0] > 4096)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: expected a matrix [N, %d] with 1 to 4096 boxes",
-		               c->visual_feat_dim);
-	if (pos.ndim != 2 || pos.shape[0] != feats.shape[0] || pos.shape[1] != 4)
-		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
-		               (long long)feats.shape[0]);
-	if (ids.shape[0] > c->max_position_embeddings)
-		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
-		               (long long)ids.shape[0], c->max_position_embeddings);
-	x->T = (int)ids.shape[0];
-	x->N = (int)feats.shape[0];
-	if (!(x->input_ids = dup_ints(&ids, "input_ids", e, &rc)) ||
-	    !(x->visual_feats = dup_floats(&feats, "visual_feats", e, &rc)) ||
-	    !(x->visual_pos = dup_floats(&pos, "visual_pos", e, &rc)))
-		return rc;
-	if ((rc = vec(rec, "token_type_ids", x->T, "input_ids", 1, (void **)&x->token_type_ids, e)) ||
-	    (rc = vec(rec, "attention_mask", x->T, "input_ids", 0, (void **)&x->attention_mask, e)) ||
-	    (rc = vec(rec, "visual_attention_mask", x->N, "visual_feats", 0, (void **)&x->visual_mask, e)))
-		return rc;
-	return lx_example_check(c, x, e);
-}
-
 /* The labels of one record for the heads the model has; *any says whether there was one. */
 static lx_status decode_labels(const lx_config *c, int heads, const lx_names *answers, const lx_record *rec,
                                item *it, int *any, lx_err *e)
 {
-	lx_labels *l = &it->lab.l;
 	const msgpack_object *label = lx_record_get(rec, "label");
+	float *target;
 	lx_status rc;
 
-	l->T = it->x.T;
-	l->N = it->x.N;
-	*any = 0;
-	if (heads & LX_HEAD_QA) {
-		if (label && label->type == MSGPACK_OBJECT_MAP) {
-			if ((rc = soft_label(label, answers, c->num_qa_labels, (float **)&it->lab.qa_target, e)))
-				return rc;
-			*any = 1;
-		}
-		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
-			return rc;
-		if (l->has_ans && l->ans != -100 && (l->ans < 0 || l->ans >= c->num_qa_labels))
-			return lx_errf(e, LX_EINPUT, "field ans: %d is outside the answer list [0, %d)", l->ans,
-			               c->num_qa_labels);
-		*any |= l->has_ans;
-	}
-	if (heads & LX_HEAD_MATCH) {
-		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
-			return rc;
-		if (l->has_matched && l->matched_label != -100 && (l->matched_label < 0 || l->matched_label > 1))
-			return lx_errf(e, LX_EINPUT, "field matched_label: %d, expected 0 or 1", l->matched_label);
-		*any |= l->has_matched;
-	}
-	if (heads & LX_HEAD_MLM) {
-		if ((rc = vec(rec, "labels", l->T, "input_ids", 1, (void **)&l->mlm_labels, e)))
-			return rc;
-		*any |= l->mlm_labels != NULL;
-	}
-	if (heads & LX_HEAD_OBJ) {
-		if ((rc = vec(rec, "obj_labels", l->N, "visual_feats", 1, (void **)&l->obj_labels, e)) ||
-		    (rc = vec(rec, "obj_mask", l->N, "visual_feats", 0, (void **)&l->obj_mask, e)) ||
-		    (rc = vec(rec, "attr_labels", l->N, "visual_feats", 1, (void **)&l->attr_labels, e)) ||
-		    (rc = vec(rec, "attr_mask", l->N, "visual_feats", 0, (void **)&l->attr_mask, e)) ||
-		    (rc = vec(rec, "feat_mask", l->N, "visual_feats", 0, (void **)&l->feat_mask, e)))
-			return rc;
-		if (l->feat_mask)
-			l->feat_target = it->x.visual_feats;
-		*any |= (l->obj_labels && l->obj_mask) || (l->attr_labels && l->attr_mask) || l->feat_mask;
-	}
-	return LX_OK;
+	if ((rc = lx_labels_decode(c, heads, rec, it->x.T, it->x.N, "visual_feats", it->x.visual_feats, &it->labels, any,
+	                           e)))
+		return rc;
+	it->lab.l = it->labels.l;
+	if (!(heads & LX_HEAD_QA) || !label || label->type != MSGPACK_OBJECT_MAP)
+		return LX_OK;
+	if (!answers)
+		return lx_errf(e, LX_EINPUT, "field label: a soft-score label needs the answer list (--labels FILE, or "
+		                             "answers.json in the model directory)");
+	if (!(target = malloc((size_t)c->num_qa_labels * sizeof *target)))
+		return lx_errf(e, LX_EIO, "out of memory");
+	it->lab.qa_target = target;
+	*any = 1;
+	return lx_soft_label(label, answers, target, NULL, e);
 }
 
 static void item_free(item *it)
 {
-	free((void *)it->x.input_ids);
-	free((void *)it->x.token_type_ids);
-	free((void *)it->x.attention_mask);
-	free((void *)it->x.visual_feats);
-	free((void *)it->x.visual_pos);
-	free((void *)it->x.visual_mask);
+	lx_example_data_destroy(&it->in);
+	lx_labels_data_destroy(&it->labels);
 	free((void *)it->lab.qa_target);
-	free((void *)it->lab.l.mlm_labels);
-	free((void *)it->lab.l.obj_labels);
-	free((void *)it->lab.l.obj_mask);
-	free((void *)it->lab.l.attr_labels);
-	free((void *)it->lab.l.attr_mask);
-	free((void *)it->lab.l.feat_mask);
 }
 
 static void dataset_free(dataset *d)
@@ -281,7 +128,8 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 		memset(&d->it[d->n], 0, sizeof d->it[d->n]);
 		lx_record_id(rec, d->it[d->n].id, sizeof d->it[d->n].id);
 		d->n++;
-		rc = decode_inputs(c, rec, &d->it[d->n - 1], &e);
+		rc = lx_example_decode(c, rec, &d->it[d->n - 1].in, &e);
+		d->it[d->n - 1].x = d->it[d->n - 1].in.x;
 		if (!rc)
 			rc = decode_labels(c, heads, answers, rec, &d->it[d->n - 1], &any, &e);
 		if (!rc && !any)
@@ -407,16 +255,8 @@ static void write_answers(const lx_names *a, const char *dir)
 		die(LX_EIO, "%s: %s", tmp, strerror(errno));
 	fputc('[', f);
 	for (i = 0; i < lx_names_count(a); i++) {
-		const unsigned char *s = (const unsigned char *)lx_names_get(a, i);
-		fputs(i ? ", \"" : "\"", f);
-		for (; *s; s++)
-			if (*s == '"' || *s == '\\')
-				fprintf(f, "\\%c", *s);
-			else if (*s < 0x20)
-				fprintf(f, "\\u%04x", *s);
-			else
-				fputc(*s, f);
-		fputc('"', f);
+		fputs(i ? ", " : "", f);
+		lx_json_str(f, lx_names_get(a, i), strlen(lx_names_get(a, i)), 0);
 	}
 	fputs("]\n", f);
 	bad = fflush(f) || ferror(f) || fsync(fileno(f));
@@ -577,28 +417,12 @@ static void parse(options *op, int argc, char **argv)
 /* The answer list: --labels for a new head, else the model directory's answers.json or answers.txt. */
 static lx_names *answer_list(const options *op, int A)
 {
-	static const char *const files[] = {"answers.json", "answers.txt", NULL};
-	char path[4096];
-	lx_names *a = NULL;
+	lx_names *a;
 	lx_err e;
 	lx_status rc;
-	int i;
 
-	if (op->labels)
-		snprintf(path, sizeof path, "%s", op->labels);
-	else {
-		for (i = 0; files[i]; i++) {
-			snprintf(path, sizeof path, "%s/%s", op->model, files[i]);
-			if (access(path, F_OK) == 0)
-				break;
-		}
-		if (!files[i])
-			return NULL;
-	}
-	if ((rc = lx_names_load(&a, path, LX_NAMES_ANSWERS, &e)))
+	if ((rc = lx_names_load_model(&a, op->model, LX_LIST_ANSWERS, op->labels, A, &e)))
 		die(rc, "%s", e.msg);
-	if (lx_names_count(a) != A)
-		die(LX_EMODEL, "%s: %d answers, but the answer head has %d", path, lx_names_count(a), A);
 	return a;
 }
 

@@ -184,6 +184,10 @@ PY
 	bad_record nan-feats "lx-encode: stdin: record 3 (id 77): field visual_feats: non-finite value at box 3, feature 7"
 }
 
+@test "rejects more than 4096 boxes, the limit of every tool" {
+	bad_record too-many-boxes "lx-encode: stdin: record 3 (id 77): field visual_feats: 4097 boxes, more than 4096"
+}
+
 @test "rejects a mask whose length differs from its side" {
 	bad_record mask-length "lx-encode: stdin: record 3 (id 77): field attention_mask: shape must be [11] to match its side"
 }

@@ -621,6 +621,22 @@ write_records(recs)' > "$T/in"
 	[ "$output" = "lx-head: stdin: record 1 (id 1000): field label: a VQA/GQA label needs the qa head and answer names" ]
 }
 
+@test "refuses a soft-score label with a score outside [0, 1] or a key that is no string, as lx-train does" {
+	cp -r "$TINY" "$T/m"
+	twelve "$T/m/answers.txt"
+	for case in '{"a1": 1.5}|the score of "a1" is 1.5, outside [0, 1]' '{5: 0.5}|a key is not a string'; do
+		outputs 0 | $PY -c '
+import sys
+from lxtest import read_records, write_records
+recs = read_records()
+recs[0]["label"] = eval(sys.argv[1])
+write_records(recs)' "${case%%|*}" > "$T/in"
+		run "$BIN/lx-head" -m "$T/m" --heads qa < "$T/in"
+		[ "$status" -eq 1 ]
+		[ "$output" = "lx-head: stdin: record 1 (id 1000): field label: ${case#*|}" ]
+	done
+}
+
 @test "rejects obj_labels without obj_mask, and labels whose length differs from the boxes" {
 	$PY "$CASES" labelled "$TINY/golden.safetensors" | "$BIN/lx-encode" -m "$TINY" > "$T/enc"
 	$PY -c '

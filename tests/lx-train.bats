@@ -140,6 +140,17 @@ EOF
 	[ "$output" = "lx-train: $T/train: record 1: field ans: 12 is outside the answer list [0, 12)" ]
 }
 
+@test "refuses obj_labels without obj_mask, as lx-head does, instead of dropping the loss" {
+	$PY - > "$T/train" <<'EOF'
+import numpy as np
+from lxtest import write_records
+write_records([{"input_ids": np.array([101, 102], np.int32), "visual_feats": np.zeros((2, 2048), np.float32),
+                "visual_pos": np.zeros((2, 4), np.float32), "ans": 1, "obj_labels": np.array([3, 4], np.int32)}])
+EOF
+	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
+	[ "$output" = "lx-train: $T/train: record 1: field obj_mask is missing (obj_labels needs it)" ]
+}
+
 @test "refuses a soft-score label when the model has no answer list" {
 	stream 4 1 label > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
