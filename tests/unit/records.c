@@ -9,16 +9,7 @@
 
 #include "lx.h"
 #include "lx_heads.h"
-
-static int failed;
-
-#define CHECK(c)                                                                   \
-	do {                                                                           \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failed = 1;                                                            \
-		}                                                                          \
-	} while (0)
+#include "check.h"
 
 /* Runs `body` with f a memory stream, then closes it: out holds what was written. */
 #define CAPTURE(out, body)                                    \
@@ -327,7 +318,5 @@ int main(void)
 	labels();
 	soft_labels();
 	model_names();
-	if (!failed)
-		printf("records: all checks passed\n");
-	return failed;
+	return check_done("records");
 }
