@@ -131,8 +131,137 @@ static void golden_cases(void)
 	lx_detector_free(d);
 }
 
+#define NEAR(a, b) (fabs((double)(a) - (double)(b)) <= 1e-5 * (1 + fabs((double)(b))))
+
+/* The cell anchors of sizes 32 / ratios 0.5, 1, 2, by hand: w = sqrt(32^2 / r), h = r w, centred on 0. */
+static void anchors(void)
+{
+	lx_detect_config c = {.nsizes = 1, .nratios = 3, .sizes = {32}, .ratios = {0.5, 1, 2}};
+	float a[12];
+	const float want[12] = {-22.627417f, -11.313708f, 22.627417f, 11.313708f, -16, -16, 16, 16,
+	                        -11.313708f, -22.627417f, 11.313708f, 22.627417f};
+
+	CHECK(det_cell_anchors(&c, a) == 3);
+	for (int i = 0; i < 12; i++)
+		CHECKF(NEAR(a[i], want[i]), "anchor value %d: %g, by hand %g", i, a[i], want[i]);
+}
+
+/* torchvision's RoIPool on a 4 x 4 map holding 0..15, at scale 1/16, by hand. */
+static void roipool(void)
+{
+	float map[16], out[4];
+	const float whole[4] = {5, 6, 9, 10};
+	int i;
+
+	for (i = 0; i < 16; i++)
+		map[i] = (float)i;
+	/* x, y from 0 to round(31/16) = 2: 3 cells, bins of 1.5: [0, 2) and [1, 3) */
+	det_roipool(map, 1, 4, 4, (const float[]){0, 0, 31, 31}, 1.0f / 16, 2, out);
+	for (i = 0; i < 4; i++)
+		CHECKF(out[i] == whole[i], "roipool bin %d: %g, by hand %g", i, out[i], whole[i]);
+	/* 8 / 16 = 0.5 rounds away from zero, to cell 1 */
+	det_roipool(map, 1, 4, 4, (const float[]){8, 8, 8, 8}, 1.0f / 16, 2, out);
+	for (i = 0; i < 4; i++)
+		CHECKF(out[i] == 5, "roipool of a point, bin %d: %g, by hand 5", i, out[i]);
+	/* a box outside the map: empty bins are 0 */
+	det_roipool(map, 1, 4, 4, (const float[]){100, 100, 120, 120}, 1.0f / 16, 2, out);
+	for (i = 0; i < 4; i++)
+		CHECKF(out[i] == 0, "roipool outside the map, bin %d: %g", i, out[i]);
+}
+
+/* Greedy NMS: A and B overlap with IoU 81 / 119 = 0.68, C apart. */
+static void nms(void)
+{
+	const float boxes[12] = {0, 0, 10, 10, 1, 1, 11, 11, 20, 20, 30, 30}, scores[3] = {0.9f, 0.8f, 0.85f};
+	int keep[3], n;
+
+	n = det_nms(boxes, scores, 3, 0.5, keep, NULL);
+	CHECK(n == 2 && keep[0] == 0 && keep[1] == 2);
+	n = det_nms(boxes, scores, 3, 0.7, keep, NULL);
+	CHECK(n == 3 && keep[0] == 0 && keep[1] == 2 && keep[2] == 1);
+	/* equal scores keep the lower index first */
+	n = det_nms(boxes, (const float[]){0.5f, 0.5f, 0.5f}, 3, 0.5, keep, NULL);
+	CHECK(n == 2 && keep[0] == 0 && keep[1] == 2);
+}
+
+/* The stem's max-pool on a 6 x 6 map holding 0..35: caffe's (no padding, ceil) and the padded one. */
+static void maxpool(void)
+{
+	float x[36], y[16];
+	int oh, ow;
+
+	for (int i = 0; i < 36; i++)
+		x[i] = (float)i;
+	det_maxpool(x, 1, 6, 6, 1, y, &oh, &ow);
+	CHECK(oh == 3 && ow == 3 && y[0] == 14 && y[2] == 17 && y[8] == 35);
+	det_maxpool(x, 1, 6, 6, 0, y, &oh, &ow);
+	CHECK(oh == 3 && ow == 3 && y[0] == 7 && y[1] == 9 && y[8] == 35);
+}
+
+/* The demo's resize sizes, by hand. */
+static void resize_size(void)
+{
+	int h, w;
+
+	det_resize_size(375, 500, 120, 200, &h, &w);
+	CHECK(h == 120 && w == 160);
+	det_resize_size(333, 500, 120, 200, &h, &w);  /* 180.18 -> 180 */
+	CHECK(h == 120 && w == 180);
+	det_resize_size(500, 100, 120, 200, &h, &w);  /* 600 > 200: 200 x 40 */
+	CHECK(h == 200 && w == 40);
+	det_resize_size(1, 1, 120, 200, &h, &w);
+	CHECK(h == 120 && w == 120);
+	det_resize_size(10, 10000, 120, 200, &h, &w);  /* 0.2 pixels high: the caller refuses it */
+	CHECK(h == 0 && w == 200);
+}
+
+/* A grouped, strided, dilated, padded convolution against the sum written out directly. */
+static void conv(void)
+{
+	enum { CIN = 4, COUT = 6, K = 3, H = 9, W = 7, G = 2 };
+	float w[COUT * (CIN / G) * K * K], b[COUT], x[2 * CIN * H * W], y[2 * COUT * 20], *acc;
+	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b};
+	int oh = det_conv_out(&c, H), ow = det_conv_out(&c, W), i, n, o, oy, ox;
+	unsigned s = 1;
+
+	CHECK(oh == 5 && ow == 4); /* (9 + 4 - 4 - 1) / 2 + 1, (7 + 4 - 4 - 1) / 2 + 1 */
+	for (i = 0; i < (int)(sizeof w / sizeof *w); i++)
+		w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 64 - 2;
+	for (i = 0; i < COUT; i++)
+		b[i] = (float)i / 4;
+	for (i = 0; i < 2 * CIN * H * W; i++)
+		x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 32 - 4;
+	for (i = 0; i < 2 * COUT * oh * ow; i++)
+		y[i] = 1;
+	CHECK(!det_conv_run(&c, x, 2, H, W, y, 1, 0, NULL));
+	acc = y;
+	for (n = 0; n < 2; n++)
+		for (o = 0; o < COUT; o++)
+			for (oy = 0; oy < oh; oy++)
+				for (ox = 0; ox < ow; ox++) {
+					int g = o / (COUT / G);
+					double sum = 1 + b[o];
+					for (int ci = 0; ci < CIN / G; ci++)
+						for (int ky = 0; ky < K; ky++)
+							for (int kx = 0; kx < K; kx++) {
+								int iy = oy * 2 - 2 + 2 * ky, ix = ox * 2 - 2 + 2 * kx;
+								if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+									sum += (double)w[((o * (CIN / G) + ci) * K + ky) * K + kx] *
+									       x[((n * CIN + g * (CIN / G) + ci) * H + iy) * W + ix];
+							}
+					CHECKF(NEAR(*acc, sum), "conv [%d][%d][%d][%d]: %g, summed %g", n, o, oy, ox, *acc, sum);
+					acc++;
+				}
+}
+
 int main(void)
 {
+	anchors();
+	roipool();
+	nms();
+	maxpool();
+	resize_size();
+	conv();
 	golden_cases();
 	return check_done("detect");
 }
