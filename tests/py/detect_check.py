@@ -13,31 +13,18 @@ Prints "ok" and exits 0 when the check passes; raises otherwise.
 """
 import json
 import os
-import struct
 import sys
 
 import msgpack
 import msgpack_numpy
 import numpy as np
 
+from lxtest import read_safetensors
+
 FIELDS = {"img_h": int, "img_w": int, "boxes": "<f4", "visual_pos": "<f4", "visual_feats": "<f4",
           "obj_ids": "<i4", "obj_conf": "<f4", "attr_ids": "<i4", "attr_conf": "<f4"}
 GOLDEN = {"boxes": "boxes", "visual_pos": "normalized_boxes", "visual_feats": "roi_features", "obj_ids": "obj_ids",
           "obj_conf": "obj_probs", "attr_ids": "attr_ids", "attr_conf": "attr_probs"}
-
-
-def safetensors(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    head = json.loads(data[8:8 + n])
-    out = {}
-    for k, v in head.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        dt = {"F32": "<f4", "I32": "<i4"}[v["dtype"]]
-        out[k] = np.frombuffer(data[8 + n + a:8 + n + b], dtype=dt).reshape(v["shape"])
-    return out
 
 
 def records(path):
@@ -50,7 +37,7 @@ def golden(stream, fixture, args):
         maxb, args = int(args[1]), args[2:]
     meta = json.load(open(os.path.join(fixture, "golden.json")))["cases"]
     cases = [int(c) for c in args] if args else list(range(len(meta)))
-    g = safetensors(os.path.join(fixture, "golden.safetensors"))
+    g = read_safetensors(os.path.join(fixture, "golden.safetensors"))
     recs = records(stream)
     assert len(recs) == len(cases), f"{len(recs)} records, expected {len(cases)}"
     for rec, k in zip(recs, cases):
