@@ -6,7 +6,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 PREFIX ?= /usr/local
-PKGS = openblas msgpack libutf8proc jansson zlib libpng libjpeg freetype2
+PKGS = openblas msgpack libutf8proc jansson zlib libpng libjpeg freetype2 yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter \
@@ -102,7 +102,7 @@ bench-featpack: all
 # for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs. `make deps` / `make test-deps` install what is missing when run as root and
 # otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
-       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core python3
+       libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
 CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
 define install_missing
