@@ -310,8 +310,10 @@ void tool_progress_init(tool_progress *p, int force, const char *label, const ch
 
 static void bytes_text(char *s, size_t n, double b)
 {
-	if (b < 1e6)
-		snprintf(s, n, "%.0f KB", b / 1e3);
+	if (b < 1e3)
+		snprintf(s, n, "%.0f B", b);
+	else if (b < 1e6)
+		snprintf(s, n, "%.1f KB", b / 1e3);
 	else if (b < 1e9)
 		snprintf(s, n, "%.1f MB", b / 1e6);
 	else
@@ -410,8 +412,8 @@ lx_status tool_run_init(tool_run *t, FILE *f, const char *name, int write_stream
 	t->input = name;
 	t->keep_going = keep_going;
 	t->unit = "records";
-	tool_progress_init(&t->prog, progress, "records", NULL, tool_input_size(f));
-	if (!(t->rd = lx_reader_new(f, name)) || (write_stream && !(t->wr = lx_writer_new(stdout, "stdout"))))
+	tool_progress_init(&t->prog, progress, "records", NULL, f ? tool_input_size(f) : 0);
+	if ((f && !(t->rd = lx_reader_new(f, name))) || (write_stream && !(t->wr = lx_writer_new(stdout, "stdout"))))
 		return LX_EIO;
 	return LX_OK;
 }
@@ -485,7 +487,7 @@ lx_status tool_refuse_new(tool_run *t, lx_record **out, lx_status st, lx_err *e)
 void tool_done(tool_run *t, long n)
 {
 	t->done += n;
-	tool_progress_tick(&t->prog, t->done, t->rd ? lx_reader_offset(t->rd) : 0);
+	tool_progress_tick(&t->prog, t->done, t->rd ? lx_reader_offset(t->rd) : t->bytes);
 }
 
 lx_status tool_flush(tool_run *t, lx_status st, lx_err *e, int *quiet)

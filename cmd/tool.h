@@ -121,10 +121,11 @@ typedef struct {
 	long done;              /* records (lines) handled, written or not */
 	long bad;               /* of those, turned into error records by --keep-going */
 	int epipe;              /* the reader of stdout went away (a tool writing stdout itself sets it) */
+	unsigned long long bytes; /* input read, for a tool that reads it itself (rd NULL) */
 	tool_progress prog;
 } tool_run;
 
-/* Sets up t over f (read by a new reader named name) and stdout (a new writer, when write_stream), with
+/* Sets up t over f (read by a new reader named name; f NULL: the tool reads its input itself) and stdout (a new writer, when write_stream), with
  * progress as --progress says. Returns LX_OK or LX_EIO (out of memory). */
 lx_status tool_run_init(tool_run *t, FILE *f, const char *name, int write_stream, int keep_going, int progress);
 

@@ -384,7 +384,7 @@ PY
 	head -n 3 "$FIX/questions.jsonl" > "$T/in.jsonl"
 	run $SEP $FAULTS signal TERM "$T/out.mp" "$BIN/lx-tokenize" --vocab "$FIX/vocab.txt" --jsonl < "$T/in.jsonl"
 	[ "$output" = 5 ]
-	[ "$stderr" = "lx-tokenize: interrupted after 3 records, all written" ]
+	[ "$stderr" = "lx-tokenize: interrupted after 3 lines, all written" ]
 	[ "$(count "$T/out.mp")" -eq 3 ]
 }
 

@@ -312,7 +312,7 @@ PY
 	$GOLD inputs "$FIX/micro/golden.safetensors" > "$T/in.mp"
 	"$ENC" -m "$FIX/micro" --progress < "$T/in.mp" > "$T/out.mp" 2> "$T/err"
 	# not a terminal: no line until ten seconds have passed, then the final one, which stays
-	[[ "$(cat "$T/err")" =~ ^"lx-encode:   7 records in 0:0"[0-9]", "[0-9.]+" records/s, "[0-9]+" KB"$ ]]
+	[[ "$(cat "$T/err")" =~ ^"lx-encode:   7 records in 0:0"[0-9]", "[0-9.]+" records/s, "[0-9.]+" "[KM]?B$ ]]
 	$GOLD compare "$FIX/micro/golden.safetensors" language_output < "$T/out.mp"
 }
 

@@ -609,7 +609,7 @@ assert lines[-1] == "" and [json.loads(l)["question_id"] for l in lines[:-1]] ==
 	"$BIN/lx-head" -m "$TINY" < "$T/in" > "$T/plain"
 	"$BIN/lx-head" -m "$TINY" --progress < "$T/in" > "$T/out" 2> "$T/err"
 	cmp "$T/plain" "$T/out"
-	[[ "$(cat "$T/err")" =~ ^"lx-head:     2 records in 0:0"[0-9]", "[0-9.]+" records/s, "[0-9]+" KB"$ ]]
+	[[ "$(cat "$T/err")" =~ ^"lx-head:     2 records in 0:0"[0-9]", "[0-9.]+" records/s, "[0-9.]+" "[KM]?B$ ]]
 }
 
 @test "--score on a VQA label without answer names says what is missing" {
