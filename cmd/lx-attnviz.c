@@ -15,7 +15,7 @@
 
 enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_TOP };
 
-static const tool_option options[] = {
+static const tool_option option_table[] = {
 	{'o', "output", "DIR", "the folder to write into"},
 	{O_IMAGES, "images", "DIR", "where the photos are, named by img_id"},
 	{O_TOKEN, "token", "I", "the word whose attention over the boxes is drawn (0)"},
@@ -34,7 +34,7 @@ static const tool_info info = {
 	"Reads records of lx-encode --attentions on stdin and writes, per record, heatmap pictures of every\n"
 	"attention map, the boxes weighted by one word's attention, the maps as .npy files and an HTML page\n"
 	"into DIR, with DIR/index.html linking them. See lx-attnviz(1).",
-	options,
+	option_table,
 };
 
 /* The maps: the six lx-encode writes, then the two rollouts computed here. */

@@ -8,7 +8,7 @@
 
 enum { O_ATTENTIONS = 256, O_HIDDEN };
 
-static const tool_option options[] = {
+static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
 	{O_ATTENTIONS, "attentions", NULL, "add the attention maps of every layer"},
 	{O_HIDDEN, "hidden-states", NULL, "add the hidden states of every layer"},
@@ -23,7 +23,7 @@ static const tool_info info = {
 	"lx-encode", "-m DIR [options]",
 	"Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
 	"with language_output, vision_output and pooled_output added. See lx-encode(1).",
-	options,
+	option_table,
 };
 
 /* One record in the batch and the inputs decoded from it, in buffers kept from batch to batch. */

@@ -17,7 +17,7 @@
 enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
        O_SUBMIT, O_SCORE, O_SCORE_FILE };
 
-static const tool_option options[] = {
+static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
 	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, comma-separated (every head the model has)"},
 	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
@@ -41,7 +41,7 @@ static const tool_info info = {
 	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
 	"probability, masked words, object and attribute labels, and losses where a record carries\n"
 	"labels. See lx-head(1).",
-	options,
+	option_table,
 };
 
 enum { OUT_STREAM, OUT_JSON, OUT_SUBMIT };

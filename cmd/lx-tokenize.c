@@ -14,7 +14,7 @@
 
 enum { O_VOCAB = 256, O_JSONL, O_FIELD, O_TOKENS, O_MAX_LENGTH, O_REPLACE, O_DECODE };
 
-static const tool_option options[] = {
+static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the vocabulary is DIR/vocab.txt"},
 	{O_VOCAB, "vocab", "FILE", "the vocabulary is FILE"},
 	{O_JSONL, "jsonl", NULL, "a line is a JSON object: tokenize its field sent, keep all its fields"},
@@ -32,7 +32,7 @@ static const tool_info info = {
 	"lx-tokenize", "(-m DIR | --vocab FILE) [options] [FILE]...",
 	"Tokenizes text with LXMERT's uncased BERT WordPiece tokenizer: one msgpack record a line of input, with\n"
 	"input_ids ([CLS] pieces [SEP], int32). Reads the FILEs, or stdin when there are none (or for -).",
-	options,
+	option_table,
 };
 
 typedef struct {
