@@ -132,7 +132,7 @@ static void help(void)
 	if (info->about && *info->about)
 		printf("%s\n", info->about);
 	printf("\noptions:\n");
-	for (o = info->options; o->name; o++)
+	for (o = info->options; o->name || o->key; o++)
 		if (o->help)
 			help_line(o);
 	for (o = common; o->name; o++)
