@@ -15,6 +15,12 @@
 
 enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_TOP };
 
+static const char synopsis[] = "-o DIR [options]";
+static const char about[] =
+	"Reads records of lx-encode --attentions on stdin and writes, per record, heatmap pictures of every\n"
+	"attention map, the boxes weighted by one word's attention, the maps as .npy files and an HTML page\n"
+	"into DIR, with DIR/index.html linking them. See lx-attnviz(1).";
+
 static const tool_option option_table[] = {
 	{'o', "output", "DIR", "the folder to write into"},
 	{O_IMAGES, "images", "DIR", "where the photos are, named by img_id"},
@@ -26,16 +32,10 @@ static const tool_option option_table[] = {
 	{O_MAX_SIDE, "max-side", "PX", "the longest side of the boxes picture (640)"},
 	{O_TOP, "top", "K", "the strongest boxes framed and labelled (5)"},
 	TOOL_OPT_PROGRESS,
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-attnviz", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-attnviz", "-o DIR [options]",
-	"Reads records of lx-encode --attentions on stdin and writes, per record, heatmap pictures of every\n"
-	"attention map, the boxes weighted by one word's attention, the maps as .npy files and an HTML page\n"
-	"into DIR, with DIR/index.html linking them. See lx-attnviz(1).",
-	option_table,
-};
 
 /* The maps: the six lx-encode writes, then the two rollouts computed here. */
 typedef struct {
@@ -817,10 +817,8 @@ int main(int argc, char **argv)
 		case TOOL_PROGRESS: progress = 1; break;
 		}
 	}
-	if (!r.out)
-		tool_usage("-o DIR is required");
-	if (optind != argc)
-		tool_usage("no operands are taken (the records come on stdin)");
+	tool_require(r.out, "-o DIR");
+	tool_no_operands(argc);
 	if ((rc = lx_font_open(&r.font, r.font_path, &err)) || (rc = check_images(r.images, &err)) ||
 	    (rc = make_dir(r.out, &err))) {
 		run_free(&r);

@@ -17,6 +17,14 @@
 
 enum { O_CONFIG = 256, O_VOCAB, O_HEADS };
 
+static const char synopsis[] = "[options] IN OUTDIR\n--list FILE";
+static const char about[] =
+	"Converts a PyTorch LXMERT checkpoint to a model directory: OUTDIR/model.safetensors (Hugging Face's\n"
+	"tensor names) and OUTDIR/config.json, plus vocab.txt when one is given. IN is a pytorch_model.bin, one\n"
+	"of the authors' .pth files, or a directory holding pytorch_model.bin (its config.json and vocab.txt\n"
+	"are copied; without a config.json one is inferred from the tensors). No Python code runs: the pickle is\n"
+	"read, never executed, and only the globals a state dict needs are accepted.";
+
 static const tool_option option_table[] = {
 	{'t', "dtype", "f32|f16|bf16", "dtype of the floats written (default: as stored)"},
 	{O_CONFIG, "config", "FILE", "copy this config.json instead of IN's or an inferred one"},
@@ -25,18 +33,10 @@ static const tool_option option_table[] = {
 	{'f', "force", NULL, "replace OUTDIR if it exists"},
 	{'l', "list", NULL, "print the tensors of FILE (name, dtype, shape), one a line"},
 	{'q', "quiet", NULL, "no summary on stderr"},
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-convert", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-convert", "[options] IN OUTDIR\n--list FILE",
-	"Converts a PyTorch LXMERT checkpoint to a model directory: OUTDIR/model.safetensors (Hugging Face's\n"
-	"tensor names) and OUTDIR/config.json, plus vocab.txt when one is given. IN is a pytorch_model.bin, one\n"
-	"of the authors' .pth files, or a directory holding pytorch_model.bin (its config.json and vocab.txt\n"
-	"are copied; without a config.json one is inferred from the tensors). No Python code runs: the pickle is\n"
-	"read, never executed, and only the globals a state dict needs are accepted.",
-	option_table,
-};
 
 typedef struct {
 	const char *in, *out, *config, *vocab;

@@ -8,6 +8,11 @@
 
 enum { O_ATTENTIONS = 256, O_HIDDEN };
 
+static const char synopsis[] = "-m DIR [options]";
+static const char about[] =
+	"Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
+	"with language_output, vision_output and pooled_output added. See lx-encode(1).";
+
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
 	{O_ATTENTIONS, "attentions", NULL, "add the attention maps of every layer"},
@@ -16,15 +21,10 @@ static const tool_option option_table[] = {
 	{TOOL_THREADS, "threads", "N", "threads of the matrix products (OpenBLAS's choice)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-encode", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-encode", "-m DIR [options]",
-	"Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
-	"with language_output, vision_output and pooled_output added. See lx-encode(1).",
-	option_table,
-};
 
 /* One record in the batch and the inputs decoded from it, in buffers kept from batch to batch. */
 typedef struct {
@@ -296,10 +296,8 @@ int main(int argc, char **argv)
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
 	}
-	if (!dir)
-		tool_usage("-m DIR is required");
-	if (optind != argc)
-		tool_usage("no operands are taken (the records come on stdin)");
+	tool_require(dir, "-m DIR");
+	tool_no_operands(argc);
 	if (threads)
 		lx_set_threads(threads);
 	if ((rc = lx_model_open(&m, dir, &err)))

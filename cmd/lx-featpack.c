@@ -26,6 +26,12 @@ typedef struct {
 
 enum { O_REINDEX = 256, O_NO_NORMALIZE, O_MAX_BOXES };
 
+static const char synopsis[] =
+	"[options] FILE...            one record per image, on stdout\n"
+	"--join [options] FILE...     add each record's image (stdin to stdout)";
+static const char about[] =
+	"FILE: an obj36 TSV, a BUTD TSV, a .npz or .npy, a directory of them, or a stream written by lx-featpack.";
+
 static const tool_option option_table[] = {
 	{'j', "join", NULL, "join records on stdin to their images"},
 	{'k', "key", "NAME", "field naming the image (default img_id, or img0 and img1);\n"
@@ -38,15 +44,10 @@ static const tool_option option_table[] = {
 	{O_NO_NORMALIZE, "no-normalize", NULL, "the file's boxes are already in [0, 1]"},
 	{TOOL_KEEP_GOING, "keep-going", NULL, "with --join: write a bad record with an error field and go on"},
 	TOOL_OPT_PROGRESS,
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-featpack", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-featpack", "[options] FILE...            one record per image, on stdout\n"
-	               "--join [options] FILE...     add each record's image (stdin to stdout)",
-	"FILE: an obj36 TSV, a BUTD TSV, a .npz or .npy, a directory of them, or a stream written by lx-featpack.",
-	option_table,
-};
 
 static void parse_options(int argc, char **argv, options *o)
 {

@@ -17,6 +17,12 @@
 enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
        O_SUBMIT, O_SCORE, O_SCORE_FILE };
 
+static const char synopsis[] = "-m DIR [options]";
+static const char about[] =
+	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
+	"probability, masked words, object and attribute labels, and losses where a record carries\n"
+	"labels. See lx-head(1).";
+
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
 	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, comma-separated (every head the model has)"},
@@ -33,16 +39,10 @@ static const tool_option option_table[] = {
 	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-head", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-head", "-m DIR [options]",
-	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
-	"probability, masked words, object and attribute labels, and losses where a record carries\n"
-	"labels. See lx-head(1).",
-	option_table,
-};
 
 enum { OUT_STREAM, OUT_JSON, OUT_SUBMIT };
 enum { SUB_VQA, SUB_GQA, SUB_NLVR2 };
@@ -1166,10 +1166,8 @@ int main(int argc, char **argv)
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
 	}
-	if (!dir)
-		tool_usage("-m DIR is required");
-	if (optind != argc)
-		tool_usage("no operands are taken (the records come on stdin)");
+	tool_require(dir, "-m DIR");
+	tool_no_operands(argc);
 	if (json && submit >= 0)
 		tool_usage("--json and --submit cannot be used together");
 	s.out = json ? OUT_JSON : submit >= 0 ? OUT_SUBMIT : OUT_STREAM;

@@ -14,6 +14,11 @@
 
 enum { O_VOCAB = 256, O_JSONL, O_FIELD, O_TOKENS, O_MAX_LENGTH, O_REPLACE, O_DECODE };
 
+static const char synopsis[] = "(-m DIR | --vocab FILE) [options] [FILE]...";
+static const char about[] =
+	"Tokenizes text with LXMERT's uncased BERT WordPiece tokenizer: one msgpack record a line of input, with\n"
+	"input_ids ([CLS] pieces [SEP], int32). Reads the FILEs, or stdin when there are none (or for -).";
+
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the vocabulary is DIR/vocab.txt"},
 	{O_VOCAB, "vocab", "FILE", "the vocabulary is FILE"},
@@ -25,15 +30,10 @@ static const tool_option option_table[] = {
 	{O_DECODE, "decode", NULL, "the reverse: records with input_ids in, one line of text each out"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-tokenize", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-tokenize", "(-m DIR | --vocab FILE) [options] [FILE]...",
-	"Tokenizes text with LXMERT's uncased BERT WordPiece tokenizer: one msgpack record a line of input, with\n"
-	"input_ids ([CLS] pieces [SEP], int32). Reads the FILEs, or stdin when there are none (or for -).",
-	option_table,
-};
 
 typedef struct {
 	int jsonl, tokens, decode, replace_invalid;

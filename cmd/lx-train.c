@@ -15,6 +15,11 @@
 enum { O_EPOCHS = 256, O_LR, O_WARMUP, O_SEED, O_FREEZE, O_NEWHEAD, O_LABELS, O_VALID, O_SAVE, O_STOP, O_RESUME,
        O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG };
 
+static const char synopsis[] = "-m DIR -o OUTDIR [options] [TRAIN]";
+static const char about[] =
+	"Trains the model in DIR on the labelled records of TRAIN (a stream from lx-tokenize | lx-featpack;\n"
+	"stdin if absent) and writes the trained model directory OUTDIR. See lx-train(1).";
+
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model to start from"},
 	{'o', "output", "OUTDIR", "where the trained model goes"},
@@ -37,15 +42,10 @@ static const tool_option option_table[] = {
 	{O_F16, "f16", NULL, "write model.safetensors in float16"},
 	{O_LOG, "log-every", "N", "steps between progress lines (10)"},
 	TOOL_OPT_PROGRESS,
-	{0, NULL, NULL, NULL},
+	TOOL_OPT_END,
 };
+static const tool_info info = {"lx-train", synopsis, about, option_table};
 
-static const tool_info info = {
-	"lx-train", "-m DIR -o OUTDIR [options] [TRAIN]",
-	"Trains the model in DIR on the labelled records of TRAIN (a stream from lx-tokenize | lx-featpack;\n"
-	"stdin if absent) and writes the trained model directory OUTDIR. See lx-train(1).",
-	option_table,
-};
 
 /* ---- the examples, decoded once ---- */
 
@@ -518,10 +518,8 @@ static void parse(options *op, int argc, char **argv)
 		case TOOL_PROGRESS: op->progress = 1; break;
 		}
 	}
-	if (!op->model)
-		tool_usage("-m DIR is required");
-	if (!op->outdir)
-		tool_usage("-o OUTDIR is required");
+	tool_require(op->model, "-m DIR");
+	tool_require(op->outdir, "-o OUTDIR");
 	if (argc - optind > 1)
 		tool_usage("one training file at most");
 	if (op->labels && !op->o.new_head)

@@ -92,6 +92,18 @@ void tool_usage(const char *fmt, ...)
 	exit(LX_EUSAGE);
 }
 
+void tool_require(const char *value, const char *what)
+{
+	if (!value)
+		tool_usage("%s is required", what);
+}
+
+void tool_no_operands(int argc)
+{
+	if (optind != argc)
+		tool_usage("no operands are taken (the records come on stdin)");
+}
+
 enum { HELP_COLUMN = 28 };
 
 static const tool_option common[] = {

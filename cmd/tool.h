@@ -34,6 +34,7 @@ enum { TOOL_KEEP_GOING = 1000, TOOL_PROGRESS, TOOL_THREADS, TOOL_BATCH, TOOL_QUI
 #define TOOL_OPT_KEEP_GOING \
 	{TOOL_KEEP_GOING, "keep-going", NULL, "write a bad record as an error record (the error field) and go on"}
 #define TOOL_OPT_PROGRESS {TOOL_PROGRESS, "progress", NULL, "show progress on stderr even when it is not a terminal"}
+#define TOOL_OPT_END {0, NULL, NULL, NULL}
 
 /* A tool: its name, its synopsis lines (without "usage: NAME ", '\n' between them), a few lines on what it
  * does, and its options (ending with {0}). -h/--help and -V/--version are added by tool_options. */
@@ -53,6 +54,11 @@ void tool_start(const tool_info *t);
  * and every option to stdout and exits 0; --version prints "NAME VERSION" and exits 0; an unknown option or
  * a missing argument is a usage error (status 2). */
 int tool_options(const tool_info *t, int argc, char **argv);
+
+/* The checks after the options: a required option (what: "-m DIR") given, and no operands for a tool that
+ * reads stdin only; a usage error otherwise. */
+void tool_require(const char *value, const char *what);
+void tool_no_operands(int argc);
 
 /* Bad usage: "NAME: message" (when fmt is not NULL), then the synopsis, on stderr; exits 2. */
 TOOL_NORETURN void tool_usage(const char *fmt, ...) TOOL_PRINTF(1, 2);
