@@ -1,4 +1,4 @@
-# lx - LXMERT as Unix tools. One non-recursive Makefile: lib/LAYER/*.c -> liblx.a, cmd/lx-*.c -> the tools.
+# lx - LXMERT as Unix tools. One non-recursive Makefile: lib/LAYER/*.c -> liblx.a, cmd/lx-*.c + cmd/tool.c -> the tools.
 # Everything is built out of the tree, in $(O) (build/ by default); `bin` is a link to build/bin.
 # CC, CFLAGS, LDFLAGS and PREFIX may be given on the command line.
 
@@ -22,6 +22,7 @@ LIB_SRC := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRC))
 CMD_SRC := $(sort $(wildcard cmd/lx-*.c))
 TOOLS := $(patsubst cmd/%.c,$(O)/bin/%,$(CMD_SRC))
+TOOL_OBJ := $(O)/cmd/tool.o
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 LIBLX := $(O)/lib/liblx.a
@@ -42,9 +43,15 @@ $(LIBLX): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(O)/bin/%: cmd/%.c $(LIBLX)
+# The tool skeleton (cmd/tool.c: options, messages, progress, signals, the record loop and the ending),
+# compiled once and linked into every tool.
+$(TOOL_OBJ): cmd/tool.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(O)/bin/%: cmd/%.c $(TOOL_OBJ) $(LIBLX)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(TOOL_OBJ) $(LIBLX) $(LDFLAGS) $(LIBS)
 
 $(O)/examples/%: examples/liblx/%.c $(LIBLX)
 	@mkdir -p $(@D)
@@ -54,7 +61,7 @@ $(O)/tests/unit/%: tests/unit/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
--include $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d) $(EXAMPLES:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d) $(EXAMPLES:=.d)
 
 # Every test: the public headers alone, the C unit tests, then one bats suite per tool.
 check: check-deps all $(UNIT) check-headers check-layers

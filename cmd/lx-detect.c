@@ -8,6 +8,7 @@
 
 #include "lx.h"
 #include "lx_detect.h"
+#include "tool.h"
 
 #define TOOL "lx-detect"
 #define CACHE 16
@@ -202,7 +203,7 @@ static lx_status one_file(lx_detector *d, const char *path, const options *o, lx
 	return st;
 }
 
-static lx_status files(lx_detector *d, char **argv, int argc, const options *o, lx_writer *w, lx_progress *pr,
+static lx_status files(lx_detector *d, char **argv, int argc, const options *o, lx_writer *w, tool_progress *pr,
                        long *records, long *bad, lx_err *e)
 {
 	lx_status st = LX_OK;
@@ -211,19 +212,19 @@ static lx_status files(lx_detector *d, char **argv, int argc, const options *o, 
 	ssize_t len;
 
 	if (argc) {
-		for (int i = 0; i < argc && !st && !lx_interrupted(); i++) {
+		for (int i = 0; i < argc && !st && !tool_interrupted(); i++) {
 			st = one_file(d, argv[i], o, w, bad, e);
-			lx_progress_tick(pr, ++*records);
+			tool_progress_tick(pr, ++*records, 0);
 		}
 		return st;
 	}
-	while (!st && !lx_interrupted() && (len = getline(&line, &cap, stdin)) >= 0) {
+	while (!st && !tool_interrupted() && (len = getline(&line, &cap, stdin)) >= 0) {
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
 		if (!len)
 			continue;
 		st = one_file(d, line, o, w, bad, e);
-		lx_progress_tick(pr, ++*records);
+		tool_progress_tick(pr, ++*records, 0);
 	}
 	if (!st && ferror(stdin))
 		st = lx_errf(e, LX_EIO, "stdin: %s", strerror(errno));
@@ -324,7 +325,7 @@ static lx_status join_record(lx_detector *d, const options *o, cached *cache, lo
 	return add_fields(rec, &c->r, e);
 }
 
-static lx_status join(lx_detector *d, const options *o, lx_writer *w, lx_progress *pr, long *records, long *bad,
+static lx_status join(lx_detector *d, const options *o, lx_writer *w, tool_progress *pr, long *records, long *bad,
                       lx_err *e)
 {
 	lx_reader *r = lx_reader_new(stdin, "stdin");
@@ -336,7 +337,7 @@ static lx_status join(lx_detector *d, const options *o, lx_writer *w, lx_progres
 	memset(cache, 0, sizeof cache);
 	if (!r)
 		st = lx_errf(e, LX_EIO, "out of memory");
-	while (!st && !lx_interrupted()) {
+	while (!st && !tool_interrupted()) {
 		if ((st = lx_reader_next(r, &rec, e))) {
 			if (o->keep_going && lx_reader_resumable(r))
 				st = keep_going(NULL, NULL, w, bad, e->msg, e);
@@ -350,7 +351,7 @@ static lx_status join(lx_detector *d, const options *o, lx_writer *w, lx_progres
 			st = lx_writer_put(w, rec, e);
 		lx_record_free(rec);
 		rec = NULL;
-		lx_progress_tick(pr, lx_reader_count(r));
+		tool_progress_tick(pr, lx_reader_count(r), 0);
 	}
 	*records = r ? lx_reader_count(r) : 0;
 	lx_reader_free(r);
@@ -366,7 +367,7 @@ int main(int argc, char **argv)
 	options o;
 	lx_detector *d;
 	lx_writer *w;
-	lx_progress pr;
+	tool_progress pr;
 	lx_err e = {LX_OK, ""};
 	lx_status st, fst;
 	long records = 0, bad = 0;
@@ -389,13 +390,14 @@ int main(int argc, char **argv)
 		lx_detector_free(d);
 		return fail(LX_EIO, "out of memory");
 	}
-	lx_signals_init();
-	lx_progress_init(&pr, stderr, TOOL, o.progress);
+	tool_name = TOOL;
+	tool_signals(NULL);
+	tool_progress_init(&pr, o.progress, "images", NULL, 0);
 	st = o.join_dir ? join(d, &o, w, &pr, &records, &bad, &e)
 	                : files(d, argv + optind, argc - optind, &o, w, &pr, &records, &bad, &e);
-	lx_progress_end(&pr);
+	tool_progress_end(&pr);
 	fst = lx_writer_flush(w, st ? NULL : &e);
-	if (st == LX_EIO && lx_interrupted() && !fst)
+	if (st == LX_EIO && tool_interrupted() && !fst)
 		st = LX_OK; /* a read of stdin cut short by the signal */
 	if (!st)
 		st = fst;
@@ -406,7 +408,7 @@ int main(int argc, char **argv)
 	lx_detector_free(d);
 	if (st && !quiet)
 		return fail(st, e.msg);
-	if (!st && lx_interrupted()) {
+	if (!st && tool_interrupted()) {
 		fprintf(stderr, TOOL ": interrupted after %ld records, all written\n", records);
 		return LX_EINTR;
 	}

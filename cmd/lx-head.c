@@ -10,22 +10,39 @@
 
 #include "lx.h"
 #include "lx_heads.h"
-
-static const char *tool = "lx-head";
+#include "tool.h"
 
 #define MASK_ID 103  /* [MASK] in BERT's uncased vocabulary, used when the model has no vocab.txt */
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: %s -m DIR [--heads qa,match,mlm,obj] [--top K] [--all-logits] [--labels FILE]\n"
-	           "       [--objects FILE] [--attributes FILE] [--answer-prob auto|sigmoid|softmax]\n"
-	           "       [--json [--json-tensors] | --submit vqa|gqa|nlvr2] [--score] [--score-file F] [--keep-going]\n"
-	           "       [--progress]\n"
-	           "Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
-	           "probability, masked words, object and attribute labels, and losses where a record carries\n"
-	           "labels. See lx-head(1).\n",
-	        tool);
-}
+enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
+       O_SUBMIT, O_SCORE, O_SCORE_FILE };
+
+static const char synopsis[] = "-m DIR [options]";
+static const char about[] =
+	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
+	"probability, masked words, object and attribute labels, and losses where a record carries\n"
+	"labels. See lx-head(1).";
+
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the model directory"},
+	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, comma-separated (every head the model has)"},
+	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
+	{O_ALL_LOGITS, "all-logits", NULL, "write the masked-LM logits of every position"},
+	{O_LABELS, "labels", "FILE", "the answer names (DIR/answers.json or answers.txt)"},
+	{O_OBJECTS, "objects", "FILE", "the object names (DIR/objects_vocab.txt)"},
+	{O_ATTRIBUTES, "attributes", "FILE", "the attribute names (DIR/attributes_vocab.txt)"},
+	{O_ANSWER_PROB, "answer-prob", "MODE", "auto, sigmoid or softmax: how an answer's score is made (auto)"},
+	{O_JSON, "json", NULL, "write JSON lines instead of the stream"},
+	{O_JSON_TENSORS, "json-tensors", NULL, "JSON lines with the tensors too"},
+	{O_SUBMIT, "submit", "SET", "write the submission file for vqa, gqa or nlvr2 instead of the stream"},
+	{O_SCORE, "score", NULL, "score the records that carry a label, on stderr at the end"},
+	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
+	TOOL_OPT_KEEP_GOING,
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-head", synopsis, about, option_table};
+
 
 enum { OUT_STREAM, OUT_JSON, OUT_SUBMIT };
 enum { SUB_VQA, SUB_GQA, SUB_NLVR2 };
@@ -59,8 +76,7 @@ typedef struct {
 	lx_model *m;
 	const lx_config *c;
 	lx_heads *h;
-	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, keep_going;
-	long bad;      /* records turned into error records (--keep-going) */
+	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id;
 	lx_names *answers, *objects, *attrs, *vocab;
 	FILE *score_file;
 	const char *score_path;
@@ -575,35 +591,23 @@ static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 #define TOTALS_LEN (offsetof(state, json) - offsetof(state, loss_sum))
 
 /* Runs the heads on one record and writes it; with --keep-going a bad record is written as an error record
- * (its fields as read, and error) instead. */
-static lx_status one_record(state *s, lx_writer *w, lx_record *rec, lx_err *e)
+ * (its fields as read, and error) instead, and counts in no total. */
+static lx_status one_record(state *s, tool_run *t, lx_record *rec, lx_err *e)
 {
 	unsigned char saved[TOTALS_LEN];
-	char msg[sizeof e->msg + 200], id[128];
 	lx_status rc;
 
-	if (lx_record_is_error(rec))
-		return pass(s, w, rec, e);
 	memcpy(saved, (char *)s + TOTALS_AT, TOTALS_LEN);
 	rc = run_heads(s, rec, e);
 	if (!rc)
-		rc = output(s, w, rec, e);
+		rc = output(s, t->wr, rec, e);
 	if (rc != LX_EINPUT)
 		return rc;
-	lx_record_id(rec, id, sizeof id);
-	snprintf(msg, sizeof msg, "%s: stdin: record %ld%s%s%s: %s", tool, lx_record_index(rec) + 1, *id ? " (id " : "",
-	         id, *id ? ")" : "", e->msg);
-	if (!s->keep_going) {
-		snprintf(e->msg, sizeof e->msg, "%.*s", (int)sizeof e->msg - 1, msg + strlen(tool) + 2);
+	tool_where(t, rec, e);
+	if ((rc = tool_refuse(t, rec, rc, e)))
 		return rc;
-	}
-	fprintf(stderr, "%s\n", msg);
-	s->bad++;
 	memcpy((char *)s + TOTALS_AT, saved, TOTALS_LEN);
-	lx_record_revert(rec);
-	if (lx_record_set_error(rec, msg))
-		return oom(e);
-	return pass(s, w, rec, e);
+	return pass(s, t->wr, rec, e);
 }
 
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
@@ -632,16 +636,12 @@ static int parse_heads(const char *list)
 		for (k = LX_HEAD_QA; k <= LX_HEAD_OBJ; k <<= 1)
 			if (strcmp(tok, lx_head_name(k)) == 0)
 				break;
-		if (k > LX_HEAD_OBJ) {
-			fprintf(stderr, "%s: --heads: unknown head '%s' (expected qa, match, mlm or obj)\n", tool, tok);
-			exit(LX_EUSAGE);
-		}
+		if (k > LX_HEAD_OBJ)
+			tool_usage("--heads: unknown head '%s' (expected qa, match, mlm or obj)", tok);
 		bits |= k;
 	}
-	if (!bits) {
-		fprintf(stderr, "%s: --heads: no head named\n", tool);
-		exit(LX_EUSAGE);
-	}
+	if (!bits)
+		tool_usage("--heads: no head named");
 	return bits;
 }
 
@@ -689,7 +689,7 @@ static void summaries(state *s)
 	int k;
 
 	if (s->loss_records) {
-		fprintf(stderr, "%s: loss over %ld labelled records: sum %.6g, mean %.6g", tool, s->loss_records,
+		fprintf(stderr, "%s: loss over %ld labelled records: sum %.6g, mean %.6g", tool_name, s->loss_records,
 		        s->loss_total, s->loss_total / s->loss_records);
 		for (k = 0; k < LX_NLOSS; k++)
 			if (s->loss_n[k])
@@ -697,14 +697,14 @@ static void summaries(state *s)
 		fprintf(stderr, ")\n");
 	}
 	if (s->vqa_n)
-		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool, s->vqa_n, s->vqa_sum / s->vqa_n);
+		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool_name, s->vqa_n, s->vqa_sum / s->vqa_n);
 	if (!s->score)
 		return;
 	if (s->questions || !s->pairs)
-		fprintf(stderr, "%s: score %.6f over %ld questions\n", tool,
+		fprintf(stderr, "%s: score %.6f over %ld questions\n", tool_name,
 		        s->questions ? s->score_sum / s->questions : 0.0, s->questions);
 	if (s->pairs)
-		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs\n", tool, (double)s->correct / s->pairs, s->pairs);
+		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs\n", tool_name, (double)s->correct / s->pairs, s->pairs);
 }
 
 static lx_status write_score_file(state *s, lx_err *e)
@@ -758,167 +758,78 @@ static void cleanup(state *s)
 	lx_model_free(s->m);
 }
 
-static int positive(const char *s, const char *opt)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*s == 0 || *end || v < 1 || v > 1 << 20) {
-		fprintf(stderr, "%s: %s takes a whole number from 1 to %d, not '%s'\n", tool, opt, 1 << 20, s);
-		exit(LX_EUSAGE);
-	}
-	return (int)v;
-}
-
-static int choose(const char *arg, const char *opt, const char *const *names)
-{
-	int i;
-
-	for (i = 0; names[i]; i++)
-		if (strcmp(arg, names[i]) == 0)
-			return i;
-	fprintf(stderr, "%s: %s: unknown value '%s'\n", tool, opt, arg);
-	exit(LX_EUSAGE);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"model", required_argument, 0, 'm'},      {"heads", required_argument, 0, 'k'},
-		{"top", required_argument, 0, 't'},        {"all-logits", no_argument, 0, 'L'},
-		{"labels", required_argument, 0, 'l'},     {"objects", required_argument, 0, 'o'},
-		{"attributes", required_argument, 0, 'a'}, {"answer-prob", required_argument, 0, 'P'},
-		{"json", no_argument, 0, 'j'},             {"json-tensors", no_argument, 0, 'J'},
-		{"submit", required_argument, 0, 's'},     {"score", no_argument, 0, 'S'},
-		{"score-file", required_argument, 0, 'F'}, {"progress", no_argument, 0, 'p'},
-		{"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-		{"keep-going", no_argument, 0, 'K'},       {0, 0, 0, 0},
-	};
 	static const char *const subs[] = {"vqa", "gqa", "nlvr2", NULL}, *probs[] = {"auto", "sigmoid", "softmax", NULL};
 	const char *dir = NULL, *labels = NULL, *objects = NULL, *attrs = NULL;
-	int ch, force_progress = 0, heads = 0, json = 0, submit = -1;
-	long done = 0;
+	int ch, progress = 0, keep_going = 0, heads = 0, json = 0, submit = -1, pass_it, quiet;
 	state s;
-	lx_reader *rd;
-	lx_writer *wr;
+	tool_run t;
 	lx_record *rec;
-	lx_progress prog;
 	lx_err err = {0, ""};
 	lx_status rc = LX_OK;
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
-	while ((ch = getopt_long(argc, argv, "m:hV", opts, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': dir = optarg; break;
-		case 'k': heads = parse_heads(optarg); break;
-		case 't': s.top = positive(optarg, "--top"); break;
-		case 'L': s.all_logits = 1; break;
-		case 'l': labels = optarg; break;
-		case 'o': objects = optarg; break;
-		case 'a': attrs = optarg; break;
-		case 'P': s.prob = choose(optarg, "--answer-prob", probs); break;
-		case 'j': json = 1; break;
-		case 'J': json = s.json_tensors = 1; break;
-		case 's': submit = choose(optarg, "--submit", subs); break;
-		case 'S': s.score = 1; break;
-		case 'F': s.score = 1; s.score_path = optarg; break;
-		case 'p': force_progress = 1; break;
-		case 'K': s.keep_going = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
-		default: usage(stderr); return LX_EUSAGE;
+		case O_HEADS: heads = parse_heads(optarg); break;
+		case O_TOP: s.top = (int)tool_long(optarg, "--top", 1, 1 << 20); break;
+		case O_ALL_LOGITS: s.all_logits = 1; break;
+		case O_LABELS: labels = optarg; break;
+		case O_OBJECTS: objects = optarg; break;
+		case O_ATTRIBUTES: attrs = optarg; break;
+		case O_ANSWER_PROB: s.prob = tool_choice(optarg, "--answer-prob", probs); break;
+		case O_JSON: json = 1; break;
+		case O_JSON_TENSORS: json = s.json_tensors = 1; break;
+		case O_SUBMIT: submit = tool_choice(optarg, "--submit", subs); break;
+		case O_SCORE: s.score = 1; break;
+		case O_SCORE_FILE: s.score = 1; s.score_path = optarg; break;
+		case TOOL_PROGRESS: progress = 1; break;
+		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
 	}
-	if (!dir || optind != argc || (json && submit >= 0)) {
-		if (json && submit >= 0)
-			fprintf(stderr, "%s: --json and --submit cannot be used together\n", tool);
-		usage(stderr);
-		return LX_EUSAGE;
-	}
+	tool_require(dir, "-m DIR");
+	tool_no_operands(argc);
+	if (json && submit >= 0)
+		tool_usage("--json and --submit cannot be used together");
 	s.out = json ? OUT_JSON : submit >= 0 ? OUT_SUBMIT : OUT_STREAM;
 	s.submit = submit;
-	if ((rc = lx_model_open(&s.m, dir, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
-		return rc;
-	}
+	if ((rc = lx_model_open(&s.m, dir, &err)))
+		return tool_fail(rc, "%s", err.msg);
 	s.c = lx_model_config(s.m);
 	s.heads = heads ? heads : lx_heads_available(s.m);
 	if (!s.heads)
 		rc = lx_errf(&err, LX_EMODEL, "%s: the model has no heads (answer_head.*, cls.*, obj_predict_head.*)", dir);
 	if (rc || (rc = lx_heads_require(s.m, s.heads, &err)) || (rc = setup(&s, dir, labels, objects, attrs, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
 		cleanup(&s);
-		return rc;
+		return tool_fail(rc, "%s", err.msg);
 	}
-	rd = lx_reader_new(stdin, "stdin");
-	wr = lx_writer_new(stdout, "stdout");
-	if (!rd || !wr) {
-		fprintf(stderr, "%s: out of memory\n", tool);
-		return LX_EIO;
+	if (tool_run_init(&t, stdin, "stdin", s.out == OUT_STREAM, keep_going, progress)) {
+		tool_run_free(&t);
+		cleanup(&s);
+		return tool_fail(LX_EIO, "out of memory");
 	}
-	lx_signals_init();
-	lx_progress_init(&prog, stderr, tool, force_progress);
-	while (!lx_interrupted()) {
-		if ((rc = lx_reader_next(rd, &rec, &err)) && s.keep_going && lx_reader_resumable(rd)) {
-			/* a whole value that is no record: an error record in its place */
-			char msg[sizeof err.msg + 20];
-			snprintf(msg, sizeof msg, "%s: %s", tool, err.msg);
-			fprintf(stderr, "%s\n", msg);
-			s.bad++;
-			if (!(rec = lx_record_error_new(msg)))
-				rc = lx_errf(&err, LX_EIO, "out of memory");
-			else
-				rc = pass(&s, wr, rec, &err);
-			lx_record_free(rec);
-			if (rc)
-				break;
-			lx_progress_tick(&prog, ++done);
-			continue;
-		}
-		if (rc || !rec)
-			break;
-		rc = one_record(&s, wr, rec, &err);
+	tool_signals(NULL);
+	while (!(rc = tool_next(&t, &rec, &pass_it, &err)) && rec) {
+		rc = pass_it ? pass(&s, t.wr, rec, &err) : one_record(&s, &t, rec, &err);
 		lx_record_free(rec);
 		if (rc)
 			break;
-		lx_progress_tick(&prog, ++done);
+		tool_done(&t, 1);
 	}
-	lx_progress_end(&prog);
 	finish_output(&s);
-	if (!rc)
-		rc = lx_writer_flush(wr, &err);
-	else
-		lx_writer_flush(wr, NULL);
-	if (rc == LX_EIO && lx_interrupted())
-		rc = LX_OK; /* a read cut short by the signal: reported below */
-	if (!rc && fflush(stdout) != 0)
-		rc = lx_errf(&err, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (rc == LX_EIO && lx_writer_broken_pipe(wr))
-		; /* the reader went away: nothing to say */
-	else if (rc)
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
-	else if (lx_interrupted()) {
-		rc = LX_EINTR;
-		fprintf(stderr, "%s: interrupted after %ld records, all written\n", tool, done);
-	}
+	rc = tool_flush(&t, rc, &err, &quiet);
 	if (s.passed)
-		fprintf(stderr, "%s: %ld error records left out of the submission\n", tool, s.passed);
-	if (!rc && s.bad) {
-		rc = LX_EINPUT;
-		fprintf(stderr, "%s: %ld of %ld records were bad, written with an error field\n", tool, s.bad, done);
-	}
+		tool_warn("%ld error records left out of the submission", s.passed);
+	rc = tool_exit(&t, rc, &err, quiet);
 	if (!rc || rc == LX_EINTR) {
 		summaries(&s);
 		if (!rc && (rc = write_score_file(&s, &err)))
-			fprintf(stderr, "%s: %s\n", tool, err.msg);
+			tool_warn("%s", err.msg);
 	}
-	if (fclose(stdout) != 0 && !rc) {
-		fprintf(stderr, "%s: stdout: write failed\n", tool);
-		rc = LX_EIO;
-	}
-	lx_writer_free(wr);
-	lx_reader_free(rd);
+	tool_run_free(&t);
 	cleanup(&s);
 	return rc;
 }

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,33 +10,42 @@
 #include "lx.h"
 #include "lx_heads.h"
 #include "lx_train.h"
+#include "tool.h"
 
-static const char *tool = "lx-train";
+enum { O_EPOCHS = 256, O_LR, O_WARMUP, O_SEED, O_FREEZE, O_NEWHEAD, O_LABELS, O_VALID, O_SAVE, O_STOP, O_RESUME,
+       O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: %s -m DIR -o OUTDIR [options] [TRAIN]\n"
-	        "Trains the model in DIR on the labelled records of TRAIN (a stream from lx-tokenize | lx-featpack;\n"
-	        "stdin if absent) and writes the trained model directory OUTDIR. See lx-train(1).\n"
-	        "  --epochs N (1)  --batch N (32)  --lr X (5e-5)  --warmup N (steps, default 10%% of all)\n"
-	        "  --weight-decay X (0.01)  --dropout P (0.1)  --seed N (1)  --threads N (1)\n"
-	        "  --freeze encoder  --new-head N  --labels FILE  --valid FILE  --save-every N  --stop-after N\n"
-	        "  --resume  --force  --f16  --log-every N (10)  --progress\n",
-	        tool);
-}
+static const char synopsis[] = "-m DIR -o OUTDIR [options] [TRAIN]";
+static const char about[] =
+	"Trains the model in DIR on the labelled records of TRAIN (a stream from lx-tokenize | lx-featpack;\n"
+	"stdin if absent) and writes the trained model directory OUTDIR. See lx-train(1).";
 
-static void die(lx_status st, const char *fmt, ...)
-{
-	va_list ap;
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the model to start from"},
+	{'o', "output", "OUTDIR", "where the trained model goes"},
+	{O_EPOCHS, "epochs", "N", "passes over the training records (1)"},
+	{TOOL_BATCH, "batch", "N", "examples a step (32)"},
+	{O_LR, "lr", "X", "peak learning rate (5e-5)"},
+	{O_WARMUP, "warmup", "STEPS", "warm-up steps (10% of all steps)"},
+	{O_WD, "weight-decay", "X", "AdamW's decoupled weight decay (0.01)"},
+	{O_DROPOUT, "dropout", "P", "hidden and attention dropout (0.1)"},
+	{O_SEED, "seed", "N", "seed of the order, of dropout and of a new head (1)"},
+	{TOOL_THREADS, "threads", "N", "threads of the matrix products (1)"},
+	{O_FREEZE, "freeze", "encoder", "train the heads only"},
+	{O_NEWHEAD, "new-head", "N", "a fresh answer head of N answers"},
+	{O_LABELS, "labels", "FILE", "the answers of the --new-head"},
+	{O_VALID, "valid", "FILE", "labelled records to score after every epoch"},
+	{O_SAVE, "save-every", "N", "write OUTDIR/checkpoint.safetensors every N steps"},
+	{O_STOP, "stop-after", "N", "stop after step N, with a checkpoint"},
+	{O_RESUME, "resume", NULL, "continue from OUTDIR/checkpoint.safetensors"},
+	{O_FORCE, "force", NULL, "write into an existing OUTDIR"},
+	{O_F16, "f16", NULL, "write model.safetensors in float16"},
+	{O_LOG, "log-every", "N", "steps between progress lines (10)"},
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-train", synopsis, about, option_table};
 
-	fprintf(stderr, "%s: ", tool);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit((int)st);
-}
 
 /* ---- the examples, decoded once ---- */
 
@@ -102,26 +110,26 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 	const char *name = strcmp(path, "-") ? path : "stdin";
 	lx_reader *r;
 	lx_record *rec;
-	lx_progress pr;
+	tool_progress pr;
 	lx_err e;
 	lx_status rc;
 	int any;
 
 	if (!f)
-		die(LX_EIO, "%s: %s", path, strerror(errno));
+		tool_die(LX_EIO, "%s:", path);
 	if (!(r = lx_reader_new(f, name)))
-		die(LX_EIO, "out of memory");
-	lx_progress_init(&pr, stderr, tool, progress);
+		tool_die(LX_EIO, "out of memory");
+	tool_progress_init(&pr, progress, "records", name, tool_input_size(f));
 	memset(d, 0, sizeof *d);
 	for (;;) {
 		if ((rc = lx_reader_next(r, &rec, &e)))
-			die(rc, "%s", e.msg);
+			tool_die(rc, "%s", e.msg);
 		if (!rec)
 			break;
 		if (d->n == d->cap) {
 			item *ni = realloc(d->it, (size_t)(d->cap ? 2 * d->cap : 256) * sizeof *ni);
 			if (!ni)
-				die(LX_EIO, "out of memory reading %s", name);
+				tool_die(LX_EIO, "out of memory reading %s", name);
 			d->it = ni;
 			d->cap = d->cap ? 2 * d->cap : 256;
 		}
@@ -137,16 +145,16 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 			                            "attr_labels or feat_mask, for a head the model has)");
 		lx_record_free(rec);
 		if (rc)
-			die(rc, "%s: record %d%s%s%s: %s", name, d->n, *d->it[d->n - 1].id ? " (" : "", d->it[d->n - 1].id,
+			tool_die(rc, "%s: record %d%s%s%s: %s", name, d->n, *d->it[d->n - 1].id ? " (id " : "", d->it[d->n - 1].id,
 			    *d->it[d->n - 1].id ? ")" : "", e.msg);
-		lx_progress_tick(&pr, d->n);
+		tool_progress_tick(&pr, d->n, lx_reader_offset(r));
 	}
-	lx_progress_end(&pr);
+	tool_progress_end(&pr);
 	lx_reader_free(r);
 	if (f != stdin)
 		fclose(f);
 	if (d->n == 0)
-		die(LX_EINPUT, "%s: no records", name);
+		tool_die(LX_EINPUT, "%s: no records", name);
 }
 
 /* ---- validation ---- */
@@ -168,19 +176,19 @@ static void validate(const lx_trainer *t, const dataset *d, int batch, double *s
 	lx_status rc;
 
 	if (!enc || !h || !out || !ex || !q)
-		die(LX_EIO, "out of memory");
+		tool_die(LX_EIO, "out of memory");
 	for (i = 0; i < d->n; i += batch) {
 		int n = d->n - i < batch ? d->n - i : batch;
 		for (j = 0; j < n; j++)
 			ex[j] = d->it[i + j].x;
 		if ((rc = lx_encode(enc, ex, n, out, &e)))
-			die(rc, "validation: %s", e.msg);
+			tool_die(rc, "validation: %s", e.msg);
 		for (j = 0; j < n; j++) {
 			const lx_train_labels *l = &d->it[i + j].lab;
 			lx_losses lo;
 			if ((lx_trainer_heads(t) & LX_HEAD_QA) && (l->qa_target || l->l.has_ans)) {
 				if ((rc = lx_heads_answer(h, out[j].pooled, q, &e)))
-					die(rc, "validation: %s", e.msg);
+					tool_die(rc, "validation: %s", e.msg);
 				for (k = 1, best = 0; k < c->num_qa_labels; k++)
 					if (q[k] > q[best])
 						best = k;
@@ -194,7 +202,7 @@ static void validate(const lx_trainer *t, const dataset *d, int batch, double *s
 			}
 			if ((rc = lx_heads_losses(h, lx_trainer_heads(t), &l->l, out[j].lang, out[j].visn, out[j].pooled, &lo,
 			                          &e)))
-				die(rc, "validation: %s", e.msg);
+				tool_die(rc, "validation: %s", e.msg);
 			ls += lo.total;
 			nl++;
 		}
@@ -229,7 +237,7 @@ static void copy_file(const char *src, const char *dst)
 		return;
 	snprintf(tmp, sizeof tmp, "%s.tmp", dst);
 	if (!(out = fopen(tmp, "wb")))
-		die(LX_EIO, "%s: %s", tmp, strerror(errno));
+		tool_die(LX_EIO, "%s: %s", tmp, strerror(errno));
 	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
 		bad |= fwrite(buf, 1, n, out) != n;
 	bad |= ferror(in);
@@ -238,7 +246,7 @@ static void copy_file(const char *src, const char *dst)
 	if (fclose(out) || bad || rename(tmp, dst)) {
 		int err = errno;
 		remove(tmp);
-		die(LX_EIO, "%s: %s", dst, strerror(err));
+		tool_die(LX_EIO, "%s: %s", dst, strerror(err));
 	}
 }
 
@@ -252,7 +260,7 @@ static void write_answers(const lx_names *a, const char *dir)
 	snprintf(path, sizeof path, "%s/answers.json", dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	if (!(f = fopen(tmp, "w")))
-		die(LX_EIO, "%s: %s", tmp, strerror(errno));
+		tool_die(LX_EIO, "%s: %s", tmp, strerror(errno));
 	fputc('[', f);
 	for (i = 0; i < lx_names_count(a); i++) {
 		fputs(i ? ", " : "", f);
@@ -263,7 +271,7 @@ static void write_answers(const lx_names *a, const char *dir)
 	if (fclose(f) || bad || rename(tmp, path)) {
 		int err = errno;
 		remove(tmp);
-		die(LX_EIO, "%s: %s", path, strerror(err));
+		tool_die(LX_EIO, "%s: %s", path, strerror(err));
 	}
 }
 
@@ -301,9 +309,6 @@ static void shuffle(int *ord, int n, uint64_t seed, long ep)
 
 /* ---- main ---- */
 
-enum { O_EPOCHS = 256, O_LR, O_BATCH, O_WARMUP, O_SEED, O_THREADS, O_FREEZE, O_NEWHEAD, O_LABELS, O_VALID,
-       O_SAVE, O_STOP, O_RESUME, O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG, O_PROGRESS };
-
 typedef struct {
 	const char *model, *outdir, *train, *labels, *valid;
 	long epochs, batch, warmup, save_every, stop_after, log_every;
@@ -312,50 +317,8 @@ typedef struct {
 	lx_train_opts o;
 } options;
 
-static long num(const char *s, const char *opt, long lo, long hi)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "%s: %s: \"%s\" is not an integer in [%ld, %ld]\n", tool, opt, s, lo, hi);
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
-	return v;
-}
-
-static double real(const char *s, const char *opt, double lo, double hi)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "%s: %s: \"%s\" is not a number in [%g, %g]\n", tool, opt, s, lo, hi);
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
-	return v;
-}
-
 static void parse(options *op, int argc, char **argv)
 {
-	static const struct option longs[] = {
-		{"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
-		{"help", no_argument, 0, 'h'}, {"epochs", required_argument, 0, O_EPOCHS},
-		{"lr", required_argument, 0, O_LR}, {"batch", required_argument, 0, O_BATCH},
-		{"warmup", required_argument, 0, O_WARMUP}, {"seed", required_argument, 0, O_SEED},
-		{"threads", required_argument, 0, O_THREADS}, {"freeze", required_argument, 0, O_FREEZE},
-		{"new-head", required_argument, 0, O_NEWHEAD}, {"labels", required_argument, 0, O_LABELS},
-		{"valid", required_argument, 0, O_VALID}, {"save-every", required_argument, 0, O_SAVE},
-		{"stop-after", required_argument, 0, O_STOP}, {"resume", no_argument, 0, O_RESUME},
-		{"force", no_argument, 0, O_FORCE}, {"f16", no_argument, 0, O_F16},
-		{"dropout", required_argument, 0, O_DROPOUT}, {"weight-decay", required_argument, 0, O_WD},
-		{"log-every", required_argument, 0, O_LOG}, {"progress", no_argument, 0, O_PROGRESS}, {0, 0, 0, 0}};
 	int ch;
 
 	memset(op, 0, sizeof *op);
@@ -366,51 +329,41 @@ static void parse(options *op, int argc, char **argv)
 	op->lr = 5e-5;
 	op->threads = 1;
 	op->log_every = 10;
-	while ((ch = getopt_long(argc, argv, "m:o:h", longs, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': op->model = optarg; break;
 		case 'o': op->outdir = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case O_EPOCHS: op->epochs = num(optarg, "--epochs", 1, 1000000); break;
-		case O_LR: op->lr = real(optarg, "--lr", 0, 10); break;
-		case O_BATCH: op->batch = num(optarg, "--batch", 1, 65536); break;
-		case O_WARMUP: op->warmup = num(optarg, "--warmup", 0, 1L << 40); break;
-		case O_SEED: op->o.seed = (uint64_t)num(optarg, "--seed", 0, 1L << 62); break;
-		case O_THREADS: op->threads = (int)num(optarg, "--threads", 1, 256); break;
+		case O_EPOCHS: op->epochs = tool_long(optarg, "--epochs", 1, 1000000); break;
+		case O_LR: op->lr = tool_real(optarg, "--lr", 0, 10); break;
+		case TOOL_BATCH: op->batch = tool_long(optarg, "--batch", 1, 65536); break;
+		case O_WARMUP: op->warmup = tool_long(optarg, "--warmup", 0, 1L << 40); break;
+		case O_SEED: op->o.seed = (uint64_t)tool_long(optarg, "--seed", 0, 1L << 62); break;
+		case TOOL_THREADS: op->threads = (int)tool_long(optarg, "--threads", 1, 256); break;
 		case O_FREEZE:
-			if (strcmp(optarg, "encoder")) {
-				fprintf(stderr, "%s: --freeze: \"%s\": only \"encoder\" can be frozen\n", tool, optarg);
-				usage(stderr);
-				exit(LX_EUSAGE);
-			}
+			if (strcmp(optarg, "encoder"))
+				tool_usage("--freeze: \"%s\": only \"encoder\" can be frozen", optarg);
 			op->o.freeze_encoder = 1;
 			break;
-		case O_NEWHEAD: op->o.new_head = (int)num(optarg, "--new-head", 1, 1 << 24); break;
+		case O_NEWHEAD: op->o.new_head = (int)tool_long(optarg, "--new-head", 1, 1 << 24); break;
 		case O_LABELS: op->labels = optarg; break;
 		case O_VALID: op->valid = optarg; break;
-		case O_SAVE: op->save_every = num(optarg, "--save-every", 1, 1L << 40); break;
-		case O_STOP: op->stop_after = num(optarg, "--stop-after", 1, 1L << 40); break;
+		case O_SAVE: op->save_every = tool_long(optarg, "--save-every", 1, 1L << 40); break;
+		case O_STOP: op->stop_after = tool_long(optarg, "--stop-after", 1, 1L << 40); break;
 		case O_RESUME: op->resume = 1; break;
 		case O_FORCE: op->force = 1; break;
 		case O_F16: op->f16 = 1; break;
-		case O_DROPOUT: op->o.dropout = (float)real(optarg, "--dropout", 0, 0.99); break;
-		case O_WD: op->o.weight_decay = (float)real(optarg, "--weight-decay", 0, 1); break;
-		case O_LOG: op->log_every = num(optarg, "--log-every", 1, 1L << 40); break;
-		case O_PROGRESS: op->progress = 1; break;
-		default: usage(stderr); exit(LX_EUSAGE);
+		case O_DROPOUT: op->o.dropout = (float)tool_real(optarg, "--dropout", 0, 0.99); break;
+		case O_WD: op->o.weight_decay = (float)tool_real(optarg, "--weight-decay", 0, 1); break;
+		case O_LOG: op->log_every = tool_long(optarg, "--log-every", 1, 1L << 40); break;
+		case TOOL_PROGRESS: op->progress = 1; break;
 		}
 	}
-	if (!op->model || !op->outdir || argc - optind > 1) {
-		fprintf(stderr, "%s: %s\n", tool, !op->model ? "-m DIR is required" : !op->outdir ? "-o OUTDIR is required"
-		                                                                                  : "one training file at most");
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
-	if (op->labels && !op->o.new_head) {
-		fprintf(stderr, "%s: --labels names the answers of a --new-head\n", tool);
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
+	tool_require(op->model, "-m DIR");
+	tool_require(op->outdir, "-o OUTDIR");
+	if (argc - optind > 1)
+		tool_usage("one training file at most");
+	if (op->labels && !op->o.new_head)
+		tool_usage("--labels names the answers of a --new-head");
 	op->train = optind < argc ? argv[optind] : "-";
 }
 
@@ -422,7 +375,7 @@ static lx_names *answer_list(const options *op, int A)
 	lx_status rc;
 
 	if ((rc = lx_names_load_model(&a, op->model, LX_LIST_ANSWERS, op->labels, A, &e)))
-		die(rc, "%s", e.msg);
+		tool_die(rc, "%s", e.msg);
 	return a;
 }
 
@@ -433,7 +386,7 @@ static void save_model(const lx_trainer *t, const options *op, const lx_names *a
 	lx_status rc;
 
 	if ((rc = lx_trainer_save_model(t, op->outdir, op->f16, &e)))
-		die(rc, "%s", e.msg);
+		tool_die(rc, "%s", e.msg);
 	snprintf(src, sizeof src, "%s/vocab.txt", op->model);
 	snprintf(dst, sizeof dst, "%s/vocab.txt", op->outdir);
 	if (strcmp(src, dst))
@@ -463,17 +416,17 @@ int main(int argc, char **argv)
 
 	parse(&op, argc, argv);
 	lx_set_threads(op.threads);
-	lx_signals_init();
+	tool_signals(NULL);
 	if (is_dir(op.outdir) && !op.force && !op.resume)
-		die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
+		tool_die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
 		    op.outdir);
 	if (!is_dir(op.outdir) && mkdir(op.outdir, 0777))
-		die(LX_EIO, "%s: %s", op.outdir, strerror(errno));
+		tool_die(LX_EIO, "%s: %s", op.outdir, strerror(errno));
 	snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", op.outdir);
 	if (op.resume && access(ckpt, F_OK))
-		die(LX_EUSAGE, "%s: no checkpoint to resume from", ckpt);
+		tool_die(LX_EUSAGE, "%s: no checkpoint to resume from", ckpt);
 	if ((rc = lx_trainer_open(&t, op.model, &op.o, &e)))
-		die(rc, "%s", e.msg);
+		tool_die(rc, "%s", e.msg);
 	c = lx_model_config(lx_trainer_model(t));
 	answers = (lx_trainer_heads(t) & LX_HEAD_QA) ? answer_list(&op, c->num_qa_labels) : NULL;
 	load(&train, op.train, c, lx_trainer_heads(t), answers, op.progress);
@@ -484,9 +437,9 @@ int main(int argc, char **argv)
 	warmup = op.warmup >= 0 ? op.warmup : total / 10;
 	if (op.resume) {
 		if ((rc = lx_trainer_load_checkpoint(t, ckpt, extra, 3, &e)))
-			die(rc, "%s", e.msg);
+			tool_die(rc, "%s", e.msg);
 		if (extra[0] != train.n || extra[1] != op.batch || extra[2] != (int64_t)op.o.seed)
-			die(LX_EUSAGE, "%s: saved by a run over %lld records with --batch %lld --seed %lld; this one has %d, %ld, "
+			tool_die(LX_EUSAGE, "%s: saved by a run over %lld records with --batch %lld --seed %lld; this one has %d, %ld, "
 			    "%llu", ckpt, (long long)extra[0], (long long)extra[1], (long long)extra[2], train.n, op.batch,
 			    (unsigned long long)op.o.seed);
 	}
@@ -497,9 +450,8 @@ int main(int argc, char **argv)
 	lab = malloc((size_t)op.batch * sizeof *lab);
 	ord = malloc((size_t)train.n * sizeof *ord);
 	if (!ex || !lab || !ord)
-		die(LX_EIO, "out of memory");
-	fprintf(stderr, "%s: %d training records, %ld steps (%ld a epoch), warm-up %ld, lr %g, batch %ld%s\n", tool,
-	        train.n, total, spe, warmup, op.lr, op.batch, op.o.freeze_encoder ? ", encoder frozen" : "");
+		tool_die(LX_EIO, "out of memory");
+	tool_warn("%d training records, %ld steps (%ld a epoch), warm-up %ld, lr %g, batch %ld%s", train.n, total, spe, warmup, op.lr, op.batch, op.o.freeze_encoder ? ", encoder frozen" : "");
 	t0 = tl = lx_now();
 	for (s = lx_trainer_steps(t); s < total; s++) {
 		long ep = s / spe, b = s % spe, j;
@@ -512,17 +464,16 @@ int main(int argc, char **argv)
 			lab[j] = train.it[ord[b * op.batch + j]].lab;
 		}
 		if ((rc = lx_trainer_grad(t, ex, lab, n, &loss, &e)))
-			die(rc, "step %ld: %s", s + 1, e.msg);
+			tool_die(rc, "step %ld: %s", s + 1, e.msg);
 		if (!isfinite(loss.total))
-			die(LX_EINPUT, "step %ld: the loss is %g; try a lower --lr", s + 1, loss.total);
+			tool_die(LX_EINPUT, "step %ld: the loss is %g; try a lower --lr", s + 1, loss.total);
 		lx_trainer_step(t, lr_at((float)op.lr, s, warmup, total));
 		lsum += loss.total;
 		lcount++;
 		done += n;
 		if ((s + 1) % op.log_every == 0 || s + 1 == total || b + 1 == spe) {
 			double now = lx_now();
-			fprintf(stderr, "%s: step %ld/%ld epoch %ld loss %.4f lr %.3g %.1f examples/s\n", tool, s + 1, total,
-			        ep + 1, lsum / lcount, lr_at((float)op.lr, s, warmup, total), done / (now - tl));
+			tool_warn("step %ld/%ld epoch %ld loss %.4f lr %.3g %.1f examples/s", s + 1, total, ep + 1, lsum / lcount, lr_at((float)op.lr, s, warmup, total), done / (now - tl));
 			lsum = 0;
 			lcount = done = 0;
 			tl = now;
@@ -530,26 +481,25 @@ int main(int argc, char **argv)
 		if (b + 1 == spe && op.valid) {
 			double score, vloss;
 			validate(t, &valid, (int)op.batch, &score, &vloss);
-			fprintf(stderr, "%s: epoch %ld: validation score %.4f, loss %.4f (%d records)\n", tool, ep + 1, score,
-			        vloss, valid.n);
+			tool_warn("epoch %ld: validation score %.4f, loss %.4f (%d records)", ep + 1, score, vloss, valid.n);
 			tl = lx_now(); /* examples/s counts training only */
 		}
 		if ((op.save_every && (s + 1) % op.save_every == 0) || (op.stop_after && s + 1 == op.stop_after)) {
 			if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
-				die(rc, "%s", e.msg);
+				tool_die(rc, "%s", e.msg);
 		}
 		if (op.stop_after && s + 1 == op.stop_after) {
-			fprintf(stderr, "%s: stopped after step %ld; --resume continues\n", tool, s + 1);
+			tool_warn("stopped after step %ld; --resume continues", s + 1);
 			break;
 		}
-		if (lx_interrupted()) {
+		if (tool_interrupted()) {
 			if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
-				die(rc, "%s", e.msg);
-			die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
+				tool_die(rc, "%s", e.msg);
+			tool_die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
 		}
 	}
 	save_model(t, &op, answers);
-	fprintf(stderr, "%s: %ld steps in %.1f s; wrote %s\n", tool, lx_trainer_steps(t), lx_now() - t0, op.outdir);
+	tool_warn("%ld steps in %.1f s; wrote %s", lx_trainer_steps(t), lx_now() - t0, op.outdir);
 	free(ex);
 	free(lab);
 	free(ord);

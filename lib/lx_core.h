@@ -1,5 +1,5 @@
 /*
- * lx_core.h - liblx's core layer: status and errors, tensors, the record stream, and tool support.
+ * lx_core.h - liblx's core layer: status and errors, tensors, the record stream, and a clock.
  *
  * Ownership, once for the whole library: an object made by lx_X_new() or lx_X_open() is freed by
  * lx_X_free() (lx_X_free(NULL) does nothing); a struct the caller provides is set up by lx_X_init() and
@@ -162,26 +162,7 @@ lx_status lx_writer_put(lx_writer *w, const lx_record *rec, lx_err *e);
 lx_status lx_writer_flush(lx_writer *w, lx_err *e);
 int lx_writer_broken_pipe(const lx_writer *w);
 
-/* ---- tool support ----------------------------------------------------------------------------------- */
-
-/* A progress line on a stream (stderr): records done and records/s, redrawn at most a few times a second,
- * when enabled. */
-typedef struct {
-	FILE *f;
-	int enabled;
-	const char *tool;
-	double t0, last;
-	long done;
-} lx_progress;
-
-void lx_progress_init(lx_progress *p, FILE *f, const char *tool, int force);
-void lx_progress_tick(lx_progress *p, long done);
-void lx_progress_end(lx_progress *p);
-
-/* SIGINT and SIGTERM set a flag instead of killing the tool, so that it can stop after the record in hand
- * and flush what it finished. A read blocked on input returns (EINTR) so the tool notices. */
-void lx_signals_init(void);
-int lx_interrupted(void);
+/* ---- time ------------------------------------------------------------------------------------------ */
 
 /* Monotonic seconds. */
 double lx_now(void);

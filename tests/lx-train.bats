@@ -120,13 +120,13 @@ EOF
 @test "refuses a record without labels, naming it" {
 	stream 4 1 none > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
-	[ "$output" = "lx-train: $T/train: record 1 (0): no label to train on (label, ans, matched_label, labels, obj_labels, attr_labels or feat_mask, for a head the model has)" ]
+	[ "$output" = "lx-train: $T/train: record 1 (id 0): no label to train on (label, ans, matched_label, labels, obj_labels, attr_labels or feat_mask, for a head the model has)" ]
 }
 
 @test "refuses a label naming an answer outside the answer list" {
 	stream 4 1 unknown > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" --new-head 6 --labels "$ANSWERS" "$T/train"
-	[ "$output" = "lx-train: $T/train: record 3 (2): field label: answer \"zebra\" is not in the answer list $ANSWERS" ]
+	[ "$output" = "lx-train: $T/train: record 3 (id 2): field label: answer \"zebra\" is not in the answer list $ANSWERS" ]
 }
 
 @test "refuses an ans outside the answer head" {
@@ -154,7 +154,7 @@ EOF
 @test "refuses a soft-score label when the model has no answer list" {
 	stream 4 1 label > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
-	[ "$output" = "lx-train: $T/train: record 1 (0): field label: a soft-score label needs the answer list (--labels FILE, or answers.json in the model directory)" ]
+	[ "$output" = "lx-train: $T/train: record 1 (id 0): field label: a soft-score label needs the answer list (--labels FILE, or answers.json in the model directory)" ]
 }
 
 @test "refuses an output directory that exists unless --force" {
@@ -203,7 +203,8 @@ EOF
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --freeze heads
 	[ "${lines[0]}" = "lx-train: --freeze: \"heads\": only \"encoder\" can be frozen" ]
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --epochs 0
-	[ "${lines[0]}" = "lx-train: --epochs: \"0\" is not an integer in [1, 1000000]" ]
+	[ "${lines[0]}" = "lx-train: --epochs takes a whole number from 1 to 1000000, not '0'" ]
+	[ "${lines[1]}" = "usage: lx-train -m DIR -o OUTDIR [options] [TRAIN]" ]
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --labels "$ANSWERS"
 	[ "${lines[0]}" = "lx-train: --labels names the answers of a --new-head" ]
 }
