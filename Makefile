@@ -15,6 +15,15 @@ ALL_CFLAGS = $(WARN) -Ilib $(PKG_CFLAGS) $(CFLAGS)
 DEPFLAGS = -MMD -MP
 LIBS = $(PKG_LIBS) -lm -lpthread
 
+# The matrix products' backends (lib/nn/matmul.c): OpenBLAS always; oneDNN (Debian's libdnnl-dev, no pkg-config
+# file) when a program including dnnl.h links with -ldnnl. LX_DNNL=0 builds without it, LX_DNNL=1 insists.
+LX_DNNL := $(shell printf '\043include <dnnl.h>\nint main(void) { return dnnl_sgemm(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); }\n' | \
+	$(CC) -x c -o /dev/null - -ldnnl >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(LX_DNNL),1)
+ALL_CFLAGS += -DLX_DNNL -fopenmp
+LIBS += -ldnnl -fopenmp
+endif
+
 # O: where objects, liblx.a, bin/, the unit tests and the benchmarks go (another O keeps a sanitizer build
 # apart). The library's layers are the folders of lib/, in the order lib/LAYERS gives.
 O ?= build
