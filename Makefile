@@ -63,6 +63,13 @@ check: check-deps all $(UNIT) check-headers check-layers
 	@for t in $(UNIT); do $$t || exit 1; done
 	LX_BIN=$(abspath $(O)/bin) bats tests/
 
+# The OpenBLAS-only build (LX_DNNL=0, in build-openblas/): the tests that run matrix products - the unit
+# tests, the encoder, heads and training suites - so that CI checks both backends.
+check-openblas:
+	$(MAKE) O=build-openblas LX_DNNL=0 all $(patsubst $(O)/%,build-openblas/%,$(UNIT))
+	@for t in $(patsubst $(O)/%,build-openblas/%,$(UNIT)); do $$t || exit 1; done
+	LX_BIN=$(abspath build-openblas/bin) bats tests/lx-encode.bats tests/lx-head.bats tests/lx-train.bats
+
 # The same tests on a build with AddressSanitizer and UndefinedBehaviorSanitizer, in build-asan/.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 check-asan:
@@ -103,7 +110,7 @@ bench-featpack: all
 # Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
 # for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs. `make deps` / `make test-deps` install what is missing when run as root and
 # otherwise print the exact apt-get command.
-DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
+DEBS = build-essential pkg-config libopenblas-dev libdnnl-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
        libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core python3
 CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
@@ -167,8 +174,8 @@ install: all
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
-	rm -rf build bin build-asan build-fuzz bench/out
+	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-headers check-layers check-long \
+.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

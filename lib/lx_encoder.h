@@ -55,7 +55,8 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
  * vocabulary, token types within type_vocab_size, finite features and boxes. Messages name the field. */
 lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e);
 
-/* Number of threads used by the matrix products (OpenBLAS) and the attention loops. */
+/* Number of threads (the caller included) that share the matrix products; by default the machine's online
+ * cores. Threads with nothing to do sleep. */
 void lx_set_threads(int n);
 
 #endif
