@@ -108,12 +108,14 @@ bench-featpack: all
 	LX_BIN=$(abspath $(O)/bin) sh bench/featpack.sh
 
 # Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
-# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs. `make deps` / `make test-deps` install what is missing when run as root and
+# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs; BENCH_DEBS, the
+# PyTorch peer that `make bench-encode` runs beside lx (skipped without it). `make deps` / `make test-deps` install what is missing when run as root and
 # otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libdnnl-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
        libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core python3
 CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
+BENCH_DEBS = python3-torch
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
@@ -126,6 +128,8 @@ check-deps:
 	$(call install_missing,$(DEBS) $(CHECK_DEBS))
 test-deps:
 	$(call install_missing,$(DEBS) $(TEST_DEBS))
+bench-deps:
+	$(call install_missing,$(DEBS) $(BENCH_DEBS))
 
 # Fuzzing with libFuzzer (clang, Debian's libclang-rt-14-dev): every parser of outside input, each for
 # FUZZ_SECONDS, two at a time, from a seed corpus taken from the fixtures. Crashes land in build-fuzz/.
@@ -153,6 +157,11 @@ BENCH_ENV = LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) LX
 bench-encode: all $(BENCH)
 	$(BENCH_ENV) sh bench/encode.sh
 
+# The PyTorch peer of bench-encode (bench/peer.py) against the fixtures' golden outputs, to 1e-5.
+check-peer:
+	/usr/bin/python3 bench/peer.py check tests/fixtures/tiny
+	/usr/bin/python3 bench/peer.py check tests/fixtures/micro
+
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
@@ -176,6 +185,6 @@ install: all
 clean:
 	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-openblas check-headers check-layers check-long \
+.PHONY: all bench bench-deps bench-encode check-peer bench-featpack bench-tokenize bench-train check check-asan check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

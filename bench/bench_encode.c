@@ -2,6 +2,7 @@
  * bench_encode - how fast lx_encode runs on a model directory, beside the machine's own sgemm rate.
  *
  *   bench_encode DIR [T N]     (default T=20 words, N=36 boxes: VQA with the authors' features)
+ *   bench_encode --backend     prints the backend the matrix products run on (LX_MATMUL, built-in ones)
  *
  * For batch 1, 8 and 32 and 1 and 2 threads: questions/s, ms/question, achieved GFLOP/s, and the ratio to
  * lx_op_matmul's rate (on the backend it prints) on the model's largest product (rows = batch x (T+N) / 2,
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
 	lx_example ex[32];
 	lx_outputs out[32];
 
+	if (argc == 2 && !strcmp(argv[1], "--backend")) {
+		printf("%s\n", lx_matmul_backend());
+		return 0;
+	}
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_encode DIR [T N]\n");
 		return 2;
