@@ -15,6 +15,15 @@ ALL_CFLAGS = $(WARN) -Ilib $(PKG_CFLAGS) $(CFLAGS)
 DEPFLAGS = -MMD -MP
 LIBS = $(PKG_LIBS) -lm -lpthread
 
+# The matrix products' backends (lib/nn/matmul.c): OpenBLAS always; oneDNN (Debian's libdnnl-dev, no pkg-config
+# file) when a program including dnnl.h links with -ldnnl. LX_DNNL=0 builds without it, LX_DNNL=1 insists.
+LX_DNNL := $(shell printf '\043include <dnnl.h>\nint main(void) { return dnnl_sgemm(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); }\n' | \
+	$(CC) -x c -o /dev/null - -ldnnl >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(LX_DNNL),1)
+ALL_CFLAGS += -DLX_DNNL -fopenmp
+LIBS += -ldnnl -fopenmp
+endif
+
 # O: where objects, liblx.a, bin/, the unit tests and the benchmarks go (another O keeps a sanitizer build
 # apart). The library's layers are the folders of lib/, in the order lib/LAYERS gives.
 O ?= build
@@ -68,6 +77,13 @@ check: check-deps all $(UNIT) check-headers check-layers
 	@for t in $(UNIT); do $$t || exit 1; done
 	LX_BIN=$(abspath $(O)/bin) bats tests/
 
+# The OpenBLAS-only build (LX_DNNL=0, in build-openblas/): the tests that run matrix products - the unit
+# tests, the encoder, heads and training suites - so that CI checks both backends.
+check-openblas:
+	$(MAKE) O=build-openblas LX_DNNL=0 all $(patsubst $(O)/%,build-openblas/%,$(UNIT))
+	@for t in $(patsubst $(O)/%,build-openblas/%,$(UNIT)); do $$t || exit 1; done
+	LX_BIN=$(abspath build-openblas/bin) bats tests/lx-encode.bats tests/lx-head.bats tests/lx-train.bats
+
 # The same tests on a build with AddressSanitizer and UndefinedBehaviorSanitizer, in build-asan/.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 check-asan:
@@ -106,12 +122,14 @@ bench-featpack: all
 	LX_BIN=$(abspath $(O)/bin) sh bench/featpack.sh
 
 # Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
-# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs. `make deps` / `make test-deps` install what is missing when run as root and
-# otherwise print the exact apt-get command.
-DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
-       libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
+# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs; BENCH_DEBS, the
+# PyTorch peer that `make bench-encode` runs beside lx (skipped without it). `make deps` / `make test-deps`
+# install what is missing when run as root and otherwise print the exact apt-get command.
+DEBS = build-essential pkg-config libopenblas-dev libdnnl-dev libmsgpack-dev libutf8proc-dev libjansson-dev \
+       zlib1g-dev libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
 CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
+BENCH_DEBS = python3-torch
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
@@ -124,6 +142,8 @@ check-deps:
 	$(call install_missing,$(DEBS) $(CHECK_DEBS))
 test-deps:
 	$(call install_missing,$(DEBS) $(TEST_DEBS))
+bench-deps:
+	$(call install_missing,$(DEBS) $(BENCH_DEBS))
 
 # Fuzzing with libFuzzer (clang, Debian's libclang-rt-14-dev): every parser of outside input, each for
 # FUZZ_SECONDS, two at a time, from a seed corpus taken from the fixtures. Crashes land in build-fuzz/.
@@ -151,6 +171,11 @@ BENCH_ENV = LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) LX
 bench-encode: all $(BENCH)
 	$(BENCH_ENV) sh bench/encode.sh
 
+# The PyTorch peer of bench-encode (bench/peer.py) against the fixtures' golden outputs, to 1e-5.
+check-peer:
+	/usr/bin/python3 bench/peer.py check tests/fixtures/tiny
+	/usr/bin/python3 bench/peer.py check tests/fixtures/micro
+
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
@@ -176,8 +201,8 @@ install: all
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 clean:
-	rm -rf build bin build-asan build-fuzz bench/out
+	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-headers check-layers check-long \
+.PHONY: all bench bench-deps bench-encode check-peer bench-featpack bench-tokenize bench-train check check-asan check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

@@ -2,16 +2,16 @@
  * bench_encode - how fast lx_encode runs on a model directory, beside the machine's own sgemm rate.
  *
  *   bench_encode DIR [T N]     (default T=20 words, N=36 boxes: VQA with the authors' features)
+ *   bench_encode --backend     prints the backend the matrix products run on (LX_MATMUL, built-in ones)
  *
  * For batch 1, 8 and 32 and 1 and 2 threads: questions/s, ms/question, achieved GFLOP/s, and the ratio to
- * cblas_sgemm's rate on the model's largest product (rows = batch x (T+N) / 2, hidden x intermediate) measured
- * in the same run with the same thread count. Also the time to open the model.
+ * lx_op_matmul's rate (on the backend it prints) on the model's largest product (rows = batch x (T+N) / 2,
+ * hidden x intermediate) measured in the same run with the same thread count. Also the time to open the model.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "lx.h"
 #include "sgemm_rate.h"
@@ -41,6 +41,10 @@ int main(int argc, char **argv)
 	lx_example ex[32];
 	lx_outputs out[32];
 
+	if (argc == 2 && !strcmp(argv[1], "--backend")) {
+		printf("%s\n", lx_matmul_backend());
+		return 0;
+	}
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_encode DIR [T N]\n");
 		return 2;
@@ -70,7 +74,8 @@ int main(int argc, char **argv)
 		ex[i].visual_feats = feats;
 		ex[i].visual_pos = pos;
 	}
-	printf("model %s: open %.1f ms; T=%d N=%d: %.2f GFLOP per question\n", argv[1], open_ms, T, N, fq / 1e9);
+	printf("model %s: open %.1f ms; T=%d N=%d: %.2f GFLOP per question; matrix products on %s\n", argv[1], open_ms,
+	       T, N, fq / 1e9, lx_matmul_backend());
 	printf("%7s %7s %12s %12s %10s %12s %7s\n", "threads", "batch", "questions/s", "ms/question", "GFLOP/s",
 	       "sgemm GF/s", "ratio");
 	for (ti = 0; ti < 2; ti++) {

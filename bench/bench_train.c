@@ -5,14 +5,13 @@
  *
  * Each step is lx_trainer_grad (forward, the authors' VQA loss, backward) and an AdamW update, dropout 0.1.
  * Prints training examples/s, the achieved GFLOP/s counting a training step as 3 forward passes (the usual
- * estimate: the backward pass costs two), and cblas_sgemm's rate on the model's largest product with the same
+ * estimate: the backward pass costs two), and lx_op_matmul's rate on the model's largest product with the same
  * thread count. One warm-up step is not timed.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "lx_train.h"
 #include "sgemm_rate.h"

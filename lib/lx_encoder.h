@@ -76,7 +76,8 @@ typedef struct {
 lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e);
 void lx_example_data_destroy(lx_example_data *d);
 
-/* Number of threads used by the matrix products (OpenBLAS) and the attention loops. */
+/* Number of threads (the caller included) that share the matrix products; by default the machine's online
+ * cores. Threads with nothing to do sleep. */
 void lx_set_threads(int n);
 
 #endif

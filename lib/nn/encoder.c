@@ -3,7 +3,7 @@
  * the cross-modality encoder and the pooler, over a batch of examples packed row after row (no padding).
  *
  * The batch's hidden states live in one buffer: the language rows of every example, then the vision rows
- * of every example. Every linear layer runs once over all the rows it applies to (one cblas_sgemm); the
+ * of every example. Every linear layer runs once over all the rows it applies to (one lx_op_matmul); the
  * cross-attention module, shared by both directions, runs once over both sides' rows. Attention itself
  * runs per example, direction and head. Each block reads its input and writes its output and what it
  * computed on the way into buffers the caller names (lx_block_acts, encoder_impl.h): inference reuses one
@@ -14,15 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "nn/encoder_impl.h"
 #include "nn/ops.h"
-
-void lx_set_threads(int n)
-{
-	openblas_set_num_threads(n > 0 ? n : 1);
-}
 
 /* ---- dropout ---- */
 
@@ -68,8 +61,7 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : enc->buf[B_SCORES];
 		for (h = 0; h < nh; h++) {
 			float *S = P + (size_t)h * tq * tk;
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H,
-			            0.0f, S, tk);
+			lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H, 0.0f, S, tk);
 			for (r = 0; r < tq; r++) {
 				float *s = S + (size_t)r * tk, mx = -INFINITY, sum = 0;
 				for (j = 0; j < tk; j++) {
@@ -92,8 +84,7 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 					D[k] = S[k] * lx_drop_scale(&enc->drop, 4 * a->site, first + k);
 				S = D;
 			}
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, dh, tk, 1.0f, S, tk, V + h * dh, H, 0.0f,
-			            C + h * dh, H);
+			lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, S, tk, V + h * dh, H, 0.0f, C + h * dh, H);
 		}
 	}
 	lx_op_linear(out, a->ctx, rows, &w->o, H, H);

@@ -1,7 +1,5 @@
-/* ops.c - the small dense operations of ops.h: linear layers, LayerNorm, GELU. */
+/* ops.c - the small dense operations of ops.h: linear layers, LayerNorm, GELU (the product itself: matmul.c). */
 #include <math.h>
-
-#include <cblas.h>
 
 #include "nn/ops.h"
 
@@ -9,7 +7,7 @@ void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out
 {
 	int i, j;
 
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
+	lx_op_matmul('N', 'T', M, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
 	for (i = 0; i < M; i++) {
 		float *r = y + (size_t)i * out;
 		for (j = 0; j < out; j++)
@@ -76,14 +74,13 @@ void lx_op_linear_backward(const float *dy, const float *x, int M, const float *
 	if (M == 0)
 		return;
 	if (dW)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, M, 1.0f, dy, out, x, in, 1.0f, dW, in);
+		lx_op_matmul('T', 'N', out, in, M, 1.0f, dy, out, x, in, 1.0f, dW, in);
 	if (db)
 		for (i = 0; i < M; i++)
 			for (j = 0; j < out; j++)
 				db[j] += dy[(size_t)i * out + j];
 	if (dx)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, in, out, 1.0f, dy, out, W, in,
-		            accumulate ? 1.0f : 0.0f, dx, in);
+		lx_op_matmul('N', 'N', M, in, out, 1.0f, dy, out, W, in, accumulate ? 1.0f : 0.0f, dx, in);
 }
 
 void lx_op_norm_backward(float *ds, const float *dy, const float *xhat, const float *rstd, int M, int H,

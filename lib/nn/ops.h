@@ -9,7 +9,22 @@
 
 #include "lx_encoder.h"
 
-/* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout (one cblas_sgemm). */
+/* C[M, N] = alpha op(A) op(B) + beta C over row-major matrices, op(X) = X for 'N' and X^T for 'T' (A is
+ * [M, K] or [K, M], B [K, N] or [N, K]): every matrix product of liblx, on the backend lx_matmul_backend
+ * names (matmul.c). Only C is written; M or N of 0 is no product. */
+void lx_op_matmul(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc);
+/* "dnnl" or "openblas": the backend lx_op_matmul runs on (LX_MATMUL chooses among those built in). */
+const char *lx_matmul_backend(void);
+
+/* Runs fn(arg, i, parts) for i in [0, parts), on the caller and liblx's worker threads (lx_set_threads);
+ * returns when every part has returned. A part that calls lx_par_run gets its parts run inline. */
+void lx_par_run(int parts, void (*fn)(void *arg, int part, int parts), void *arg);
+/* The threads lx_par_run shares work among (the caller included): lx_set_threads's, or by default the
+ * machine's online cores. */
+int lx_threads(void);
+
+/* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout (one lx_op_matmul). */
 void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in);
 
 /* x[M, H] = LayerNorm(x + r) over each row (r may be NULL), with gain and bias from n. */

@@ -2,14 +2,13 @@
  * backward.c - one training step's forward and backward passes over a batch: the encoder (embeddings, the
  * three encoders, the pooler) keeping every block's activations (lx_block_acts, one set per block), the
  * heads with HF's and the authors' losses, and the gradients of all of it, added into one array laid out as
- * the parameters (train_impl.h). The matrix products go to cblas_sgemm, as in the forward pass.
+ * the parameters (train_impl.h). The matrix products go to lx_op_matmul, as in the forward pass.
  */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "nn/ops.h"
 #include "train/train_impl.h"
@@ -328,9 +327,8 @@ static void group_backward(lx_tape *t, lx_encoder *enc, const tblock *k, const a
 		Pd = t->sd;
 	}
 	/* dPd = dC V^T; dV = Pd^T dC */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, tk, dh, 1.0f, dC, H, V, H, 0.0f, dS, tk);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, tk, dh, tq, 1.0f, Pd, tk, dC, H, 0.0f,
-	            t->dv + (size_t)gr->ko * H + h * dh, H);
+	lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, dC, H, V, H, 0.0f, dS, tk);
+	lx_op_matmul('T', 'N', tk, dh, tq, 1.0f, Pd, tk, dC, H, 0.0f, t->dv + (size_t)gr->ko * H + h * dh, H);
 	if (enc->drop.p > 0)
 		for (i = 0; i < n; i++)
 			dS[i] *= lx_drop_scale(&enc->drop, 4 * k->a.site, first + i);
@@ -345,10 +343,8 @@ static void group_backward(lx_tape *t, lx_encoder *enc, const tblock *k, const a
 			d[j] = p[j] * (d[j] - (float)dot) * scale;
 	}
 	/* dQ = dS K; dK = dS^T Q */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, dh, tk, 1.0f, dS, tk, K, H, 0.0f,
-	            t->dq + (size_t)gr->qo * H + h * dh, H);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, tk, dh, tq, 1.0f, dS, tk, Q, H, 0.0f,
-	            t->dk + (size_t)gr->ko * H + h * dh, H);
+	lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, dS, tk, K, H, 0.0f, t->dq + (size_t)gr->qo * H + h * dh, H);
+	lx_op_matmul('T', 'N', tk, dh, tq, 1.0f, dS, tk, Q, H, 0.0f, t->dk + (size_t)gr->ko * H + h * dh, H);
 }
 
 static void attn_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, const tblock *k, const float *dout,
