@@ -39,7 +39,7 @@ LIBLX := $(O)/lib/liblx.a
 # The library's example programs (examples/liblx/, liblx(3)), built with the tools so that they keep compiling.
 EXAMPLES := $(patsubst examples/liblx/%.c,$(O)/examples/%,$(sort $(wildcard examples/liblx/*.c)))
 
-all: $(TOOLS) $(EXAMPLES)
+all: $(TOOLS) $(EXAMPLES) $(O)/lib/pkgconfig/liblx.pc
 ifeq ($(O),build)
 	@if [ -d bin ] && [ ! -L bin ]; then rm -rf bin; fi; ln -sfn build/bin bin
 endif
@@ -51,6 +51,18 @@ $(O)/lib/%.o: lib/%.c
 $(LIBLX): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
+
+# How to build a program on liblx from this tree (liblx(3)): pkg-config --cflags --libs liblx, with
+# PKG_CONFIG_PATH=build/lib/pkgconfig. It holds what this build links with (oneDNN or not). `make install`
+# writes one for the installed files.
+LX_VERSION := $(shell sed -n 's/^\#define LX_VERSION "\(.*\)"/\1/p' lib/lx_core.h)
+define liblx_pc
+	@mkdir -p $(dir $(1))
+	@printf 'Name: liblx\nDescription: LXMERT in C, the library of the lx tools (liblx(3))\nVersion: %s\nCflags: %s\nLibs: %s\n' \
+		'$(LX_VERSION)' '$(2) $(PKG_CFLAGS)' '$(3) $(LIBS)' > $(1)
+endef
+$(O)/lib/pkgconfig/liblx.pc: Makefile lib/lx_core.h
+	$(call liblx_pc,$@,-I$(abspath lib),$(abspath $(LIBLX)))
 
 # The tool skeleton (cmd/tool.c: options, messages, progress, signals, the record loop and the ending),
 # compiled once and linked into every tool.
@@ -199,6 +211,7 @@ install: all
 	cp man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	cp man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	$(call liblx_pc,$(DESTDIR)$(PREFIX)/lib/pkgconfig/liblx.pc,-I$(PREFIX)/include/lx,-L$(PREFIX)/lib -llx)
 
 clean:
 	rm -rf build bin build-asan build-fuzz build-openblas bench/out

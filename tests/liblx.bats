@@ -31,8 +31,9 @@ teardown() {
 	cd "$TOP"
 	sed -n '/^\.SH EXAMPLES/,/^\.SH FILES/p' man/liblx.3 | sed -n '/^\.nf/,/^\.fi/p' | sed '1d;$d' |
 		sed 's/\\-/-/g; s/\\\\$/\\/' | sed "s#^cc #cc -o $T/pooled #; s#-o pooled ##; s#\./pooled#$T/pooled#; s#> pooled.lx#> $T/pooled.lx#" |
-		sed "s#^lx-tokenize#$BIN/lx-tokenize#; s#lx-featpack#$BIN/lx-featpack#" > "$T/cmds.sh"
-	grep -q 'liblx.a' "$T/cmds.sh"
+		sed "s#^lx-tokenize#$BIN/lx-tokenize#; s#lx-featpack#$BIN/lx-featpack#" |
+		sed "s#PKG_CONFIG_PATH=build/lib/pkgconfig#PKG_CONFIG_PATH=$BIN/../lib/pkgconfig#" > "$T/cmds.sh"
+	grep -q 'pkg-config --cflags --libs liblx' "$T/cmds.sh"
 	run sh -e "$T/cmds.sh"
 	[ "$status" -eq 0 ]
 	# one record per question, each with a pooled_output of the demo model's hidden size
