@@ -666,17 +666,15 @@ static void json_num(FILE *f, double v, int single)
 
 static void json_b64(FILE *f, const unsigned char *p, size_t n)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
+	char s[4096];
+	size_t i, k;
 
 	fputc('"', f);
-	for (i = 0; i + 2 < n; i += 3)
-		fprintf(f, "%c%c%c%c", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4],
-		        a[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], a[p[i + 2] & 63]);
-	if (n - i == 1)
-		fprintf(f, "%c%c==", a[p[i] >> 2], a[(p[i] & 3) << 4]);
-	else if (n - i == 2)
-		fprintf(f, "%c%c%c=", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4], a[(p[i + 1] & 15) << 2]);
+	for (i = 0; i < n; i += k) {
+		k = n - i < 3072 ? n - i : 3072;
+		lx_base64_encode(p + i, k, s);
+		fwrite(s, 1, lx_base64_len(k), f);
+	}
 	fputc('"', f);
 }
 

@@ -1,6 +1,6 @@
 /*
  * lx_fmt.h - liblx's format layer: file formats read and written by several layers above
- * (safetensors). Ownership and errors as in lx_core.h.
+ * (safetensors, .npy, base64). Ownership and errors as in lx_core.h.
  */
 #ifndef LX_FMT_H
 #define LX_FMT_H
@@ -32,5 +32,21 @@ typedef struct {
  * (widest first) then name. Converts float dtypes on the way (round to nearest even). Names must be distinct.
  * LX_EIO if writing fails. */
 lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e);
+
+/* ---- base64 ------------------------------------------------------------------------------------------ */
+
+/* Standard base64 (RFC 4648, '=' padding). */
+
+/* The length of the base64 text of n bytes: 4 characters for every 3 bytes or part of them. */
+size_t lx_base64_len(size_t n);
+/* Writes the base64 text of src[0..n) to dst, lx_base64_len(n) characters, no NUL. */
+void lx_base64_encode(const void *src, size_t n, char *dst);
+/* The base64 text of n bytes, NUL-terminated, in *out (malloc'ed, freed by the caller). */
+lx_status lx_base64(const unsigned char *p, size_t n, char **out, lx_err *e);
+/* The number of bytes base64 text src[0..len) decodes to (padding required). lx_base64_decode writes them to
+ * dst and returns their number, or -1 with *bad set to the offset of the first character that is not base64
+ * (or len when the length is not a multiple of 4). */
+size_t lx_base64_size(const char *src, size_t len);
+long lx_base64_decode(const char *src, size_t len, void *dst, size_t *bad);
 
 #endif

@@ -1,10 +1,10 @@
 /*
  * lx_image.h - pictures for liblx: an RGB image, PNG and JPEG files (libpng, libjpeg), text (FreeType), the
- * few drawing primitives the attention pictures need, a colour scale and base64 for data: URIs.
+ * few drawing primitives the attention pictures need and a colour scale (base64 for data: URIs is in lx_fmt.h).
  *
  * Ownership follows lx_core.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free;
  * lx_font_open makes a font freed by lx_font_free. Buffers returned through a pointer argument
- * (lx_image_encode_png, lx_base64) are malloc'ed and freed by the caller with free().
+ * (lx_image_encode_png) are malloc'ed and freed by the caller with free().
  * Drawing functions clip to the image and never fail.
  */
 #ifndef LX_IMAGE_H
@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "lx_core.h"
+#include "lx_fmt.h"
 
 /* Colours are 0xRRGGBB. */
 typedef struct {
@@ -62,10 +63,5 @@ void lx_font_draw(lx_font *f, lx_image *im, int x, int y, int px, const char *s,
 /* Draws text cut with an ellipsis to at most maxw pixels. Returns the width drawn. */
 int lx_font_draw_fit(lx_font *f, lx_image *im, int x, int y, int px, const char *s, uint32_t rgb, int up,
                      int maxw);
-
-/* ---- base64 ---- */
-
-/* The base64 text of n bytes (RFC 4648, with padding), NUL-terminated, in *out (malloc'ed). */
-lx_status lx_base64(const unsigned char *p, size_t n, char **out, lx_err *e);
 
 #endif
