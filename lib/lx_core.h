@@ -183,4 +183,15 @@ int lx_interrupted(void);
 /* Monotonic seconds. */
 double lx_now(void);
 
+/* ---- writing a file atomically ---------------------------------------------------------------------- */
+
+/* Writes path whole or not at all. fn writes the bytes to f, an unbuffered temporary made beside path
+ * (path.XXXXXX, mkstemp, with the permissions fopen would give), naming path in its messages; then the
+ * temporary is flushed, fsync'ed and renamed over path, and path's directory fsync'ed. On any failure the
+ * temporary is removed, path is left as it was, and the status is fn's or LX_EIO. */
+typedef lx_status (*lx_write_fn)(void *ctx, FILE *f, const char *path, lx_err *e);
+lx_status lx_write_atomic(const char *path, lx_write_fn fn, void *ctx, lx_err *e);
+/* lx_write_atomic of the n bytes at data. */
+lx_status lx_write_file(const char *path, const void *data, size_t n, lx_err *e);
+
 #endif

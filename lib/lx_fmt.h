@@ -30,8 +30,15 @@ typedef struct {
 /* Writes a safetensors file as Hugging Face's safetensors library does: the header's keys sorted, then
  * "__metadata__": {"format": "pt"}, padded with spaces to a multiple of 8 bytes; data ordered by dtype
  * (widest first) then name. Converts float dtypes on the way (round to nearest even). Names must be distinct.
- * LX_EIO if writing fails. */
+ * The file is written atomically (lx_write_atomic). LX_EIO if writing fails. */
 lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e);
+
+/* ---- .npy ------------------------------------------------------------------------------------------- */
+
+/* Writes a float32 array as an NPY version 1.0 file, as np.save does: magic, header dict ('<f4', C order,
+ * shape) padded with spaces to a multiple of 64 bytes and ended by a newline, then the data little-endian.
+ * The file is written atomically (lx_write_atomic). LX_EIO on failure. */
+lx_status lx_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
 
 /* ---- base64 ------------------------------------------------------------------------------------------ */
 

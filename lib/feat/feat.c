@@ -28,14 +28,6 @@ void lx_feat_image_destroy(lx_feat_image *im)
 	memset(im, 0, sizeof *im);
 }
 
-int feat_mul_dim(int64_t *numel, int64_t v)
-{
-	if (v < 0 || (v && *numel > (INT64_C(1) << 40) / v))
-		return 0;
-	*numel *= v;
-	return 1;
-}
-
 int feat_grow(void *buf, size_t *cap, size_t n)
 {
 	void **p = buf;

@@ -62,10 +62,6 @@ lx_status feat_unpickle(const void *data, size_t n, msgpack_zone *z, const char 
 /* The value under a string key of a dict, or NULL. */
 const pk_obj *feat_pk_get(const pk_obj *dict, const char *key);
 
-/* Parses a .npy held in b[0..n). A numeric array: *t views it. An object array (a pickle): *pickle_off is
- * where the pickle starts and t->dtype is unset; *is_object 1. */
-lx_status feat_npy_parse(const unsigned char *b, size_t n, const char *where, lx_tensor *t, int *is_object,
-                         size_t *pickle_off, lx_err *e);
 /* The image in a dict (from a pickled .npy, or a .npz's info): keys x, bbox, num_bbox, image_h, image_w or
  * MMF's features, boxes/bbox, num_boxes, image_height, image_width; x may be given apart (feats not NULL). */
 lx_status feat_dict_image(const pk_obj *dict, const lx_tensor *feats, lx_feat_image *im, const char *where,
@@ -74,9 +70,6 @@ lx_status feat_dict_image(const pk_obj *dict, const lx_tensor *feats, lx_feat_im
 lx_status feat_dict_ids(const pk_obj *dict, lx_feat_image *im, const char *where, lx_err *e);
 lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
-/* Multiplies *numel by a dimension v >= 0; 0 (and *numel untouched) if the product would pass 2^40 elements,
- * far more than any feature array and well inside int64 (a file's shape could otherwise wrap to 0). */
-int feat_mul_dim(int64_t *numel, int64_t v);
 /* Grows *buf to at least n bytes; 0 when out of memory. */
 int feat_grow(void *buf, size_t *cap, size_t n);
 /* The img_id of a .npz or .npy: its file name without directory and ".npz" or ".npy". */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "feat/feat_impl.h"
+#include "fmt/npy.h"
 
 #define MAX_NPY (1u << 30)
 
@@ -193,7 +194,7 @@ static lx_status with_info(lx_feat_file *f, const lx_tensor *feats, msgpack_zone
 	}
 	st = slurp(fp, ipath, &f->zbuf, &f->zbuf_cap, &n, e);
 	fclose(fp);
-	if (!st && !(st = feat_npy_parse(f->zbuf, n, ipath, &t, &obj, &off, e)) && !obj)
+	if (!st && !(st = lx_npy_parse(f->zbuf, n, ipath, &t, &obj, &off, e)) && !obj)
 		st = lx_errf(e, LX_EINPUT, "%s: a numeric array, expected a dict saved with np.save", ipath);
 	if (!st && !(st = saved_dict(f->zbuf + off, n - off, z, ipath, &d, e)))
 		st = feat_dict_image(d, feats, im, ipath, e);
@@ -220,7 +221,7 @@ lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 	im->n = im->dim = 0;
 	im->has_obj = im->has_attr = 0;
 	if ((st = slurp(f->f, f->path, &f->scratch, &f->scratch_cap, &n, e)) ||
-	    (st = feat_npy_parse(f->scratch, n, f->path, &t, &obj, &off, e)))
+	    (st = lx_npy_parse(f->scratch, n, f->path, &t, &obj, &off, e)))
 		return st;
 	if (!(z = msgpack_zone_new(8192)))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "feat/feat_impl.h"
+#include "fmt/npy.h"
 
 #define MAX_MEMBER (1u << 30)
 
@@ -193,102 +194,6 @@ static lx_status read_member(lx_feat_file *f, const member *m, lx_err *e)
 	return LX_OK;
 }
 
-/* ---- .npy ---- */
-
-static int npy_dtype(const char *s, size_t n, lx_dtype *t)
-{
-	static const struct { const char *s; lx_dtype t; } names[] = {
-		{"<f4", LX_F32}, {"<f8", LX_F64}, {"<f2", LX_F16}, {"<i8", LX_I64}, {"<i4", LX_I32},
-		{"<i2", LX_I16}, {"|i1", LX_I8},  {"|u1", LX_U8},  {"|b1", LX_BOOL},
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strlen(names[i].s) == n && memcmp(names[i].s, s, n) == 0) {
-			*t = names[i].t;
-			return 1;
-		}
-	return 0;
-}
-
-/* Parses "{'descr': '<f4', 'fortran_order': False, 'shape': (36, 2048), }" into t. */
-static lx_status npy_header(const char *h, const char *where, lx_tensor *t, lx_err *e)
-{
-	const char *d = strstr(h, "'descr':"), *fo = strstr(h, "'fortran_order':"), *sh = strstr(h, "'shape':");
-	const char *q, *end;
-
-	if (!d || !fo || !sh)
-		return lx_errf(e, LX_EINPUT, "%s: not a .npy header (descr, fortran_order, shape)", where);
-	d = strchr(d + 8, '\'');
-	q = d ? strchr(d + 1, '\'') : NULL;
-	if (!q || !npy_dtype(d + 1, (size_t)(q - d - 1), &t->dtype))
-		return lx_errf(e, LX_EINPUT, "%s: dtype %.*s is not supported (expected <f4, <f8, <f2 or an integer)",
-		               where, q ? (int)(q - d - 1) : 1, q ? d + 1 : "?");
-	fo += 16;
-	while (*fo == ' ')
-		fo++;
-	sh = strchr(sh, '(');
-	end = sh ? strchr(sh, ')') : NULL;
-	if (!sh || !end)
-		return lx_errf(e, LX_EINPUT, "%s: .npy header without a shape tuple", where);
-	t->ndim = 0;
-	t->numel = 1;
-	for (q = sh + 1; q < end;) {
-		char *next;
-		long long v = strtoll(q, &next, 10);
-		if (next == q)
-			break;
-		if (t->ndim == LX_MAX_DIMS || v < 0 || v > (1LL << 31))
-			return lx_errf(e, LX_EINPUT, "%s: bad shape in the .npy header", where);
-		t->shape[t->ndim++] = v;
-		if (!feat_mul_dim(&t->numel, v))
-			return lx_errf(e, LX_EINPUT, "%s: shape too large in the .npy header (more than 2^40 elements)", where);
-		q = next;
-		while (q < end && (*q == ',' || *q == ' '))
-			q++;
-	}
-	if (strncmp(fo, "True", 4) == 0 && t->ndim > 1)
-		return lx_errf(e, LX_EINPUT, "%s: Fortran-order arrays are not supported", where);
-	return LX_OK;
-}
-
-lx_status feat_npy_parse(const unsigned char *b, size_t n, const char *where, lx_tensor *t, int *is_object,
-                         size_t *pickle_off, lx_err *e)
-{
-	size_t hlen, hoff;
-	char header[4096];
-	lx_status st;
-
-	memset(t, 0, sizeof *t);
-	*is_object = 0;
-	if (n < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
-		return lx_errf(e, LX_EINPUT, "%s: not a .npy array (no \\x93NUMPY magic)", where);
-	if (b[6] == 1) {
-		hlen = u16(b + 8);
-		hoff = 10;
-	} else if ((b[6] == 2 || b[6] == 3) && n >= 12) {
-		hlen = u32(b + 8);
-		hoff = 12;
-	} else
-		return lx_errf(e, LX_EINPUT, "%s: .npy format version %d is not supported", where, b[6]);
-	if (hoff + hlen > n || hlen >= sizeof header)
-		return lx_errf(e, LX_EINPUT, "%s: .npy header runs past the data", where);
-	memcpy(header, b + hoff, hlen);
-	header[hlen] = 0;
-	if (strstr(header, "'descr': '|O'")) {
-		*is_object = 1;
-		*pickle_off = hoff + hlen;
-		return LX_OK;
-	}
-	if ((st = npy_header(header, where, t, e)))
-		return st;
-	if ((uint64_t)t->numel * lx_dtype_size(t->dtype) != n - hoff - hlen)
-		return lx_errf(e, LX_EINPUT, "%s: .npy data holds %zu bytes, its shape and dtype need %llu", where,
-		               n - hoff - hlen, (unsigned long long)t->numel * lx_dtype_size(t->dtype));
-	t->data = b + hoff + hlen;
-	return LX_OK;
-}
-
 /* Reads member k as a tensor in f->scratch (valid until the next member). */
 static lx_status member_tensor(lx_feat_file *f, member *m, lx_tensor *t, char *where, size_t wn, lx_err *e)
 {
@@ -300,7 +205,7 @@ static lx_status member_tensor(lx_feat_file *f, member *m, lx_tensor *t, char *w
 	if (!m->found)
 		return lx_errf(e, LX_EINPUT, "%s: no member %s (expected x, bbox, num_bbox, image_h, image_w)", f->path,
 		               m->name);
-	if ((st = read_member(f, m, e)) || (st = feat_npy_parse(f->scratch, m->usize, where, t, &obj, &off, e)))
+	if ((st = read_member(f, m, e)) || (st = lx_npy_parse(f->scratch, m->usize, where, t, &obj, &off, e)))
 		return st;
 	if (obj)
 		return lx_errf(e, LX_EINPUT, "%s: an object array (pickle), expected numbers", where);
@@ -368,7 +273,7 @@ static lx_status info_ids(lx_feat_file *f, member *m, lx_feat_image *im, lx_err 
 	lx_status st;
 
 	snprintf(where, sizeof where, "%s: %s", f->path, m->name);
-	if ((st = read_member(f, m, e)) || (st = feat_npy_parse(f->scratch, m->usize, where, &t, &obj, &off, e)) ||
+	if ((st = read_member(f, m, e)) || (st = lx_npy_parse(f->scratch, m->usize, where, &t, &obj, &off, e)) ||
 	    !obj)
 		return st;
 	if (!(z = msgpack_zone_new(8192)))

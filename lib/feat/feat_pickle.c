@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "feat/feat_impl.h"
+#include "fmt/npy.h"
 
 typedef struct {
 	const unsigned char *p, *end;
@@ -250,7 +251,7 @@ static lx_status set_shape(vm *v, pk_obj *a, const pk_obj *d, const pk_obj *shap
 		if (shape->items[i]->t != PK_INT || shape->items[i]->i < 0 || shape->items[i]->i > (1LL << 31))
 			return bad(v, "a bad array shape");
 		a->tensor.shape[i] = shape->items[i]->i;
-		if (!feat_mul_dim(&a->tensor.numel, shape->items[i]->i))
+		if (!lx_npy_mul_dim(&a->tensor.numel, shape->items[i]->i))
 			return bad(v, "an array shape of more than 2^40 elements");
 	}
 	return LX_OK;
