@@ -119,7 +119,7 @@ static lx_status load_zip(loader *L, lx_pk **root)
 	size_t k, n, plen, used;
 	lx_status st;
 
-	if ((st = lx_zip_init(&L->zip, L->buf, L->len, L->c->path, L->e)) != LX_OK)
+	if ((st = lx_zip_init(&L->zip, L->buf, L->len, L->c->path, "zip entry", LX_EMODEL, L->e)) != LX_OK)
 		return st;
 	for (k = 0; k < L->zip.n; k++) {
 		const char *nm = L->zip.ents[k].name, *sl = strchr(nm, '/');

@@ -20,9 +20,9 @@ struct lx_feat_file {
 	char *line;           /* TSV: the current line */
 	size_t line_cap;
 	ssize_t pending;      /* TSV: length of line 1, read to tell the layout and not yet returned; else 0 */
-	unsigned char *scratch; /* TSV: int64 arrays before conversion; npz: one member */
+	unsigned char *scratch; /* TSV: int64 arrays before conversion; npz: one member; npy: the file */
 	size_t scratch_cap;
-	unsigned char *zbuf;  /* npz: compressed bytes of one member */
+	unsigned char *zbuf;  /* npy: the FILE_info.npy beside MMF features */
 	size_t zbuf_cap;
 	int done;             /* npz: the one image was read */
 	lx_reader *r;         /* stream */

@@ -1,10 +1,12 @@
-/* Unit tests of lib/fmt/: base64 (RFC 4648 section 10 vectors), .npy (files numpy 1.24 wrote). */
+/* Unit tests of lib/fmt/: base64 (RFC 4648 section 10 vectors), .npy (files numpy 1.24 wrote), zip (an
+ * archive Python's zipfile wrote). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lx_fmt.h"
 #include "fmt/npy.h"
+#include "fmt/zip.h"
 
 static int failures;
 
@@ -129,8 +131,61 @@ static void npy_write(void)
 	unlink(path);
 }
 
+/* zipfile.ZipFile: s.txt stored ("hello"), d.txt deflated ("ab" * 40); dates 2020-01-01. */
+static const char zip206[] =
+	"\x50\x4b\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00\x21\x50\x86\xa6\x10\x36\x05\x00\x00\x00\x05\x00"
+	"\x00\x00\x05\x00\x00\x00\x73\x2e\x74\x78\x74\x68\x65\x6c\x6c\x6f\x50\x4b\x03\x04\x14\x00\x00\x00"
+	"\x08\x00\x00\x00\x21\x50\x60\x0c\x01\x50\x07\x00\x00\x00\x50\x00\x00\x00\x05\x00\x00\x00\x64\x2e"
+	"\x74\x78\x74\x4b\x4c\x4a\xa4\x2a\x04\x00\x50\x4b\x01\x02\x14\x03\x14\x00\x00\x00\x00\x00\x00\x00"
+	"\x21\x50\x86\xa6\x10\x36\x05\x00\x00\x00\x05\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x80\x01\x00\x00\x00\x00\x73\x2e\x74\x78\x74\x50\x4b\x01\x02\x14\x03\x14\x00\x00\x00\x08"
+	"\x00\x00\x00\x21\x50\x60\x0c\x01\x50\x07\x00\x00\x00\x50\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00"
+	"\x00\x00\x00\x00\x00\x80\x01\x28\x00\x00\x00\x64\x2e\x74\x78\x74\x50\x4b\x05\x06\x00\x00\x00\x00"
+	"\x02\x00\x02\x00\x66\x00\x00\x00\x52\x00\x00\x00\x00\x00";
+
+static void zip_read(void)
+{
+	unsigned char b[206], out[80];
+	const lx_zip_entry *s, *d;
+	const unsigned char *p;
+	size_t n;
+	lx_zip z;
+	lx_err e;
+	int i;
+
+	memcpy(b, zip206, sizeof b);
+	CHECK(lx_zip_init(&z, b, sizeof b, "a.zip", "zip entry", LX_EINPUT, &e) == LX_OK && z.n == 2);
+	CHECK((s = lx_zip_find(&z, "s.txt")) && s->method == 0 && s->usize == 5 && s->crc == 0x3610a686u);
+	CHECK((d = lx_zip_find(&z, "d.txt")) && d->method == 8 && d->csize == 7 && d->usize == 80);
+	CHECK(lx_zip_find(&z, "x.txt") == NULL);
+	if (s && d) {
+		CHECK(lx_zip_data(&z, s, &p, &n, &e) == LX_OK && n == 5 && p == b + 35 && memcmp(p, "hello", 5) == 0);
+		CHECK(lx_zip_extract(&z, s, out, &e) == LX_OK && memcmp(out, "hello", 5) == 0);
+		CHECK(lx_zip_data(&z, d, &p, &n, &e) == LX_EINPUT);
+		CHECK(lx_zip_extract(&z, d, out, &e) == LX_OK);
+		for (i = 0; i < 80; i++)
+			CHECK(out[i] == "ab"[i % 2]);
+		b[35] = 'j';
+		CHECK(lx_zip_data(&z, s, &p, &n, &e) == LX_EINPUT);
+		CHECK(strcmp(e.msg, "a.zip: zip entry s.txt: CRC-32 mismatch: the file is damaged") == 0);
+		b[76] ^= 0xff; /* the deflated bytes: bad data, or a CRC mismatch */
+		CHECK(lx_zip_extract(&z, d, out, &e) == LX_EINPUT && strncmp(e.msg, "a.zip: zip entry d.txt: ", 24) == 0);
+	}
+	lx_zip_destroy(&z);
+	CHECK(lx_zip_init(&z, b, 205, "a.zip", "zip entry", LX_EMODEL, &e) == LX_EMODEL);
+	CHECK(strcmp(e.msg, "a.zip: no zip end-of-central-directory record: the file is truncated or not a zip "
+	                    "archive") == 0);
+	lx_zip_destroy(&z);
+	memcpy(b, zip206, sizeof b);
+	b[82 + 20] = 0xff; /* the central directory (at 82) gives s.txt 255 compressed bytes */
+	CHECK(lx_zip_init(&z, b, sizeof b, "a.zip", "zip entry", LX_EINPUT, &e) == LX_EINPUT);
+	CHECK(strcmp(e.msg, "a.zip: zip entry s.txt: 255 bytes at byte 35, past the end of the file (206 bytes)") == 0);
+	lx_zip_destroy(&z);
+}
+
 int main(void)
 {
+	zip_read();
 	npy_parse();
 	npy_write();
 	base64_decode_vectors();
