@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "lx_feat.h"
+#include "fmt/pickle.h"
 
 /* Feature files hold little-endian arrays, copied as they are. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -37,37 +38,22 @@ lx_status feat_stream_seek(lx_feat_file *f, lx_feat_pos pos, lx_err *e);
 
 /* ---- .npy and the part of pickle np.save uses for dicts (feat_npz.c, feat_npy.c, feat_pickle.c) ---- */
 
-typedef enum {
-	PK_MARK, PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_BYTES, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL,
-	PK_DTYPE, PK_ARRAY
-} pk_type;
+/* What feat_pickle.c's rules make of numpy's constructors: lx_pk.kind of an LX_PK_OBJ. A DTYPE: t.dtype and
+ * flags; an ARRAY: t (numbers: data inside the pickle's values), flags, and for an object array its items. */
+enum { NP_DTYPE = 1, NP_ARRAY };
+enum { NP_OBJECT = 1, NP_BIG = 2 }; /* flags: dtype object, big-endian */
+int feat_pk_is(const lx_pk *o, int kind);
 
-typedef struct pk_obj {
-	pk_type t;
-	int64_t i;              /* INT, BOOL */
-	double f;               /* FLOAT */
-	const char *s;          /* STR, BYTES (into the pickle), GLOBAL ("module.name") */
-	size_t len;
-	struct pk_obj **items;  /* TUPLE, LIST, DICT (key, value, key, value, ...), object ARRAY */
-	size_t n, cap;
-	lx_dtype dtype;         /* DTYPE */
-	int is_object;          /* DTYPE, ARRAY: dtype object */
-	int big_endian;         /* DTYPE */
-	lx_tensor tensor;       /* ARRAY of numbers: data points into the pickle */
-} pk_obj;
-
-/* Runs the pickle data[0..n) into objects allocated in z (numpy arrays, dtypes, scalars and Python's plain
- * types only; nothing is called). */
-lx_status feat_unpickle(const void *data, size_t n, msgpack_zone *z, const char *where, pk_obj **out, lx_err *e);
-/* The value under a string key of a dict, or NULL. */
-const pk_obj *feat_pk_get(const pk_obj *dict, const char *key);
+/* Runs the pickle data[0..n) with numpy's rules (nothing is called) into *pk, freed by the caller with
+ * lx_pickle_free even on error. */
+lx_status feat_unpickle(const void *data, size_t n, const char *where, lx_pickle **pk, lx_pk **out, lx_err *e);
 
 /* The image in a dict (from a pickled .npy, or a .npz's info): keys x, bbox, num_bbox, image_h, image_w or
  * MMF's features, boxes/bbox, num_boxes, image_height, image_width; x may be given apart (feats not NULL). */
-lx_status feat_dict_image(const pk_obj *dict, const lx_tensor *feats, lx_feat_image *im, const char *where,
+lx_status feat_dict_image(const lx_pk *dict, const lx_tensor *feats, lx_feat_image *im, const char *where,
                           lx_err *e);
 /* Optional ids from a dict: objects_id/objects_conf, attrs_id/attrs_conf. */
-lx_status feat_dict_ids(const pk_obj *dict, lx_feat_image *im, const char *where, lx_err *e);
+lx_status feat_dict_ids(const lx_pk *dict, lx_feat_image *im, const char *where, lx_err *e);
 lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
 /* Grows *buf to at least n bytes; 0 when out of memory. */

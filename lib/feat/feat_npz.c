@@ -140,22 +140,20 @@ static lx_status info_ids(archive *a, member *m, lx_feat_image *im, lx_err *e)
 	lx_tensor t;
 	size_t off;
 	int obj;
-	msgpack_zone *z;
-	pk_obj *root;
+	lx_pickle *pk = NULL;
+	lx_pk *root;
 	lx_status st;
 
 	snprintf(where, sizeof where, "%s: %s", f->path, m->name);
 	if ((st = read_member(a, m, e)) || (st = lx_npy_parse(f->scratch, m->ent->usize, where, &t, &obj, &off, e)) ||
 	    !obj)
 		return st;
-	if (!(z = msgpack_zone_new(8192)))
-		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
-	st = feat_unpickle(f->scratch + off, m->ent->usize - off, z, where, &root, e);
-	if (!st && root->t == PK_ARRAY && root->is_object && root->n == 1)
+	st = feat_unpickle(f->scratch + off, m->ent->usize - off, where, &pk, &root, e);
+	if (!st && feat_pk_is(root, NP_ARRAY) && (root->flags & NP_OBJECT) && root->n == 1)
 		root = root->items[0];
-	if (!st && root->t == PK_DICT)
+	if (!st && root->type == LX_PK_DICT)
 		st = feat_dict_ids(root, im, where, e);
-	msgpack_zone_free(z);
+	lx_pickle_free(pk);
 	return st;
 }
 
