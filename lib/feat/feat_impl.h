@@ -1,4 +1,9 @@
-/* feat_impl.h - private to lib/feat*.c: the state of an open feature file and the per-layout readers. */
+/* feat_impl.h - private to lib/feat/: the state of an open feature file, and the files below the dispatcher
+ * (feat.c) in the order they depend on each other, each only on those before it:
+ *   image.c                the image record and the helpers every reader shares
+ *   feat_pickle.c          numpy's pickle rules and the image in a pickled dict
+ *   feat_tsv.c, feat_stream.c, feat_npz.c, feat_npy.c   one reader a layout
+ * featindex.c sits on top of feat.c. */
 #ifndef FEAT_IMPL_H
 #define FEAT_IMPL_H
 
@@ -29,14 +34,14 @@ struct lx_feat_file {
 	lx_reader *r;         /* stream */
 };
 
-lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
-lx_status feat_tsv_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
-lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
-lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
-lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
-lx_status feat_stream_seek(lx_feat_file *f, lx_feat_pos pos, lx_err *e);
+/* ---- image.c ---- */
 
-/* ---- .npy and the part of pickle np.save uses for dicts (feat_npz.c, feat_npy.c, feat_pickle.c) ---- */
+/* Grows *buf to at least n bytes; 0 when out of memory. */
+int feat_grow(void *buf, size_t *cap, size_t n);
+/* The img_id of a .npz or .npy: its file name without directory and ".npz" or ".npy". */
+void feat_file_id(const char *path, const char **id, size_t *len);
+
+/* ---- feat_pickle.c: the part of pickle np.save uses for dicts ---- */
 
 /* What feat_pickle.c's rules make of numpy's constructors: lx_pk.kind of an LX_PK_OBJ. A DTYPE: t.dtype and
  * flags; an ARRAY: t (numbers: data inside the pickle's values), flags, and for an object array its items. */
@@ -54,11 +59,15 @@ lx_status feat_dict_image(const lx_pk *dict, const lx_tensor *feats, lx_feat_ima
                           lx_err *e);
 /* Optional ids from a dict: objects_id/objects_conf, attrs_id/attrs_conf. */
 lx_status feat_dict_ids(const lx_pk *dict, lx_feat_image *im, const char *where, lx_err *e);
-lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
-/* Grows *buf to at least n bytes; 0 when out of memory. */
-int feat_grow(void *buf, size_t *cap, size_t n);
-/* The img_id of a .npz or .npy: its file name without directory and ".npz" or ".npy". */
-void feat_npz_id(const char *path, const char **id, size_t *len);
+/* ---- the readers, called by feat.c ---- */
+
+lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
+lx_status feat_tsv_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
+lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
+lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
+lx_status feat_stream_seek(lx_feat_file *f, lx_feat_pos pos, lx_err *e);
+lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
+lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
 #endif

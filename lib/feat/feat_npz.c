@@ -196,7 +196,7 @@ lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 	size_t len;
 	lx_status st;
 
-	feat_npz_id(f->path, &id, &len);
+	feat_file_id(f->path, &id, &len);
 	if (!lx_feat_image_set_id(im, id, len))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	im->src = f->path;

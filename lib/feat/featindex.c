@@ -347,7 +347,7 @@ lx_status lx_feat_index_add(lx_feat_index *ix, const char *path, lx_err *e)
 	ix->nsrc++;
 	if (!s->is_npz)
 		return add_scanned(ix, c.src, e);
-	feat_npz_id(path, &id, &len);
+	feat_file_id(path, &id, &len);
 	return add_entry(&c, id, len, (lx_feat_pos){0, 0}, e);
 }
 

@@ -1,4 +1,4 @@
-/* Unit tests of lib/feat/feat.c: box normalisation. */
+/* Unit tests of lib/feat/image.c: box normalisation. */
 #include <string.h>
 
 #include "lx_feat.h"
