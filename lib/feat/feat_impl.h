@@ -40,6 +40,8 @@ struct lx_feat_file {
 int feat_grow(void *buf, size_t *cap, size_t n);
 /* The img_id of a .npz or .npy: its file name without directory and ".npz" or ".npy". */
 void feat_file_id(const char *path, const char **id, size_t *len);
+/* Starts im as the one image of a .npz or .npy file: its id from the file name, nothing read yet. */
+lx_status feat_file_image(const lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
 /* ---- feat_pickle.c: the part of pickle np.save uses for dicts ---- */
 

@@ -83,20 +83,13 @@ lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 {
 	lx_pickle *pk = NULL;
 	const lx_pk *d;
-	const char *id;
-	size_t len, n, off;
+	size_t n, off;
 	lx_tensor t;
 	int obj;
 	lx_status st;
 
-	feat_file_id(f->path, &id, &len);
-	if (!lx_feat_image_set_id(im, id, len))
-		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
-	im->src = f->path;
-	im->line = 0;
-	im->is_record = 0;
-	im->n = im->dim = 0;
-	im->has_obj = im->has_attr = 0;
+	if ((st = feat_file_image(f, im, e)))
+		return st;
 	if ((st = slurp(f->f, f->path, &f->scratch, &f->scratch_cap, &n, e)) ||
 	    (st = lx_npy_parse(f->scratch, n, f->path, &t, &obj, &off, e)))
 		return st;

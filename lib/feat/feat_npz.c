@@ -192,18 +192,10 @@ static lx_status read_image(archive *a, lx_feat_image *im, lx_err *e)
 lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e)
 {
 	archive a;
-	const char *id;
-	size_t len;
 	lx_status st;
 
-	feat_file_id(f->path, &id, &len);
-	if (!lx_feat_image_set_id(im, id, len))
-		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
-	im->src = f->path;
-	im->line = 0;
-	im->is_record = 0;
-	im->n = im->dim = 0;
-	im->has_obj = im->has_attr = 0;
+	if ((st = feat_file_image(f, im, e)))
+		return st;
 	if (!(st = open_archive(&a, f, e)))
 		st = read_image(&a, im, e);
 	close_archive(&a);

@@ -156,3 +156,19 @@ void feat_file_id(const char *path, const char **id, size_t *len)
 	*id = base;
 	*len = n;
 }
+
+lx_status feat_file_image(const lx_feat_file *f, lx_feat_image *im, lx_err *e)
+{
+	const char *id;
+	size_t len;
+
+	feat_file_id(f->path, &id, &len);
+	if (!lx_feat_image_set_id(im, id, len))
+		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
+	im->src = f->path;
+	im->line = 0;
+	im->is_record = 0;
+	im->n = im->dim = 0;
+	im->has_obj = im->has_attr = 0;
+	return LX_OK;
+}
