@@ -1,5 +1,5 @@
 /*
- * lx_attn.h - looking at attention maps: head means, attention rollout, NPY files, and the pictures
+ * lx_attn.h - looking at attention maps: head means, attention rollout, and the pictures
  * lx-attnviz(1) draws (a grid of heatmaps, boxes over an image).
  *
  * Ownership follows lx_core.h. An lx_attn is a view: it does not own p. Pictures are new lx_images freed with
@@ -9,6 +9,8 @@
 #define LX_ATTN_H
 
 #include "lx_core.h"
+#include "lx_fmt.h"
+#include "lx_image.h"
 #include "lx_font.h"
 
 /* Attention probabilities [layers, heads, q, k]: query rows over key columns, each row summing to 1. */
@@ -28,10 +30,6 @@ void lx_attn_head_mean(const lx_attn *a, int layer, float *out);
  * must be square with the same q (LX_EINPUT otherwise).
  */
 lx_status lx_attn_rollout(const lx_attn *maps, int n, float *out, float *scratch, lx_err *e);
-
-/* Writes a float32 array as an NPY version 1.0 file: magic, header dict ('<f4', C order, shape) padded with
- * spaces to a multiple of 64 bytes and ended by a newline, then the data little-endian. LX_EIO on failure. */
-lx_status lx_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
 
 /* What a heatmap grid shows. */
 typedef struct {

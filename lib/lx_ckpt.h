@@ -55,7 +55,7 @@ typedef struct {
 lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n, int heads, const char *path,
                                lx_err *e);
 /* Writes cfg as config.json in the layout transformers writes (keys sorted, two-space indent, no
- * final newline, like the fixtures). */
+ * final newline, like the fixtures), atomically (lx_write_atomic). */
 lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_err *e);
 
 #endif

@@ -123,6 +123,8 @@ lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, 
 /* An optional integer field: a msgpack integer or boolean, or a tensor holding one integer. *present tells
  * whether the record has it; LX_EINPUT naming the field when it is something else. */
 lx_status lx_record_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e);
+/* A str as its bytes up to the first NUL, an integer in decimal, anything else as "" (dst is returned). */
+const char *lx_object_text(const msgpack_object *o, char *dst, size_t n);
 /* The id of a record for messages: the first of question_id, questionId, uid, identifier, img_id and id that
  * is a string or an integer, as text; else "". buf is returned. */
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
@@ -167,33 +169,15 @@ int lx_writer_broken_pipe(const lx_writer *w);
 /* Monotonic seconds. */
 double lx_now(void);
 
-/* ---- JSON output ------------------------------------------------------------------------------------ */
+/* ---- writing a file atomically ---------------------------------------------------------------------- */
 
-/* How strings are escaped. Always: '"' and '\\' with a backslash, the other bytes below 0x20 as \u00XX;
- * LX_JSON_SHORT writes \n, \t and \r as such instead; LX_JSON_SCRIPT escapes '<', '>' and '&' as \u00XX
- * too, so that the text is safe inside an HTML script element. Bytes from 0x80 pass unchanged (UTF-8). */
-enum { LX_JSON_SHORT = 1, LX_JSON_SCRIPT = 2 };
-
-/* The escape of byte c in a JSON string, or NULL when c stands for itself; buf holds at least 8 bytes. */
-const char *lx_json_escape(unsigned char c, int flags, char *buf);
-/* s[n] as a quoted JSON string. */
-void lx_json_str(FILE *f, const char *s, size_t n, int flags);
-/* v in the fewest digits that read back as the same double (as the same float, when single); NaN and the
- * infinities as null. */
-void lx_json_num(FILE *f, double v, int single);
-/* A msgpack value as JSON: strings with LX_JSON_SHORT, bin and ext as base64 strings, map keys that are not
- * strings as their decimal text. */
-void lx_json_value(FILE *f, const msgpack_object *o);
-/* A str as its bytes up to the first NUL, an integer in decimal, anything else as "" (dst is returned). */
-const char *lx_object_text(const msgpack_object *o, char *dst, size_t n);
-
-/* Writes records as JSON objects, one a line, with its buffers kept from record to record. */
-typedef struct lx_json lx_json;
-
-lx_json *lx_json_new(void);
-void lx_json_free(lx_json *j);
-/* rec's fields in order as one JSON object and a newline on f; tensor fields as nested lists when tensors
- * is set, else left out. A tensor that cannot be converted is LX_EINPUT before anything is written. */
-lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors, lx_err *e);
+/* Writes path whole or not at all. fn writes the bytes to f, an unbuffered temporary made beside path
+ * (path.XXXXXX, mkstemp, with the permissions fopen would give), naming path in its messages; then the
+ * temporary is flushed, fsync'ed and renamed over path, and path's directory fsync'ed. On any failure the
+ * temporary is removed, path is left as it was, and the status is fn's or LX_EIO. */
+typedef lx_status (*lx_write_fn)(void *ctx, FILE *f, const char *path, lx_err *e);
+lx_status lx_write_atomic(const char *path, lx_write_fn fn, void *ctx, lx_err *e);
+/* lx_write_atomic of the n bytes at data. */
+lx_status lx_write_file(const char *path, const void *data, size_t n, lx_err *e);
 
 #endif

@@ -18,6 +18,7 @@
 #define LX_FEAT_H
 
 #include "lx_core.h"
+#include "lx_fmt.h"
 
 typedef enum { LX_FEAT_OBJ36, LX_FEAT_BUTD, LX_FEAT_NPZ, LX_FEAT_STREAM, LX_FEAT_NPY } lx_feat_format;
 
@@ -91,12 +92,6 @@ lx_status lx_feat_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e
 /* Reads the image that starts at pos (from lx_feat_scan) into im. After it, lx_feat_next reads the image
  * that follows. */
 lx_status lx_feat_read_at(lx_feat_file *f, lx_feat_pos pos, lx_feat_image *im, lx_err *e);
-
-/* Standard base64 (RFC 4648, '=' padding required) of src[0..len) into dst, which holds at least
- * lx_base64_size(src, len) bytes. Returns the number of bytes written, or -1 with *bad set to the offset of
- * the first character that is not base64 (or len when the length is not a multiple of 4). */
-size_t lx_base64_size(const char *src, size_t len);
-long lx_base64_decode(const char *src, size_t len, void *dst, size_t *bad);
 
 /* ---- the index: img_id -> file and position, over several files ---- */
 

@@ -1,10 +1,10 @@
 /*
  * lx_image.h - pictures for liblx: an RGB image, PNG and JPEG files (libpng, libjpeg), the few drawing
- * primitives the attention pictures need, a colour scale and base64 for data: URIs.
+ * primitives the attention pictures need and a colour scale (base64 for data: URIs is in lx_fmt.h).
  *
  * Ownership follows lx_core.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free.
- * Buffers returned through a pointer argument (lx_image_encode_png, lx_base64) are malloc'ed and freed by the
- * caller with free().
+ * Buffers returned through a pointer argument (lx_image_encode_png) are malloc'ed and freed by the caller
+ * with free().
  * Drawing functions clip to the image and never fail.
  */
 #ifndef LX_IMAGE_H
@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "lx_core.h"
+#include "lx_fmt.h"
 
 /* Colours are 0xRRGGBB. */
 typedef struct {
@@ -45,9 +46,5 @@ void lx_image_paste(lx_image *im, const lx_image *src, int x, int y);
 /* The attention colour scale: v in [0, 1] (clamped) from near white through yellow and orange to dark red. */
 uint32_t lx_colormap(float v);
 
-/* ---- base64 ---- */
-
-/* The base64 text of n bytes (RFC 4648, with padding), NUL-terminated, in *out (malloc'ed). */
-lx_status lx_base64(const unsigned char *p, size_t n, char **out, lx_err *e);
 
 #endif

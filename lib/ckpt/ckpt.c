@@ -10,7 +10,7 @@
 #include <utf8proc.h>
 
 #include "lx_ckpt.h"
-#include "fmt/pickle.h"
+#include "ckpt/torch.h"
 #include "fmt/zip.h"
 
 struct lx_ckpt {
@@ -37,6 +37,7 @@ typedef struct {
 	const unsigned char *buf;
 	size_t len;
 	lx_pickle *pk;
+	ckpt_storages pids;      /* every storage the pickles named (persistent ids), in order */
 	storage *st;             /* sorted by key */
 	size_t nst;
 	lx_zip zip;
@@ -85,8 +86,8 @@ static storage *find_storage(const loader *L, const char *key)
 /* One entry per distinct storage key the pickle names, with its dtype (-1 if unsupported); data unset. */
 static lx_status make_table(loader *L)
 {
-	size_t n, k, j;
-	lx_pk *const *sv = lx_pickle_storages(L->pk, &n);
+	size_t n = L->pids.n, k, j;
+	lx_pk *const *sv = L->pids.v;
 
 	L->st = calloc(n ? n : 1, sizeof *L->st);
 	if (!L->st)
@@ -119,7 +120,7 @@ static lx_status load_zip(loader *L, lx_pk **root)
 	size_t k, n, plen, used;
 	lx_status st;
 
-	if ((st = lx_zip_init(&L->zip, L->buf, L->len, L->c->path, L->e)) != LX_OK)
+	if ((st = lx_zip_init(&L->zip, L->buf, L->len, L->c->path, "zip entry", LX_EMODEL, L->e)) != LX_OK)
 		return st;
 	for (k = 0; k < L->zip.n; k++) {
 		const char *nm = L->zip.ents[k].name, *sl = strchr(nm, '/');
@@ -300,13 +301,13 @@ static lx_status add_tensor(loader *L, const char *name, const lx_pk *tv)
 		               (unsigned long long)s->bytes, (long long)sv->i, es);
 	base = s->data;
 	avail = sv->i;
-	if (sv->view_off >= 0) {
-		if (sv->view_off > avail || sv->view_len > avail - sv->view_off)
+	if (sv->off >= 0) {
+		if (sv->off > avail || sv->count > avail - sv->off)
 			return lx_errf(L->e, LX_EMODEL, "%s: tensor %s: storage view [%lld, +%lld) outside storage %s "
-			               "(%lld elements)", c->path, name, (long long)sv->view_off,
-			               (long long)sv->view_len, s->key, (long long)avail);
-		base += (size_t)sv->view_off * es;
-		avail = sv->view_len;
+			               "(%lld elements)", c->path, name, (long long)sv->off,
+			               (long long)sv->count, s->key, (long long)avail);
+		base += (size_t)sv->off * es;
+		avail = sv->count;
 	}
 	fmt_dims(sh, sizeof sh, shape, tv->ndim);
 	fmt_dims(sd, sizeof sd, stride, tv->ndim);
@@ -376,7 +377,7 @@ static int has_tensor(const lx_pk *d)
 	size_t k;
 
 	for (k = 0; k < d->n; k++)
-		if (d->items[2 * k + 1]->type == LX_PK_TENSOR)
+		if (ckpt_is(d->items[2 * k + 1], K_TENSOR))
 			return 1;
 	return 0;
 }
@@ -403,7 +404,7 @@ static lx_status collect(loader *L, lx_pk *root)
 		return lx_errf(L->e, LX_EIO, "%s: out of memory", c->path);
 	for (k = 0; k < d->n; k++) {
 		const lx_pk *key = d->items[2 * k], *val = d->items[2 * k + 1];
-		if (val->type != LX_PK_TENSOR)
+		if (!ckpt_is(val, K_TENSOR))
 			continue;
 		if (key->type != LX_PK_STR || !valid_utf8(key->s, key->len))
 			return lx_errf(L->e, LX_EMODEL, "%s: state-dict key %zu is not a UTF-8 string", c->path, k + 1);
@@ -443,7 +444,7 @@ lx_status lx_ckpt_open_mem(lx_ckpt **out, const void *buf, size_t len, const cha
 	*out = NULL;
 	memset(&L, 0, sizeof L);
 	L.c = calloc(1, sizeof *L.c);
-	L.pk = lx_pickle_new();
+	L.pk = ckpt_torch_pickle(&L.pids);
 	if (!L.c || !L.pk || !(L.c->path = strdup(name))) {
 		st = lx_errf(e, LX_EIO, "%s: out of memory", name);
 		goto done;
@@ -466,6 +467,7 @@ lx_status lx_ckpt_open_mem(lx_ckpt **out, const void *buf, size_t len, const cha
 done:
 	lx_zip_destroy(&L.zip);
 	lx_pickle_free(L.pk);
+	free(L.pids.v);
 	free(L.st);
 	if (st != LX_OK)
 		lx_ckpt_free(L.c);

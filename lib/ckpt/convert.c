@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "lx_ckpt.h"
 
@@ -238,18 +237,15 @@ static void fmt_real(char *buf, size_t n, float v)
 		strncat(buf, ".0", n - strlen(buf) - 1);
 }
 
-lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_err *e)
+static lx_status write_config(void *ctx, FILE *f, const char *path, lx_err *e)
 {
+	const lx_ckpt_config *cfg = ctx;
 	const lx_config *c = &cfg->c;
 	const char *arch = cfg->has_mlm || cfg->has_match || cfg->has_obj ? "LxmertForPreTraining" :
 	                   cfg->has_qa ? "LxmertForQuestionAnswering" : "LxmertModel";
 	const char *tf[2] = {"false", "true"};
 	char eps[32], norm[32];
-	FILE *f = fopen(path, "w");
-	int bad;
 
-	if (!f)
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
 	fmt_real(eps, sizeof eps, c->layer_norm_eps);
 	fmt_real(norm, sizeof norm, c->visual_loss_normalizer);
 	fprintf(f, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arch);
@@ -274,8 +270,10 @@ lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_e
 	fprintf(f, "  \"visual_feat_loss\": %s,\n  \"visual_loss_normalizer\": %s,\n", tf[cfg->has_obj], norm);
 	fprintf(f, "  \"visual_obj_loss\": %s,\n  \"visual_pos_dim\": %d,\n", tf[cfg->has_obj], c->visual_pos_dim);
 	fprintf(f, "  \"vocab_size\": %d,\n  \"x_layers\": %d\n}", c->vocab_size, c->x_layers);
-	bad = fflush(f) || ferror(f) || fsync(fileno(f));
-	if (fclose(f) || bad)
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
 	return LX_OK;
+}
+
+lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_err *e)
+{
+	return lx_write_atomic(path, write_config, (void *)cfg, e);
 }

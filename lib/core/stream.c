@@ -283,6 +283,19 @@ lx_status lx_record_add_object(lx_record *rec, const char *key, const msgpack_ob
 	return msgpack_pack_object(pk, *o) ? LX_EIO : LX_OK;
 }
 
+const char *lx_object_text(const msgpack_object *o, char *dst, size_t n)
+{
+	if (o->type == MSGPACK_OBJECT_STR)
+		snprintf(dst, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		snprintf(dst, n, "%llu", (unsigned long long)o->via.u64);
+	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		snprintf(dst, n, "%lld", (long long)o->via.i64);
+	else if (n)
+		dst[0] = 0;
+	return dst;
+}
+
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n)
 {
 	static const char *keys[] = {"question_id", "questionId", "uid", "identifier", "img_id", "id"};
@@ -291,17 +304,9 @@ const char *lx_record_id(const lx_record *rec, char *buf, size_t n)
 	buf[0] = 0;
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		const msgpack_object *o = lx_record_get(rec, keys[i]);
-		if (!o)
-			continue;
-		if (o->type == MSGPACK_OBJECT_STR)
-			snprintf(buf, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-		else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			snprintf(buf, n, "%llu", (unsigned long long)o->via.u64);
-		else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			snprintf(buf, n, "%lld", (long long)o->via.i64);
-		else
-			continue;
-		break;
+		if (o && (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		          o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+			return lx_object_text(o, buf, n);
 	}
 	return buf;
 }

@@ -1,10 +1,16 @@
-/* feat_impl.h - private to lib/feat*.c: the state of an open feature file and the per-layout readers. */
+/* feat_impl.h - private to lib/feat/: the state of an open feature file, and the files below the dispatcher
+ * (feat.c) in the order they depend on each other, each only on those before it:
+ *   image.c                the image record and the helpers every reader shares
+ *   feat_pickle.c          numpy's pickle rules and the image in a pickled dict
+ *   feat_tsv.c, feat_stream.c, feat_npz.c, feat_npy.c   one reader a layout
+ * featindex.c sits on top of feat.c. */
 #ifndef FEAT_IMPL_H
 #define FEAT_IMPL_H
 
 #include <sys/types.h>
 
 #include "lx_feat.h"
+#include "fmt/pickle.h"
 
 /* Feature files hold little-endian arrays, copied as they are. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -20,66 +26,50 @@ struct lx_feat_file {
 	char *line;           /* TSV: the current line */
 	size_t line_cap;
 	ssize_t pending;      /* TSV: length of line 1, read to tell the layout and not yet returned; else 0 */
-	unsigned char *scratch; /* TSV: int64 arrays before conversion; npz: one member */
+	unsigned char *scratch; /* TSV: int64 arrays before conversion; npz: one member; npy: the file */
 	size_t scratch_cap;
-	unsigned char *zbuf;  /* npz: compressed bytes of one member */
+	unsigned char *zbuf;  /* npy: the FILE_info.npy beside MMF features */
 	size_t zbuf_cap;
 	int done;             /* npz: the one image was read */
 	lx_reader *r;         /* stream */
 };
 
-lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
-lx_status feat_tsv_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
-lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
-lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
-lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
-lx_status feat_stream_seek(lx_feat_file *f, lx_feat_pos pos, lx_err *e);
+/* ---- image.c ---- */
 
-/* ---- .npy and the part of pickle np.save uses for dicts (feat_npz.c, feat_npy.c, feat_pickle.c) ---- */
-
-typedef enum {
-	PK_MARK, PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_BYTES, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL,
-	PK_DTYPE, PK_ARRAY
-} pk_type;
-
-typedef struct pk_obj {
-	pk_type t;
-	int64_t i;              /* INT, BOOL */
-	double f;               /* FLOAT */
-	const char *s;          /* STR, BYTES (into the pickle), GLOBAL ("module.name") */
-	size_t len;
-	struct pk_obj **items;  /* TUPLE, LIST, DICT (key, value, key, value, ...), object ARRAY */
-	size_t n, cap;
-	lx_dtype dtype;         /* DTYPE */
-	int is_object;          /* DTYPE, ARRAY: dtype object */
-	int big_endian;         /* DTYPE */
-	lx_tensor tensor;       /* ARRAY of numbers: data points into the pickle */
-} pk_obj;
-
-/* Runs the pickle data[0..n) into objects allocated in z (numpy arrays, dtypes, scalars and Python's plain
- * types only; nothing is called). */
-lx_status feat_unpickle(const void *data, size_t n, msgpack_zone *z, const char *where, pk_obj **out, lx_err *e);
-/* The value under a string key of a dict, or NULL. */
-const pk_obj *feat_pk_get(const pk_obj *dict, const char *key);
-
-/* Parses a .npy held in b[0..n). A numeric array: *t views it. An object array (a pickle): *pickle_off is
- * where the pickle starts and t->dtype is unset; *is_object 1. */
-lx_status feat_npy_parse(const unsigned char *b, size_t n, const char *where, lx_tensor *t, int *is_object,
-                         size_t *pickle_off, lx_err *e);
-/* The image in a dict (from a pickled .npy, or a .npz's info): keys x, bbox, num_bbox, image_h, image_w or
- * MMF's features, boxes/bbox, num_boxes, image_height, image_width; x may be given apart (feats not NULL). */
-lx_status feat_dict_image(const pk_obj *dict, const lx_tensor *feats, lx_feat_image *im, const char *where,
-                          lx_err *e);
-/* Optional ids from a dict: objects_id/objects_conf, attrs_id/attrs_conf. */
-lx_status feat_dict_ids(const pk_obj *dict, lx_feat_image *im, const char *where, lx_err *e);
-lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
-
-/* Multiplies *numel by a dimension v >= 0; 0 (and *numel untouched) if the product would pass 2^40 elements,
- * far more than any feature array and well inside int64 (a file's shape could otherwise wrap to 0). */
-int feat_mul_dim(int64_t *numel, int64_t v);
 /* Grows *buf to at least n bytes; 0 when out of memory. */
 int feat_grow(void *buf, size_t *cap, size_t n);
 /* The img_id of a .npz or .npy: its file name without directory and ".npz" or ".npy". */
-void feat_npz_id(const char *path, const char **id, size_t *len);
+void feat_file_id(const char *path, const char **id, size_t *len);
+/* Starts im as the one image of a .npz or .npy file: its id from the file name, nothing read yet. */
+lx_status feat_file_image(const lx_feat_file *f, lx_feat_image *im, lx_err *e);
+
+/* ---- feat_pickle.c: the part of pickle np.save uses for dicts ---- */
+
+/* What feat_pickle.c's rules make of numpy's constructors: lx_pk.kind of an LX_PK_OBJ. A DTYPE: t.dtype and
+ * flags; an ARRAY: t (numbers: data inside the pickle's values), flags, and for an object array its items. */
+enum { NP_DTYPE = 1, NP_ARRAY };
+enum { NP_OBJECT = 1, NP_BIG = 2 }; /* flags: dtype object, big-endian */
+int feat_pk_is(const lx_pk *o, int kind);
+
+/* Runs the pickle data[0..n) with numpy's rules (nothing is called) into *pk, freed by the caller with
+ * lx_pickle_free even on error. */
+lx_status feat_unpickle(const void *data, size_t n, const char *where, lx_pickle **pk, lx_pk **out, lx_err *e);
+
+/* The image in a dict (from a pickled .npy, or a .npz's info): keys x, bbox, num_bbox, image_h, image_w or
+ * MMF's features, boxes/bbox, num_boxes, image_height, image_width; x may be given apart (feats not NULL). */
+lx_status feat_dict_image(const lx_pk *dict, const lx_tensor *feats, lx_feat_image *im, const char *where,
+                          lx_err *e);
+/* Optional ids from a dict: objects_id/objects_conf, attrs_id/attrs_conf. */
+lx_status feat_dict_ids(const lx_pk *dict, lx_feat_image *im, const char *where, lx_err *e);
+
+/* ---- the readers, called by feat.c ---- */
+
+lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
+lx_status feat_tsv_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
+lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
+lx_status feat_stream_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
+lx_status feat_stream_seek(lx_feat_file *f, lx_feat_pos pos, lx_err *e);
+lx_status feat_npz_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
+lx_status feat_npy_read(lx_feat_file *f, lx_feat_image *im, lx_err *e);
 
 #endif

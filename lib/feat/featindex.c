@@ -262,43 +262,39 @@ static lx_status idx_read(lx_feat_index *ix, uint32_t src, const char *ipath, co
 	return st;
 }
 
+typedef struct {
+	const lx_feat_index *ix;
+	uint32_t src;
+	size_t first;
+	const struct stat *sb;
+} idx_out;
+
+static lx_status idx_lines(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const idx_out *o = ctx;
+	const lx_feat_index *ix = o->ix;
+	size_t i;
+
+	fprintf(f, "%s\nsize %lld mtime %lld.%09lld format %s count %zu\n", IDX_MAGIC, (long long)o->sb->st_size,
+	        (long long)o->sb->st_mtim.tv_sec, (long long)o->sb->st_mtim.tv_nsec,
+	        lx_feat_format_name(lx_feat_file_format(ix->src[o->src].f)), ix->nent - o->first);
+	for (i = o->first; i < ix->nent; i++)
+		fprintf(f, "%llu\t%ld\t%s\n", (unsigned long long)ix->ent[i].pos.off, ix->ent[i].pos.line,
+		        ent_id(ix, &ix->ent[i]));
+	return LX_OK;
+}
+
 static lx_status idx_write(lx_feat_index *ix, uint32_t src, size_t first, const char *ipath,
                            const struct stat *sb, lx_err *e)
 {
-	size_t n = strlen(ipath), i;
-	char *tmp;
-	FILE *f;
-	int bad;
+	idx_out o = {ix, src, first, sb};
+	size_t i;
 
 	for (i = first; i < ix->nent; i++)
 		if (strpbrk(ent_id(ix, &ix->ent[i]), "\t\n"))
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: an img_id with a TAB or a line end cannot be indexed",
 			               ix->src[src].path, ix->ent[i].pos.line);
-	if (!(tmp = malloc(n + 5)))
-		return lx_errf(e, LX_EIO, "out of memory");
-	memcpy(tmp, ipath, n);
-	memcpy(tmp + n, ".tmp", 5);
-	if (!(f = fopen(tmp, "w"))) {
-		lx_status st = lx_errf(e, LX_EIO, "%s: cannot write the index: %s", tmp, strerror(errno));
-		free(tmp);
-		return st;
-	}
-	fprintf(f, "%s\nsize %lld mtime %lld.%09lld format %s count %zu\n", IDX_MAGIC, (long long)sb->st_size,
-	        (long long)sb->st_mtim.tv_sec, (long long)sb->st_mtim.tv_nsec,
-	        lx_feat_format_name(lx_feat_file_format(ix->src[src].f)), ix->nent - first);
-	for (i = first; i < ix->nent; i++)
-		fprintf(f, "%llu\t%ld\t%s\n", (unsigned long long)ix->ent[i].pos.off, ix->ent[i].pos.line,
-		        ent_id(ix, &ix->ent[i]));
-	bad = ferror(f);
-	bad |= fclose(f) != 0;
-	if (bad || rename(tmp, ipath) != 0) {
-		lx_status st = lx_errf(e, LX_EIO, "%s: cannot write the index: %s", ipath, strerror(errno));
-		remove(tmp);
-		free(tmp);
-		return st;
-	}
-	free(tmp);
-	return LX_OK;
+	return lx_write_atomic(ipath, idx_lines, &o, e);
 }
 
 static int has_suffix(const char *s, const char *suf)
@@ -351,7 +347,7 @@ lx_status lx_feat_index_add(lx_feat_index *ix, const char *path, lx_err *e)
 	ix->nsrc++;
 	if (!s->is_npz)
 		return add_scanned(ix, c.src, e);
-	feat_npz_id(path, &id, &len);
+	feat_file_id(path, &id, &len);
 	return add_entry(&c, id, len, (lx_feat_pos){0, 0}, e);
 }
 

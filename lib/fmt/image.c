@@ -1,4 +1,4 @@
-/* image.c - RGB images: PNG and JPEG files, scaling, rectangles, the colour scale, base64 (lx_image.h). */
+/* image.c - RGB images: PNG and JPEG files, scaling, rectangles, the colour scale (lx_image.h). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -377,33 +377,4 @@ uint32_t lx_colormap(float v)
 		out = out << 8 | (uint32_t)(x + 0.5f);
 	}
 	return out;
-}
-
-/* ---- base64 ---- */
-
-lx_status lx_base64(const unsigned char *p, size_t n, char **out, lx_err *e)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *s = malloc((n + 2) / 3 * 4 + 1), *o;
-	size_t i;
-
-	*out = s;
-	if (!s)
-		return lx_errf(e, LX_EIO, "out of memory for %zu bytes of base64", n);
-	for (i = 0, o = s; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		*o++ = abc[v >> 18];
-		*o++ = abc[v >> 12 & 63];
-		*o++ = abc[v >> 6 & 63];
-		*o++ = abc[v & 63];
-	}
-	if (i < n) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-		*o++ = abc[v >> 18];
-		*o++ = abc[v >> 12 & 63];
-		*o++ = i + 1 < n ? abc[v >> 6 & 63] : '=';
-		*o++ = '=';
-	}
-	*o = 0;
-	return LX_OK;
 }

@@ -1,4 +1,4 @@
-/* pickle.c - the data subset of Python's pickle, with an allow-list of globals (lx_pickle.h). */
+/* pickle.c - the data subset of Python's pickle, with a caller-given allow-list of globals (fmt/pickle.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,13 +6,15 @@
 
 #define MAX_NAME 256 /* module and attribute names of a GLOBAL */
 
+typedef struct vm vm;
+
 struct lx_pickle {
 	lx_pk *all;
-	lx_pk **storages;
-	size_t nstorages, capstorages;
+	lx_pickle_rules rules;
+	vm *m;              /* the load under way, for lx_pickle_fail */
 };
 
-typedef struct {
+struct vm {
 	lx_pickle *p;
 	const unsigned char *b;
 	size_t len, pos, op_pos;
@@ -24,9 +26,16 @@ typedef struct {
 	size_t nm, mcap;
 	lx_pk **memo;
 	size_t memo_n, memo_cap;
-} vm;
+};
 
-lx_pickle *lx_pickle_new(void) { return calloc(1, sizeof(lx_pickle)); }
+lx_pickle *lx_pickle_new(const lx_pickle_rules *rules)
+{
+	lx_pickle *p = calloc(1, sizeof *p);
+
+	if (p)
+		p->rules = *rules;
+	return p;
+}
 
 void lx_pickle_free(lx_pickle *p)
 {
@@ -40,24 +49,21 @@ void lx_pickle_free(lx_pickle *p)
 		free(v->items);
 		free(v);
 	}
-	free(p->storages);
 	free(p);
-}
-
-lx_pk *const *lx_pickle_storages(const lx_pickle *p, size_t *n)
-{
-	*n = p->nstorages;
-	return p->storages;
 }
 
 lx_pk *lx_pk_get(const lx_pk *d, const char *key)
 {
-	size_t k;
+	size_t k, n = strlen(key);
 	lx_pk *found = NULL;
 
-	for (k = 0; k < d->n; k++)
-		if (d->items[2 * k]->type == LX_PK_STR && !strcmp(d->items[2 * k]->s, key))
+	if (!d || d->type != LX_PK_DICT)
+		return NULL;
+	for (k = 0; k < d->n; k++) {
+		const lx_pk *x = d->items[2 * k];
+		if (x->type == LX_PK_STR && x->len == n && !memcmp(x->s, key, n))
 			found = d->items[2 * k + 1];
+	}
 	return found;
 }
 
@@ -65,10 +71,14 @@ lx_pk *lx_pk_get(const lx_pk *d, const char *key)
 
 static lx_status fail(vm *m, const char *what)
 {
-	return lx_errf(m->e, LX_EMODEL, "%s: pickle offset %zu: %s", m->name, m->op_pos, what);
+	return lx_errf(m->e, m->p->rules.bad, "%s: pickle offset %zu: %s", m->name, m->op_pos, what);
 }
 
+lx_status lx_pickle_fail(lx_pickle *p, const char *what) { return fail(p->m, what); }
+
 static lx_status oom(vm *m) { return lx_errf(m->e, LX_EIO, "%s: out of memory reading the pickle", m->name); }
+
+lx_status lx_pickle_oom(lx_pickle *p) { return oom(p->m); }
 
 /* Makes room for one more element of size sz in *arr (capacity *cap, count n). */
 static int grow(void *arr, size_t *cap, size_t n, size_t sz)
@@ -89,20 +99,21 @@ static int grow(void *arr, size_t *cap, size_t n, size_t sz)
 	return 0;
 }
 
-static lx_pk *mk(vm *m, lx_pk_type t)
+lx_pk *lx_pk_new(lx_pickle *p, lx_pk_type t)
 {
 	lx_pk *v = calloc(1, sizeof *v);
 
 	if (!v)
 		return NULL;
 	v->type = t;
-	v->view_off = v->view_len = -1;
-	v->next = m->p->all;
-	m->p->all = v;
+	v->next = p->all;
+	p->all = v;
 	return v;
 }
 
-static int add_item(lx_pk *c, lx_pk *x)
+static lx_pk *mk(vm *m, lx_pk_type t) { return lx_pk_new(m->p, t); }
+
+int lx_pk_add(lx_pk *c, lx_pk *x)
 {
 	if (grow(&c->items, &c->cap, c->n, sizeof *c->items))
 		return -1;
@@ -251,29 +262,10 @@ static lx_status memo_get(vm *m, uint64_t idx)
 
 /* ---- globals ---- */
 
-static int storage_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n <= 7 || strcmp(s + n - 7, "Storage"))
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
-			return 0;
-	return 1;
-}
-
 static lx_status push_global(vm *m, const char *mod, size_t ml, const char *nm, size_t nl)
 {
-	static const struct { const char *mod, *name; int id; } allowed[] = {
-		{"collections", "OrderedDict", LX_G_ODICT},
-		{"torch._utils", "_rebuild_tensor_v2", LX_G_REBUILD_V2},
-		{"torch._utils", "_rebuild_tensor", LX_G_REBUILD},
-		{"torch._utils", "_rebuild_parameter", LX_G_REBUILD_PARAM},
-	};
-	char mod_s[MAX_NAME + 1], name_s[MAX_NAME + 1], msg[2 * MAX_NAME + 200];
+	char mod_s[MAX_NAME + 1], name_s[MAX_NAME + 1], msg[2 * MAX_NAME + 300];
 	lx_pk *v;
-	size_t k;
 	int id = -1;
 
 	if (ml > MAX_NAME || nl > MAX_NAME)
@@ -282,17 +274,12 @@ static lx_status push_global(vm *m, const char *mod, size_t ml, const char *nm, 
 	mod_s[ml] = 0;
 	memcpy(name_s, nm, nl);
 	name_s[nl] = 0;
-	for (k = 0; k < sizeof allowed / sizeof *allowed; k++)
-		if (!strcmp(mod_s, allowed[k].mod) && !strcmp(name_s, allowed[k].name))
-			id = allowed[k].id;
-	if (id < 0 && !strcmp(mod_s, "torch") && storage_name(name_s))
-		id = LX_G_STORAGE;
-	if (id < 0 || strlen(mod_s) != ml || strlen(name_s) != nl) {
+	if (strlen(mod_s) == ml && strlen(name_s) == nl)
+		id = m->p->rules.global(m->p->rules.ctx, mod_s, name_s);
+	if (id < 0) {
 		size_t i;
 
-		snprintf(msg, sizeof msg, "global %s.%s is not allowed (a state dict needs only "
-		         "collections.OrderedDict, torch._utils._rebuild_tensor_v2 and torch.*Storage); refusing "
-		         "the file", mod_s, name_s);
+		snprintf(msg, sizeof msg, "global %s.%s is not allowed %s", mod_s, name_s, m->p->rules.why);
 		for (i = 0; msg[i]; i++) /* keep the message printable */
 			if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
 				msg[i] = '?';
@@ -302,7 +289,7 @@ static lx_status push_global(vm *m, const char *mod, size_t ml, const char *nm, 
 		return oom(m);
 	snprintf(v->s, ml + nl + 2, "%s.%s", mod_s, name_s);
 	v->len = ml + nl + 1;
-	v->i = id;
+	v->kind = id;
 	return push(m, v);
 }
 
@@ -347,7 +334,7 @@ static lx_status op_collect(vm *m, lx_pk_type t)
 	if (!(v = mk(m, t)))
 		return oom(m);
 	for (i = k; i < m->sp; i++)
-		if (add_item(v, m->stack[i]))
+		if (lx_pk_add(v, m->stack[i]))
 			return oom(m);
 	if (t == LX_PK_DICT)
 		v->n /= 2; /* n counts pairs */
@@ -365,7 +352,7 @@ static lx_status op_tuple_n(vm *m, int n)
 	if (m->sp < (size_t)n || (m->nm && m->marks[m->nm - 1] > m->sp - (size_t)n))
 		return fail(m, "TUPLE with too few items on the stack");
 	for (i = n; i > 0; i--)
-		if (add_item(v, m->stack[m->sp - (size_t)i]))
+		if (lx_pk_add(v, m->stack[m->sp - (size_t)i]))
 			return oom(m);
 	m->sp -= (size_t)n;
 	return push(m, v);
@@ -391,7 +378,7 @@ static lx_status add_to(vm *m, size_t k, int dict)
 			c->items[2 * c->n] = m->stack[i];
 			c->items[2 * c->n + 1] = m->stack[++i];
 			c->n++;
-		} else if (add_item(c, m->stack[i])) {
+		} else if (lx_pk_add(c, m->stack[i])) {
 			return oom(m);
 		}
 	}
@@ -414,110 +401,41 @@ static lx_status op_add(vm *m, int dict, int marked)
 	return add_to(m, m->sp - k, dict);
 }
 
-/* ---- persistent ids and reductions ---- */
+/* ---- what the caller's rules decide ---- */
 
-/* ('storage', torch.XStorage, key, location, numel[, view_metadata]) */
 static lx_status op_persid(vm *m)
 {
-	lx_pk *t = pop(m), *v, *vm_;
+	lx_pk *pid = pop(m), *v = NULL;
+	lx_status st;
 
-	if (!t || t->type != LX_PK_TUPLE || (t->n != 5 && t->n != 6) || t->items[0]->type != LX_PK_STR ||
-	    strcmp(t->items[0]->s, "storage"))
-		return fail(m, "persistent id is not a ('storage', type, key, location, numel) tuple");
-	if (t->items[1]->type != LX_PK_GLOBAL || t->items[1]->i != LX_G_STORAGE)
-		return fail(m, "persistent id: the storage type is not a torch.*Storage");
-	if (t->items[2]->type != LX_PK_STR || t->items[3]->type != LX_PK_STR || t->items[4]->type != LX_PK_INT ||
-	    t->items[4]->i < 0)
-		return fail(m, "persistent id: key and location must be strings, numel a non-negative integer");
-	if (!(v = mk(m, LX_PK_STORAGE)) || !(v->s = strdup(t->items[2]->s)) || add_item(v, t->items[1]))
-		return oom(m);
-	v->len = strlen(v->s);
-	v->i = t->items[4]->i;
-	if (t->n == 6 && (vm_ = t->items[5])->type != LX_PK_NONE) {
-		if (vm_->type != LX_PK_TUPLE || vm_->n != 3 || vm_->items[1]->type != LX_PK_INT ||
-		    vm_->items[2]->type != LX_PK_INT || vm_->items[1]->i < 0 || vm_->items[2]->i < 0)
-			return fail(m, "persistent id: view metadata is not a (key, offset, size) tuple");
-		v->view_off = vm_->items[1]->i;
-		v->view_len = vm_->items[2]->i;
-	}
-	if (grow(&m->p->storages, &m->p->capstorages, m->p->nstorages, sizeof *m->p->storages))
-		return oom(m);
-	m->p->storages[m->p->nstorages++] = v;
-	return push(m, v);
-}
-
-static int int_tuple(const lx_pk *t, int64_t *out)
-{
-	size_t k;
-
-	if (t->type != LX_PK_TUPLE || t->n > LX_MAX_DIMS)
-		return -1;
-	for (k = 0; k < t->n; k++) {
-		if (t->items[k]->type != LX_PK_INT)
-			return -1;
-		out[k] = t->items[k]->i;
-	}
-	return 0;
-}
-
-/* _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]) and
- * _rebuild_tensor(storage, offset, size, stride): a TENSOR value, checked for types only. */
-static lx_status rebuild_tensor(vm *m, const lx_pk *a, size_t min_args)
-{
-	lx_pk *v;
-
-	if (a->n < min_args || a->items[0]->type != LX_PK_STORAGE || a->items[1]->type != LX_PK_INT)
-		return fail(m, "tensor rebuild arguments are not (storage, offset, size, stride, ...)");
-	if (a->items[2]->type != LX_PK_TUPLE || a->items[3]->type != LX_PK_TUPLE ||
-	    a->items[2]->n != a->items[3]->n)
-		return fail(m, "tensor rebuild: size and stride are not tuples of one length");
-	if (a->items[2]->n > LX_MAX_DIMS)
-		return fail(m, "tensor rebuild: more than 8 dimensions");
-	if (!(v = mk(m, LX_PK_TENSOR)) || add_item(v, a->items[0]))
-		return oom(m);
-	v->i = a->items[1]->i;
-	v->ndim = (int)a->items[2]->n;
-	if (int_tuple(a->items[2], v->dims) || int_tuple(a->items[3], v->dims + v->ndim))
-		return fail(m, "tensor rebuild: size and stride must hold integers");
+	if (!m->p->rules.persid)
+		return fail(m, "persistent ids (BINPERSID) are not read here");
+	if (!pid)
+		return fail(m, "BINPERSID on an empty stack");
+	if ((st = m->p->rules.persid(m->p, m->p->rules.ctx, pid, &v)) != LX_OK)
+		return st;
 	return push(m, v);
 }
 
 static lx_status op_reduce(vm *m)
 {
-	lx_pk *a = pop(m), *f = pop(m);
+	lx_pk *a = pop(m), *f = pop(m), *v = NULL;
+	lx_status st;
 
 	if (!a || !f || a->type != LX_PK_TUPLE || f->type != LX_PK_GLOBAL)
 		return fail(m, "REDUCE needs an allowed global and a tuple of arguments");
-	switch (f->i) {
-	case LX_G_ODICT:
-		if (a->n != 0)
-			return fail(m, "collections.OrderedDict called with arguments");
-		return push(m, mk(m, LX_PK_DICT));
-	case LX_G_REBUILD_V2:
-		if (a->n > 7)
-			return fail(m, "_rebuild_tensor_v2 with more than 7 arguments");
-		return rebuild_tensor(m, a, 6);
-	case LX_G_REBUILD:
-		if (a->n != 4)
-			return fail(m, "_rebuild_tensor needs 4 arguments");
-		return rebuild_tensor(m, a, 4);
-	case LX_G_REBUILD_PARAM:
-		if (a->n != 3 || a->items[0]->type != LX_PK_TENSOR)
-			return fail(m, "_rebuild_parameter needs (tensor, requires_grad, hooks)");
-		return push(m, a->items[0]);
-	default:
-		return fail(m, "a torch.*Storage type cannot be called");
-	}
+	if ((st = m->p->rules.reduce(m->p, m->p->rules.ctx, f, a, &v)) != LX_OK)
+		return st;
+	return push(m, v);
 }
 
-/* BUILD sets the attributes of an object: only OrderedDict's _metadata occurs in state dicts; it is dropped. */
 static lx_status op_build(vm *m)
 {
 	lx_pk *state = pop(m);
 
-	if (!state || m->sp == 0 || m->stack[m->sp - 1]->type != LX_PK_DICT)
-		return fail(m, "BUILD on a value that is not a dict");
-	return LX_OK;
+	if (!state || m->sp == 0 || (m->nm && m->marks[m->nm - 1] == m->sp))
+		return fail(m, "BUILD with too few items on the stack");
+	return m->p->rules.build(m->p, m->p->rules.ctx, m->stack[m->sp - 1], state);
 }
 
 /* ---- the loop ---- */
@@ -571,6 +489,7 @@ static lx_status step(vm *m, int op)
 	case 'C': return (q = take(m, 1)) ? push_str(m, LX_PK_BYTES, q[0]) : fail(m, "truncated SHORT_BINBYTES");
 	case 'B': return (q = take(m, 4)) ? push_str(m, LX_PK_BYTES, (uint32_t)le(q, 4)) : fail(m, "truncated BINBYTES");
 	case 0x8e: return (q = take(m, 8)) ? push_str(m, LX_PK_BYTES, (uint64_t)le(q, 8)) : fail(m, "truncated BINBYTES8");
+	case 0x96: return (q = take(m, 8)) ? push_str(m, LX_PK_BYTES, (uint64_t)le(q, 8)) : fail(m, "truncated BYTEARRAY8");
 	case ')': return push(m, mk(m, LX_PK_TUPLE));
 	case ']': return push(m, mk(m, LX_PK_LIST));
 	case '}': return push(m, mk(m, LX_PK_DICT));
@@ -595,9 +514,9 @@ static lx_status step(vm *m, int op)
 	case 'b': return op_build(m);
 	case 'Q': return op_persid(m);
 	default: {
-		char msg[96];
-		snprintf(msg, sizeof msg, "opcode 0x%02x is not allowed in a state dict (only data opcodes are read)",
-		         (unsigned)op);
+		char msg[160];
+		snprintf(msg, sizeof msg, "opcode 0x%02x is not allowed in %s (only data opcodes are read)", (unsigned)op,
+		         m->p->rules.what);
 		return fail(m, msg);
 	}
 	}
@@ -616,6 +535,7 @@ lx_status lx_pickle_load(lx_pickle *p, const unsigned char *buf, size_t len, con
 	m.len = len;
 	m.name = name;
 	m.e = e;
+	p->m = &m;
 	*root = NULL;
 	for (;;) {
 		m.op_pos = m.pos;
@@ -638,5 +558,6 @@ lx_status lx_pickle_load(lx_pickle *p, const unsigned char *buf, size_t len, con
 	free(m.stack);
 	free(m.marks);
 	free(m.memo);
+	p->m = NULL;
 	return st;
 }

@@ -1,55 +1,80 @@
 /*
- * lx_pickle.h - a pickle interpreter for PyTorch state dicts (internal to liblx).
+ * fmt/pickle.h - the data subset of Python's pickle, with a caller-given allow-list (internal to liblx).
  *
- * Interprets only data opcodes (protocols 2 to 4: numbers, strings, tuples, lists, dicts, memo, marks) and
- * an allow-list of globals, which are never called: collections.OrderedDict, torch._utils._rebuild_tensor_v2,
- * _rebuild_tensor and _rebuild_parameter, and the torch.*Storage types, which only tag persistent ids. Any
- * other global (os.system, builtins.eval, ...) and any opcode that builds objects (NEWOBJ, INST, OBJ, EXT*)
- * is refused when it is read, before anything else happens. The interpreter is a loop over a heap stack: no
+ * Interprets the data opcodes of protocols 2 to 5: numbers, strings, bytes, tuples, lists, dicts, memo and
+ * marks. Nothing is ever called. A global (GLOBAL, STACK_GLOBAL) is refused when it is read unless the
+ * caller's rules give it an id; REDUCE, BUILD and BINPERSID are handed to the caller's callbacks, which make
+ * their own values from the arguments (a torch tensor, a numpy array) or refuse. Opcodes that build objects
+ * by other means (NEWOBJ, INST, OBJ, EXT*) are refused. The interpreter is a loop over a heap stack: no
  * recursion, and every length is checked against the bytes left.
  *
- * Ownership follows lx_core.h: every value belongs to the lx_pickle that made it (lx_pickle_new/lx_pickle_free).
+ * Ownership follows lx_core.h: every value, and every string and item array hanging from one, belongs to
+ * the lx_pickle that made it (lx_pickle_new/lx_pickle_free).
  */
-#ifndef LX_PICKLE_H
-#define LX_PICKLE_H
+#ifndef LX_FMT_PICKLE_H
+#define LX_FMT_PICKLE_H
 
 #include "lx_core.h"
 
 typedef enum {
 	LX_PK_NONE, LX_PK_BOOL, LX_PK_INT, LX_PK_FLOAT, LX_PK_STR, LX_PK_BYTES, LX_PK_TUPLE, LX_PK_LIST,
-	LX_PK_DICT, LX_PK_GLOBAL, LX_PK_STORAGE, LX_PK_TENSOR
+	LX_PK_DICT, LX_PK_GLOBAL, LX_PK_OBJ
 } lx_pk_type;
-
-/* The allowed globals (lx_pk.i of an LX_PK_GLOBAL). */
-enum { LX_G_ODICT, LX_G_REBUILD_V2, LX_G_REBUILD, LX_G_REBUILD_PARAM, LX_G_STORAGE };
 
 typedef struct lx_pk lx_pk;
 struct lx_pk {
 	lx_pk_type type;
-	int64_t i;          /* BOOL, INT: the value; GLOBAL: LX_G_*; STORAGE: numel; TENSOR: storage offset */
+	int kind;           /* GLOBAL: the id the rules gave it; OBJ: what the caller's callback made */
+	int64_t i;          /* BOOL, INT: the value */
 	double f;           /* FLOAT */
-	char *s;            /* STR, BYTES: NUL-terminated copy (len bytes); GLOBAL: "module.name"; STORAGE: key */
+	char *s;            /* STR, BYTES: NUL-terminated copy (len bytes); GLOBAL: "module.name" */
 	size_t len;
-	lx_pk **items;      /* TUPLE, LIST: n items; DICT: n pairs, key then value; STORAGE: [0] its type
-	                       (a GLOBAL); TENSOR: [0] its STORAGE */
+	lx_pk **items;      /* TUPLE, LIST: n items; DICT: n pairs, key then value */
 	size_t n, cap;
-	int ndim;           /* TENSOR: dims[0..ndim) the shape, dims[ndim..2 ndim) the strides */
+	/* OBJ: free for the caller (s, items and the above too) */
+	int flags;
+	int ndim;
 	int64_t dims[2 * LX_MAX_DIMS];
-	int64_t view_off, view_len; /* STORAGE: a legacy view into the root storage (elements), or -1 */
+	int64_t off, count;
+	lx_tensor t;
 	lx_pk *next;        /* every value of one lx_pickle, for freeing */
 };
 
 typedef struct lx_pickle lx_pickle;
 
-lx_pickle *lx_pickle_new(void);
+/* What a pickle may hold beyond plain data. Callbacks make values with lx_pk_new and report an error with
+ * lx_pickle_fail (or lx_errf on the lx_err given to lx_pickle_load, and return its status). */
+typedef struct {
+	/* The id (>= 0) of global mod.name, or -1 to refuse it. */
+	int (*global)(void *ctx, const char *mod, const char *name);
+	/* What refusing a global says after "global mod.name is not allowed ", and what the pickle is ("a state
+	 * dict") when an opcode is refused. */
+	const char *why, *what;
+	/* REDUCE: fn (a GLOBAL) called on args (a TUPLE) makes *out. */
+	lx_status (*reduce)(lx_pickle *p, void *ctx, const lx_pk *fn, const lx_pk *args, lx_pk **out);
+	/* BUILD: obj takes state (obj stays on the stack). */
+	lx_status (*build)(lx_pickle *p, void *ctx, lx_pk *obj, const lx_pk *state);
+	/* BINPERSID: the object of persistent id pid in *out; NULL refuses the opcode. */
+	lx_status (*persid)(lx_pickle *p, void *ctx, const lx_pk *pid, lx_pk **out);
+	lx_status bad;      /* the status of a malformed or refused pickle: LX_EMODEL, LX_EINPUT */
+	void *ctx;
+} lx_pickle_rules;
+
+lx_pickle *lx_pickle_new(const lx_pickle_rules *rules);
 void lx_pickle_free(lx_pickle *p);
 /* Runs the pickle at buf[0..len) up to its STOP opcode: *root is the value it leaves, *used the number of
- * bytes it took. name is the file (and entry) in messages. LX_EMODEL on a malformed or refused pickle. */
+ * bytes it took. name is the file (and entry) in messages: "name: pickle offset N: what". */
 lx_status lx_pickle_load(lx_pickle *p, const unsigned char *buf, size_t len, const char *name, lx_pk **root,
                          size_t *used, lx_err *e);
-/* Every STORAGE value made so far, in the order made. */
-lx_pk *const *lx_pickle_storages(const lx_pickle *p, size_t *n);
-/* The value under key in a DICT (the last one if repeated), or NULL. */
-lx_pk *lx_pk_get(const lx_pk *dict, const char *key);
+/* A new value of type t belonging to p (NULL when out of memory); lx_pk_add appends x to its items
+ * (-1 when out of memory). */
+lx_pk *lx_pk_new(lx_pickle *p, lx_pk_type t);
+int lx_pk_add(lx_pk *c, lx_pk *x);
+/* For callbacks: the error "name: pickle offset N: what" with the rules' status, at the opcode being run. */
+lx_status lx_pickle_fail(lx_pickle *p, const char *what);
+/* For callbacks: LX_EIO, out of memory reading the pickle. */
+lx_status lx_pickle_oom(lx_pickle *p);
+/* The value under string key in a DICT (the last one if repeated), or NULL (also when d is no DICT). */
+lx_pk *lx_pk_get(const lx_pk *d, const char *key);
 
 #endif

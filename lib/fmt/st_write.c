@@ -1,8 +1,7 @@
-/* st_write.c - writing safetensors files as Hugging Face's safetensors library does (lx_ckpt.h). */
+/* st_write.c - writing safetensors files as Hugging Face's safetensors library does (lx_fmt.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "lx_fmt.h"
 
@@ -186,13 +185,38 @@ static lx_status check_entries(const lx_st_entry **by_nm, int n, const char *pat
 	return LX_OK;
 }
 
+/* What lx_write_atomic's callback writes: the length, the header, the data. */
+typedef struct {
+	const sbuf *h;
+	const lx_st_entry **by_data;
+	int n;
+	unsigned char *buf;
+} body;
+
+static lx_status write_body(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const body *b = ctx;
+	unsigned char len8[8];
+	lx_status st;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		len8[i] = (unsigned char)((uint64_t)b->h->n >> (8 * i));
+	if (fwrite(len8, 1, 8, f) != 8 || fwrite(b->h->s, 1, b->h->n, f) != b->h->n)
+		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
+	for (i = 0; i < b->n; i++)
+		if ((st = write_data(f, b->by_data[i], b->buf, path, e)) != LX_OK)
+			return st;
+	return LX_OK;
+}
+
 lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *e)
 {
 	const lx_st_entry **by_nm = calloc(n ? (size_t)n : 1, sizeof *by_nm);
 	const lx_st_entry **by_data = calloc(n ? (size_t)n : 1, sizeof *by_data);
-	unsigned char *buf = malloc(CHUNK * 8), len8[8];
+	unsigned char *buf = malloc(CHUNK * 8);
 	sbuf h = {0};
-	FILE *f = NULL;
+	body b = {&h, by_data, n, buf};
 	lx_status st;
 	int i;
 
@@ -204,28 +228,9 @@ lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *
 		by_nm[i] = by_data[i] = &ents[i];
 	qsort(by_nm, (size_t)n, sizeof *by_nm, by_name);
 	qsort(by_data, (size_t)n, sizeof *by_data, by_data_order);
-	if ((st = check_entries(by_nm, n, path, e)) != LX_OK || (st = header(&h, ents, by_nm, by_data, n, path, e)) != LX_OK)
-		goto done;
-	if (!(f = fopen(path, "wb"))) {
-		st = lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
-		goto done;
-	}
-	for (i = 0; i < 8; i++)
-		len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
-	if (fwrite(len8, 1, 8, f) != 8 || fwrite(h.s, 1, h.n, f) != h.n) {
-		st = lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
-		goto done;
-	}
-	for (i = 0; i < n; i++)
-		if ((st = write_data(f, by_data[i], buf, path, e)) != LX_OK)
-			goto done;
-	if (fflush(f) || fsync(fileno(f))) {
-		st = lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
-		goto done;
-	}
+	if ((st = check_entries(by_nm, n, path, e)) == LX_OK && (st = header(&h, ents, by_nm, by_data, n, path, e)) == LX_OK)
+		st = lx_write_atomic(path, write_body, &b, e);
 done:
-	if (f && fclose(f) && st == LX_OK)
-		st = lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
 	free(h.s);
 	free(buf);
 	free(by_nm);

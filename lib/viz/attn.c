@@ -1,5 +1,4 @@
-/* attn.c - attention maps: head means, rollout, NPY files (lx_attn.h). */
-#include <errno.h>
+/* attn.c - attention maps: head means, rollout (lx_attn.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,50 +63,5 @@ lx_status lx_attn_rollout(const lx_attn *maps, int n, float *out, float *scratch
 		}
 	}
 	memcpy(out, r, (size_t)q * q * sizeof *out);
-	return LX_OK;
-}
-
-lx_status lx_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e)
-{
-	char head[256];
-	int n, i, pad;
-	size_t count = 1, k;
-	FILE *f;
-	unsigned char buf[4096];
-
-	n = snprintf(head, sizeof head, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-	for (i = 0; i < ndim; i++) {
-		n += snprintf(head + n, sizeof head - (size_t)n, "%lld%s", (long long)shape[i],
-		              ndim == 1 ? "," : i + 1 < ndim ? ", " : "");
-		count *= (size_t)shape[i];
-	}
-	n += snprintf(head + n, sizeof head - (size_t)n, "), }");
-	/* 10 bytes of magic, version and length, then the dict, spaces and '\n' up to a multiple of 64 */
-	pad = 64 - (10 + n + 1) % 64;
-	if (pad == 64)
-		pad = 0;
-	memset(head + n, ' ', (size_t)pad);
-	n += pad;
-	head[n++] = '\n';
-	if (!(f = fopen(path, "wb")))
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
-	fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-	fputc(n & 255, f);
-	fputc(n >> 8, f);
-	fwrite(head, 1, (size_t)n, f);
-	for (k = 0; k < count;) {
-		size_t m = 0;
-		for (; k < count && m + 4 <= sizeof buf; k++, m += 4) {
-			uint32_t u;
-			memcpy(&u, data + k, 4);
-			buf[m] = (unsigned char)u;
-			buf[m + 1] = (unsigned char)(u >> 8);
-			buf[m + 2] = (unsigned char)(u >> 16);
-			buf[m + 3] = (unsigned char)(u >> 24);
-		}
-		fwrite(buf, 1, m, f);
-	}
-	if (ferror(f) | fclose(f))
-		return lx_errf(e, LX_EIO, "%s: write failed", path);
 	return LX_OK;
 }

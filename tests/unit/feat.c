@@ -1,40 +1,8 @@
-/* Unit tests of lib/feat.c: base64 (RFC 4648 section 10 vectors) and box normalisation. */
+/* Unit tests of lib/feat/image.c: box normalisation. */
 #include <string.h>
 
 #include "lx_feat.h"
 #include "check.h"
-
-static void base64_vectors(void)
-{
-	static const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-	static const char *dec = "foobar";
-	char out[16];
-	size_t bad, i;
-
-	for (i = 0; i < 7; i++) {
-		long n = lx_base64_decode(enc[i], strlen(enc[i]), out, &bad);
-		CHECK(n == (long)i);
-		CHECK(lx_base64_size(enc[i], strlen(enc[i])) == i);
-		CHECK(n >= 0 && memcmp(out, dec, i) == 0);
-	}
-	/* every byte value survives: "AAECA/7/" is 00 01 02 03 fe ff */
-	CHECK(lx_base64_decode("AAECA/7/", 8, out, &bad) == 6);
-	CHECK(memcmp(out, "\0\1\2\3\376\377", 6) == 0);
-}
-
-static void base64_errors(void)
-{
-	char out[16];
-	size_t bad = 99;
-
-	CHECK(lx_base64_decode("Zm9", 3, out, &bad) == -1 && bad == 3);
-	CHECK(lx_base64_decode("Zm*v", 4, out, &bad) == -1 && bad == 2);
-	CHECK(lx_base64_decode("Zm9vZm-v", 8, out, &bad) == -1 && bad == 6);
-	CHECK(lx_base64_decode("Z===", 4, out, &bad) == -1 && bad == 1);
-	CHECK(lx_base64_decode("Zg=a", 4, out, &bad) == -1 && bad == 2); /* "=" before data */
-	CHECK(lx_base64_decode("Zg==Zm9v", 8, out, &bad) == -1 && bad == 2); /* padding only at the end */
-	CHECK(lx_base64_decode("Zm9v\n", 5, out, &bad) == -1);
-}
 
 static void normalisation(void)
 {
@@ -71,8 +39,6 @@ static void normalisation(void)
 
 int main(void)
 {
-	base64_vectors();
-	base64_errors();
 	normalisation();
 	return check_done("feat");
 }

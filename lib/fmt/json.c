@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lx_core.h"
+#include "lx_fmt.h"
 
 const char *lx_json_escape(unsigned char c, int flags, char *buf)
 {
@@ -57,33 +57,18 @@ void lx_json_num(FILE *f, double v, int single)
 	fputs(s, f);
 }
 
-const char *lx_object_text(const msgpack_object *o, char *dst, size_t n)
-{
-	if (o->type == MSGPACK_OBJECT_STR)
-		snprintf(dst, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		snprintf(dst, n, "%llu", (unsigned long long)o->via.u64);
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		snprintf(dst, n, "%lld", (long long)o->via.i64);
-	else if (n)
-		dst[0] = 0;
-	return dst;
-}
-
-/* Bytes as a base64 JSON string. */
+/* Bytes as a base64 JSON string, in pieces of 3072 bytes (4096 characters). */
 static void json_b64(FILE *f, const unsigned char *p, size_t n)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
+	char s[4096];
+	size_t i, k;
 
 	fputc('"', f);
-	for (i = 0; i + 2 < n; i += 3)
-		fprintf(f, "%c%c%c%c", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4],
-		        a[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], a[p[i + 2] & 63]);
-	if (n - i == 1)
-		fprintf(f, "%c%c==", a[p[i] >> 2], a[(p[i] & 3) << 4]);
-	else if (n - i == 2)
-		fprintf(f, "%c%c%c=", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4], a[(p[i + 1] & 15) << 2]);
+	for (i = 0; i < n; i += k) {
+		k = n - i < 3072 ? n - i : 3072;
+		lx_base64_encode(p + i, k, s);
+		fwrite(s, 1, lx_base64_len(k), f);
+	}
 	fputc('"', f);
 }
 
