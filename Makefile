@@ -1,4 +1,4 @@
-# lx - LXMERT as Unix tools. One non-recursive Makefile: lib/LAYER/*.c -> liblx.a, cmd/lx-*.c -> the tools.
+# lx - LXMERT as Unix tools. One non-recursive Makefile: lib/LAYER/*.c -> liblx.a, cmd/lx-*.c + cmd/tool.c -> the tools.
 # Everything is built out of the tree, in $(O) (build/ by default); `bin` is a link to build/bin.
 # CC, CFLAGS, LDFLAGS and PREFIX may be given on the command line.
 
@@ -6,7 +6,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 PREFIX ?= /usr/local
-PKGS = openblas msgpack libutf8proc jansson zlib libpng libjpeg freetype2
+PKGS = openblas msgpack libutf8proc jansson zlib libpng libjpeg freetype2 yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wno-unused-parameter \
@@ -22,6 +22,7 @@ LIB_SRC := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ := $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRC))
 CMD_SRC := $(sort $(wildcard cmd/lx-*.c))
 TOOLS := $(patsubst cmd/%.c,$(O)/bin/%,$(CMD_SRC))
+TOOL_OBJ := $(O)/cmd/tool.o
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRC))
 LIBLX := $(O)/lib/liblx.a
@@ -42,9 +43,15 @@ $(LIBLX): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(O)/bin/%: cmd/%.c $(LIBLX)
+# The tool skeleton (cmd/tool.c: options, messages, progress, signals, the record loop and the ending),
+# compiled once and linked into every tool.
+$(TOOL_OBJ): cmd/tool.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(O)/bin/%: cmd/%.c $(TOOL_OBJ) $(LIBLX)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(TOOL_OBJ) $(LIBLX) $(LDFLAGS) $(LIBS)
 
 $(O)/examples/%: examples/liblx/%.c $(LIBLX)
 	@mkdir -p $(@D)
@@ -54,7 +61,7 @@ $(O)/tests/unit/%: tests/unit/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
 
--include $(LIB_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d) $(EXAMPLES:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TOOLS:=.d) $(UNIT:=.d) $(EXAMPLES:=.d)
 
 # Every test: the public headers alone, the C unit tests, then one bats suite per tool.
 check: check-deps all $(UNIT) check-headers check-layers
@@ -102,7 +109,7 @@ bench-featpack: all
 # for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs. `make deps` / `make test-deps` install what is missing when run as root and
 # otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libmsgpack-dev libutf8proc-dev libjansson-dev zlib1g-dev \
-       libpng-dev libjpeg62-turbo-dev libfreetype-dev fonts-dejavu-core python3
+       libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
 CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
 define install_missing

@@ -9,20 +9,33 @@
 #include "lx.h"
 #include "lx_attn.h"
 #include "lx_image.h"
-
-static const char *tool = "lx-attnviz";
+#include "tool.h"
 
 #define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: %s -o DIR [--images DIR] [--token I] [--layer L] [--head H] [--font FILE] [--cell PX]\n"
-	           "          [--max-side PX] [--top K] [--progress]\n"
-	           "Reads records of lx-encode --attentions on stdin and writes, per record, heatmap pictures of every\n"
-	           "attention map, the boxes weighted by one word's attention, the maps as .npy files and an HTML page\n"
-	           "into DIR, with DIR/index.html linking them. See lx-attnviz(1).\n",
-	        tool);
-}
+enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_TOP };
+
+static const char synopsis[] = "-o DIR [options]";
+static const char about[] =
+	"Reads records of lx-encode --attentions on stdin and writes, per record, heatmap pictures of every\n"
+	"attention map, the boxes weighted by one word's attention, the maps as .npy files and an HTML page\n"
+	"into DIR, with DIR/index.html linking them. See lx-attnviz(1).";
+
+static const tool_option option_table[] = {
+	{'o', "output", "DIR", "the folder to write into"},
+	{O_IMAGES, "images", "DIR", "where the photos are, named by img_id"},
+	{O_TOKEN, "token", "I", "the word whose attention over the boxes is drawn (0)"},
+	{O_LAYER, "layer", "L", "the cross layer of the boxes picture (the last)"},
+	{O_HEAD, "head", "H|mean", "one head instead of the mean over heads"},
+	{O_FONT, "font", "FILE", "a TrueType or OpenType font for the pictures"},
+	{O_CELL, "cell", "PX", "pixels per entry in the heatmaps (1 to 64)"},
+	{O_MAX_SIDE, "max-side", "PX", "the longest side of the boxes picture (640)"},
+	{O_TOP, "top", "K", "the strongest boxes framed and labelled (5)"},
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-attnviz", synopsis, about, option_table};
+
 
 /* The maps: the six lx-encode writes, then the two rollouts computed here. */
 typedef struct {
@@ -723,18 +736,6 @@ static lx_status write_index(const run *r, lx_err *e)
 
 /* ---- the command line ---- */
 
-static int whole(const char *s, const char *opt, int lo, int hi)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*s == 0 || *end || v < lo || v > hi) {
-		fprintf(stderr, "%s: %s takes a whole number from %d to %d, not '%s'\n", tool, opt, lo, hi, s);
-		exit(LX_EUSAGE);
-	}
-	return (int)v;
-}
-
 /* mkdir -p */
 static lx_status make_dir(const char *dir, lx_err *e)
 {
@@ -790,97 +791,58 @@ static void run_free(run *r)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"output", required_argument, 0, 'o'}, {"images", required_argument, 0, 'i'},
-		{"token", required_argument, 0, 't'},  {"layer", required_argument, 0, 'l'},
-		{"head", required_argument, 0, 'H'},   {"font", required_argument, 0, 'f'},
-		{"cell", required_argument, 0, 'c'},   {"max-side", required_argument, 0, 's'},
-		{"top", required_argument, 0, 'k'},    {"progress", no_argument, 0, 'p'},
-		{"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
-	};
 	run r;
-	int ch, force_progress = 0;
-	lx_reader *rd;
+	int ch, progress = 0, pass, quiet;
+	tool_run t;
 	lx_record *rec;
-	lx_progress prog;
-	lx_err err = {0, ""};
+	lx_err err = {0, ""}, ierr = {0, ""};
 	lx_status rc = LX_OK, irc;
-	long n = 0;
-	char id[128];
 
 	memset(&r, 0, sizeof r);
 	r.font_path = DEFAULT_FONT;
 	r.layer = r.head = -1;
 	r.max_side = 640;
 	r.top = 5;
-	while ((ch = getopt_long(argc, argv, "o:hV", opts, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'o': r.out = optarg; break;
-		case 'i': r.images = optarg; break;
-		case 't': r.token = whole(optarg, "--token", 0, 1 << 20); break;
-		case 'l': r.layer = whole(optarg, "--layer", 0, 1 << 20); break;
-		case 'H': r.head = strcmp(optarg, "mean") ? whole(optarg, "--head", 0, 1 << 20) : -1; break;
-		case 'f': r.font_path = optarg; break;
-		case 'c': r.cell = whole(optarg, "--cell", 1, 64); break;
-		case 's': r.max_side = whole(optarg, "--max-side", 64, 8192); break;
-		case 'k': r.top = whole(optarg, "--top", 0, 1 << 20); break;
-		case 'p': force_progress = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
-		default: usage(stderr); return LX_EUSAGE;
+		case O_IMAGES: r.images = optarg; break;
+		case O_TOKEN: r.token = (int)tool_long(optarg, "--token", 0, 1 << 20); break;
+		case O_LAYER: r.layer = (int)tool_long(optarg, "--layer", 0, 1 << 20); break;
+		case O_HEAD: r.head = strcmp(optarg, "mean") ? (int)tool_long(optarg, "--head", 0, 1 << 20) : -1; break;
+		case O_FONT: r.font_path = optarg; break;
+		case O_CELL: r.cell = (int)tool_long(optarg, "--cell", 1, 64); break;
+		case O_MAX_SIDE: r.max_side = (int)tool_long(optarg, "--max-side", 64, 8192); break;
+		case O_TOP: r.top = (int)tool_long(optarg, "--top", 0, 1 << 20); break;
+		case TOOL_PROGRESS: progress = 1; break;
 		}
 	}
-	if (!r.out || optind != argc) {
-		usage(stderr);
-		return LX_EUSAGE;
-	}
+	tool_require(r.out, "-o DIR");
+	tool_no_operands(argc);
 	if ((rc = lx_font_open(&r.font, r.font_path, &err)) || (rc = check_images(r.images, &err)) ||
 	    (rc = make_dir(r.out, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
 		run_free(&r);
-		return rc;
+		return tool_fail(rc, "%s", err.msg);
 	}
-	if (!(rd = lx_reader_new(stdin, "stdin"))) {
-		fprintf(stderr, "%s: out of memory\n", tool);
-		run_free(&r);
-		return LX_EIO;
-	}
-	lx_signals_init();
-	lx_progress_init(&prog, stderr, tool, force_progress);
-	while (!lx_interrupted()) {
-		if ((rc = lx_reader_next(rd, &rec, &err))) {
-			if (lx_interrupted())
-				rc = LX_OK;
-			else
-				fprintf(stderr, "%s: %s\n", tool, err.msg);
-			break;
-		}
-		if (!rec)
-			break;
-		n++;
-		rc = visualise(&r, rec, n, &err);
-		if (rc) {
-			lx_record_id(rec, id, sizeof id);
-			fprintf(stderr, "%s: stdin: record %ld%s%s%s: %s\n", tool, n, *id ? " (id " : "", id, *id ? ")" : "",
-			        err.msg);
-		}
+	if (tool_run_init(&t, stdin, "stdin", 0, 0, progress))
+		rc = lx_errf(&err, LX_EIO, "out of memory");
+	tool_signals(NULL);
+	while (!rc && !(rc = tool_next(&t, &rec, &pass, &err)) && rec) {
+		if ((rc = visualise(&r, rec, t.done + 1, &err)))
+			tool_where(&t, rec, &err);
 		lx_record_free(rec);
-		if (rc)
-			break;
-		lx_progress_tick(&prog, n);
-	}
-	lx_progress_end(&prog);
-	if ((irc = write_index(&r, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
 		if (!rc)
-			rc = irc;
+			tool_done(&t, 1);
 	}
-	if (!rc && lx_interrupted()) {
-		rc = LX_EINTR;
-		fprintf(stderr, "%s: interrupted after %zu records, all written\n", tool, r.ndone);
-	}
-	lx_reader_free(rd);
+	irc = write_index(&r, &ierr);
+	rc = tool_flush(&t, rc, &err, &quiet);
+	if (irc && !rc) {
+		rc = irc;
+		err = ierr;
+	} else if (irc)
+		tool_warn("%s", ierr.msg);
+	rc = tool_exit(&t, rc, &err, quiet);
+	tool_run_free(&t);
 	run_free(&r);
 	return rc;
 }

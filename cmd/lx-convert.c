@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,25 +13,30 @@
 
 #include "lx.h"
 #include "lx_ckpt.h"
+#include "tool.h"
 
-#define TOOL "lx-convert"
+enum { O_CONFIG = 256, O_VOCAB, O_HEADS };
 
-static const char usage_text[] =
-	"usage: lx-convert [options] IN OUTDIR\n"
-	"       lx-convert --list FILE\n"
+static const char synopsis[] = "[options] IN OUTDIR\n--list FILE";
+static const char about[] =
 	"Converts a PyTorch LXMERT checkpoint to a model directory: OUTDIR/model.safetensors (Hugging Face's\n"
 	"tensor names) and OUTDIR/config.json, plus vocab.txt when one is given. IN is a pytorch_model.bin, one\n"
 	"of the authors' .pth files, or a directory holding pytorch_model.bin (its config.json and vocab.txt\n"
 	"are copied; without a config.json one is inferred from the tensors). No Python code runs: the pickle is\n"
-	"read, never executed, and only the globals a state dict needs are accepted.\n"
-	"  -t, --dtype f32|f16|bf16      dtype of the floats written (default: as stored)\n"
-	"      --config FILE             copy this config.json instead of IN's or an inferred one\n"
-	"      --vocab FILE              copy this vocab.txt into OUTDIR\n"
-	"      --num-attention-heads N   heads of an inferred config (default: hidden_size / 64)\n"
-	"  -f, --force                   replace OUTDIR if it exists\n"
-	"  -l, --list                    print the tensors of FILE (name, dtype, shape), one a line\n"
-	"  -q, --quiet                   no summary on stderr\n"
-	"  -h, --help                    this text\n";
+	"read, never executed, and only the globals a state dict needs are accepted.";
+
+static const tool_option option_table[] = {
+	{'t', "dtype", "f32|f16|bf16", "dtype of the floats written (default: as stored)"},
+	{O_CONFIG, "config", "FILE", "copy this config.json instead of IN's or an inferred one"},
+	{O_VOCAB, "vocab", "FILE", "copy this vocab.txt into OUTDIR"},
+	{O_HEADS, "num-attention-heads", "N", "heads of an inferred config (default: hidden_size / 64)"},
+	{'f', "force", NULL, "replace OUTDIR if it exists"},
+	{'l', "list", NULL, "print the tensors of FILE (name, dtype, shape), one a line"},
+	{'q', "quiet", NULL, "no summary on stderr"},
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-convert", synopsis, about, option_table};
+
 
 typedef struct {
 	const char *in, *out, *config, *vocab;
@@ -55,37 +58,8 @@ static void cleanup_tmp(void)
 		rmdir(tmp_dir);
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	cleanup_tmp(); /* unlink and rmdir are async-signal-safe */
-	_exit(LX_EINTR);
-}
-
-/* Prints "lx-convert: <message>" on stderr and returns st. */
-static int die(lx_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
-#endif
-	;
-
-static int die(lx_status st, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, TOOL ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return st;
-}
-
-static int fail(const lx_err *e)
-{
-	fprintf(stderr, TOOL ": %s\n", e->msg);
-	return e->status;
-}
+/* A failure the library described: its message, its status. */
+static int fail(const lx_err *e) { return tool_fail(e->status, "%s", e->msg); }
 
 /* ---- --list ---- */
 
@@ -132,7 +106,7 @@ static int list(const char *path)
 		lx_ckpt_free(c);
 	}
 	if (fflush(stdout) || ferror(stdout) || fclose(stdout))
-		return die(LX_EIO, "stdout: %s", strerror(errno));
+		return tool_fail(LX_EIO, "stdout: write failed:");
 	return LX_OK;
 }
 
@@ -146,10 +120,10 @@ static int copy_file(const char *src, const char *dst)
 	int bad = 0;
 
 	if (!in) /* an input that cannot be used: status 3, as in every tool */
-		return die(LX_EMODEL, "%s: %s", src, strerror(errno));
+		return tool_fail(LX_EMODEL, "%s: %s", src, strerror(errno));
 	if (!(out = fopen(dst, "wb"))) {
 		fclose(in);
-		return die(LX_EIO, "%s: %s", dst, strerror(errno));
+		return tool_fail(LX_EIO, "%s: %s", dst, strerror(errno));
 	}
 	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
 		if (fwrite(buf, 1, n, out) != n) {
@@ -159,11 +133,11 @@ static int copy_file(const char *src, const char *dst)
 	if (ferror(in)) {
 		fclose(in);
 		fclose(out);
-		return die(LX_EIO, "%s: %s", src, strerror(errno));
+		return tool_fail(LX_EIO, "%s: %s", src, strerror(errno));
 	}
 	fclose(in);
 	if (bad | fflush(out) | fsync(fileno(out)) | fclose(out))
-		return die(LX_EIO, "%s: %s", dst, strerror(errno));
+		return tool_fail(LX_EIO, "%s: %s", dst, strerror(errno));
 	return LX_OK;
 }
 
@@ -192,17 +166,17 @@ static int check_outdir(const opts *o)
 	if (!exists(o->out))
 		return LX_OK;
 	if (!o->force)
-		return die(LX_EUSAGE, "%s: exists (use --force to replace it)", o->out);
+		return tool_fail(LX_EUSAGE, "%s: exists (use --force to replace it)", o->out);
 	if (!is_dir(o->out))
-		return die(LX_EUSAGE, "%s: exists and is not a directory; not replacing it", o->out);
+		return tool_fail(LX_EUSAGE, "%s: exists and is not a directory; not replacing it", o->out);
 	if (!(dir = opendir(o->out)))
-		return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+		return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
 	while ((d = readdir(dir)) != NULL) {
 		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
 			continue;
 		snprintf(p, sizeof p, "%s/%s", o->out, d->d_name);
 		if (lstat(p, &sb) || !S_ISREG(sb.st_mode)) {
-			int rc = die(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
+			int rc = tool_fail(LX_EUSAGE, "%s: holds %s, which is not a regular file; not replacing it", o->out,
 			             d->d_name); /* before closedir, which frees d */
 			closedir(dir);
 			return rc;
@@ -242,7 +216,7 @@ static int make_sibling(char *buf, size_t n, const char *out, const char *what)
 	while (len > 1 && out[len - 1] == '/')
 		len--;
 	if (len >= sizeof tmp)
-		return die(LX_EUSAGE, "%s: path too long", out);
+		return tool_fail(LX_EUSAGE, "%s: path too long", out);
 	memcpy(tmp, out, len);
 	tmp[len] = 0;
 	slash = strrchr(tmp, '/');
@@ -250,9 +224,9 @@ static int make_sibling(char *buf, size_t n, const char *out, const char *what)
 	w = slash ? snprintf(buf, n, "%.*s/.%s.%s-XXXXXX", (int)(slash - tmp), tmp, base, what)
 	          : snprintf(buf, n, ".%s.%s-XXXXXX", base, what);
 	if (w < 0 || (size_t)w >= n)
-		return die(LX_EUSAGE, "%s: path too long", out);
+		return tool_fail(LX_EUSAGE, "%s: path too long", out);
 	if (!mkdtemp(buf))
-		return die(LX_EIO, "%s: %s", buf, strerror(errno));
+		return tool_fail(LX_EIO, "%s: %s", buf, strerror(errno));
 	mask = umask(0);
 	umask(mask);
 	chmod(buf, 0777 & ~mask); /* mkdtemp makes it private; OUTDIR gets the usual mode */
@@ -270,15 +244,15 @@ static int install(const opts *o)
 			return st;
 		if (rename(o->out, old)) {
 			rmdir(old);
-			return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+			return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
 		}
 		if (rename(tmp_dir, o->out)) {
 			rename(old, o->out);
-			return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+			return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
 		}
 		remove_dir(old);
 	} else if (rename(tmp_dir, o->out)) {
-		return die(LX_EIO, "%s: %s", o->out, strerror(errno));
+		return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
 	}
 	tmp_dir[0] = 0;
 	memset(tmp_files, 0, sizeof tmp_files);
@@ -381,27 +355,27 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 	P->keys = calloc((size_t)n + 1, sizeof *P->keys);
 	P->hf = calloc((size_t)n + 1, sizeof *P->hf);
 	if (!P->ents || !P->keys || !P->hf)
-		return die(LX_EIO, "%s: out of memory", path);
+		return tool_fail(LX_EIO, "%s: out of memory", path);
 	for (i = 0; i < n; i++) {
 		lx_st_entry *en = &P->ents[P->n];
 		const char *key = lx_ckpt_name(c, i, &en->src), *hf = lx_ckpt_hf_name(key, buf, sizeof buf);
 		if (!hf || !known_prefix(hf)) {
-			fprintf(stderr, TOOL ": %s: tensor %s: not part of LXMERT, left out\n", path, key);
+			tool_warn("%s: tensor %s: not part of LXMERT, left out", path, key);
 			continue;
 		}
 		if (!(P->hf[P->nhf] = strdup(hf)))
-			return die(LX_EIO, "%s: out of memory", path);
+			return tool_fail(LX_EIO, "%s: out of memory", path);
 		en->name = P->hf[P->nhf++];
 		en->dtype = dtype >= 0 && lx_dtype_is_float(en->src.dtype) ? (lx_dtype)dtype : en->src.dtype;
 		P->keys[P->n++] = key;
 	}
 	if (P->n == 0)
-		return die(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint", path);
+		return tool_fail(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint", path);
 	if (sort_plan(P))
-		return die(LX_EIO, "%s: out of memory", path);
+		return tool_fail(LX_EIO, "%s: out of memory", path);
 	for (k = 1; k < P->n; k++)
 		if (!strcmp(P->ents[k - 1].name, P->ents[k].name))
-			return die(LX_EMODEL, "%s: tensor %s: two tensors of the checkpoint map to this name (%s and %s)",
+			return tool_fail(LX_EMODEL, "%s: tensor %s: two tensors of the checkpoint map to this name (%s and %s)",
 			           path, P->ents[k].name, P->keys[k - 1], P->keys[k]);
 	drop_tied_decoder(P);
 	for (k = 0; k < P->n; k++) {
@@ -428,9 +402,9 @@ static void say_inferred(const lx_ckpt_config *cfg, const char *path)
 {
 	const lx_config *c = &cfg->c;
 
-	fprintf(stderr, TOOL ": %s: no config.json: inferred from the tensors: vocab_size %d, hidden_size %d, "
+	fprintf(stderr, "%s: %s: no config.json: inferred from the tensors: vocab_size %d, hidden_size %d, "
 	        "intermediate_size %d, layers language %d vision %d cross_encoder %d, max_position_embeddings %d, "
-	        "type_vocab_size %d, visual_feat_dim %d, visual_pos_dim %d", path, c->vocab_size, c->hidden_size,
+	        "type_vocab_size %d, visual_feat_dim %d, visual_pos_dim %d", tool_name, path, c->vocab_size, c->hidden_size,
 	        c->intermediate_size, c->l_layers, c->r_layers, c->x_layers, c->max_position_embeddings,
 	        c->type_vocab_size, c->visual_feat_dim, c->visual_pos_dim);
 	fprintf(stderr, cfg->has_qa ? ", num_qa_labels %d" : "; num_qa_labels %d (no answer head: the default)",
@@ -452,8 +426,8 @@ static int check_json(const char *path)
 
 	json_decref(j);
 	if (!j)
-		return die(LX_EMODEL, "%s: line %d: %s (expected a JSON object)", path, je.line, je.text);
-	return ok ? LX_OK : die(LX_EMODEL, "%s: not a JSON object", path);
+		return tool_fail(LX_EMODEL, "%s: line %d: %s (expected a JSON object)", path, je.line, je.text);
+	return ok ? LX_OK : tool_fail(LX_EMODEL, "%s: not a JSON object", path);
 }
 
 /* ---- converting ---- */
@@ -494,7 +468,7 @@ static int convert(opts *o)
 	if (is_dir(o->in)) {
 		snprintf(weights, sizeof weights, "%s/pytorch_model.bin", o->in);
 		if (!exists(weights))
-			return die(LX_EMODEL, "%s: no pytorch_model.bin in this directory", o->in);
+			return tool_fail(LX_EMODEL, "%s: no pytorch_model.bin in this directory", o->in);
 		snprintf(cfg_path, sizeof cfg_path, "%s/config.json", o->in);
 		if (!o->config && exists(cfg_path))
 			o->config = cfg_path;
@@ -522,8 +496,8 @@ static int convert(opts *o)
 	if ((st = write_all(o, &P, &cfg)) != LX_OK)
 		goto done;
 	if (!o->quiet)
-		fprintf(stderr, TOOL ": %s: %d tensors, %lld parameters, %llu bytes of data\n", o->out, P.n,
-		        (long long)P.params, (unsigned long long)P.bytes);
+		tool_warn("%s: %d tensors, %lld parameters, %llu bytes of data", o->out, P.n, (long long)P.params,
+		          (unsigned long long)P.bytes);
 done:
 	if (st != LX_OK)
 		cleanup_tmp();
@@ -532,71 +506,34 @@ done:
 	return st;
 }
 
-static int parse_dtype(const char *s)
-{
-	if (!strcmp(s, "f32") || !strcmp(s, "float32"))
-		return LX_F32;
-	if (!strcmp(s, "f16") || !strcmp(s, "float16"))
-		return LX_F16;
-	if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16"))
-		return LX_BF16;
-	return -2;
-}
-
-static int usage_error(const char *msg, const char *arg)
-{
-	if (msg)
-		fprintf(stderr, TOOL ": %s%s\n", msg, arg ? arg : "");
-	fputs(usage_text, stderr);
-	return LX_EUSAGE;
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"dtype", required_argument, NULL, 't'}, {"config", required_argument, NULL, 'C'},
-		{"vocab", required_argument, NULL, 'V'}, {"num-attention-heads", required_argument, NULL, 'H'},
-		{"force", no_argument, NULL, 'f'},       {"list", no_argument, NULL, 'l'},
-		{"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	static const char *const dtypes[] = {"f32", "f16", "bf16", "float32", "float16", "bfloat16", NULL};
+	static const int dtype_of[] = {LX_F32, LX_F16, LX_BF16};
 	opts o = {0};
 	int ch, do_list = 0;
-	char *end;
-	long v;
 
 	o.dtype = -1;
-	while ((ch = getopt_long(argc, argv, "t:flqh", lo, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
-		case 't':
-			if ((o.dtype = parse_dtype(optarg)) == -2)
-				return usage_error("--dtype must be f32, f16 or bf16, not ", optarg);
-			break;
-		case 'C': o.config = optarg; break;
-		case 'V': o.vocab = optarg; break;
-		case 'H':
-			v = strtol(optarg, &end, 10);
-			if (*end || end == optarg || v < 1 || v > 4096)
-				return usage_error("--num-attention-heads must be a positive integer, not ", optarg);
-			o.heads = (int)v;
-			break;
+		case 't': o.dtype = dtype_of[tool_choice(optarg, "--dtype", dtypes) % 3]; break;
+		case O_CONFIG: o.config = optarg; break;
+		case O_VOCAB: o.vocab = optarg; break;
+		case O_HEADS: o.heads = (int)tool_long(optarg, "--num-attention-heads", 1, 4096); break;
 		case 'f': o.force = 1; break;
 		case 'l': do_list = 1; break;
 		case 'q': o.quiet = 1; break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return fclose(stdout) ? LX_EIO : LX_OK;
-		default: return usage_error(NULL, NULL);
 		}
 	}
-	if (do_list)
-		return argc - optind == 1 ? list(argv[optind]) : usage_error("--list takes one FILE", NULL);
+	if (do_list) {
+		if (argc - optind != 1)
+			tool_usage("--list takes one FILE");
+		return list(argv[optind]);
+	}
 	if (argc - optind != 2)
-		return usage_error("expected IN and OUTDIR", NULL);
+		tool_usage("expected IN and OUTDIR");
 	o.in = argv[optind];
 	o.out = argv[optind + 1];
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
+	tool_signals(cleanup_tmp); /* a half-written OUTDIR is worth nothing: removed, status 5 */
 	return convert(&o);
 }

@@ -4,141 +4,33 @@
 #include <string.h>
 
 #include "lx.h"
+#include "tool.h"
 
-static const char *tool = "lx-encode";
+enum { O_ATTENTIONS = 256, O_HIDDEN };
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: %s -m DIR [--attentions] [--hidden-states] [--batch N] [--threads N] [--keep-going]\n"
-	           "       [--progress]\n"
-	           "Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
-	           "with language_output, vision_output and pooled_output added. See lx-encode(1).\n",
-	        tool);
-}
+static const char synopsis[] = "-m DIR [options]";
+static const char about[] =
+	"Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
+	"with language_output, vision_output and pooled_output added. See lx-encode(1).";
+
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the model directory"},
+	{O_ATTENTIONS, "attentions", NULL, "add the attention maps of every layer"},
+	{O_HIDDEN, "hidden-states", NULL, "add the hidden states of every layer"},
+	{TOOL_BATCH, "batch", "N", "encode up to N records together (16)"},
+	{TOOL_THREADS, "threads", "N", "threads of the matrix products (OpenBLAS's choice)"},
+	TOOL_OPT_KEEP_GOING,
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-encode", synopsis, about, option_table};
 
 /* One record in the batch and the inputs decoded from it, in buffers kept from batch to batch. */
 typedef struct {
 	lx_record *rec;
 	int encode;             /* 1: an example to encode; 0: an error record passed through */
-	int32_t *ids, *types;
-	float *amask, *feats, *pos, *vmask;
-	size_t cap_t, cap_n;
+	lx_example_data in;
 } slot;
-
-static int reserve(slot *s, size_t T, size_t N, size_t F)
-{
-	if (T > s->cap_t) {
-		free(s->ids);
-		free(s->types);
-		free(s->amask);
-		s->ids = malloc(T * sizeof *s->ids);
-		s->types = malloc(T * sizeof *s->types);
-		s->amask = malloc(T * sizeof *s->amask);
-		if (!s->ids || !s->types || !s->amask)
-			return -1;
-		s->cap_t = T;
-	}
-	if (N > s->cap_n) {
-		free(s->feats);
-		free(s->pos);
-		free(s->vmask);
-		s->feats = malloc(N * F * sizeof *s->feats);
-		s->pos = malloc(N * 4 * sizeof *s->pos);
-		s->vmask = malloc(N * sizeof *s->vmask);
-		if (!s->feats || !s->pos || !s->vmask)
-			return -1;
-		s->cap_n = N;
-	}
-	return 0;
-}
-
-/* An optional per-position field of `len` values (a mask or token types): NULL if absent. */
-static lx_status optional_vector(const lx_record *rec, const char *key, int64_t len, lx_tensor *t, int *present,
-                                 lx_err *e)
-{
-	lx_status rc = lx_record_tensor(rec, key, t, present, e);
-
-	if (rc || !*present)
-		return rc;
-	if (t->ndim != 1 || t->shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match its side", key, (long long)len);
-	return LX_OK;
-}
-
-/* Decodes and checks the inputs of one record into s and ex. */
-static lx_status decode(const lx_config *c, slot *s, lx_example *ex, lx_err *e)
-{
-	lx_tensor ids, feats, pos, t;
-	int present;
-	lx_status rc;
-	int F = c->visual_feat_dim;
-
-	memset(ex, 0, sizeof *ex);
-	if ((rc = lx_record_tensor(s->rec, "input_ids", &ids, NULL, e)) ||
-	    (rc = lx_record_tensor(s->rec, "visual_feats", &feats, NULL, e)) ||
-	    (rc = lx_record_tensor(s->rec, "visual_pos", &pos, NULL, e)))
-		return rc;
-	if (ids.ndim != 1)
-		return lx_errf(e, LX_EINPUT, "field input_ids: rank %d, expected a vector [T]", ids.ndim);
-	if (lx_dtype_is_float(ids.dtype))
-		return lx_errf(e, LX_EINPUT, "field input_ids: dtype %s, expected an integer dtype (<i4 or <i8)",
-		               lx_dtype_numpy(ids.dtype));
-	if (feats.ndim != 2)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: rank %d, expected a matrix [N, %d]", feats.ndim, F);
-	if (!lx_dtype_is_float(feats.dtype))
-		return lx_errf(e, LX_EINPUT, "field visual_feats: dtype %s, expected a float dtype (<f4)",
-		               lx_dtype_numpy(feats.dtype));
-	if (feats.shape[1] != F)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld features per box, the model expects %d",
-		               (long long)feats.shape[1], F);
-	if (pos.ndim != 2 || pos.shape[1] != 4 || pos.shape[0] != feats.shape[0])
-		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
-		               (long long)feats.shape[0]);
-	if (!lx_dtype_is_float(pos.dtype))
-		return lx_errf(e, LX_EINPUT, "field visual_pos: dtype %s, expected a float dtype (<f4)",
-		               lx_dtype_numpy(pos.dtype));
-	if (ids.shape[0] == 0)
-		return lx_errf(e, LX_EINPUT, "field input_ids is empty");
-	if (feats.shape[0] == 0)
-		return lx_errf(e, LX_EINPUT, "field visual_feats has no boxes");
-	if (ids.shape[0] > c->max_position_embeddings)
-		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
-		               (long long)ids.shape[0], c->max_position_embeddings);
-	if (feats.shape[0] > (1 << 20))
-		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, more than %d", (long long)feats.shape[0],
-		               1 << 20);
-	ex->T = (int)ids.shape[0];
-	ex->N = (int)feats.shape[0];
-	if (reserve(s, (size_t)ex->T, (size_t)ex->N, (size_t)F))
-		return lx_errf(e, LX_EIO, "out of memory");
-	if ((rc = lx_tensor_to_i32(&ids, s->ids, "input_ids", e)) ||
-	    (rc = lx_tensor_to_f32(&feats, s->feats, "visual_feats", e)) ||
-	    (rc = lx_tensor_to_f32(&pos, s->pos, "visual_pos", e)))
-		return rc;
-	ex->input_ids = s->ids;
-	ex->visual_feats = s->feats;
-	ex->visual_pos = s->pos;
-	if ((rc = optional_vector(s->rec, "token_type_ids", ex->T, &t, &present, e)))
-		return rc;
-	if (present) {
-		if ((rc = lx_tensor_to_i32(&t, s->types, "token_type_ids", e)))
-			return rc;
-		ex->token_type_ids = s->types;
-	}
-	if ((rc = optional_vector(s->rec, "attention_mask", ex->T, &t, &present, e)))
-		return rc;
-	if (present) {
-		lx_tensor_to_f32(&t, s->amask, "attention_mask", e);
-		ex->attention_mask = s->amask;
-	}
-	if ((rc = optional_vector(s->rec, "visual_attention_mask", ex->N, &t, &present, e)))
-		return rc;
-	if (present) {
-		lx_tensor_to_f32(&t, s->vmask, "visual_attention_mask", e);
-		ex->visual_mask = s->vmask;
-	}
-	return lx_example_check(c, ex, e);
-}
 
 /* Adds the encoder's outputs to a record. */
 static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_example *x, const lx_outputs *o, int want)
@@ -176,42 +68,18 @@ static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_exampl
 	return LX_OK;
 }
 
-static int positive(const char *s, const char *opt)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*s == 0 || *end || v < 1 || v > 1 << 20) {
-		fprintf(stderr, "%s: %s takes a whole number from 1 to %d, not '%s'\n", tool, opt, 1 << 20, s);
-		exit(LX_EUSAGE);
-	}
-	return (int)v;
-}
-
 /* The run: options, the model, and the batch in hand. */
 typedef struct {
-	int want, batch, keep_going;
+	int want, batch;
 	const lx_config *c;
-	lx_reader *rd;
-	lx_writer *wr;
+	tool_run t;
 	slot *slots;
-	lx_example *ex, *todo;
+	lx_example *todo;       /* the examples of the batch, without its error records */
 	lx_outputs *outs;
-	long done, bad;
 	int end;                /* the input ended or cannot be read further */
 	lx_status in_rc;        /* why the input stopped (0: its end) */
 	lx_err in_err;          /* the message for in_rc, with its record */
 } run;
-
-/* "stdin: record N (id X): msg" for a record that decode refused. */
-static void where(char *dst, size_t n, const lx_record *rec, const char *msg)
-{
-	char id[128];
-
-	lx_record_id(rec, id, sizeof id);
-	snprintf(dst, n, "stdin: record %ld%s%s%s: %s", lx_record_index(rec) + 1, *id ? " (id " : "", id,
-	         *id ? ")" : "", msg);
-}
 
 /* Reads the next record into slot k: an example, an error record to pass through, or (with --keep-going)
  * a bad record turned into one. Returns 0 when the batch must end here (r->end says why). */
@@ -219,56 +87,29 @@ static int fill_slot(run *r, int k)
 {
 	slot *s = &r->slots[k];
 	lx_record *rec;
-	lx_err bad = {0, ""};
 	lx_status st;
-	char msg[sizeof bad.msg + 200];
+	int pass;
 
 	s->rec = NULL;
-	if ((st = lx_reader_next(r->rd, &rec, &bad)) && !(r->keep_going && lx_reader_resumable(r->rd))) {
+	if ((st = tool_next(&r->t, &rec, &pass, &r->in_err)) || !rec) {
 		r->end = 1;
 		r->in_rc = st;
-		r->in_err = bad;
-		return 0;
-	}
-	if (st) { /* a whole value that is no record: kept as an error record */
-		snprintf(msg, sizeof msg, "lx-encode: %s", bad.msg);
-		fprintf(stderr, "%s\n", msg);
-		r->bad++;
-		s->encode = 0;
-		if (!(s->rec = lx_record_error_new(msg))) {
-			r->end = 1;
-			r->in_rc = lx_errf(&r->in_err, LX_EIO, "out of memory");
-			return 0;
-		}
-		return 1;
-	}
-	if (!rec) {
-		r->end = 1;
 		return 0;
 	}
 	s->rec = rec;
-	s->encode = !lx_record_is_error(rec);
-	if (!s->encode || !(st = decode(r->c, s, &r->ex[k], &bad)))
+	s->encode = !pass;
+	if (pass || !(st = lx_example_decode(r->c, rec, &s->in, &r->in_err)))
 		return 1;
-	memcpy(msg, "lx-encode: ", 11); /* the message as printed, then "stdin: record ..." */
-	where(msg + 11, sizeof msg - 11, rec, bad.msg);
-	if (!r->keep_going || st == LX_EIO) {
+	if (st != LX_EIO)
+		tool_where(&r->t, rec, &r->in_err);
+	if ((st = tool_refuse(&r->t, rec, st, &r->in_err))) {
 		r->end = 1;
 		r->in_rc = st;
-		snprintf(r->in_err.msg, sizeof r->in_err.msg, "%.*s", (int)sizeof r->in_err.msg - 1,
-		         st == LX_EIO ? bad.msg : msg + 11);
 		lx_record_free(rec);
 		s->rec = NULL;
 		return 0;
 	}
-	fprintf(stderr, "%s\n", msg);
-	r->bad++;
 	s->encode = 0;
-	if (lx_record_set_error(rec, msg)) {
-		r->end = 1;
-		r->in_rc = lx_errf(&r->in_err, LX_EIO, "out of memory");
-		return 0;
-	}
 	return 1;
 }
 
@@ -280,19 +121,19 @@ static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
 
 	for (n = 0; n < r->batch && fill_slot(r, n); n++)
 		if (r->slots[n].encode)
-			r->todo[k++] = r->ex[n];
+			r->todo[k++] = r->slots[n].in.x;
 	if (k > 0)
 		rc = lx_encode(enc, r->todo, k, r->outs, err);
 	for (i = j = 0; i < n; i++) {
 		slot *s = &r->slots[i];
-		if (!rc && s->encode && (rc = add_outputs(s->rec, r->c, &r->ex[i], &r->outs[j++], r->want)))
+		if (!rc && s->encode && (rc = add_outputs(s->rec, r->c, &s->in.x, &r->outs[j++], r->want)))
 			lx_errf(err, rc, "out of memory");
 		if (!rc)
-			rc = lx_writer_put(r->wr, s->rec, err);
+			rc = lx_writer_put(r->t.wr, s->rec, err);
 		lx_record_free(s->rec);
 		s->rec = NULL;
 	}
-	r->done += n;
+	tool_done(&r->t, n);
 	return rc;
 }
 
@@ -301,106 +142,57 @@ static void free_run(run *r)
 	int i;
 
 	for (i = 0; r->slots && i < r->batch; i++) {
-		free(r->slots[i].ids);
-		free(r->slots[i].types);
-		free(r->slots[i].amask);
-		free(r->slots[i].feats);
-		free(r->slots[i].pos);
-		free(r->slots[i].vmask);
+		lx_example_data_destroy(&r->slots[i].in);
 	}
 	free(r->slots);
-	free(r->ex);
 	free(r->todo);
 	free(r->outs);
-	lx_writer_free(r->wr);
-	lx_reader_free(r->rd);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"model", required_argument, 0, 'm'},   {"attentions", no_argument, 0, 'a'},
-		{"hidden-states", no_argument, 0, 'H'}, {"batch", required_argument, 0, 'b'},
-		{"threads", required_argument, 0, 't'}, {"progress", no_argument, 0, 'p'},
-		{"keep-going", no_argument, 0, 'k'},    {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0},
-	};
 	const char *dir = NULL;
-	int threads = 0, force_progress = 0, ch;
+	int threads = 0, progress = 0, keep_going = 0, ch;
 	lx_model *m = NULL;
-	lx_encoder *enc;
-	lx_progress prog;
+	lx_encoder *enc = NULL;
 	lx_err err = {0, ""};
 	lx_status rc = LX_OK;
 	run r;
 
 	memset(&r, 0, sizeof r);
 	r.batch = 16;
-	while ((ch = getopt_long(argc, argv, "m:hV", opts, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': dir = optarg; break;
-		case 'a': r.want |= LX_WANT_ATTN; break;
-		case 'H': r.want |= LX_WANT_HIDDEN; break;
-		case 'b': r.batch = positive(optarg, "--batch"); break;
-		case 't': threads = positive(optarg, "--threads"); break;
-		case 'p': force_progress = 1; break;
-		case 'k': r.keep_going = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
-		default: usage(stderr); return LX_EUSAGE;
+		case O_ATTENTIONS: r.want |= LX_WANT_ATTN; break;
+		case O_HIDDEN: r.want |= LX_WANT_HIDDEN; break;
+		case TOOL_BATCH: r.batch = (int)tool_long(optarg, "--batch", 1, 1 << 20); break;
+		case TOOL_THREADS: threads = (int)tool_long(optarg, "--threads", 1, 1 << 20); break;
+		case TOOL_PROGRESS: progress = 1; break;
+		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
 	}
-	if (!dir || optind != argc) {
-		usage(stderr);
-		return LX_EUSAGE;
-	}
+	tool_require(dir, "-m DIR");
+	tool_no_operands(argc);
 	if (threads)
 		lx_set_threads(threads);
-	if ((rc = lx_model_open(&m, dir, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
-		return rc;
-	}
+	if ((rc = lx_model_open(&m, dir, &err)))
+		return tool_fail(rc, "%s", err.msg);
 	r.c = lx_model_config(m);
-	enc = lx_encoder_new(m, r.want);
-	r.rd = lx_reader_new(stdin, "stdin");
-	r.wr = lx_writer_new(stdout, "stdout");
 	r.slots = calloc((size_t)r.batch, sizeof *r.slots);
-	r.ex = calloc((size_t)r.batch, sizeof *r.ex);
 	r.todo = calloc((size_t)r.batch, sizeof *r.todo);
 	r.outs = calloc((size_t)r.batch, sizeof *r.outs);
-	if (!enc || !r.rd || !r.wr || !r.slots || !r.ex || !r.todo || !r.outs) {
-		fprintf(stderr, "%s: out of memory\n", tool);
-		free_run(&r);
-		lx_encoder_free(enc);
-		lx_model_free(m);
-		return LX_EIO;
-	}
-	lx_signals_init();
-	lx_progress_init(&prog, stderr, tool, force_progress);
-	while (!rc && !r.end && !lx_interrupted()) {
+	if (!(enc = lx_encoder_new(m, r.want)) || tool_run_init(&r.t, stdin, "stdin", 1, keep_going, progress) ||
+	    !r.slots || !r.todo || !r.outs)
+		rc = lx_errf(&err, LX_EIO, "out of memory");
+	tool_signals(NULL);
+	while (!rc && !r.end)
 		rc = one_batch(&r, enc, &err);
-		lx_progress_tick(&prog, r.done);
-	}
-	lx_progress_end(&prog);
-	if (!rc)
-		rc = lx_writer_flush(r.wr, &err);
-	if (rc) { /* a failed write or no memory: the records after it are lost, say so (not for a closed pipe) */
-		if (!lx_writer_broken_pipe(r.wr))
-			fprintf(stderr, "%s: %s\n", tool, err.msg);
-	} else if (lx_interrupted()) {
-		rc = LX_EINTR;
-		fprintf(stderr, "%s: interrupted after %ld records, all written\n", tool, r.done);
-	} else if (r.in_rc) {
+	if (!rc && r.in_rc) {
 		rc = r.in_rc;
-		fprintf(stderr, "%s: %s\n", tool, r.in_err.msg);
-	} else if (r.bad) {
-		rc = LX_EINPUT;
-		fprintf(stderr, "%s: %ld of %ld records were bad, written with an error field\n", tool, r.bad, r.done);
+		err = r.in_err;
 	}
-	if (fclose(stdout) != 0 && !rc) {
-		fprintf(stderr, "%s: stdout: write failed\n", tool);
-		rc = LX_EIO;
-	}
+	rc = tool_end(&r.t, rc, &err);
 	free_run(&r);
 	lx_encoder_free(enc);
 	lx_model_free(m);

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 
 #include "lx_feat.h"
+#include "tool.h"
 
-#define TOOL "lx-featpack"
 #define MAX_KEYS 8
 
 typedef struct {
@@ -24,106 +24,63 @@ typedef struct {
 	size_t cap;
 } scratch;
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: " TOOL " [options] FILE...            one record per image, on stdout\n"
-	        "       " TOOL " --join [options] FILE...     add each record's image (stdin to stdout)\n"
-	        "FILE: an obj36 TSV, a BUTD TSV, a .npz or .npy, a directory of them, or a stream written by " TOOL "\n"
-	        "  -j, --join            join records on stdin to their images\n"
-	        "  -k, --key NAME        field naming the image (default img_id, or img0 and img1);\n"
-	        "                        several --key: fields suffixed 0, 1, ... in that order\n"
-	        "  -i, --index           keep an index beside each file (FILE.lxidx): read it, or write it\n"
-	        "      --reindex         with --index: rebuild an index that is stale\n"
-	        "  -c, --cache N         decoded images kept in memory when joining (default 16)\n"
-	        "  -m, --max-boxes N     keep the first N boxes of each image\n"
-	        "      --no-normalize    the file's boxes are already in [0, 1]\n"
-	        "      --keep-going      with --join: write a bad record with an error field and go on\n"
-	        "      --progress        show progress on stderr even when it is not a terminal\n"
-	        "  -h, --help            show this help\n");
-}
+enum { O_REINDEX = 256, O_NO_NORMALIZE, O_MAX_BOXES };
 
-static int fail(lx_status st, const char *msg)
-{
-	fprintf(stderr, TOOL ": %s\n", msg);
-	return (int)st;
-}
+static const char synopsis[] =
+	"[options] FILE...            one record per image, on stdout\n"
+	"--join [options] FILE...     add each record's image (stdin to stdout)";
+static const char about[] =
+	"FILE: an obj36 TSV, a BUTD TSV, a .npz or .npy, a directory of them, or a stream written by lx-featpack.";
 
-static int parse_count(const char *s, int lo, int *out)
-{
-	char *end;
-	long v;
+static const tool_option option_table[] = {
+	{'j', "join", NULL, "join records on stdin to their images"},
+	{'k', "key", "NAME", "field naming the image (default img_id, or img0 and img1);\n"
+	                     "several --key: fields suffixed 0, 1, ... in that order"},
+	{'i', "index", NULL, "keep an index beside each file (FILE.lxidx): read it, or write it"},
+	{O_REINDEX, "reindex", NULL, "with --index: rebuild an index that is stale"},
+	{'c', "cache", "N", "decoded images kept in memory when joining (16)"},
+	{O_MAX_BOXES, "max-boxes", "N", "keep the first N boxes of each image"},
+	{'m', NULL, "N", NULL}, /* -m is the model in every other tool: refused with a pointer to --max-boxes */
+	{O_NO_NORMALIZE, "no-normalize", NULL, "the file's boxes are already in [0, 1]"},
+	{TOOL_KEEP_GOING, "keep-going", NULL, "with --join: write a bad record with an error field and go on"},
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-featpack", synopsis, about, option_table};
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > 1000000)
-		return 0;
-	*out = (int)v;
-	return 1;
-}
 
-static int parse_options(int argc, char **argv, options *o)
+static void parse_options(int argc, char **argv, options *o)
 {
-	static const struct option longs[] = {
-		{"join", no_argument, NULL, 'j'},         {"key", required_argument, NULL, 'k'},
-		{"index", no_argument, NULL, 'i'},        {"reindex", no_argument, NULL, 'R'},
-		{"cache", required_argument, NULL, 'c'},  {"max-boxes", required_argument, NULL, 'm'},
-		{"no-normalize", no_argument, NULL, 'N'}, {"progress", no_argument, NULL, 'P'},
-		{"keep-going", no_argument, NULL, 'K'},   {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	int c;
 
 	memset(o, 0, sizeof *o);
 	o->cache = 16;
-	while ((c = getopt_long(argc, argv, "jk:ic:m:h", longs, NULL)) != -1) {
+	while ((c = tool_options(&info, argc, argv)) != -1) {
 		switch (c) {
 		case 'j': o->join = 1; break;
 		case 'k':
-			if (o->nkeys == MAX_KEYS || !*optarg) {
-				fprintf(stderr, TOOL ": --key: at most %d non-empty names\n", MAX_KEYS);
-				return -1;
-			}
+			if (o->nkeys == MAX_KEYS || !*optarg)
+				tool_usage("--key: at most %d non-empty names", MAX_KEYS);
 			o->keys[o->nkeys++] = optarg;
 			break;
 		case 'i': o->index_flags |= LX_FEAT_INDEX_FILE; break;
-		case 'R': o->index_flags |= LX_FEAT_INDEX_REBUILD; break;
-		case 'c':
-			if (!parse_count(optarg, 1, &o->cache)) {
-				fprintf(stderr, TOOL ": --cache %s: expected an integer from 1 to 1000000\n", optarg);
-				return -1;
-			}
-			break;
-		case 'm':
-			if (!parse_count(optarg, 1, &o->max_boxes)) {
-				fprintf(stderr, TOOL ": --max-boxes %s: expected an integer from 1 to 1000000\n", optarg);
-				return -1;
-			}
-			break;
-		case 'N': o->normalized = 1; break;
-		case 'P': o->progress = 1; break;
-		case 'K': o->keep_going = 1; break;
-		case 'h': usage(stdout); return 1;
-		default: return -1;
+		case O_REINDEX: o->index_flags |= LX_FEAT_INDEX_REBUILD; break;
+		case 'c': o->cache = (int)tool_long(optarg, "--cache", 1, 1000000); break;
+		case O_MAX_BOXES: o->max_boxes = (int)tool_long(optarg, "--max-boxes", 1, 1000000); break;
+		case 'm': tool_usage("-m is the model in the lx tools; the number of boxes is --max-boxes N");
+		case O_NO_NORMALIZE: o->normalized = 1; break;
+		case TOOL_PROGRESS: o->progress = 1; break;
+		case TOOL_KEEP_GOING: o->keep_going = 1; break;
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, TOOL ": no feature file given\n");
-		return -1;
-	}
-	if ((o->index_flags & LX_FEAT_INDEX_REBUILD) && !(o->index_flags & LX_FEAT_INDEX_FILE)) {
-		fprintf(stderr, TOOL ": --reindex needs --index\n");
-		return -1;
-	}
-	if (o->keep_going && !o->join) {
-		fprintf(stderr, TOOL ": --keep-going needs --join\n");
-		return -1;
-	}
-	if (o->nkeys && !o->join) {
-		fprintf(stderr, TOOL ": --key needs --join\n");
-		return -1;
-	}
-	return 0;
+	if (optind >= argc)
+		tool_usage("no feature file given");
+	if ((o->index_flags & LX_FEAT_INDEX_REBUILD) && !(o->index_flags & LX_FEAT_INDEX_FILE))
+		tool_usage("--reindex needs --index");
+	if (o->keep_going && !o->join)
+		tool_usage("--keep-going needs --join");
+	if (o->nkeys && !o->join)
+		tool_usage("--key needs --join");
 }
 
 /* ---- files named on the command line: a directory stands for its .npz and .npy files, by name ---- */
@@ -273,8 +230,8 @@ static lx_status add_image(lx_record *rec, const lx_feat_image *im, const char *
 
 /* ---- converting: every image of every file, in order ---- */
 
-static lx_status convert_file(const char *path, const options *o, lx_writer *w, lx_progress *pr, long *done,
-                              lx_feat_image *im, scratch *sc, lx_err *e)
+static lx_status convert_file(const char *path, const options *o, tool_run *t, lx_feat_image *im, scratch *sc,
+                              lx_err *e)
 {
 	lx_feat_file *f;
 	lx_status st;
@@ -282,7 +239,7 @@ static lx_status convert_file(const char *path, const options *o, lx_writer *w, 
 
 	if ((st = lx_feat_open(&f, path, e)))
 		return st;
-	while (!lx_interrupted() && !(st = lx_feat_next(f, im, &got, e)) && got) {
+	while (!tool_interrupted() && !(st = lx_feat_next(f, im, &got, e)) && got) {
 		lx_record *rec = lx_record_new();
 		if (!rec) {
 			st = lx_errf(e, LX_EIO, "out of memory");
@@ -291,28 +248,26 @@ static lx_status convert_file(const char *path, const options *o, lx_writer *w, 
 		if (lx_record_add_str(rec, "img_id", im->img_id, strlen(im->img_id)))
 			st = lx_errf(e, LX_EIO, "out of memory");
 		if (!st && !(st = add_image(rec, im, "", o, sc, e)))
-			st = lx_writer_put(w, rec, e);
+			st = lx_writer_put(t->wr, rec, e);
 		lx_record_free(rec);
 		if (st)
 			break;
-		lx_progress_tick(pr, ++*done);
+		tool_done(t, 1);
 	}
 	lx_feat_free(f);
 	return st;
 }
 
-static lx_status convert(const paths *p, const options *o, lx_writer *w, lx_progress *pr, long *records, lx_err *e)
+static lx_status convert(const paths *p, const options *o, tool_run *t, lx_err *e)
 {
 	lx_feat_image im;
 	scratch sc = {NULL, NULL, 0};
-	long done = 0;
 	size_t i;
 	lx_status st = LX_OK;
 
 	lx_feat_image_init(&im);
-	for (i = 0; i < p->n && !st && !lx_interrupted(); i++)
-		st = convert_file(p->v[i], o, w, pr, &done, &im, &sc, e);
-	*records = done;
+	for (i = 0; i < p->n && !st && !tool_interrupted(); i++)
+		st = convert_file(p->v[i], o, t, &im, &sc, e);
 	lx_feat_image_destroy(&im);
 	free(sc.pos);
 	free(sc.pix);
@@ -342,7 +297,7 @@ static int key_text(const lx_record *rec, const char *key, char *buf, size_t cap
 }
 
 static lx_status join_key(lx_record *rec, const char *key, const char *sfx, lx_feat_index *ix, const options *o,
-                          scratch *sc, const char *where, lx_err *e)
+                          scratch *sc, lx_err *e)
 {
 	const lx_feat_image *im;
 	char num[32];
@@ -352,17 +307,11 @@ static lx_status join_key(lx_record *rec, const char *key, const char *sfx, lx_f
 	lx_status st;
 
 	if (k == 0)
-		return lx_errf(e, LX_EINPUT, "%s: no field %s naming its image", where, key);
+		return lx_errf(e, LX_EINPUT, "no field %s naming its image", key);
 	if (k < 0)
-		return lx_errf(e, LX_EINPUT, "%s: field %s is neither a string nor a non-negative integer", where, key);
-	if ((st = lx_feat_index_get(ix, id, len, &im, e))) {
-		if (!im && st == LX_EINPUT) {
-			char msg[sizeof e->msg];
-			snprintf(msg, sizeof msg, "%s", e->msg);
-			return lx_errf(e, st, "%s: %s", where, msg);
-		}
+		return lx_errf(e, LX_EINPUT, "field %s is neither a string nor a non-negative integer", key);
+	if ((st = lx_feat_index_get(ix, id, len, &im, e)))
 		return st;
-	}
 	return add_image(rec, im, sfx, o, sc, e);
 }
 
@@ -371,12 +320,8 @@ static lx_status join_record(lx_record *rec, lx_feat_index *ix, const options *o
 	static const char *pair[2] = {"img0", "img1"};
 	const char **keys = (const char **)o->keys;
 	int nkeys = o->nkeys, i;
-	char where[300], id[128];
 	lx_status st;
 
-	snprintf(where, sizeof where, "stdin: record %ld", lx_record_index(rec) + 1);
-	if (*lx_record_id(rec, id, sizeof id))
-		snprintf(where + strlen(where), sizeof where - strlen(where), " (%s)", id);
 	if (!nkeys) {
 		static const char *one[1] = {"img_id"};
 		int is_pair = !lx_record_get(rec, "img_id") && lx_record_get(rec, "img0") && lx_record_get(rec, "img1");
@@ -387,65 +332,35 @@ static lx_status join_record(lx_record *rec, lx_feat_index *ix, const options *o
 		char sfx[16] = "";
 		if (nkeys > 1)
 			snprintf(sfx, sizeof sfx, "%d", i);
-		if ((st = join_key(rec, keys[i], sfx, ix, o, sc, where, e)))
+		if ((st = join_key(rec, keys[i], sfx, ix, o, sc, e)))
 			return st;
 	}
 	return LX_OK;
 }
 
-/* --keep-going: rec (NULL for a value that is no record) goes out as an error record with the message. */
-static lx_status keep_going(lx_record *rec, lx_writer *w, long *bad, const char *msg, lx_err *e)
-{
-	char line[sizeof e->msg + 20];
-	lx_record *own = NULL;
-	lx_status st;
-
-	snprintf(line, sizeof line, TOOL ": %s", msg);
-	fprintf(stderr, "%s\n", line);
-	++*bad;
-	if (rec)
-		lx_record_revert(rec);
-	if (!rec && !(rec = own = lx_record_error_new(line)))
-		return lx_errf(e, LX_EIO, "out of memory");
-	if (!own && lx_record_set_error(rec, line))
-		return lx_errf(e, LX_EIO, "out of memory");
-	st = lx_writer_put(w, rec, e);
-	lx_record_free(own);
-	return st;
-}
-
-static lx_status join(const paths *p, const options *o, lx_writer *w, lx_progress *pr, long *records, long *bad,
-                      lx_err *e)
+static lx_status join(const paths *p, const options *o, tool_run *t, lx_err *e)
 {
 	lx_feat_index *ix = lx_feat_index_new(o->index_flags, o->cache);
-	lx_reader *r = lx_reader_new(stdin, "stdin");
 	scratch sc = {NULL, NULL, 0};
 	lx_record *rec = NULL;
 	lx_status st = LX_OK;
 	size_t i;
+	int pass;
 
-	if (!ix || !r)
+	if (!ix)
 		st = lx_errf(e, LX_EIO, "out of memory");
 	for (i = 0; !st && i < p->n; i++)
 		st = lx_feat_index_add(ix, p->v[i], e);
-	while (!st && !lx_interrupted()) {
-		if ((st = lx_reader_next(r, &rec, e))) {
-			if (o->keep_going && lx_reader_resumable(r))
-				st = keep_going(NULL, w, bad, e->msg, e);
-		} else if (!rec)
-			break;
-		else if (lx_record_is_error(rec))
-			st = lx_writer_put(w, rec, e);
-		else if ((st = join_record(rec, ix, o, &sc, e)) == LX_EINPUT && o->keep_going)
-			st = keep_going(rec, w, bad, e->msg, e);
-		else if (!st)
-			st = lx_writer_put(w, rec, e);
+	while (!st && !(st = tool_next(t, &rec, &pass, e)) && rec) {
+		if (!pass && (st = join_record(rec, ix, o, &sc, e)) == LX_EINPUT)
+			tool_where(t, rec, e);
+		if (st)
+			st = tool_refuse(t, rec, st, e);
+		if (!st)
+			st = lx_writer_put(t->wr, rec, e);
 		lx_record_free(rec);
-		rec = NULL;
-		lx_progress_tick(pr, lx_reader_count(r));
+		tool_done(t, 1);
 	}
-	*records = lx_reader_count(r);
-	lx_reader_free(r);
 	lx_feat_index_free(ix);
 	free(sc.pos);
 	free(sc.pix);
@@ -456,51 +371,25 @@ int main(int argc, char **argv)
 {
 	options o;
 	paths p = {NULL, 0, 0};
-	lx_writer *w;
-	lx_progress pr;
+	tool_run t;
 	lx_err e = {LX_OK, ""};
-	lx_status st = LX_OK, fst;
-	long records = 0, bad = 0;
-	int i, quiet, rc = parse_options(argc, argv, &o);
+	lx_status st = LX_OK;
+	int i;
 
-	if (rc) {
-		if (rc < 0)
-			usage(stderr);
-		return rc < 0 ? LX_EUSAGE : 0;
-	}
+	parse_options(argc, argv, &o);
 	for (i = optind; i < argc && !st; i++)
 		st = expand(&p, argv[i], &e);
 	if (st) {
 		paths_free(&p);
-		return fail(st, e.msg);
+		return tool_fail(st, "%s", e.msg);
 	}
-	if (!(w = lx_writer_new(stdout, "stdout"))) {
-		paths_free(&p);
-		return fail(LX_EIO, "out of memory");
-	}
-	lx_signals_init();
-	lx_progress_init(&pr, stderr, TOOL, o.progress);
-	st = o.join ? join(&p, &o, w, &pr, &records, &bad, &e) : convert(&p, &o, w, &pr, &records, &e);
-	lx_progress_end(&pr);
-	fst = lx_writer_flush(w, st ? NULL : &e);
-	if (st == LX_EIO && lx_interrupted() && !fst)
-		st = LX_OK; /* a read of stdin cut short by the signal */
+	if (tool_run_init(&t, o.join ? stdin : NULL, "stdin", 1, o.keep_going, o.progress))
+		st = lx_errf(&e, LX_EIO, "out of memory");
+	if (!o.join)
+		t.prog.label = "images";
+	tool_signals(NULL);
 	if (!st)
-		st = fst;
-	if (fclose(stdout) != 0 && !st)
-		st = lx_errf(&e, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	quiet = st == LX_EIO && lx_writer_broken_pipe(w);
-	lx_writer_free(w);
+		st = o.join ? join(&p, &o, &t, &e) : convert(&p, &o, &t, &e);
 	paths_free(&p);
-	if (st && !quiet)
-		return fail(st, e.msg);
-	if (!st && lx_interrupted()) {
-		fprintf(stderr, TOOL ": interrupted after %ld records, all written\n", records);
-		return LX_EINTR;
-	}
-	if (!st && bad) {
-		fprintf(stderr, TOOL ": %ld of %ld records were bad, written with an error field\n", bad, records);
-		return LX_EINPUT;
-	}
-	return (int)st;
+	return tool_end(&t, st, &e);
 }

@@ -10,22 +10,39 @@
 
 #include "lx.h"
 #include "lx_heads.h"
-
-static const char *tool = "lx-head";
+#include "tool.h"
 
 #define MASK_ID 103  /* [MASK] in BERT's uncased vocabulary, used when the model has no vocab.txt */
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: %s -m DIR [--heads qa,match,mlm,obj] [--top K] [--all-logits] [--labels FILE]\n"
-	           "       [--objects FILE] [--attributes FILE] [--answer-prob auto|sigmoid|softmax]\n"
-	           "       [--json [--json-tensors] | --submit vqa|gqa|nlvr2] [--score] [--score-file F] [--keep-going]\n"
-	           "       [--progress]\n"
-	           "Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
-	           "probability, masked words, object and attribute labels, and losses where a record carries\n"
-	           "labels. See lx-head(1).\n",
-	        tool);
-}
+enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
+       O_SUBMIT, O_SCORE, O_SCORE_FILE };
+
+static const char synopsis[] = "-m DIR [options]";
+static const char about[] =
+	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
+	"probability, masked words, object and attribute labels, and losses where a record carries\n"
+	"labels. See lx-head(1).";
+
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the model directory"},
+	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, comma-separated (every head the model has)"},
+	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
+	{O_ALL_LOGITS, "all-logits", NULL, "write the masked-LM logits of every position"},
+	{O_LABELS, "labels", "FILE", "the answer names (DIR/answers.json or answers.txt)"},
+	{O_OBJECTS, "objects", "FILE", "the object names (DIR/objects_vocab.txt)"},
+	{O_ATTRIBUTES, "attributes", "FILE", "the attribute names (DIR/attributes_vocab.txt)"},
+	{O_ANSWER_PROB, "answer-prob", "MODE", "auto, sigmoid or softmax: how an answer's score is made (auto)"},
+	{O_JSON, "json", NULL, "write JSON lines instead of the stream"},
+	{O_JSON_TENSORS, "json-tensors", NULL, "JSON lines with the tensors too"},
+	{O_SUBMIT, "submit", "SET", "write the submission file for vqa, gqa or nlvr2 instead of the stream"},
+	{O_SCORE, "score", NULL, "score the records that carry a label, on stderr at the end"},
+	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
+	TOOL_OPT_KEEP_GOING,
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-head", synopsis, about, option_table};
+
 
 enum { OUT_STREAM, OUT_JSON, OUT_SUBMIT };
 enum { SUB_VQA, SUB_GQA, SUB_NLVR2 };
@@ -59,14 +76,14 @@ typedef struct {
 	lx_model *m;
 	const lx_config *c;
 	lx_heads *h;
-	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, keep_going;
-	long bad;      /* records turned into error records (--keep-going) */
+	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id;
 	lx_names *answers, *objects, *attrs, *vocab;
 	FILE *score_file;
 	const char *score_path;
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
-	buf lab_mlm, lab_obj, lab_attr, mask_obj, mask_attr, mask_feat, feats, tens, target;
+	buf target;
+	lx_labels_data labels;
 	/* the record in hand */
 	int T, N, pred, has_true_prob;
 	double true_prob;
@@ -78,11 +95,7 @@ typedef struct {
 	pair pr;
 	long submitted;
 	long passed;  /* error records left out of a submission */
-	/* --json through a memory stream */
-	FILE *mem;
-	char *mem_buf;
-	size_t mem_len;
-	lx_writer *mem_w;
+	lx_json *json;  /* --json */
 } state;
 
 /* ---- reading fields ---- */
@@ -90,20 +103,6 @@ typedef struct {
 static lx_status missing(const char *key, const char *why, lx_err *e)
 {
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
-}
-
-/* NaN or infinity in an input would come out as a wrong answer or a NaN loss: refused, with where it is. */
-static lx_status all_finite(const float *x, int64_t n, int64_t last, const char *key, lx_err *e)
-{
-	int64_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return last ? lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at row %lld, column %lld", key,
-			                      (double)x[i], (long long)(i / last), (long long)(i % last))
-			            : lx_errf(e, LX_EINPUT, "field %s: non-finite value (%g) at element %lld", key,
-			                      (double)x[i], (long long)i);
-	return LX_OK;
 }
 
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
@@ -135,38 +134,23 @@ static lx_status get_floats(const lx_record *rec, const char *key, const char *r
 		shape[i] = t.shape[i];
 	if ((rc = lx_tensor_to_f32(&t, b->p, key, e)))
 		return rc;
-	return all_finite(b->p, t.numel, rows ? last : 0, key, e);
+	return lx_check_finite(b->p, t.numel, rows ? last : 0, key, e);
 }
 
-/* An optional vector field of len values, as int32 (want_int) or float, decoded into b; *present says. */
-static lx_status get_vector(const lx_record *rec, const char *key, int64_t len, const char *side, int want_int,
-                            buf *b, int *present, lx_err *e)
+/* input_ids [len] as int32 into b; *present says whether the record has it. */
+static lx_status get_ids(const lx_record *rec, int64_t len, buf *b, int *present, lx_err *e)
 {
 	lx_tensor t;
 	lx_status rc;
-	int64_t i;
 
-	if ((rc = lx_record_tensor(rec, key, &t, present, e)) || !*present)
+	if ((rc = lx_record_tensor(rec, "input_ids", &t, present, e)) || !*present)
 		return rc;
 	if (t.ndim != 1 || t.shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match %s", key, (long long)len, side);
+		return lx_errf(e, LX_EINPUT, "field input_ids: shape must be [%lld] to match language_output", (long long)len);
 	if (!grow(b, (size_t)(len ? len : 1) * 4))
 		return lx_errf(e, LX_EIO, "out of memory");
-	if (want_int) {
-		if (lx_dtype_is_float(t.dtype))
-			return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected an integer dtype", key,
-			               lx_dtype_numpy(t.dtype));
-		return lx_tensor_to_i32(&t, b->p, key, e);
-	}
-	if (lx_dtype_is_float(t.dtype))
-		return (rc = lx_tensor_to_f32(&t, b->p, key, e)) ? rc : all_finite(b->p, len, 0, key, e);
-	if ((rc = lx_tensor_to_i32(&t, b->p, key, e)))
-		return rc;
-	for (i = 0; i < len; i++)
-		((float *)b->p)[i] = (float)((int32_t *)b->p)[i];
-	return LX_OK;
+	return lx_tensor_to_i32(&t, b->p, "input_ids", e);
 }
-
 
 /* ---- adding readable results ---- */
 
@@ -213,28 +197,18 @@ static int is_number(const msgpack_object *o, double *v)
 }
 
 /* The authors' VQA/GQA loss of the record's soft-score label (a map answer -> score; answers not in the
- * list are left out, as the authors' data loader does). */
+ * list are left out, as the authors' GQA data loader does). */
 static lx_status vqa_loss(state *s, lx_record *rec, const msgpack_object *label, const float *q, lx_err *e)
 {
-	int A = s->c->num_qa_labels, k;
+	int A = s->c->num_qa_labels, unknown;
 	float *target = grow(&s->target, (size_t)A * 4);
-	char name[512];
-	uint32_t i;
-	double v, loss;
+	double loss;
+	lx_status rc;
 
 	if (!target)
 		return oom(e);
-	memset(target, 0, (size_t)A * 4);
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *key = &label->via.map.ptr[i].key;
-		if (key->type != MSGPACK_OBJECT_STR)
-			continue;
-		snprintf(name, sizeof name, "%.*s", (int)key->via.str.size, key->via.str.ptr);
-		if (!is_number(&label->via.map.ptr[i].val, &v))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", name);
-		if ((k = lx_names_find(s->answers, name)) >= 0)
-			target[k] = (float)v;
-	}
+	if ((rc = lx_soft_label(label, s->answers, target, &unknown, e)))
+		return rc;
 	loss = lx_bce_loss(q, target, A);
 	if (lx_record_add_float(rec, "vqa_loss", loss))
 		return oom(e);
@@ -388,82 +362,15 @@ static lx_status run_obj(state *s, lx_record *rec, lx_err *e)
 
 /* ---- losses ---- */
 
-static lx_status read_labels(state *s, const lx_record *rec, lx_labels *l, int *any, lx_err *e)
-{
-	int p, F = s->c->visual_feat_dim;
-	int64_t shape[2];
-	lx_status rc;
-
-	memset(l, 0, sizeof *l);
-	l->T = s->T;
-	l->N = s->N;
-	*any = 0;
-	if ((s->heads & LX_HEAD_MLM)) {
-		if ((rc = get_vector(rec, "labels", s->T, "input_ids", 1, &s->lab_mlm, &p, e)))
-			return rc;
-		l->mlm_labels = p ? s->lab_mlm.p : NULL;
-		*any |= p;
-	}
-	if ((s->heads & LX_HEAD_MATCH)) {
-		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
-			return rc;
-		*any |= l->has_matched;
-	}
-	if ((s->heads & LX_HEAD_QA)) {
-		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
-			return rc;
-		*any |= l->has_ans;
-	}
-	if (!(s->heads & LX_HEAD_OBJ))
-		return LX_OK;
-	if ((rc = get_vector(rec, "obj_labels", s->N, "vision_output", 1, &s->lab_obj, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_vector(rec, "obj_mask", s->N, "vision_output", 0, &s->mask_obj, &p, e)))
-			return rc;
-		if (!p)
-			return missing("obj_mask", "obj_labels needs it", e);
-		l->obj_labels = s->lab_obj.p;
-		l->obj_mask = s->mask_obj.p;
-		*any = 1;
-	}
-	if ((rc = get_vector(rec, "attr_labels", s->N, "vision_output", 1, &s->lab_attr, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_vector(rec, "attr_mask", s->N, "vision_output", 0, &s->mask_attr, &p, e)))
-			return rc;
-		if (!p)
-			return missing("attr_mask", "attr_labels needs it", e);
-		l->attr_labels = s->lab_attr.p;
-		l->attr_mask = s->mask_attr.p;
-		*any = 1;
-	}
-	if ((rc = get_vector(rec, "feat_mask", s->N, "vision_output", 0, &s->mask_feat, &p, e)))
-		return rc;
-	if (p) {
-		if ((rc = get_floats(rec, "visual_feats", "N", F, "feat_mask needs the features as targets", &s->feats, shape,
-		                     e)))
-			return rc;
-		if (shape[0] != s->N)
-			return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, vision_output has %d",
-			               (long long)shape[0], s->N);
-		l->feat_mask = s->mask_feat.p;
-		l->feat_target = s->feats.p;
-		*any = 1;
-	}
-	return LX_OK;
-}
-
 static lx_status run_losses(state *s, lx_record *rec, lx_err *e)
 {
-	lx_labels l;
 	lx_losses out;
 	int any, k;
 	lx_status rc;
 
-	if ((rc = read_labels(s, rec, &l, &any, e)) || !any)
+	if ((rc = lx_labels_decode(s->c, s->heads, rec, s->T, s->N, "vision_output", NULL, &s->labels, &any, e)) || !any)
 		return rc;
-	if ((rc = lx_heads_losses(s->h, s->heads, &l, s->lang.p, s->visn.p, s->pooled.p, &out, e)))
+	if ((rc = lx_heads_losses(s->h, s->heads, &s->labels.l, s->lang.p, s->visn.p, s->pooled.p, &out, e)))
 		return rc;
 	for (k = 0; k < LX_NLOSS; k++)
 		if (out.has[k]) {
@@ -499,7 +406,7 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
-		if ((rc = get_vector(rec, "input_ids", s->T, "language_output", 1, &s->ids, &present, e)))
+		if ((rc = get_ids(rec, s->T, &s->ids, &present, e)))
 			return rc;
 		if (!present)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
@@ -522,18 +429,6 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 }
 
 /* ---- scores ---- */
-
-static void str_of(const msgpack_object *o, char *dst, size_t n)
-{
-	if (o->type == MSGPACK_OBJECT_STR)
-		snprintf(dst, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		snprintf(dst, n, "%llu", (unsigned long long)o->via.u64);
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		snprintf(dst, n, "%lld", (long long)o->via.i64);
-	else
-		dst[0] = 0;
-}
 
 /* VQA/GQA: the label dict's score of the predicted answer, 0 when it is not there. */
 static lx_status score_answer(state *s, const msgpack_object *label, lx_err *e)
@@ -594,7 +489,7 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	if (!s->has_true_prob)
 		return lx_errf(e, LX_EINPUT, "NLVR2 needs the match head or a two-answer qa head to predict true or false");
 	if (o)
-		str_of(o, id, sizeof id);
+		lx_object_text(o, id, sizeof id);
 	if (!*id && s->out == OUT_SUBMIT)
 		return missing("identifier", "--submit nlvr2 needs it", e);
 	if (!p->open || !*id || strcmp(id, p->id)) {
@@ -619,221 +514,6 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	return LX_OK;
 }
 
-/* ---- JSON ---- */
-
-static void json_str(FILE *f, const char *s, size_t n)
-{
-	size_t i;
-
-	fputc('"', f);
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch == '\t')
-			fputs("\\t", f);
-		else if (ch == '\r')
-			fputs("\\r", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-/* The shortest decimal that reads back as the same double (or float, when single). */
-static void json_num(FILE *f, double v, int single)
-{
-	char s[40];
-	int prec;
-
-	if (!isfinite(v)) {
-		fputs("null", f);
-		return;
-	}
-	for (prec = single ? 6 : 15; prec < 17; prec++) {
-		snprintf(s, sizeof s, "%.*g", prec, v);
-		if (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v)
-			break;
-	}
-	if (prec == 17)
-		snprintf(s, sizeof s, "%.17g", v);
-	fputs(s, f);
-}
-
-static void json_b64(FILE *f, const unsigned char *p, size_t n)
-{
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
-
-	fputc('"', f);
-	for (i = 0; i + 2 < n; i += 3)
-		fprintf(f, "%c%c%c%c", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4],
-		        a[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], a[p[i + 2] & 63]);
-	if (n - i == 1)
-		fprintf(f, "%c%c==", a[p[i] >> 2], a[(p[i] & 3) << 4]);
-	else if (n - i == 2)
-		fprintf(f, "%c%c%c=", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4], a[(p[i + 1] & 15) << 2]);
-	fputc('"', f);
-}
-
-static void json_value(FILE *f, const msgpack_object *o)
-{
-	uint32_t i;
-
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL: fputs("null", f); break;
-	case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", f); break;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(f, "%llu", (unsigned long long)o->via.u64); break;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(f, "%lld", (long long)o->via.i64); break;
-	case MSGPACK_OBJECT_FLOAT32: json_num(f, o->via.f64, 1); break;
-	case MSGPACK_OBJECT_FLOAT64: json_num(f, o->via.f64, 0); break;
-	case MSGPACK_OBJECT_STR: json_str(f, o->via.str.ptr, o->via.str.size); break;
-	case MSGPACK_OBJECT_BIN: json_b64(f, (const unsigned char *)o->via.bin.ptr, o->via.bin.size); break;
-	case MSGPACK_OBJECT_EXT: json_b64(f, (const unsigned char *)o->via.ext.ptr, o->via.ext.size); break;
-	case MSGPACK_OBJECT_ARRAY:
-		fputc('[', f);
-		for (i = 0; i < o->via.array.size; i++) {
-			if (i)
-				fputs(", ", f);
-			json_value(f, &o->via.array.ptr[i]);
-		}
-		fputc(']', f);
-		break;
-	case MSGPACK_OBJECT_MAP:
-		fputc('{', f);
-		for (i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			char ks[64];
-			if (i)
-				fputs(", ", f);
-			if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
-				json_str(f, k->via.str.ptr, k->via.str.size);
-			else {
-				str_of(k, ks, sizeof ks);
-				json_str(f, ks, strlen(ks));
-			}
-			fputs(": ", f);
-			json_value(f, &o->via.map.ptr[i].val);
-		}
-		fputc('}', f);
-		break;
-	}
-}
-
-/* A tensor as nested JSON lists, dimension by dimension. */
-static void json_nested(FILE *f, const lx_tensor *t, const void *data, int fl, int d, size_t *at)
-{
-	int64_t i;
-
-	if (d == t->ndim) {
-		if (fl)
-			json_num(f, ((const float *)data)[*at], 1);
-		else
-			fprintf(f, "%d", ((const int32_t *)data)[*at]);
-		(*at)++;
-		return;
-	}
-	fputc('[', f);
-	for (i = 0; i < t->shape[d]; i++) {
-		if (i)
-			fputs(", ", f);
-		json_nested(f, t, data, fl, d + 1, at);
-	}
-	fputc(']', f);
-}
-
-static int is_tensor(const msgpack_object *v)
-{
-	uint32_t i;
-
-	if (v->type != MSGPACK_OBJECT_MAP)
-		return 0;
-	for (i = 0; i < v->via.map.size; i++) {
-		const msgpack_object *k = &v->via.map.ptr[i].key;
-		if ((k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN) && k->via.str.size == 2 &&
-		    memcmp(k->via.str.ptr, "nd", 2) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Converts tensor field key into s->tens and, if print, writes it as nested JSON lists. */
-static lx_status json_tensor(state *s, const lx_record *rec, const char *key, int print, lx_err *e)
-{
-	lx_tensor t;
-	size_t at = 0;
-	int fl;
-	lx_status rc;
-
-	if ((rc = lx_record_tensor(rec, key, &t, NULL, e)))
-		return rc;
-	fl = lx_dtype_is_float(t.dtype);
-	if (!grow(&s->tens, (size_t)(t.numel ? t.numel : 1) * 4))
-		return oom(e);
-	if ((rc = fl ? lx_tensor_to_f32(&t, s->tens.p, key, e) : lx_tensor_to_i32(&t, s->tens.p, key, e)))
-		return rc;
-	if (print)
-		json_nested(stdout, &t, s->tens.p, fl, 0, &at);
-	return LX_OK;
-}
-
-/* One record as one JSON object on a line: its fields in order, tensors left out unless --json-tensors. */
-static lx_status put_json(state *s, const lx_record *rec, int tensors, lx_err *e)
-{
-	msgpack_unpacked up;
-	size_t off = 0;
-	uint32_t i, n = 0;
-	lx_status rc = LX_OK;
-	char key[256];
-
-	if (fseeko(s->mem, 0, SEEK_SET) || lx_writer_put(s->mem_w, rec, e) || lx_writer_flush(s->mem_w, e))
-		return lx_errf(e, LX_EIO, "out of memory");
-	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, s->mem_buf, s->mem_len, &off) != MSGPACK_UNPACK_SUCCESS) {
-		msgpack_unpacked_destroy(&up);
-		return lx_errf(e, LX_EIO, "out of memory");
-	}
-	/* a tensor that cannot be converted is found before anything of the line is written */
-	for (i = 0; tensors && i < up.data.via.map.size && !rc; i++) {
-		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-		if (!is_tensor(v))
-			continue;
-		if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
-			snprintf(key, sizeof key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
-		else
-			str_of(k, key, sizeof key);
-		rc = json_tensor(s, rec, key, 0, e);
-	}
-	if (rc) {
-		msgpack_unpacked_destroy(&up);
-		return rc;
-	}
-	fputc('{', stdout);
-	for (i = 0; i < up.data.via.map.size && !rc; i++) {
-		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-		if (is_tensor(v) && !tensors)
-			continue;
-		if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
-			snprintf(key, sizeof key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
-		else
-			str_of(k, key, sizeof key);
-		fputs(n++ ? ", " : "", stdout);
-		json_str(stdout, key, strlen(key));
-		fputs(": ", stdout);
-		if (is_tensor(v))
-			rc = json_tensor(s, rec, key, 1, e);
-		else
-			json_value(stdout, v);
-	}
-	fputs("}\n", stdout);
-	msgpack_unpacked_destroy(&up);
-	return rc;
-}
-
 /* ---- submissions ---- */
 
 static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
@@ -851,15 +531,16 @@ static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
 	fputs(s->submitted++ ? ",\n" : "[\n", stdout);
 	if (s->submit == SUB_VQA) {
 		fputs("{\"question_id\": ", stdout);
-		json_value(stdout, id);
+		lx_json_value(stdout, id);
 		fputs(", \"answer\": ", stdout);
 	} else {
-		str_of(id, ids, sizeof ids);
+		lx_object_text(id, ids, sizeof ids);
 		fputs("{\"questionId\": ", stdout);
-		json_str(stdout, ids, strlen(ids));
+		lx_json_str(stdout, ids, strlen(ids), LX_JSON_SHORT);
 		fputs(", \"prediction\": ", stdout);
 	}
-	json_str(stdout, lx_names_get(s->answers, s->pred), strlen(lx_names_get(s->answers, s->pred)));
+	lx_json_str(stdout, lx_names_get(s->answers, s->pred), strlen(lx_names_get(s->answers, s->pred)),
+	            LX_JSON_SHORT);
 	fputs("}", stdout);
 	return LX_OK;
 }
@@ -896,7 +577,7 @@ static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 	if (s->out == OUT_STREAM)
 		return lx_writer_put(w, rec, e);
 	if (s->out == OUT_JSON)
-		rc = put_json(s, rec, 0, e); /* its tensors may be what was wrong with it */
+		rc = lx_json_record(s->json, stdout, rec, 0, e); /* its tensors may be what was wrong with it */
 	else
 		s->passed++;
 	if (!rc && ferror(stdout))
@@ -905,40 +586,28 @@ static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 }
 
 /* The totals of the run, saved before a record and put back if --keep-going turns it into an error record:
- * the fields of state from loss_sum up to (not including) mem. */
+ * the fields of state from loss_sum up to (not including) json. */
 #define TOTALS_AT offsetof(state, loss_sum)
-#define TOTALS_LEN (offsetof(state, mem) - offsetof(state, loss_sum))
+#define TOTALS_LEN (offsetof(state, json) - offsetof(state, loss_sum))
 
 /* Runs the heads on one record and writes it; with --keep-going a bad record is written as an error record
- * (its fields as read, and error) instead. */
-static lx_status one_record(state *s, lx_writer *w, lx_record *rec, lx_err *e)
+ * (its fields as read, and error) instead, and counts in no total. */
+static lx_status one_record(state *s, tool_run *t, lx_record *rec, lx_err *e)
 {
 	unsigned char saved[TOTALS_LEN];
-	char msg[sizeof e->msg + 200], id[128];
 	lx_status rc;
 
-	if (lx_record_is_error(rec))
-		return pass(s, w, rec, e);
 	memcpy(saved, (char *)s + TOTALS_AT, TOTALS_LEN);
 	rc = run_heads(s, rec, e);
 	if (!rc)
-		rc = output(s, w, rec, e);
+		rc = output(s, t->wr, rec, e);
 	if (rc != LX_EINPUT)
 		return rc;
-	lx_record_id(rec, id, sizeof id);
-	snprintf(msg, sizeof msg, "%s: stdin: record %ld%s%s%s: %s", tool, lx_record_index(rec) + 1, *id ? " (id " : "",
-	         id, *id ? ")" : "", e->msg);
-	if (!s->keep_going) {
-		snprintf(e->msg, sizeof e->msg, "%.*s", (int)sizeof e->msg - 1, msg + strlen(tool) + 2);
+	tool_where(t, rec, e);
+	if ((rc = tool_refuse(t, rec, rc, e)))
 		return rc;
-	}
-	fprintf(stderr, "%s\n", msg);
-	s->bad++;
 	memcpy((char *)s + TOTALS_AT, saved, TOTALS_LEN);
-	lx_record_revert(rec);
-	if (lx_record_set_error(rec, msg))
-		return oom(e);
-	return pass(s, w, rec, e);
+	return pass(s, t->wr, rec, e);
 }
 
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
@@ -949,7 +618,7 @@ static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 		return rc;
 	if (s->out == OUT_STREAM)
 		return lx_writer_put(w, rec, e);
-	rc = s->out == OUT_JSON ? put_json(s, rec, s->json_tensors, e) : put_submit(s, rec, e);
+	rc = s->out == OUT_JSON ? lx_json_record(s->json, stdout, rec, s->json_tensors, e) : put_submit(s, rec, e);
 	if (!rc && ferror(stdout))
 		rc = lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
 	return rc;
@@ -967,71 +636,29 @@ static int parse_heads(const char *list)
 		for (k = LX_HEAD_QA; k <= LX_HEAD_OBJ; k <<= 1)
 			if (strcmp(tok, lx_head_name(k)) == 0)
 				break;
-		if (k > LX_HEAD_OBJ) {
-			fprintf(stderr, "%s: --heads: unknown head '%s' (expected qa, match, mlm or obj)\n", tool, tok);
-			exit(LX_EUSAGE);
-		}
+		if (k > LX_HEAD_OBJ)
+			tool_usage("--heads: unknown head '%s' (expected qa, match, mlm or obj)", tok);
 		bits |= k;
 	}
-	if (!bits) {
-		fprintf(stderr, "%s: --heads: no head named\n", tool);
-		exit(LX_EUSAGE);
-	}
+	if (!bits)
+		tool_usage("--heads: no head named");
 	return bits;
-}
-
-/* Loads a name list from `given`, or from DIR/<dflt...> when that exists; checks its length against `want`. */
-static lx_status load_names(lx_names **out, const char *given, const char *dir, const char *const *dflt, int kind,
-                            int want, const char *what, lx_err *e)
-{
-	char path[4096];
-	lx_status rc;
-	int i;
-
-	*out = NULL;
-	if (given)
-		snprintf(path, sizeof path, "%s", given);
-	else {
-		for (i = 0; dflt[i]; i++) {
-			snprintf(path, sizeof path, "%s/%s", dir, dflt[i]);
-			if (access(path, F_OK) == 0)
-				break;
-		}
-		if (!dflt[i])
-			return LX_OK;
-	}
-	if ((rc = lx_names_load(out, path, kind, e)))
-		return rc;
-	if (lx_names_count(*out) != want) {
-		rc = lx_errf(e, LX_EMODEL, "%s: %d names, but the model has %d %s", path, lx_names_count(*out), want, what);
-		lx_names_free(*out);
-		*out = NULL;
-	}
-	return rc;
 }
 
 static lx_status setup(state *s, const char *dir, const char *labels, const char *objects, const char *attrs, lx_err *e)
 {
-	static const char *const ans_files[] = {"answers.json", "answers.txt", NULL},
-	                         *obj_files[] = {"objects_vocab.txt", NULL}, *attr_files[] = {"attributes_vocab.txt", NULL},
-	                         *vocab_files[] = {"vocab.txt", NULL};
 	const lx_config *c = s->c;
 	lx_status rc;
 	int k;
 
 	if ((s->heads & LX_HEAD_QA) &&
-	    (rc = load_names(&s->answers, labels, dir, ans_files, LX_NAMES_ANSWERS, c->num_qa_labels,
-	                     "answers (num_qa_labels)", e)))
+	    (rc = lx_names_load_model(&s->answers, dir, LX_LIST_ANSWERS, labels, c->num_qa_labels, e)))
 		return rc;
 	if ((s->heads & LX_HEAD_OBJ) &&
-	    ((rc = load_names(&s->objects, objects, dir, obj_files, LX_NAMES_FIRST, c->num_object_labels,
-	                      "object labels (num_object_labels)", e)) ||
-	     (rc = load_names(&s->attrs, attrs, dir, attr_files, LX_NAMES_FIRST, c->num_attr_labels,
-	                      "attribute labels (num_attr_labels)", e))))
+	    ((rc = lx_names_load_model(&s->objects, dir, LX_LIST_OBJECTS, objects, c->num_object_labels, e)) ||
+	     (rc = lx_names_load_model(&s->attrs, dir, LX_LIST_ATTRIBUTES, attrs, c->num_attr_labels, e))))
 		return rc;
-	if ((s->heads & LX_HEAD_MLM) &&
-	    (rc = load_names(&s->vocab, NULL, dir, vocab_files, LX_NAMES_LINES, c->vocab_size, "pieces (vocab_size)",
-	                     e)))
+	if ((s->heads & LX_HEAD_MLM) && (rc = lx_names_load_model(&s->vocab, dir, LX_LIST_WORDS, NULL, c->vocab_size, e)))
 		return rc;
 	s->mask_id = MASK_ID;
 	if (s->vocab && (k = lx_names_find(s->vocab, "[MASK]")) >= 0)
@@ -1045,7 +672,7 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 	    !((s->heads & LX_HEAD_QA) && c->num_qa_labels == 2))
 		return lx_errf(e, LX_EUSAGE, "--submit nlvr2 needs the match head or a qa head with two answers");
 	if (s->out == OUT_JSON) {
-		if (!(s->mem = open_memstream(&s->mem_buf, &s->mem_len)) || !(s->mem_w = lx_writer_new(s->mem, "memory")))
+		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
 	}
 	if (s->score_path && !(s->score_file = fopen(s->score_path, "w")))
@@ -1062,7 +689,7 @@ static void summaries(state *s)
 	int k;
 
 	if (s->loss_records) {
-		fprintf(stderr, "%s: loss over %ld labelled records: sum %.6g, mean %.6g", tool, s->loss_records,
+		fprintf(stderr, "%s: loss over %ld labelled records: sum %.6g, mean %.6g", tool_name, s->loss_records,
 		        s->loss_total, s->loss_total / s->loss_records);
 		for (k = 0; k < LX_NLOSS; k++)
 			if (s->loss_n[k])
@@ -1070,14 +697,14 @@ static void summaries(state *s)
 		fprintf(stderr, ")\n");
 	}
 	if (s->vqa_n)
-		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool, s->vqa_n, s->vqa_sum / s->vqa_n);
+		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool_name, s->vqa_n, s->vqa_sum / s->vqa_n);
 	if (!s->score)
 		return;
 	if (s->questions || !s->pairs)
-		fprintf(stderr, "%s: score %.6f over %ld questions\n", tool,
+		fprintf(stderr, "%s: score %.6f over %ld questions\n", tool_name,
 		        s->questions ? s->score_sum / s->questions : 0.0, s->questions);
 	if (s->pairs)
-		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs\n", tool, (double)s->correct / s->pairs, s->pairs);
+		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs\n", tool_name, (double)s->correct / s->pairs, s->pairs);
 }
 
 static lx_status write_score_file(state *s, lx_err *e)
@@ -1089,12 +716,12 @@ static lx_status write_score_file(state *s, lx_err *e)
 	fputc('{', f);
 	if (s->questions || !s->pairs) {
 		fputs("\"score\": ", f);
-		json_num(f, s->questions ? s->score_sum / s->questions : 0.0, 0);
+		lx_json_num(f, s->questions ? s->score_sum / s->questions : 0.0, 0);
 		fprintf(f, ", \"questions\": %ld", s->questions);
 	}
 	if (s->pairs) {
 		fputs(s->questions ? ", \"nlvr2_accuracy\": " : "\"nlvr2_accuracy\": ", f);
-		json_num(f, (double)s->correct / s->pairs, 0);
+		lx_json_num(f, (double)s->correct / s->pairs, 0);
 		fprintf(f, ", \"pairs\": %ld", s->pairs);
 	}
 	fputs("}\n", f);
@@ -1114,18 +741,15 @@ static void finish_output(state *s)
 static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
-	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->lab_mlm, &s->lab_obj,
-	            &s->lab_attr, &s->mask_obj, &s->mask_attr, &s->mask_feat, &s->feats, &s->tens, &s->target};
+	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
 		free(b[i]->p);
 	if (s->score_file)
 		fclose(s->score_file);
-	lx_writer_free(s->mem_w);
-	if (s->mem)
-		fclose(s->mem);
-	free(s->mem_buf);
+	lx_json_free(s->json);
+	lx_labels_data_destroy(&s->labels);
 	lx_names_free(s->answers);
 	lx_names_free(s->objects);
 	lx_names_free(s->attrs);
@@ -1134,167 +758,78 @@ static void cleanup(state *s)
 	lx_model_free(s->m);
 }
 
-static int positive(const char *s, const char *opt)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*s == 0 || *end || v < 1 || v > 1 << 20) {
-		fprintf(stderr, "%s: %s takes a whole number from 1 to %d, not '%s'\n", tool, opt, 1 << 20, s);
-		exit(LX_EUSAGE);
-	}
-	return (int)v;
-}
-
-static int choose(const char *arg, const char *opt, const char *const *names)
-{
-	int i;
-
-	for (i = 0; names[i]; i++)
-		if (strcmp(arg, names[i]) == 0)
-			return i;
-	fprintf(stderr, "%s: %s: unknown value '%s'\n", tool, opt, arg);
-	exit(LX_EUSAGE);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"model", required_argument, 0, 'm'},      {"heads", required_argument, 0, 'k'},
-		{"top", required_argument, 0, 't'},        {"all-logits", no_argument, 0, 'L'},
-		{"labels", required_argument, 0, 'l'},     {"objects", required_argument, 0, 'o'},
-		{"attributes", required_argument, 0, 'a'}, {"answer-prob", required_argument, 0, 'P'},
-		{"json", no_argument, 0, 'j'},             {"json-tensors", no_argument, 0, 'J'},
-		{"submit", required_argument, 0, 's'},     {"score", no_argument, 0, 'S'},
-		{"score-file", required_argument, 0, 'F'}, {"progress", no_argument, 0, 'p'},
-		{"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-		{"keep-going", no_argument, 0, 'K'},       {0, 0, 0, 0},
-	};
 	static const char *const subs[] = {"vqa", "gqa", "nlvr2", NULL}, *probs[] = {"auto", "sigmoid", "softmax", NULL};
 	const char *dir = NULL, *labels = NULL, *objects = NULL, *attrs = NULL;
-	int ch, force_progress = 0, heads = 0, json = 0, submit = -1;
-	long done = 0;
+	int ch, progress = 0, keep_going = 0, heads = 0, json = 0, submit = -1, pass_it, quiet;
 	state s;
-	lx_reader *rd;
-	lx_writer *wr;
+	tool_run t;
 	lx_record *rec;
-	lx_progress prog;
 	lx_err err = {0, ""};
 	lx_status rc = LX_OK;
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
-	while ((ch = getopt_long(argc, argv, "m:hV", opts, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': dir = optarg; break;
-		case 'k': heads = parse_heads(optarg); break;
-		case 't': s.top = positive(optarg, "--top"); break;
-		case 'L': s.all_logits = 1; break;
-		case 'l': labels = optarg; break;
-		case 'o': objects = optarg; break;
-		case 'a': attrs = optarg; break;
-		case 'P': s.prob = choose(optarg, "--answer-prob", probs); break;
-		case 'j': json = 1; break;
-		case 'J': json = s.json_tensors = 1; break;
-		case 's': submit = choose(optarg, "--submit", subs); break;
-		case 'S': s.score = 1; break;
-		case 'F': s.score = 1; s.score_path = optarg; break;
-		case 'p': force_progress = 1; break;
-		case 'K': s.keep_going = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("%s %s\n", tool, LX_VERSION); return 0;
-		default: usage(stderr); return LX_EUSAGE;
+		case O_HEADS: heads = parse_heads(optarg); break;
+		case O_TOP: s.top = (int)tool_long(optarg, "--top", 1, 1 << 20); break;
+		case O_ALL_LOGITS: s.all_logits = 1; break;
+		case O_LABELS: labels = optarg; break;
+		case O_OBJECTS: objects = optarg; break;
+		case O_ATTRIBUTES: attrs = optarg; break;
+		case O_ANSWER_PROB: s.prob = tool_choice(optarg, "--answer-prob", probs); break;
+		case O_JSON: json = 1; break;
+		case O_JSON_TENSORS: json = s.json_tensors = 1; break;
+		case O_SUBMIT: submit = tool_choice(optarg, "--submit", subs); break;
+		case O_SCORE: s.score = 1; break;
+		case O_SCORE_FILE: s.score = 1; s.score_path = optarg; break;
+		case TOOL_PROGRESS: progress = 1; break;
+		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
 	}
-	if (!dir || optind != argc || (json && submit >= 0)) {
-		if (json && submit >= 0)
-			fprintf(stderr, "%s: --json and --submit cannot be used together\n", tool);
-		usage(stderr);
-		return LX_EUSAGE;
-	}
+	tool_require(dir, "-m DIR");
+	tool_no_operands(argc);
+	if (json && submit >= 0)
+		tool_usage("--json and --submit cannot be used together");
 	s.out = json ? OUT_JSON : submit >= 0 ? OUT_SUBMIT : OUT_STREAM;
 	s.submit = submit;
-	if ((rc = lx_model_open(&s.m, dir, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
-		return rc;
-	}
+	if ((rc = lx_model_open(&s.m, dir, &err)))
+		return tool_fail(rc, "%s", err.msg);
 	s.c = lx_model_config(s.m);
 	s.heads = heads ? heads : lx_heads_available(s.m);
 	if (!s.heads)
 		rc = lx_errf(&err, LX_EMODEL, "%s: the model has no heads (answer_head.*, cls.*, obj_predict_head.*)", dir);
 	if (rc || (rc = lx_heads_require(s.m, s.heads, &err)) || (rc = setup(&s, dir, labels, objects, attrs, &err))) {
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
 		cleanup(&s);
-		return rc;
+		return tool_fail(rc, "%s", err.msg);
 	}
-	rd = lx_reader_new(stdin, "stdin");
-	wr = lx_writer_new(stdout, "stdout");
-	if (!rd || !wr) {
-		fprintf(stderr, "%s: out of memory\n", tool);
-		return LX_EIO;
+	if (tool_run_init(&t, stdin, "stdin", s.out == OUT_STREAM, keep_going, progress)) {
+		tool_run_free(&t);
+		cleanup(&s);
+		return tool_fail(LX_EIO, "out of memory");
 	}
-	lx_signals_init();
-	lx_progress_init(&prog, stderr, tool, force_progress);
-	while (!lx_interrupted()) {
-		if ((rc = lx_reader_next(rd, &rec, &err)) && s.keep_going && lx_reader_resumable(rd)) {
-			/* a whole value that is no record: an error record in its place */
-			char msg[sizeof err.msg + 20];
-			snprintf(msg, sizeof msg, "%s: %s", tool, err.msg);
-			fprintf(stderr, "%s\n", msg);
-			s.bad++;
-			if (!(rec = lx_record_error_new(msg)))
-				rc = lx_errf(&err, LX_EIO, "out of memory");
-			else
-				rc = pass(&s, wr, rec, &err);
-			lx_record_free(rec);
-			if (rc)
-				break;
-			lx_progress_tick(&prog, ++done);
-			continue;
-		}
-		if (rc || !rec)
-			break;
-		rc = one_record(&s, wr, rec, &err);
+	tool_signals(NULL);
+	while (!(rc = tool_next(&t, &rec, &pass_it, &err)) && rec) {
+		rc = pass_it ? pass(&s, t.wr, rec, &err) : one_record(&s, &t, rec, &err);
 		lx_record_free(rec);
 		if (rc)
 			break;
-		lx_progress_tick(&prog, ++done);
+		tool_done(&t, 1);
 	}
-	lx_progress_end(&prog);
 	finish_output(&s);
-	if (!rc)
-		rc = lx_writer_flush(wr, &err);
-	else
-		lx_writer_flush(wr, NULL);
-	if (rc == LX_EIO && lx_interrupted())
-		rc = LX_OK; /* a read cut short by the signal: reported below */
-	if (!rc && fflush(stdout) != 0)
-		rc = lx_errf(&err, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (rc == LX_EIO && lx_writer_broken_pipe(wr))
-		; /* the reader went away: nothing to say */
-	else if (rc)
-		fprintf(stderr, "%s: %s\n", tool, err.msg);
-	else if (lx_interrupted()) {
-		rc = LX_EINTR;
-		fprintf(stderr, "%s: interrupted after %ld records, all written\n", tool, done);
-	}
+	rc = tool_flush(&t, rc, &err, &quiet);
 	if (s.passed)
-		fprintf(stderr, "%s: %ld error records left out of the submission\n", tool, s.passed);
-	if (!rc && s.bad) {
-		rc = LX_EINPUT;
-		fprintf(stderr, "%s: %ld of %ld records were bad, written with an error field\n", tool, s.bad, done);
-	}
+		tool_warn("%ld error records left out of the submission", s.passed);
+	rc = tool_exit(&t, rc, &err, quiet);
 	if (!rc || rc == LX_EINTR) {
 		summaries(&s);
 		if (!rc && (rc = write_score_file(&s, &err)))
-			fprintf(stderr, "%s: %s\n", tool, err.msg);
+			tool_warn("%s", err.msg);
 	}
-	if (fclose(stdout) != 0 && !rc) {
-		fprintf(stderr, "%s: stdout: write failed\n", tool);
-		rc = LX_EIO;
-	}
-	lx_writer_free(wr);
-	lx_reader_free(rd);
+	tool_run_free(&t);
 	cleanup(&s);
 	return rc;
 }

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,45 +10,43 @@
 
 #include "lx.h"
 #include "lx_tokenizer.h"
+#include "tool.h"
 
-static const char usage_text[] =
-	"Usage: lx-tokenize (-m DIR | --vocab FILE) [OPTION]... [FILE]...\n"
+enum { O_VOCAB = 256, O_JSONL, O_FIELD, O_TOKENS, O_MAX_LENGTH, O_REPLACE, O_DECODE };
+
+static const char synopsis[] = "(-m DIR | --vocab FILE) [options] [FILE]...";
+static const char about[] =
 	"Tokenizes text with LXMERT's uncased BERT WordPiece tokenizer: one msgpack record a line of input, with\n"
-	"input_ids ([CLS] pieces [SEP], int32). Reads the FILEs, or stdin when there are none (or for -).\n"
-	"\n"
-	"  -m, --model DIR       the vocabulary is DIR/vocab.txt\n"
-	"      --vocab FILE      the vocabulary is FILE\n"
-	"      --jsonl           a line is a JSON object: tokenize its field sent, keep all its fields\n"
-	"      --field NAME      with --jsonl, tokenize the field NAME instead of sent\n"
-	"      --tokens          add tokens, an array of the word-piece strings\n"
-	"      --max-length N    keep [CLS], the first N-2 pieces and [SEP] (LXMERT uses 20)\n"
-	"      --replace-invalid read invalid UTF-8 as U+FFFD, which the tokenizer drops (default: an error)\n"
-	"      --decode          the reverse: records with input_ids in, one line of text each out\n"
-	"      --keep-going      write a bad line as a record with an error field and go on\n"
-	"      --progress        show progress on stderr even when it is not a terminal\n"
-	"  -h, --help            show this help and exit\n";
+	"input_ids ([CLS] pieces [SEP], int32). Reads the FILEs, or stdin when there are none (or for -).";
+
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the vocabulary is DIR/vocab.txt"},
+	{O_VOCAB, "vocab", "FILE", "the vocabulary is FILE"},
+	{O_JSONL, "jsonl", NULL, "a line is a JSON object: tokenize its field sent, keep all its fields"},
+	{O_FIELD, "field", "NAME", "with --jsonl, tokenize the field NAME instead of sent"},
+	{O_TOKENS, "tokens", NULL, "add tokens, an array of the word-piece strings"},
+	{O_MAX_LENGTH, "max-length", "N", "keep [CLS], the first N-2 pieces and [SEP] (LXMERT uses 20)"},
+	{O_REPLACE, "replace-invalid", NULL, "read invalid UTF-8 as U+FFFD, which the tokenizer drops (default: an error)"},
+	{O_DECODE, "decode", NULL, "the reverse: records with input_ids in, one line of text each out"},
+	TOOL_OPT_KEEP_GOING,
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-tokenize", synopsis, about, option_table};
+
 
 typedef struct {
-	int jsonl, tokens, decode, replace_invalid, progress, keep_going;
-	long bad;           /* lines written as error records (--keep-going) */
-	int epipe;          /* --decode: the reader of stdout went away */
+	int jsonl, tokens, decode, replace_invalid;
 	int max_length;
 	const char *field;
 	lx_tokenizer *tk;
 	const lx_vocab *v;
-	lx_writer *w;
-	lx_progress prog;
-	long done;
+	tool_run t;         /* stdout's writer, the counts and the progress; t.epipe: --decode's reader went away */
 	char *fix;          /* a line with invalid UTF-8 replaced */
 	size_t fixcap;
 	int32_t *ids;       /* --decode: input_ids of a record */
 	size_t idscap;
 } ctx;
-
-static void usage(FILE *f)
-{
-	fputs(usage_text, f);
-}
 
 /* ---- text to records ---- */
 
@@ -191,19 +188,6 @@ static lx_status check_utf8(ctx *c, const char *where, const char **line, size_t
 	return LX_OK;
 }
 
-/* --keep-going: the bad line's record (the fields of its JSON object, if it was one) goes out with error. */
-static lx_status keep_going(ctx *c, lx_record *rec, lx_err *e)
-{
-	char line[sizeof e->msg + 20];
-
-	snprintf(line, sizeof line, "lx-tokenize: %s", e->msg);
-	fprintf(stderr, "%s\n", line);
-	c->bad++;
-	if (lx_record_set_error(rec, line))
-		return lx_errf(e, LX_EIO, "out of memory");
-	return lx_writer_put(c->w, rec, e);
-}
-
 /* One line of input (without its line ending) to one record. */
 static lx_status encode_line(ctx *c, const char *name, long lineno, const char *line, size_t len, lx_err *e)
 {
@@ -233,10 +217,10 @@ static lx_status encode_line(ctx *c, const char *name, long lineno, const char *
 	}
 	if (!st && text && add_ids(c, rec, ids, n))
 		st = lx_errf(e, LX_EIO, "out of memory");
-	if (st == LX_EINPUT && c->keep_going)
-		st = keep_going(c, rec, e);
-	else if (!st)
-		st = lx_writer_put(c->w, rec, e);
+	if (st)
+		st = tool_refuse(&c->t, rec, st, e);
+	if (!st)
+		st = lx_writer_put(c->t.wr, rec, e);
 	json_decref(root);
 	lx_record_free(rec);
 	return st;
@@ -250,16 +234,17 @@ static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 	long lineno = 0;
 	lx_status st = LX_OK;
 
-	while (!lx_interrupted() && (got = getline(&line, &cap, f)) >= 0) {
+	while (!tool_interrupted() && (got = getline(&line, &cap, f)) >= 0) {
 		size_t len = (size_t)got;
 		lineno++;
+		c->t.bytes += (unsigned long long)got;
 		if (len && line[len - 1] == '\n')
 			len--;
 		if (len && line[len - 1] == '\r')
 			len--;
 		if ((st = encode_line(c, name, lineno, line, len, e)))
 			break;
-		lx_progress_tick(&c->prog, ++c->done);
+		tool_done(&c->t, 1);
 	}
 	if (!st && ferror(f))
 		st = lx_errf(e, LX_EIO, "%s: %s", name, strerror(errno));
@@ -292,7 +277,7 @@ static lx_status decode_record(ctx *c, const lx_record *rec, const char *where, 
 	    (st = lx_detokenize(c->tk, c->ids, (size_t)t.numel, &text, &len, e)))
 		goto fail;
 	if (fwrite(text, 1, len, stdout) != len || putchar('\n') == EOF) {
-		c->epipe = errno == EPIPE;
+		c->t.epipe = errno == EPIPE;
 		return lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
 	}
 	return LX_OK;
@@ -304,20 +289,23 @@ fail:
 static lx_status decode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 {
 	lx_reader *r = lx_reader_new(f, name);
+	unsigned long long base = c->t.bytes;
 	lx_record *rec;
 	lx_status st;
 
 	if (!r)
 		return lx_errf(e, LX_EIO, "out of memory");
-	while (!lx_interrupted() && !(st = lx_reader_next(r, &rec, e)) && rec) {
+	while (!tool_interrupted() && !(st = lx_reader_next(r, &rec, e)) && rec) {
 		char where[400], id[64];
+		c->t.bytes = base + lx_reader_offset(r);
 		if (lx_record_is_error(rec)) { /* refused upstream: an empty line keeps lines and records in step */
 			lx_record_free(rec);
 			if (putchar('\n') == EOF) {
-				c->epipe = errno == EPIPE;
+				c->t.epipe = errno == EPIPE;
+				lx_reader_free(r);
 				return lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
 			}
-			lx_progress_tick(&c->prog, ++c->done);
+			tool_done(&c->t, 1);
 			continue;
 		}
 		if (*lx_record_id(rec, id, sizeof id))
@@ -328,7 +316,7 @@ static lx_status decode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 		lx_record_free(rec);
 		if (st)
 			break;
-		lx_progress_tick(&c->prog, ++c->done);
+		tool_done(&c->t, 1);
 	}
 	lx_reader_free(r);
 	return st;
@@ -356,84 +344,55 @@ static lx_status run_file(ctx *c, const char *path, lx_err *e)
 	return st;
 }
 
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("lx-tokenize: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static int bad_usage(const char *msg)
-{
-	if (msg)
-		fail("%s", msg);
-	usage(stderr);
-	return LX_EUSAGE;
-}
-
-enum { OPT_VOCAB = 256, OPT_JSONL, OPT_FIELD, OPT_TOKENS, OPT_MAXLEN, OPT_REPLACE, OPT_DECODE, OPT_PROGRESS, OPT_KEEP };
-
-static const struct option long_opts[] = {
-	{"model", required_argument, NULL, 'm'},
-	{"vocab", required_argument, NULL, OPT_VOCAB},
-	{"jsonl", no_argument, NULL, OPT_JSONL},
-	{"field", required_argument, NULL, OPT_FIELD},
-	{"tokens", no_argument, NULL, OPT_TOKENS},
-	{"max-length", required_argument, NULL, OPT_MAXLEN},
-	{"replace-invalid", no_argument, NULL, OPT_REPLACE},
-	{"decode", no_argument, NULL, OPT_DECODE},
-	{"progress", no_argument, NULL, OPT_PROGRESS},
-	{"keep-going", no_argument, NULL, OPT_KEEP},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
-};
-
-/* Parses the options into c and the vocabulary path; returns -1 to go on, else an exit status. */
-static int parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_size)
+/* Parses the options into c and the vocabulary path. */
+static void parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_size, int *keep_going, int *progress)
 {
 	const char *model = NULL, *vfile = NULL;
 	int o;
 
 	c->field = "sent";
-	while ((o = getopt_long(argc, argv, "hm:", long_opts, NULL)) != -1) {
-		char *end;
-		long n;
+	while ((o = tool_options(&info, argc, argv)) != -1) {
 		switch (o) {
-		case 'h': usage(stdout); return 0;
 		case 'm': model = optarg; break;
-		case OPT_VOCAB: vfile = optarg; break;
-		case OPT_JSONL: c->jsonl = 1; break;
-		case OPT_FIELD: c->field = optarg; break;
-		case OPT_TOKENS: c->tokens = 1; break;
-		case OPT_REPLACE: c->replace_invalid = 1; break;
-		case OPT_DECODE: c->decode = 1; break;
-		case OPT_PROGRESS: c->progress = 1; break;
-		case OPT_KEEP: c->keep_going = 1; break;
-		case OPT_MAXLEN:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 2 || n > INT_MAX)
-				return bad_usage("--max-length takes a whole number of at least 2");
-			c->max_length = (int)n;
-			break;
-		default: return bad_usage(NULL);
+		case O_VOCAB: vfile = optarg; break;
+		case O_JSONL: c->jsonl = 1; break;
+		case O_FIELD: c->field = optarg; break;
+		case O_TOKENS: c->tokens = 1; break;
+		case O_REPLACE: c->replace_invalid = 1; break;
+		case O_DECODE: c->decode = 1; break;
+		case TOOL_PROGRESS: *progress = 1; break;
+		case TOOL_KEEP_GOING: *keep_going = 1; break;
+		case O_MAX_LENGTH: c->max_length = (int)tool_long(optarg, "--max-length", 2, INT_MAX); break;
 		}
 	}
 	if (!model == !vfile)
-		return bad_usage("give the vocabulary with exactly one of -m DIR and --vocab FILE");
-	if (c->decode && (c->jsonl || c->tokens || c->max_length || strcmp(c->field, "sent") || c->keep_going))
-		return bad_usage("--decode takes none of --jsonl, --field, --tokens, --max-length and --keep-going");
+		tool_usage("give the vocabulary with exactly one of -m DIR and --vocab FILE");
+	if (c->decode && (c->jsonl || c->tokens || c->max_length || strcmp(c->field, "sent") || *keep_going))
+		tool_usage("--decode takes none of --jsonl, --field, --tokens, --max-length and --keep-going");
 	if (strcmp(c->field, "sent") && !c->jsonl)
-		return bad_usage("--field needs --jsonl");
+		tool_usage("--field needs --jsonl");
 	if (vfile)
 		snprintf(vocab, vocab_size, "%s", vfile);
 	else
 		snprintf(vocab, vocab_size, "%s/vocab.txt", model);
-	return -1;
+}
+
+/* The bytes of input there are to read, when every input is a regular file; 0 when one is not. */
+static unsigned long long input_size(int argc, char **argv)
+{
+	unsigned long long total = 0, n;
+	struct stat sb;
+	int i;
+
+	if (optind == argc)
+		return tool_input_size(stdin);
+	for (i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "-") == 0 ? !(n = tool_input_size(stdin))
+		                              : stat(argv[i], &sb) || !S_ISREG(sb.st_mode) || !(n = (unsigned long long)sb.st_size))
+			return 0;
+		total += n;
+	}
+	return total;
 }
 
 int main(int argc, char **argv)
@@ -441,48 +400,25 @@ int main(int argc, char **argv)
 	ctx c = {0};
 	lx_vocab *v = NULL;
 	lx_err e = {0};
-	lx_status st = LX_OK, fst;
+	lx_status st = LX_OK;
 	char vocab[4096];
-	int rc, i;
+	int i, keep_going = 0, progress = 0;
 
-	if ((rc = parse_args(&c, argc, argv, vocab, sizeof vocab)) >= 0)
-		return rc;
-	if ((st = lx_vocab_load(&v, vocab, &e))) {
-		fail("%s", e.msg);
-		return st;
-	}
+	parse_args(&c, argc, argv, vocab, sizeof vocab, &keep_going, &progress);
+	if ((st = lx_vocab_load(&v, vocab, &e)))
+		return tool_fail(st, "%s", e.msg);
 	c.v = v;
-	c.tk = lx_tokenizer_new(v, c.replace_invalid ? LX_TOK_REPLACE_INVALID : 0);
-	c.w = lx_writer_new(stdout, "stdout");
-	if (!c.tk || !c.w) {
-		fail("out of memory");
-		return LX_EIO;
-	}
-	lx_signals_init();
-	lx_progress_init(&c.prog, stderr, "lx-tokenize", c.progress);
-	if (optind == argc)
+	if (!(c.tk = lx_tokenizer_new(v, c.replace_invalid ? LX_TOK_REPLACE_INVALID : 0)) ||
+	    tool_run_init(&c.t, NULL, "stdin", 1, keep_going, progress))
+		st = lx_errf(&e, LX_EIO, "out of memory");
+	c.t.unit = c.t.prog.label = c.decode ? "records" : "lines";
+	c.t.prog.total = input_size(argc, argv);
+	tool_signals(NULL);
+	if (!st && optind == argc)
 		st = run_file(&c, "-", &e);
-	for (i = optind; i < argc && !st && !lx_interrupted(); i++)
+	for (i = optind; i < argc && !st && !tool_interrupted(); i++)
 		st = run_file(&c, argv[i], &e);
-	lx_progress_end(&c.prog);
-	/* every record before a bad one is written */
-	fst = lx_writer_flush(c.w, st ? NULL : &e);
-	if (st == LX_EIO && lx_interrupted() && !fst)
-		st = LX_OK; /* a read cut short by the signal */
-	if (!st)
-		st = fst;
-	if (fclose(stdout) != 0 && !st)
-		st = lx_errf(&e, LX_EIO, "stdout: write failed: %s", strerror(errno));
-	if (st && !(st == LX_EIO && (lx_writer_broken_pipe(c.w) || c.epipe)))
-		fail("%s", e.msg);
-	else if (!st && lx_interrupted()) {
-		st = LX_EINTR;
-		fail("interrupted after %ld records, all written", c.done);
-	} else if (!st && c.bad) {
-		st = LX_EINPUT;
-		fail("%ld of %ld lines were bad, written with an error field", c.bad, c.done);
-	}
-	lx_writer_free(c.w);
+	st = tool_end(&c.t, st, &e); /* every record before a bad one is written */
 	lx_tokenizer_free(c.tk);
 	lx_vocab_free(v);
 	free(c.fix);

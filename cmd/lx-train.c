@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,39 +10,50 @@
 #include "lx.h"
 #include "lx_heads.h"
 #include "lx_train.h"
+#include "tool.h"
 
-static const char *tool = "lx-train";
+enum { O_EPOCHS = 256, O_LR, O_WARMUP, O_SEED, O_FREEZE, O_NEWHEAD, O_LABELS, O_VALID, O_SAVE, O_STOP, O_RESUME,
+       O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: %s -m DIR -o OUTDIR [options] [TRAIN]\n"
-	        "Trains the model in DIR on the labelled records of TRAIN (a stream from lx-tokenize | lx-featpack;\n"
-	        "stdin if absent) and writes the trained model directory OUTDIR. See lx-train(1).\n"
-	        "  --epochs N (1)  --batch N (32)  --lr X (5e-5)  --warmup N (steps, default 10%% of all)\n"
-	        "  --weight-decay X (0.01)  --dropout P (0.1)  --seed N (1)  --threads N (1)\n"
-	        "  --freeze encoder  --new-head N  --labels FILE  --valid FILE  --save-every N  --stop-after N\n"
-	        "  --resume  --force  --f16  --log-every N (10)  --progress\n",
-	        tool);
-}
+static const char synopsis[] = "-m DIR -o OUTDIR [options] [TRAIN]";
+static const char about[] =
+	"Trains the model in DIR on the labelled records of TRAIN (a stream from lx-tokenize | lx-featpack;\n"
+	"stdin if absent) and writes the trained model directory OUTDIR. See lx-train(1).";
 
-static void die(lx_status st, const char *fmt, ...)
-{
-	va_list ap;
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the model to start from"},
+	{'o', "output", "OUTDIR", "where the trained model goes"},
+	{O_EPOCHS, "epochs", "N", "passes over the training records (1)"},
+	{TOOL_BATCH, "batch", "N", "examples a step (32)"},
+	{O_LR, "lr", "X", "peak learning rate (5e-5)"},
+	{O_WARMUP, "warmup", "STEPS", "warm-up steps (10% of all steps)"},
+	{O_WD, "weight-decay", "X", "AdamW's decoupled weight decay (0.01)"},
+	{O_DROPOUT, "dropout", "P", "hidden and attention dropout (0.1)"},
+	{O_SEED, "seed", "N", "seed of the order, of dropout and of a new head (1)"},
+	{TOOL_THREADS, "threads", "N", "threads of the matrix products (1)"},
+	{O_FREEZE, "freeze", "encoder", "train the heads only"},
+	{O_NEWHEAD, "new-head", "N", "a fresh answer head of N answers"},
+	{O_LABELS, "labels", "FILE", "the answers of the --new-head"},
+	{O_VALID, "valid", "FILE", "labelled records to score after every epoch"},
+	{O_SAVE, "save-every", "N", "write OUTDIR/checkpoint.safetensors every N steps"},
+	{O_STOP, "stop-after", "N", "stop after step N, with a checkpoint"},
+	{O_RESUME, "resume", NULL, "continue from OUTDIR/checkpoint.safetensors"},
+	{O_FORCE, "force", NULL, "write into an existing OUTDIR"},
+	{O_F16, "f16", NULL, "write model.safetensors in float16"},
+	{O_LOG, "log-every", "N", "steps between progress lines (10)"},
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {"lx-train", synopsis, about, option_table};
 
-	fprintf(stderr, "%s: ", tool);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit((int)st);
-}
 
 /* ---- the examples, decoded once ---- */
 
 typedef struct {
-	lx_example x;
-	lx_train_labels lab;
+	lx_example x;           /* in.x */
+	lx_example_data in;
+	lx_train_labels lab;    /* lab.l is labels.l */
+	lx_labels_data labels;
 	char id[64];
 } item;
 
@@ -52,190 +62,35 @@ typedef struct {
 	int n, cap;
 } dataset;
 
-static void *dup_floats(const lx_tensor *t, const char *key, lx_err *e, lx_status *rc)
-{
-	float *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-
-	if (!p)
-		*rc = lx_errf(e, LX_EIO, "out of memory");
-	else if ((*rc = lx_tensor_to_f32(t, p, key, e))) {
-		free(p);
-		p = NULL;
-	}
-	return p;
-}
-
-static void *dup_ints(const lx_tensor *t, const char *key, lx_err *e, lx_status *rc)
-{
-	int32_t *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(int32_t));
-
-	if (!p)
-		*rc = lx_errf(e, LX_EIO, "out of memory");
-	else if (lx_dtype_is_float(t->dtype)) {
-		*rc = lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected an integer dtype", key, lx_dtype_numpy(t->dtype));
-		free(p);
-		p = NULL;
-	} else if ((*rc = lx_tensor_to_i32(t, p, key, e))) {
-		free(p);
-		p = NULL;
-	}
-	return p;
-}
-
-/* An optional vector field of len values: *out stays NULL when absent. */
-static lx_status vec(const lx_record *rec, const char *key, int64_t len, const char *side, int ints, void **out,
-                     lx_err *e)
-{
-	lx_tensor t;
-	int present;
-	lx_status rc;
-
-	*out = NULL;
-	if ((rc = lx_record_tensor(rec, key, &t, &present, e)) || !present)
-		return rc;
-	if (t.ndim != 1 || t.shape[0] != len)
-		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match %s", key, (long long)len, side);
-	*out = ints ? dup_ints(&t, key, e, &rc) : dup_floats(&t, key, e, &rc);
-	return rc;
-}
-
-
-/* The authors' soft-score label (answer -> score) as a target over the answer list. */
-static lx_status soft_label(const msgpack_object *label, const lx_names *answers, int A, float **out, lx_err *e)
-{
-	float *target;
-	char name[512];
-	uint32_t i;
-	int k;
-
-	if (!answers)
-		return lx_errf(e, LX_EINPUT, "field label: a soft-score label needs the answer list (--labels FILE, or "
-		                             "answers.json in the model directory)");
-	if (!(target = calloc((size_t)A, sizeof *target)))
-		return lx_errf(e, LX_EIO, "out of memory");
-	*out = target;
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *key = &label->via.map.ptr[i].key, *val = &label->via.map.ptr[i].val;
-		double v;
-		if (key->type != MSGPACK_OBJECT_STR)
-			return lx_errf(e, LX_EINPUT, "field label: a key is not a string");
-		snprintf(name, sizeof name, "%.*s", (int)key->via.str.size, key->via.str.ptr);
-		if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			v = (double)val->via.u64;
-		else if (val->type == MSGPACK_OBJECT_FLOAT32 || val->type == MSGPACK_OBJECT_FLOAT64)
-			v = val->via.f64;
-		else
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", name);
-		if (!(v >= 0 && v <= 1))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is %g, outside [0, 1]", name, v);
-		if ((k = lx_names_find(answers, name)) < 0)
-			return lx_errf(e, LX_EINPUT, "field label: answer \"%s\" is not in the answer list %s", name,
-			               lx_names_path(answers));
-		target[k] = (float)v;
-	}
-	return LX_OK;
-}
-
-/* The inputs of one record. */
-static lx_status decode_inputs(const lx_config *c, const lx_record *rec, item *it, lx_err *e)
-{
-	lx_example *x = &it->x;
-	lx_tensor ids, feats, pos;
-	lx_status rc;
-
-	if ((rc = lx_record_tensor(rec, "input_ids", &ids, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_feats", &feats, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_pos", &pos, NULL, e)))
-		return rc;
-	if (ids.ndim != 1 || ids.shape[0] < 1)
-		return lx_errf(e, LX_EINPUT, "field input_ids: expected a non-empty vector [T]");
-	if (feats.ndim != 2 || feats.shape[1] != c->visual_feat_dim || feats.shape[0] < 1 || feats.shape[0] > 4096)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: expected a matrix [N, %d] with 1 to 4096 boxes",
-		               c->visual_feat_dim);
-	if (pos.ndim != 2 || pos.shape[0] != feats.shape[0] || pos.shape[1] != 4)
-		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
-		               (long long)feats.shape[0]);
-	if (ids.shape[0] > c->max_position_embeddings)
-		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
-		               (long long)ids.shape[0], c->max_position_embeddings);
-	x->T = (int)ids.shape[0];
-	x->N = (int)feats.shape[0];
-	if (!(x->input_ids = dup_ints(&ids, "input_ids", e, &rc)) ||
-	    !(x->visual_feats = dup_floats(&feats, "visual_feats", e, &rc)) ||
-	    !(x->visual_pos = dup_floats(&pos, "visual_pos", e, &rc)))
-		return rc;
-	if ((rc = vec(rec, "token_type_ids", x->T, "input_ids", 1, (void **)&x->token_type_ids, e)) ||
-	    (rc = vec(rec, "attention_mask", x->T, "input_ids", 0, (void **)&x->attention_mask, e)) ||
-	    (rc = vec(rec, "visual_attention_mask", x->N, "visual_feats", 0, (void **)&x->visual_mask, e)))
-		return rc;
-	return lx_example_check(c, x, e);
-}
-
 /* The labels of one record for the heads the model has; *any says whether there was one. */
 static lx_status decode_labels(const lx_config *c, int heads, const lx_names *answers, const lx_record *rec,
                                item *it, int *any, lx_err *e)
 {
-	lx_labels *l = &it->lab.l;
 	const msgpack_object *label = lx_record_get(rec, "label");
+	float *target;
 	lx_status rc;
 
-	l->T = it->x.T;
-	l->N = it->x.N;
-	*any = 0;
-	if (heads & LX_HEAD_QA) {
-		if (label && label->type == MSGPACK_OBJECT_MAP) {
-			if ((rc = soft_label(label, answers, c->num_qa_labels, (float **)&it->lab.qa_target, e)))
-				return rc;
-			*any = 1;
-		}
-		if ((rc = lx_record_int(rec, "ans", &l->ans, &l->has_ans, e)))
-			return rc;
-		if (l->has_ans && l->ans != -100 && (l->ans < 0 || l->ans >= c->num_qa_labels))
-			return lx_errf(e, LX_EINPUT, "field ans: %d is outside the answer list [0, %d)", l->ans,
-			               c->num_qa_labels);
-		*any |= l->has_ans;
-	}
-	if (heads & LX_HEAD_MATCH) {
-		if ((rc = lx_record_int(rec, "matched_label", &l->matched_label, &l->has_matched, e)))
-			return rc;
-		if (l->has_matched && l->matched_label != -100 && (l->matched_label < 0 || l->matched_label > 1))
-			return lx_errf(e, LX_EINPUT, "field matched_label: %d, expected 0 or 1", l->matched_label);
-		*any |= l->has_matched;
-	}
-	if (heads & LX_HEAD_MLM) {
-		if ((rc = vec(rec, "labels", l->T, "input_ids", 1, (void **)&l->mlm_labels, e)))
-			return rc;
-		*any |= l->mlm_labels != NULL;
-	}
-	if (heads & LX_HEAD_OBJ) {
-		if ((rc = vec(rec, "obj_labels", l->N, "visual_feats", 1, (void **)&l->obj_labels, e)) ||
-		    (rc = vec(rec, "obj_mask", l->N, "visual_feats", 0, (void **)&l->obj_mask, e)) ||
-		    (rc = vec(rec, "attr_labels", l->N, "visual_feats", 1, (void **)&l->attr_labels, e)) ||
-		    (rc = vec(rec, "attr_mask", l->N, "visual_feats", 0, (void **)&l->attr_mask, e)) ||
-		    (rc = vec(rec, "feat_mask", l->N, "visual_feats", 0, (void **)&l->feat_mask, e)))
-			return rc;
-		if (l->feat_mask)
-			l->feat_target = it->x.visual_feats;
-		*any |= (l->obj_labels && l->obj_mask) || (l->attr_labels && l->attr_mask) || l->feat_mask;
-	}
-	return LX_OK;
+	if ((rc = lx_labels_decode(c, heads, rec, it->x.T, it->x.N, "visual_feats", it->x.visual_feats, &it->labels, any,
+	                           e)))
+		return rc;
+	it->lab.l = it->labels.l;
+	if (!(heads & LX_HEAD_QA) || !label || label->type != MSGPACK_OBJECT_MAP)
+		return LX_OK;
+	if (!answers)
+		return lx_errf(e, LX_EINPUT, "field label: a soft-score label needs the answer list (--labels FILE, or "
+		                             "answers.json in the model directory)");
+	if (!(target = malloc((size_t)c->num_qa_labels * sizeof *target)))
+		return lx_errf(e, LX_EIO, "out of memory");
+	it->lab.qa_target = target;
+	*any = 1;
+	return lx_soft_label(label, answers, target, NULL, e);
 }
 
 static void item_free(item *it)
 {
-	free((void *)it->x.input_ids);
-	free((void *)it->x.token_type_ids);
-	free((void *)it->x.attention_mask);
-	free((void *)it->x.visual_feats);
-	free((void *)it->x.visual_pos);
-	free((void *)it->x.visual_mask);
+	lx_example_data_destroy(&it->in);
+	lx_labels_data_destroy(&it->labels);
 	free((void *)it->lab.qa_target);
-	free((void *)it->lab.l.mlm_labels);
-	free((void *)it->lab.l.obj_labels);
-	free((void *)it->lab.l.obj_mask);
-	free((void *)it->lab.l.attr_labels);
-	free((void *)it->lab.l.attr_mask);
-	free((void *)it->lab.l.feat_mask);
 }
 
 static void dataset_free(dataset *d)
@@ -255,33 +110,34 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 	const char *name = strcmp(path, "-") ? path : "stdin";
 	lx_reader *r;
 	lx_record *rec;
-	lx_progress pr;
+	tool_progress pr;
 	lx_err e;
 	lx_status rc;
 	int any;
 
 	if (!f)
-		die(LX_EIO, "%s: %s", path, strerror(errno));
+		tool_die(LX_EIO, "%s:", path);
 	if (!(r = lx_reader_new(f, name)))
-		die(LX_EIO, "out of memory");
-	lx_progress_init(&pr, stderr, tool, progress);
+		tool_die(LX_EIO, "out of memory");
+	tool_progress_init(&pr, progress, "records", name, tool_input_size(f));
 	memset(d, 0, sizeof *d);
 	for (;;) {
 		if ((rc = lx_reader_next(r, &rec, &e)))
-			die(rc, "%s", e.msg);
+			tool_die(rc, "%s", e.msg);
 		if (!rec)
 			break;
 		if (d->n == d->cap) {
 			item *ni = realloc(d->it, (size_t)(d->cap ? 2 * d->cap : 256) * sizeof *ni);
 			if (!ni)
-				die(LX_EIO, "out of memory reading %s", name);
+				tool_die(LX_EIO, "out of memory reading %s", name);
 			d->it = ni;
 			d->cap = d->cap ? 2 * d->cap : 256;
 		}
 		memset(&d->it[d->n], 0, sizeof d->it[d->n]);
 		lx_record_id(rec, d->it[d->n].id, sizeof d->it[d->n].id);
 		d->n++;
-		rc = decode_inputs(c, rec, &d->it[d->n - 1], &e);
+		rc = lx_example_decode(c, rec, &d->it[d->n - 1].in, &e);
+		d->it[d->n - 1].x = d->it[d->n - 1].in.x;
 		if (!rc)
 			rc = decode_labels(c, heads, answers, rec, &d->it[d->n - 1], &any, &e);
 		if (!rc && !any)
@@ -289,16 +145,16 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 			                            "attr_labels or feat_mask, for a head the model has)");
 		lx_record_free(rec);
 		if (rc)
-			die(rc, "%s: record %d%s%s%s: %s", name, d->n, *d->it[d->n - 1].id ? " (" : "", d->it[d->n - 1].id,
+			tool_die(rc, "%s: record %d%s%s%s: %s", name, d->n, *d->it[d->n - 1].id ? " (id " : "", d->it[d->n - 1].id,
 			    *d->it[d->n - 1].id ? ")" : "", e.msg);
-		lx_progress_tick(&pr, d->n);
+		tool_progress_tick(&pr, d->n, lx_reader_offset(r));
 	}
-	lx_progress_end(&pr);
+	tool_progress_end(&pr);
 	lx_reader_free(r);
 	if (f != stdin)
 		fclose(f);
 	if (d->n == 0)
-		die(LX_EINPUT, "%s: no records", name);
+		tool_die(LX_EINPUT, "%s: no records", name);
 }
 
 /* ---- validation ---- */
@@ -320,19 +176,19 @@ static void validate(const lx_trainer *t, const dataset *d, int batch, double *s
 	lx_status rc;
 
 	if (!enc || !h || !out || !ex || !q)
-		die(LX_EIO, "out of memory");
+		tool_die(LX_EIO, "out of memory");
 	for (i = 0; i < d->n; i += batch) {
 		int n = d->n - i < batch ? d->n - i : batch;
 		for (j = 0; j < n; j++)
 			ex[j] = d->it[i + j].x;
 		if ((rc = lx_encode(enc, ex, n, out, &e)))
-			die(rc, "validation: %s", e.msg);
+			tool_die(rc, "validation: %s", e.msg);
 		for (j = 0; j < n; j++) {
 			const lx_train_labels *l = &d->it[i + j].lab;
 			lx_losses lo;
 			if ((lx_trainer_heads(t) & LX_HEAD_QA) && (l->qa_target || l->l.has_ans)) {
 				if ((rc = lx_heads_answer(h, out[j].pooled, q, &e)))
-					die(rc, "validation: %s", e.msg);
+					tool_die(rc, "validation: %s", e.msg);
 				for (k = 1, best = 0; k < c->num_qa_labels; k++)
 					if (q[k] > q[best])
 						best = k;
@@ -346,7 +202,7 @@ static void validate(const lx_trainer *t, const dataset *d, int batch, double *s
 			}
 			if ((rc = lx_heads_losses(h, lx_trainer_heads(t), &l->l, out[j].lang, out[j].visn, out[j].pooled, &lo,
 			                          &e)))
-				die(rc, "validation: %s", e.msg);
+				tool_die(rc, "validation: %s", e.msg);
 			ls += lo.total;
 			nl++;
 		}
@@ -381,7 +237,7 @@ static void copy_file(const char *src, const char *dst)
 		return;
 	snprintf(tmp, sizeof tmp, "%s.tmp", dst);
 	if (!(out = fopen(tmp, "wb")))
-		die(LX_EIO, "%s: %s", tmp, strerror(errno));
+		tool_die(LX_EIO, "%s: %s", tmp, strerror(errno));
 	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
 		bad |= fwrite(buf, 1, n, out) != n;
 	bad |= ferror(in);
@@ -390,7 +246,7 @@ static void copy_file(const char *src, const char *dst)
 	if (fclose(out) || bad || rename(tmp, dst)) {
 		int err = errno;
 		remove(tmp);
-		die(LX_EIO, "%s: %s", dst, strerror(err));
+		tool_die(LX_EIO, "%s: %s", dst, strerror(err));
 	}
 }
 
@@ -404,26 +260,18 @@ static void write_answers(const lx_names *a, const char *dir)
 	snprintf(path, sizeof path, "%s/answers.json", dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	if (!(f = fopen(tmp, "w")))
-		die(LX_EIO, "%s: %s", tmp, strerror(errno));
+		tool_die(LX_EIO, "%s: %s", tmp, strerror(errno));
 	fputc('[', f);
 	for (i = 0; i < lx_names_count(a); i++) {
-		const unsigned char *s = (const unsigned char *)lx_names_get(a, i);
-		fputs(i ? ", \"" : "\"", f);
-		for (; *s; s++)
-			if (*s == '"' || *s == '\\')
-				fprintf(f, "\\%c", *s);
-			else if (*s < 0x20)
-				fprintf(f, "\\u%04x", *s);
-			else
-				fputc(*s, f);
-		fputc('"', f);
+		fputs(i ? ", " : "", f);
+		lx_json_str(f, lx_names_get(a, i), strlen(lx_names_get(a, i)), 0);
 	}
 	fputs("]\n", f);
 	bad = fflush(f) || ferror(f) || fsync(fileno(f));
 	if (fclose(f) || bad || rename(tmp, path)) {
 		int err = errno;
 		remove(tmp);
-		die(LX_EIO, "%s: %s", path, strerror(err));
+		tool_die(LX_EIO, "%s: %s", path, strerror(err));
 	}
 }
 
@@ -461,9 +309,6 @@ static void shuffle(int *ord, int n, uint64_t seed, long ep)
 
 /* ---- main ---- */
 
-enum { O_EPOCHS = 256, O_LR, O_BATCH, O_WARMUP, O_SEED, O_THREADS, O_FREEZE, O_NEWHEAD, O_LABELS, O_VALID,
-       O_SAVE, O_STOP, O_RESUME, O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG, O_PROGRESS };
-
 typedef struct {
 	const char *model, *outdir, *train, *labels, *valid;
 	long epochs, batch, warmup, save_every, stop_after, log_every;
@@ -472,50 +317,8 @@ typedef struct {
 	lx_train_opts o;
 } options;
 
-static long num(const char *s, const char *opt, long lo, long hi)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "%s: %s: \"%s\" is not an integer in [%ld, %ld]\n", tool, opt, s, lo, hi);
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
-	return v;
-}
-
-static double real(const char *s, const char *opt, double lo, double hi)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "%s: %s: \"%s\" is not a number in [%g, %g]\n", tool, opt, s, lo, hi);
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
-	return v;
-}
-
 static void parse(options *op, int argc, char **argv)
 {
-	static const struct option longs[] = {
-		{"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
-		{"help", no_argument, 0, 'h'}, {"epochs", required_argument, 0, O_EPOCHS},
-		{"lr", required_argument, 0, O_LR}, {"batch", required_argument, 0, O_BATCH},
-		{"warmup", required_argument, 0, O_WARMUP}, {"seed", required_argument, 0, O_SEED},
-		{"threads", required_argument, 0, O_THREADS}, {"freeze", required_argument, 0, O_FREEZE},
-		{"new-head", required_argument, 0, O_NEWHEAD}, {"labels", required_argument, 0, O_LABELS},
-		{"valid", required_argument, 0, O_VALID}, {"save-every", required_argument, 0, O_SAVE},
-		{"stop-after", required_argument, 0, O_STOP}, {"resume", no_argument, 0, O_RESUME},
-		{"force", no_argument, 0, O_FORCE}, {"f16", no_argument, 0, O_F16},
-		{"dropout", required_argument, 0, O_DROPOUT}, {"weight-decay", required_argument, 0, O_WD},
-		{"log-every", required_argument, 0, O_LOG}, {"progress", no_argument, 0, O_PROGRESS}, {0, 0, 0, 0}};
 	int ch;
 
 	memset(op, 0, sizeof *op);
@@ -526,79 +329,53 @@ static void parse(options *op, int argc, char **argv)
 	op->lr = 5e-5;
 	op->threads = 1;
 	op->log_every = 10;
-	while ((ch = getopt_long(argc, argv, "m:o:h", longs, NULL)) != -1) {
+	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': op->model = optarg; break;
 		case 'o': op->outdir = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case O_EPOCHS: op->epochs = num(optarg, "--epochs", 1, 1000000); break;
-		case O_LR: op->lr = real(optarg, "--lr", 0, 10); break;
-		case O_BATCH: op->batch = num(optarg, "--batch", 1, 65536); break;
-		case O_WARMUP: op->warmup = num(optarg, "--warmup", 0, 1L << 40); break;
-		case O_SEED: op->o.seed = (uint64_t)num(optarg, "--seed", 0, 1L << 62); break;
-		case O_THREADS: op->threads = (int)num(optarg, "--threads", 1, 256); break;
+		case O_EPOCHS: op->epochs = tool_long(optarg, "--epochs", 1, 1000000); break;
+		case O_LR: op->lr = tool_real(optarg, "--lr", 0, 10); break;
+		case TOOL_BATCH: op->batch = tool_long(optarg, "--batch", 1, 65536); break;
+		case O_WARMUP: op->warmup = tool_long(optarg, "--warmup", 0, 1L << 40); break;
+		case O_SEED: op->o.seed = (uint64_t)tool_long(optarg, "--seed", 0, 1L << 62); break;
+		case TOOL_THREADS: op->threads = (int)tool_long(optarg, "--threads", 1, 256); break;
 		case O_FREEZE:
-			if (strcmp(optarg, "encoder")) {
-				fprintf(stderr, "%s: --freeze: \"%s\": only \"encoder\" can be frozen\n", tool, optarg);
-				usage(stderr);
-				exit(LX_EUSAGE);
-			}
+			if (strcmp(optarg, "encoder"))
+				tool_usage("--freeze: \"%s\": only \"encoder\" can be frozen", optarg);
 			op->o.freeze_encoder = 1;
 			break;
-		case O_NEWHEAD: op->o.new_head = (int)num(optarg, "--new-head", 1, 1 << 24); break;
+		case O_NEWHEAD: op->o.new_head = (int)tool_long(optarg, "--new-head", 1, 1 << 24); break;
 		case O_LABELS: op->labels = optarg; break;
 		case O_VALID: op->valid = optarg; break;
-		case O_SAVE: op->save_every = num(optarg, "--save-every", 1, 1L << 40); break;
-		case O_STOP: op->stop_after = num(optarg, "--stop-after", 1, 1L << 40); break;
+		case O_SAVE: op->save_every = tool_long(optarg, "--save-every", 1, 1L << 40); break;
+		case O_STOP: op->stop_after = tool_long(optarg, "--stop-after", 1, 1L << 40); break;
 		case O_RESUME: op->resume = 1; break;
 		case O_FORCE: op->force = 1; break;
 		case O_F16: op->f16 = 1; break;
-		case O_DROPOUT: op->o.dropout = (float)real(optarg, "--dropout", 0, 0.99); break;
-		case O_WD: op->o.weight_decay = (float)real(optarg, "--weight-decay", 0, 1); break;
-		case O_LOG: op->log_every = num(optarg, "--log-every", 1, 1L << 40); break;
-		case O_PROGRESS: op->progress = 1; break;
-		default: usage(stderr); exit(LX_EUSAGE);
+		case O_DROPOUT: op->o.dropout = (float)tool_real(optarg, "--dropout", 0, 0.99); break;
+		case O_WD: op->o.weight_decay = (float)tool_real(optarg, "--weight-decay", 0, 1); break;
+		case O_LOG: op->log_every = tool_long(optarg, "--log-every", 1, 1L << 40); break;
+		case TOOL_PROGRESS: op->progress = 1; break;
 		}
 	}
-	if (!op->model || !op->outdir || argc - optind > 1) {
-		fprintf(stderr, "%s: %s\n", tool, !op->model ? "-m DIR is required" : !op->outdir ? "-o OUTDIR is required"
-		                                                                                  : "one training file at most");
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
-	if (op->labels && !op->o.new_head) {
-		fprintf(stderr, "%s: --labels names the answers of a --new-head\n", tool);
-		usage(stderr);
-		exit(LX_EUSAGE);
-	}
+	tool_require(op->model, "-m DIR");
+	tool_require(op->outdir, "-o OUTDIR");
+	if (argc - optind > 1)
+		tool_usage("one training file at most");
+	if (op->labels && !op->o.new_head)
+		tool_usage("--labels names the answers of a --new-head");
 	op->train = optind < argc ? argv[optind] : "-";
 }
 
 /* The answer list: --labels for a new head, else the model directory's answers.json or answers.txt. */
 static lx_names *answer_list(const options *op, int A)
 {
-	static const char *const files[] = {"answers.json", "answers.txt", NULL};
-	char path[4096];
-	lx_names *a = NULL;
+	lx_names *a;
 	lx_err e;
 	lx_status rc;
-	int i;
 
-	if (op->labels)
-		snprintf(path, sizeof path, "%s", op->labels);
-	else {
-		for (i = 0; files[i]; i++) {
-			snprintf(path, sizeof path, "%s/%s", op->model, files[i]);
-			if (access(path, F_OK) == 0)
-				break;
-		}
-		if (!files[i])
-			return NULL;
-	}
-	if ((rc = lx_names_load(&a, path, LX_NAMES_ANSWERS, &e)))
-		die(rc, "%s", e.msg);
-	if (lx_names_count(a) != A)
-		die(LX_EMODEL, "%s: %d answers, but the answer head has %d", path, lx_names_count(a), A);
+	if ((rc = lx_names_load_model(&a, op->model, LX_LIST_ANSWERS, op->labels, A, &e)))
+		tool_die(rc, "%s", e.msg);
 	return a;
 }
 
@@ -609,7 +386,7 @@ static void save_model(const lx_trainer *t, const options *op, const lx_names *a
 	lx_status rc;
 
 	if ((rc = lx_trainer_save_model(t, op->outdir, op->f16, &e)))
-		die(rc, "%s", e.msg);
+		tool_die(rc, "%s", e.msg);
 	snprintf(src, sizeof src, "%s/vocab.txt", op->model);
 	snprintf(dst, sizeof dst, "%s/vocab.txt", op->outdir);
 	if (strcmp(src, dst))
@@ -639,17 +416,17 @@ int main(int argc, char **argv)
 
 	parse(&op, argc, argv);
 	lx_set_threads(op.threads);
-	lx_signals_init();
+	tool_signals(NULL);
 	if (is_dir(op.outdir) && !op.force && !op.resume)
-		die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
+		tool_die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
 		    op.outdir);
 	if (!is_dir(op.outdir) && mkdir(op.outdir, 0777))
-		die(LX_EIO, "%s: %s", op.outdir, strerror(errno));
+		tool_die(LX_EIO, "%s: %s", op.outdir, strerror(errno));
 	snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", op.outdir);
 	if (op.resume && access(ckpt, F_OK))
-		die(LX_EUSAGE, "%s: no checkpoint to resume from", ckpt);
+		tool_die(LX_EUSAGE, "%s: no checkpoint to resume from", ckpt);
 	if ((rc = lx_trainer_open(&t, op.model, &op.o, &e)))
-		die(rc, "%s", e.msg);
+		tool_die(rc, "%s", e.msg);
 	c = lx_model_config(lx_trainer_model(t));
 	answers = (lx_trainer_heads(t) & LX_HEAD_QA) ? answer_list(&op, c->num_qa_labels) : NULL;
 	load(&train, op.train, c, lx_trainer_heads(t), answers, op.progress);
@@ -660,9 +437,9 @@ int main(int argc, char **argv)
 	warmup = op.warmup >= 0 ? op.warmup : total / 10;
 	if (op.resume) {
 		if ((rc = lx_trainer_load_checkpoint(t, ckpt, extra, 3, &e)))
-			die(rc, "%s", e.msg);
+			tool_die(rc, "%s", e.msg);
 		if (extra[0] != train.n || extra[1] != op.batch || extra[2] != (int64_t)op.o.seed)
-			die(LX_EUSAGE, "%s: saved by a run over %lld records with --batch %lld --seed %lld; this one has %d, %ld, "
+			tool_die(LX_EUSAGE, "%s: saved by a run over %lld records with --batch %lld --seed %lld; this one has %d, %ld, "
 			    "%llu", ckpt, (long long)extra[0], (long long)extra[1], (long long)extra[2], train.n, op.batch,
 			    (unsigned long long)op.o.seed);
 	}
@@ -673,9 +450,8 @@ int main(int argc, char **argv)
 	lab = malloc((size_t)op.batch * sizeof *lab);
 	ord = malloc((size_t)train.n * sizeof *ord);
 	if (!ex || !lab || !ord)
-		die(LX_EIO, "out of memory");
-	fprintf(stderr, "%s: %d training records, %ld steps (%ld a epoch), warm-up %ld, lr %g, batch %ld%s\n", tool,
-	        train.n, total, spe, warmup, op.lr, op.batch, op.o.freeze_encoder ? ", encoder frozen" : "");
+		tool_die(LX_EIO, "out of memory");
+	tool_warn("%d training records, %ld steps (%ld a epoch), warm-up %ld, lr %g, batch %ld%s", train.n, total, spe, warmup, op.lr, op.batch, op.o.freeze_encoder ? ", encoder frozen" : "");
 	t0 = tl = lx_now();
 	for (s = lx_trainer_steps(t); s < total; s++) {
 		long ep = s / spe, b = s % spe, j;
@@ -688,17 +464,16 @@ int main(int argc, char **argv)
 			lab[j] = train.it[ord[b * op.batch + j]].lab;
 		}
 		if ((rc = lx_trainer_grad(t, ex, lab, n, &loss, &e)))
-			die(rc, "step %ld: %s", s + 1, e.msg);
+			tool_die(rc, "step %ld: %s", s + 1, e.msg);
 		if (!isfinite(loss.total))
-			die(LX_EINPUT, "step %ld: the loss is %g; try a lower --lr", s + 1, loss.total);
+			tool_die(LX_EINPUT, "step %ld: the loss is %g; try a lower --lr", s + 1, loss.total);
 		lx_trainer_step(t, lr_at((float)op.lr, s, warmup, total));
 		lsum += loss.total;
 		lcount++;
 		done += n;
 		if ((s + 1) % op.log_every == 0 || s + 1 == total || b + 1 == spe) {
 			double now = lx_now();
-			fprintf(stderr, "%s: step %ld/%ld epoch %ld loss %.4f lr %.3g %.1f examples/s\n", tool, s + 1, total,
-			        ep + 1, lsum / lcount, lr_at((float)op.lr, s, warmup, total), done / (now - tl));
+			tool_warn("step %ld/%ld epoch %ld loss %.4f lr %.3g %.1f examples/s", s + 1, total, ep + 1, lsum / lcount, lr_at((float)op.lr, s, warmup, total), done / (now - tl));
 			lsum = 0;
 			lcount = done = 0;
 			tl = now;
@@ -706,26 +481,25 @@ int main(int argc, char **argv)
 		if (b + 1 == spe && op.valid) {
 			double score, vloss;
 			validate(t, &valid, (int)op.batch, &score, &vloss);
-			fprintf(stderr, "%s: epoch %ld: validation score %.4f, loss %.4f (%d records)\n", tool, ep + 1, score,
-			        vloss, valid.n);
+			tool_warn("epoch %ld: validation score %.4f, loss %.4f (%d records)", ep + 1, score, vloss, valid.n);
 			tl = lx_now(); /* examples/s counts training only */
 		}
 		if ((op.save_every && (s + 1) % op.save_every == 0) || (op.stop_after && s + 1 == op.stop_after)) {
 			if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
-				die(rc, "%s", e.msg);
+				tool_die(rc, "%s", e.msg);
 		}
 		if (op.stop_after && s + 1 == op.stop_after) {
-			fprintf(stderr, "%s: stopped after step %ld; --resume continues\n", tool, s + 1);
+			tool_warn("stopped after step %ld; --resume continues", s + 1);
 			break;
 		}
-		if (lx_interrupted()) {
+		if (tool_interrupted()) {
 			if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
-				die(rc, "%s", e.msg);
-			die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
+				tool_die(rc, "%s", e.msg);
+			tool_die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
 		}
 	}
 	save_model(t, &op, answers);
-	fprintf(stderr, "%s: %ld steps in %.1f s; wrote %s\n", tool, lx_trainer_steps(t), lx_now() - t0, op.outdir);
+	tool_warn("%ld steps in %.1f s; wrote %s", lx_trainer_steps(t), lx_now() - t0, op.outdir);
 	free(ex);
 	free(lab);
 	free(ord);

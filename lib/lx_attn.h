@@ -9,7 +9,7 @@
 #define LX_ATTN_H
 
 #include "lx_core.h"
-#include "lx_image.h"
+#include "lx_font.h"
 
 /* Attention probabilities [layers, heads, q, k]: query rows over key columns, each row summing to 1. */
 typedef struct {

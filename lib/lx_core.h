@@ -1,5 +1,5 @@
 /*
- * lx_core.h - liblx's core layer: status and errors, tensors, the record stream, and tool support.
+ * lx_core.h - liblx's core layer: status and errors, tensors, the record stream, and a clock.
  *
  * Ownership, once for the whole library: an object made by lx_X_new() or lx_X_open() is freed by
  * lx_X_free() (lx_X_free(NULL) does nothing); a struct the caller provides is set up by lx_X_init() and
@@ -162,28 +162,38 @@ lx_status lx_writer_put(lx_writer *w, const lx_record *rec, lx_err *e);
 lx_status lx_writer_flush(lx_writer *w, lx_err *e);
 int lx_writer_broken_pipe(const lx_writer *w);
 
-/* ---- tool support ----------------------------------------------------------------------------------- */
-
-/* A progress line on a stream (stderr): records done and records/s, redrawn at most a few times a second,
- * when enabled. */
-typedef struct {
-	FILE *f;
-	int enabled;
-	const char *tool;
-	double t0, last;
-	long done;
-} lx_progress;
-
-void lx_progress_init(lx_progress *p, FILE *f, const char *tool, int force);
-void lx_progress_tick(lx_progress *p, long done);
-void lx_progress_end(lx_progress *p);
-
-/* SIGINT and SIGTERM set a flag instead of killing the tool, so that it can stop after the record in hand
- * and flush what it finished. A read blocked on input returns (EINTR) so the tool notices. */
-void lx_signals_init(void);
-int lx_interrupted(void);
+/* ---- time ------------------------------------------------------------------------------------------ */
 
 /* Monotonic seconds. */
 double lx_now(void);
+
+/* ---- JSON output ------------------------------------------------------------------------------------ */
+
+/* How strings are escaped. Always: '"' and '\\' with a backslash, the other bytes below 0x20 as \u00XX;
+ * LX_JSON_SHORT writes \n, \t and \r as such instead; LX_JSON_SCRIPT escapes '<', '>' and '&' as \u00XX
+ * too, so that the text is safe inside an HTML script element. Bytes from 0x80 pass unchanged (UTF-8). */
+enum { LX_JSON_SHORT = 1, LX_JSON_SCRIPT = 2 };
+
+/* The escape of byte c in a JSON string, or NULL when c stands for itself; buf holds at least 8 bytes. */
+const char *lx_json_escape(unsigned char c, int flags, char *buf);
+/* s[n] as a quoted JSON string. */
+void lx_json_str(FILE *f, const char *s, size_t n, int flags);
+/* v in the fewest digits that read back as the same double (as the same float, when single); NaN and the
+ * infinities as null. */
+void lx_json_num(FILE *f, double v, int single);
+/* A msgpack value as JSON: strings with LX_JSON_SHORT, bin and ext as base64 strings, map keys that are not
+ * strings as their decimal text. */
+void lx_json_value(FILE *f, const msgpack_object *o);
+/* A str as its bytes up to the first NUL, an integer in decimal, anything else as "" (dst is returned). */
+const char *lx_object_text(const msgpack_object *o, char *dst, size_t n);
+
+/* Writes records as JSON objects, one a line, with its buffers kept from record to record. */
+typedef struct lx_json lx_json;
+
+lx_json *lx_json_new(void);
+void lx_json_free(lx_json *j);
+/* rec's fields in order as one JSON object and a newline on f; tensor fields as nested lists when tensors
+ * is set, else left out. A tensor that cannot be converted is LX_EINPUT before anything is written. */
+lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors, lx_err *e);
 
 #endif

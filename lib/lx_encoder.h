@@ -55,6 +55,27 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
  * vocabulary, token types within type_vocab_size, finite features and boxes. Messages name the field. */
 lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e);
 
+/* ---- examples from records ------------------------------------------------------------------------- */
+
+/* The most boxes an example may have, in every tool. */
+#define LX_MAX_BOXES 4096
+
+/* An example decoded from a record (x), in buffers the struct owns, grown to the largest record decoded
+ * into it. Start from a zeroed struct; lx_example_data_destroy frees the buffers. */
+typedef struct {
+	lx_example x;
+	int32_t *ids, *types;
+	float *amask, *feats, *pos, *vmask;
+	size_t cap_t, cap_n, cap_f;
+} lx_example_data;
+
+/* Decodes the encoder inputs of rec into d->x (formats/stream.md): input_ids [T] of an integer dtype,
+ * visual_feats [N, visual_feat_dim] and visual_pos [N, 4] of a float dtype, with 1 <= N <= LX_MAX_BOXES,
+ * and the optional token_type_ids [T], attention_mask [T] and visual_attention_mask [N]; then checks the
+ * example (lx_example_check). LX_EINPUT names the field; LX_EIO when memory runs out. */
+lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e);
+void lx_example_data_destroy(lx_example_data *d);
+
 /* Number of threads used by the matrix products (OpenBLAS) and the attention loops. */
 void lx_set_threads(int n);
 

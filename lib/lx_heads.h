@@ -68,6 +68,37 @@ typedef struct {
 	const float *feat_target;
 } lx_labels;
 
+/* Labels decoded from a record (l), in buffers the struct owns, grown to the largest record decoded into
+ * it. Start from a zeroed struct; lx_labels_data_destroy frees the buffers. */
+typedef struct {
+	lx_labels l;
+	int32_t *mlm, *obj, *attr;
+	float *obj_mask, *attr_mask, *feat_mask, *feats;
+	size_t cap_mlm, cap_obj, cap_attr, cap_om, cap_am, cap_fm, cap_f;
+} lx_labels_data;
+
+/* Decodes the labels of rec for the heads in `heads` (LX_HEAD_* bits) of an example of T tokens and N boxes
+ * into d->l (formats/stream.md): labels [T] (mlm); matched_label, 0 or 1 (match); ans, within num_qa_labels
+ * (qa); obj_labels with obj_mask, attr_labels with attr_mask, feat_mask, each [N] (obj). Labels are of an
+ * integer dtype, masks of any dtype with finite values; labels without their mask are refused, naming the
+ * mask. The targets of feat_mask are feats [N, visual_feat_dim] when not NULL, else the record's
+ * visual_feats. -100 ignores a label. *any tells whether the record has a label for one of the heads.
+ * nside names the field N comes from in messages. LX_EINPUT names the field; LX_EIO when memory runs out. */
+lx_status lx_labels_decode(const lx_config *c, int heads, const lx_record *rec, int T, int N, const char *nside,
+                           const float *feats, lx_labels_data *d, int *any, lx_err *e);
+void lx_labels_data_destroy(lx_labels_data *d);
+
+/* LX_EINPUT when one of x[n] is NaN or infinite, naming field key and the element (row and column, for rows
+ * of `row` values, when row is not 0); else LX_OK. */
+lx_status lx_check_finite(const float *x, int64_t n, int64_t row, const char *key, lx_err *e);
+
+/* The authors' soft-score label (field label: a map answer -> score, as in their VQA and GQA files) as
+ * target[lx_names_count(answers)] over the answer list, 0 for answers it does not name. Keys must be strings,
+ * scores numbers in [0, 1]. An answer that is not in the list is counted in *unknown and left out, or, when
+ * unknown is NULL, refused. */
+lx_status lx_soft_label(const msgpack_object *label, const lx_names *answers, float *target, int *unknown,
+                        lx_err *e);
+
 enum { LX_LOSS_MLM, LX_LOSS_MATCH, LX_LOSS_OBJ, LX_LOSS_ATTR, LX_LOSS_FEAT, LX_LOSS_QA, LX_NLOSS };
 
 /* Loss parts: masked-LM cross-entropy (mean over the labelled positions), match cross-entropy, the three

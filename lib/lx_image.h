@@ -1,10 +1,10 @@
 /*
- * lx_image.h - pictures for liblx: an RGB image, PNG and JPEG files (libpng, libjpeg), text (FreeType), the
- * few drawing primitives the attention pictures need, a colour scale and base64 for data: URIs.
+ * lx_image.h - pictures for liblx: an RGB image, PNG and JPEG files (libpng, libjpeg), the few drawing
+ * primitives the attention pictures need, a colour scale and base64 for data: URIs.
  *
- * Ownership follows lx_core.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free;
- * lx_font_open makes a font freed by lx_font_free. Buffers returned through a pointer argument
- * (lx_image_encode_png, lx_base64) are malloc'ed and freed by the caller with free().
+ * Ownership follows lx_core.h: lx_image_new/lx_image_load/lx_image_scaled make an image freed by lx_image_free.
+ * Buffers returned through a pointer argument (lx_image_encode_png, lx_base64) are malloc'ed and freed by the
+ * caller with free().
  * Drawing functions clip to the image and never fail.
  */
 #ifndef LX_IMAGE_H
@@ -44,24 +44,6 @@ void lx_image_paste(lx_image *im, const lx_image *src, int x, int y);
 
 /* The attention colour scale: v in [0, 1] (clamped) from near white through yellow and orange to dark red. */
 uint32_t lx_colormap(float v);
-
-/* ---- text ---- */
-
-typedef struct lx_font lx_font;
-
-/* Opens a TrueType/OpenType font file. LX_EMODEL with the path in the message if it cannot be used. */
-lx_status lx_font_open(lx_font **out, const char *path, lx_err *e);
-void lx_font_free(lx_font *f);
-/* Width in pixels of UTF-8 text at size px (the em height in pixels); invalid UTF-8 bytes count as '?'. */
-int lx_font_width(lx_font *f, int px, const char *s);
-/* Height in pixels of a line of text at size px (ascender to descender). */
-int lx_font_height(lx_font *f, int px);
-/* Draws UTF-8 text with its line box's top-left corner at (x, y). With up set, the text runs upwards
- * (rotated 90 degrees anticlockwise) and (x, y) is the bottom-left corner of the rotated line box. */
-void lx_font_draw(lx_font *f, lx_image *im, int x, int y, int px, const char *s, uint32_t rgb, int up);
-/* Draws text cut with an ellipsis to at most maxw pixels. Returns the width drawn. */
-int lx_font_draw_fit(lx_font *f, lx_image *im, int x, int y, int px, const char *s, uint32_t rgb, int up,
-                     int maxw);
 
 /* ---- base64 ---- */
 

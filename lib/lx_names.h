@@ -32,4 +32,15 @@ int lx_names_find(const lx_names *n, const char *s);
 /* The path the list was read from. */
 const char *lx_names_path(const lx_names *n);
 
+/* ---- the name lists of a model directory ------------------------------------------------------------ */
+
+enum { LX_LIST_ANSWERS, LX_LIST_OBJECTS, LX_LIST_ATTRIBUTES, LX_LIST_WORDS };
+
+/* Loads list `which` of the model in dir: from `given` when not NULL (the tools' --labels, --objects and
+ * --attributes), else from the first of its files in dir that exists: answers.json or answers.txt (read as
+ * LX_NAMES_ANSWERS), objects_vocab.txt, attributes_vocab.txt (LX_NAMES_FIRST), vocab.txt (LX_NAMES_LINES).
+ * *out is NULL when given is NULL and there is no such file. LX_EMODEL, naming the file, when it cannot be
+ * read or does not hold `want` names (the model's num_qa_labels, num_object_labels, ...). */
+lx_status lx_names_load_model(lx_names **out, const char *dir, int which, const char *given, int want, lx_err *e);
+
 #endif

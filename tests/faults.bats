@@ -120,7 +120,7 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(r) for r in recs))
 PY
 	run $SEP to_out "$BIN/lx-featpack" --join "$TSV" < "$T/in.mp"
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "lx-featpack: stdin: record 3 (573195000): field img_id is neither a string nor a non-negative integer" ]
+	[ "$stderr" = "lx-featpack: stdin: record 3 (id 573195000): field img_id is neither a string nor a non-negative integer" ]
 	[ "$(count "$T/out.mp")" -eq 2 ]
 }
 
@@ -384,7 +384,7 @@ PY
 	head -n 3 "$FIX/questions.jsonl" > "$T/in.jsonl"
 	run $SEP $FAULTS signal TERM "$T/out.mp" "$BIN/lx-tokenize" --vocab "$FIX/vocab.txt" --jsonl < "$T/in.jsonl"
 	[ "$output" = 5 ]
-	[ "$stderr" = "lx-tokenize: interrupted after 3 records, all written" ]
+	[ "$stderr" = "lx-tokenize: interrupted after 3 lines, all written" ]
 	[ "$(count "$T/out.mp")" -eq 3 ]
 }
 
@@ -577,7 +577,7 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(r) for r in recs))
 PY
 	run $SEP to_out "$BIN/lx-featpack" --join "$TSV" --keep-going < "$T/in.mp"
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "lx-featpack: stdin: record 2 (132417001): img_id COCO_nowhere is not in $TSV
+	[ "$stderr" = "lx-featpack: stdin: record 2 (id 132417001): img_id COCO_nowhere is not in $TSV
 lx-featpack: 1 of 3 records were bad, written with an error field" ]
 	$PY - "$T/in.mp" "$T/out.mp" "${stderr%%$'\n'*}" <<'PY'
 import sys, msgpack

@@ -247,10 +247,11 @@ only_first_two() {
 	run $SEP "$VIZ"
 	[ "$status" -eq 2 ]
 	[ "$output" = "" ]
-	[[ "$stderr" == "usage: lx-attnviz -o DIR "* ]]
+	[ "${stderr_lines[0]}" = "lx-attnviz: -o DIR is required" ]
+	[ "${stderr_lines[1]}" = "usage: lx-attnviz -o DIR [options]" ]
 	run $SEP "$VIZ" -o "$T/out" --cell 0
 	[ "$status" -eq 2 ]
-	[ "$stderr" = "lx-attnviz: --cell takes a whole number from 1 to 64, not '0'" ]
+	[ "${stderr_lines[0]}" = "lx-attnviz: --cell takes a whole number from 1 to 64, not '0'" ]
 	run $SEP "$VIZ" -o "$T/out" extra
 	[ "$status" -eq 2 ]
 }

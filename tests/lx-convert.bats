@@ -275,7 +275,7 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 @test "--list to a full disk is an I/O error" {
 	run sh -c '"$1" --list "$2" > /dev/full' sh "$BIN/lx-convert" "$M/pytorch_model.bin"
 	[ "$status" -eq 4 ]
-	[ "$output" = "lx-convert: stdout: No space left on device" ]
+	[ "$output" = "lx-convert: stdout: write failed: No space left on device" ]
 }
 
 @test "-h prints usage on stdout; bad usage prints it on stderr with status 2" {
@@ -288,7 +288,9 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	[ "${lines[1]}" = "usage: lx-convert [options] IN OUTDIR" ]
 	run "$BIN/lx-convert" --dtype f8 "$M/pytorch_model.bin" "$T/out"
 	[ "$status" -eq 2 ]
-	[ "${lines[0]}" = "lx-convert: --dtype must be f32, f16 or bf16, not f8" ]
+	[ "${lines[0]}" = "lx-convert: --dtype takes f32, f16, bf16, float32, float16 or bfloat16, not 'f8'" ]
+	[ "${lines[1]}" = "usage: lx-convert [options] IN OUTDIR" ]
+	[ "${lines[2]}" = "       lx-convert --list FILE" ]
 	only_left ""
 }
 

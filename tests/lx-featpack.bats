@@ -303,7 +303,7 @@ for i in ["COCO_train2014_000000132417", "COCO_train2014_000000999999"]:
     sys.stdout.buffer.write(msgpack.packb({"question_id": 7, "img_id": i}))' > "$W/q2.mp"
 	run bash -c '"$1" --join "$2" < "$3" > "$4"' _ "$BIN/lx-featpack" "$TSV" "$W/q2.mp" "$W/out.mp"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-featpack: stdin: record 2 (7): img_id COCO_train2014_000000999999 is not in $TSV" ]
+	[ "$output" = "lx-featpack: stdin: record 2 (id 7): img_id COCO_train2014_000000999999 is not in $TSV" ]
 	[ "$(records "$W/out.mp")" -eq 1 ]
 	run bash -c '"$1" --join "$2" "$3" < "$4" > /dev/null' _ "$BIN/lx-featpack" "$TSV" "$W/empty" "$W/q2.mp"
 	[ "$status" -eq 3 ]
@@ -311,7 +311,7 @@ for i in ["COCO_train2014_000000132417", "COCO_train2014_000000999999"]:
 	"$PY" "$REF" write-npz "$W/npz" 2 stored
 	run bash -c '"$1" --join "$2" "$3" < "$4" > /dev/null' _ "$BIN/lx-featpack" "$TSV" "$W/npz" "$W/q2.mp"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-featpack: stdin: record 2 (7): img_id COCO_train2014_000000999999 is in none of the 3 feature files" ]
+	[ "$output" = "lx-featpack: stdin: record 2 (id 7): img_id COCO_train2014_000000999999 is in none of the 3 feature files" ]
 }
 
 @test "rejects a truncated line, after writing the images before it" {
@@ -341,7 +341,7 @@ for i in ["COCO_train2014_000000132417", "COCO_train2014_000000999999"]:
 	"$PY" "$REF" corrupt "$TSV" "$W/bad.tsv" 3 9 damage 4000
 	run bash -c '"$1" --join "$2" < "$3" > "$4"' _ "$BIN/lx-featpack" "$W/bad.tsv" "$W/q.mp" "$W/out.mp"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-featpack: stdin: record 5 (578174000): $W/bad.tsv: line 3 (img_id COCO_train2014_000000578174): field features is not valid base64 (character '*' at offset 4000)" ]
+	[ "$output" = "lx-featpack: stdin: record 5 (id 578174000): $W/bad.tsv: line 3 (img_id COCO_train2014_000000578174): field features is not valid base64 (character '*' at offset 4000)" ]
 	[ "$(records "$W/out.mp")" -eq 4 ]
 }
 
@@ -451,9 +451,15 @@ b = bytearray(open(sys.argv[1], "rb").read()); b[200] ^= 0xff; open(sys.argv[1],
 	[ "${lines[0]}" = "lx-featpack: no feature file given" ]
 	run "$BIN/lx-featpack" --max-boxes 0 "$TSV"
 	[ "$status" -eq 2 ]
-	[ "${lines[0]}" = "lx-featpack: --max-boxes 0: expected an integer from 1 to 1000000" ]
+	[ "${lines[0]}" = "lx-featpack: --max-boxes takes a whole number from 1 to 1000000, not '0'" ]
+	[ "${lines[1]}" = "usage: lx-featpack [options] FILE...            one record per image, on stdout" ]
 	run "$BIN/lx-featpack" --reindex "$TSV"
 	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "lx-featpack: --reindex needs --index" ]
+	# -m is the model in every other tool: here it is refused, with the option meant
+	run "$BIN/lx-featpack" -m 36 "$TSV"
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "lx-featpack: -m is the model in the lx tools; the number of boxes is --max-boxes N" ]
 }
 
 @test "a full disk is an error, status 4" {
@@ -465,5 +471,5 @@ b = bytearray(open(sys.argv[1], "rb").read()); b[200] ^= 0xff; open(sys.argv[1],
 @test "--progress reports images on stderr, not stdout" {
 	run bash -c '"$1" --progress "$2" 2>&1 >/dev/null' _ "$BIN/lx-featpack" "$TSV"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"lx-featpack: 10 records"* ]]
+	[[ "$output" =~ ^"lx-featpack: 10 images in 0:0"[0-9]", "[0-9.]+" images/s"$ ]]
 }

@@ -517,16 +517,18 @@ write_records(recs)' > "$T/in"
 @test "rejects an unknown head, --json with --submit, and a missing -m" {
 	run "$BIN/lx-head" -m "$TINY" --heads qa,vqa
 	[ "$status" -eq 2 ]
-	[ "$output" = "lx-head: --heads: unknown head 'vqa' (expected qa, match, mlm or obj)" ]
+	[ "${lines[0]}" = "lx-head: --heads: unknown head 'vqa' (expected qa, match, mlm or obj)" ]
+	[ "${lines[1]}" = "usage: lx-head -m DIR [options]" ]
 	run "$BIN/lx-head" -m "$TINY" --json --submit vqa
 	[ "$status" -eq 2 ]
 	[ "${lines[0]}" = "lx-head: --json and --submit cannot be used together" ]
 	run "$BIN/lx-head" --top 3
 	[ "$status" -eq 2 ]
-	[[ "${lines[0]}" == "usage: lx-head -m DIR "* ]]
+	[ "${lines[0]}" = "lx-head: -m DIR is required" ]
+	[ "${lines[1]}" = "usage: lx-head -m DIR [options]" ]
 	run "$BIN/lx-head" -m "$TINY" --top 0
 	[ "$status" -eq 2 ]
-	[ "$output" = "lx-head: --top takes a whole number from 1 to 1048576, not '0'" ]
+	[ "${lines[0]}" = "lx-head: --top takes a whole number from 1 to 1048576, not '0'" ]
 }
 
 @test "-h prints the usage on stdout and exits 0" {
@@ -607,7 +609,7 @@ assert lines[-1] == "" and [json.loads(l)["question_id"] for l in lines[:-1]] ==
 	"$BIN/lx-head" -m "$TINY" < "$T/in" > "$T/plain"
 	"$BIN/lx-head" -m "$TINY" --progress < "$T/in" > "$T/out" 2> "$T/err"
 	cmp "$T/plain" "$T/out"
-	grep -q 'lx-head: 2 records, [0-9.]* records/s$' "$T/err"
+	[[ "$(cat "$T/err")" =~ ^"lx-head:     2 records in 0:0"[0-9]", "[0-9.]+" records/s, "[0-9.]+" "[KM]?B$ ]]
 }
 
 @test "--score on a VQA label without answer names says what is missing" {
@@ -619,6 +621,22 @@ write_records(recs)' > "$T/in"
 	run "$BIN/lx-head" -m "$TINY" --score < "$T/in"
 	[ "$status" -eq 1 ]
 	[ "$output" = "lx-head: stdin: record 1 (id 1000): field label: a VQA/GQA label needs the qa head and answer names" ]
+}
+
+@test "refuses a soft-score label with a score outside [0, 1] or a key that is no string, as lx-train does" {
+	cp -r "$TINY" "$T/m"
+	twelve "$T/m/answers.txt"
+	for case in '{"a1": 1.5}|the score of "a1" is 1.5, outside [0, 1]' '{5: 0.5}|a key is not a string'; do
+		outputs 0 | $PY -c '
+import sys
+from lxtest import read_records, write_records
+recs = read_records()
+recs[0]["label"] = eval(sys.argv[1])
+write_records(recs)' "${case%%|*}" > "$T/in"
+		run "$BIN/lx-head" -m "$T/m" --heads qa < "$T/in"
+		[ "$status" -eq 1 ]
+		[ "$output" = "lx-head: stdin: record 1 (id 1000): field label: ${case#*|}" ]
+	done
 }
 
 @test "rejects obj_labels without obj_mask, and labels whose length differs from the boxes" {

@@ -120,13 +120,13 @@ EOF
 @test "refuses a record without labels, naming it" {
 	stream 4 1 none > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
-	[ "$output" = "lx-train: $T/train: record 1 (0): no label to train on (label, ans, matched_label, labels, obj_labels, attr_labels or feat_mask, for a head the model has)" ]
+	[ "$output" = "lx-train: $T/train: record 1 (id 0): no label to train on (label, ans, matched_label, labels, obj_labels, attr_labels or feat_mask, for a head the model has)" ]
 }
 
 @test "refuses a label naming an answer outside the answer list" {
 	stream 4 1 unknown > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" --new-head 6 --labels "$ANSWERS" "$T/train"
-	[ "$output" = "lx-train: $T/train: record 3 (2): field label: answer \"zebra\" is not in the answer list $ANSWERS" ]
+	[ "$output" = "lx-train: $T/train: record 3 (id 2): field label: answer \"zebra\" is not in the answer list $ANSWERS" ]
 }
 
 @test "refuses an ans outside the answer head" {
@@ -140,10 +140,21 @@ EOF
 	[ "$output" = "lx-train: $T/train: record 1: field ans: 12 is outside the answer list [0, 12)" ]
 }
 
+@test "refuses obj_labels without obj_mask, as lx-head does, instead of dropping the loss" {
+	$PY - > "$T/train" <<'EOF'
+import numpy as np
+from lxtest import write_records
+write_records([{"input_ids": np.array([101, 102], np.int32), "visual_feats": np.zeros((2, 2048), np.float32),
+                "visual_pos": np.zeros((2, 4), np.float32), "ans": 1, "obj_labels": np.array([3, 4], np.int32)}])
+EOF
+	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
+	[ "$output" = "lx-train: $T/train: record 1: field obj_mask is missing (obj_labels needs it)" ]
+}
+
 @test "refuses a soft-score label when the model has no answer list" {
 	stream 4 1 label > "$T/train"
 	run -1 "$BIN/lx-train" -m "$TINY" -o "$T/out" "$T/train"
-	[ "$output" = "lx-train: $T/train: record 1 (0): field label: a soft-score label needs the answer list (--labels FILE, or answers.json in the model directory)" ]
+	[ "$output" = "lx-train: $T/train: record 1 (id 0): field label: a soft-score label needs the answer list (--labels FILE, or answers.json in the model directory)" ]
 }
 
 @test "refuses an output directory that exists unless --force" {
@@ -192,7 +203,8 @@ EOF
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --freeze heads
 	[ "${lines[0]}" = "lx-train: --freeze: \"heads\": only \"encoder\" can be frozen" ]
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --epochs 0
-	[ "${lines[0]}" = "lx-train: --epochs: \"0\" is not an integer in [1, 1000000]" ]
+	[ "${lines[0]}" = "lx-train: --epochs takes a whole number from 1 to 1000000, not '0'" ]
+	[ "${lines[1]}" = "usage: lx-train -m DIR -o OUTDIR [options] [TRAIN]" ]
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/o" --labels "$ANSWERS"
 	[ "${lines[0]}" = "lx-train: --labels names the answers of a --new-head" ]
 }

@@ -39,23 +39,18 @@ static void sb_add(sbuf *b, const char *s, size_t n)
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
+/* A JSON string (lx_json_escape). */
 static void sb_json(sbuf *b, const char *s)
 {
 	char u[8];
+	const char *esc;
 
 	sb_add(b, "\"", 1);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\') {
-			sb_add(b, "\\", 1);
+	for (; *s; s++)
+		if ((esc = lx_json_escape((unsigned char)*s, 0, u)))
+			sb_str(b, esc);
+		else
 			sb_add(b, s, 1);
-		} else if ((unsigned char)*s < 0x20) {
-			snprintf(u, sizeof u, "\\u%04x", (unsigned)(unsigned char)*s);
-			sb_str(b, u);
-		} else {
-			sb_add(b, s, 1);
-		}
-	}
 	sb_add(b, "\"", 1);
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -199,4 +200,43 @@ lx_status lx_names_parse(lx_names **out, const char *text, size_t len, const cha
 	}
 	*out = n;
 	return LX_OK;
+}
+
+lx_status lx_names_load_model(lx_names **out, const char *dir, int which, const char *given, int want, lx_err *e)
+{
+	static const struct {
+		const char *files[3];
+		int kind;
+		const char *what;
+	} lists[] = {
+		[LX_LIST_ANSWERS] = {{"answers.json", "answers.txt"}, LX_NAMES_ANSWERS, "answers (num_qa_labels)"},
+		[LX_LIST_OBJECTS] = {{"objects_vocab.txt"}, LX_NAMES_FIRST, "object labels (num_object_labels)"},
+		[LX_LIST_ATTRIBUTES] = {{"attributes_vocab.txt"}, LX_NAMES_FIRST, "attribute labels (num_attr_labels)"},
+		[LX_LIST_WORDS] = {{"vocab.txt"}, LX_NAMES_LINES, "pieces (vocab_size)"},
+	};
+	char path[4096];
+	lx_status rc;
+	int i;
+
+	*out = NULL;
+	if (given)
+		snprintf(path, sizeof path, "%s", given);
+	else {
+		for (i = 0; lists[which].files[i]; i++) {
+			snprintf(path, sizeof path, "%s/%s", dir, lists[which].files[i]);
+			if (access(path, F_OK) == 0)
+				break;
+		}
+		if (!lists[which].files[i])
+			return LX_OK;
+	}
+	if ((rc = lx_names_load(out, path, lists[which].kind, e)))
+		return rc;
+	if (lx_names_count(*out) != want) {
+		rc = lx_errf(e, LX_EMODEL, "%s: %d names, but the model has %d %s", path, lx_names_count(*out), want,
+		             lists[which].what);
+		lx_names_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }

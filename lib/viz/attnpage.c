@@ -309,20 +309,7 @@ static void html(FILE *f, const char *s)
 }
 
 /* A JSON string that is also safe inside a script element (no '<', '>' or '&' as themselves). */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == '<' || c == '>' || c == '&')
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
+static void json_str(FILE *f, const char *s) { lx_json_str(f, s, strlen(s), LX_JSON_SCRIPT); }
 
 static void json_strs(FILE *f, const char *const *s, int n)
 {

@@ -6,7 +6,7 @@
 #include FT_FREETYPE_H
 #include <utf8proc.h>
 
-#include "lx_image.h"
+#include "lx_font.h"
 
 struct lx_font {
 	FT_Library lib;

@@ -52,9 +52,15 @@ static lx_status load_png(lx_image **out, const char *path, lx_err *e)
 	if (!png_image_begin_read_from_file(&pi, path))
 		return lx_errf(e, LX_EMODEL, "%s: not a readable PNG image: %s", path, pi.message);
 	pi.format = PNG_FORMAT_RGB;
+	if (pi.width < 1 || pi.width > MAX_SIDE || pi.height < 1 || pi.height > MAX_SIDE) {
+		rc = lx_errf(e, LX_EMODEL, "%s: a %lu x %lu PNG image, expected sides from 1 to %d", path,
+		             (unsigned long)pi.width, (unsigned long)pi.height, MAX_SIDE);
+		png_image_free(&pi);
+		return rc;
+	}
 	if ((rc = lx_image_new(out, (int)pi.width, (int)pi.height, 0xffffff, e))) {
 		png_image_free(&pi);
-		return rc == LX_EIO ? rc : lx_errf(e, LX_EMODEL, "%s: %s", path, e->msg);
+		return rc;
 	}
 	if (!png_image_finish_read(&pi, &white, (*out)->px, 0, NULL)) {
 		lx_image_free(*out);

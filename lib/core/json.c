@@ -1,0 +1,285 @@
+/* json.c - JSON output: one string escaper for every JSON liblx and the tools write, numbers that read back
+ * exactly, and a record as one JSON object (lx-head --json). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lx_core.h"
+
+const char *lx_json_escape(unsigned char c, int flags, char *buf)
+{
+	if (c == '"' || c == '\\') {
+		buf[0] = '\\';
+		buf[1] = (char)c;
+		buf[2] = 0;
+		return buf;
+	}
+	if ((flags & LX_JSON_SHORT) && (c == '\n' || c == '\t' || c == '\r'))
+		return c == '\n' ? "\\n" : c == '\t' ? "\\t" : "\\r";
+	if (c < 0x20 || ((flags & LX_JSON_SCRIPT) && (c == '<' || c == '>' || c == '&'))) {
+		snprintf(buf, 8, "\\u%04x", c);
+		return buf;
+	}
+	return NULL;
+}
+
+void lx_json_str(FILE *f, const char *s, size_t n, int flags)
+{
+	char buf[8];
+	const char *esc;
+	size_t i;
+
+	fputc('"', f);
+	for (i = 0; i < n; i++)
+		if ((esc = lx_json_escape((unsigned char)s[i], flags, buf)))
+			fputs(esc, f);
+		else
+			fputc(s[i], f);
+	fputc('"', f);
+}
+
+void lx_json_num(FILE *f, double v, int single)
+{
+	char s[40];
+	int prec;
+
+	if (!isfinite(v)) {
+		fputs("null", f);
+		return;
+	}
+	for (prec = single ? 6 : 15; prec < 17; prec++) {
+		snprintf(s, sizeof s, "%.*g", prec, v);
+		if (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v)
+			break;
+	}
+	if (prec == 17)
+		snprintf(s, sizeof s, "%.17g", v);
+	fputs(s, f);
+}
+
+const char *lx_object_text(const msgpack_object *o, char *dst, size_t n)
+{
+	if (o->type == MSGPACK_OBJECT_STR)
+		snprintf(dst, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+	else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		snprintf(dst, n, "%llu", (unsigned long long)o->via.u64);
+	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		snprintf(dst, n, "%lld", (long long)o->via.i64);
+	else if (n)
+		dst[0] = 0;
+	return dst;
+}
+
+/* Bytes as a base64 JSON string. */
+static void json_b64(FILE *f, const unsigned char *p, size_t n)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i;
+
+	fputc('"', f);
+	for (i = 0; i + 2 < n; i += 3)
+		fprintf(f, "%c%c%c%c", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4],
+		        a[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], a[p[i + 2] & 63]);
+	if (n - i == 1)
+		fprintf(f, "%c%c==", a[p[i] >> 2], a[(p[i] & 3) << 4]);
+	else if (n - i == 2)
+		fprintf(f, "%c%c%c=", a[p[i] >> 2], a[(p[i] & 3) << 4 | p[i + 1] >> 4], a[(p[i + 1] & 15) << 2]);
+	fputc('"', f);
+}
+
+/* A field's key as text: str and bin as their bytes up to the first NUL, integers in decimal, else "". */
+static const char *key_text(const msgpack_object *k, char *dst, size_t n)
+{
+	if (k->type != MSGPACK_OBJECT_BIN)
+		return lx_object_text(k, dst, n);
+	snprintf(dst, n, "%.*s", (int)k->via.bin.size, k->via.bin.ptr);
+	return dst;
+}
+
+/* A map key as a JSON string: str and bin as their bytes, integers in decimal, anything else as "". */
+static void json_key(FILE *f, const msgpack_object *k)
+{
+	char ks[64];
+
+	if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN)
+		lx_json_str(f, k->via.str.ptr, k->via.str.size, LX_JSON_SHORT);
+	else
+		lx_json_str(f, ks, strlen(lx_object_text(k, ks, sizeof ks)), LX_JSON_SHORT);
+}
+
+void lx_json_value(FILE *f, const msgpack_object *o)
+{
+	uint32_t i;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL: fputs("null", f); break;
+	case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", f); break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(f, "%llu", (unsigned long long)o->via.u64); break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(f, "%lld", (long long)o->via.i64); break;
+	case MSGPACK_OBJECT_FLOAT32: lx_json_num(f, o->via.f64, 1); break;
+	case MSGPACK_OBJECT_FLOAT64: lx_json_num(f, o->via.f64, 0); break;
+	case MSGPACK_OBJECT_STR: lx_json_str(f, o->via.str.ptr, o->via.str.size, LX_JSON_SHORT); break;
+	case MSGPACK_OBJECT_BIN: json_b64(f, (const unsigned char *)o->via.bin.ptr, o->via.bin.size); break;
+	case MSGPACK_OBJECT_EXT: json_b64(f, (const unsigned char *)o->via.ext.ptr, o->via.ext.size); break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputc('[', f);
+		for (i = 0; i < o->via.array.size; i++) {
+			if (i)
+				fputs(", ", f);
+			lx_json_value(f, &o->via.array.ptr[i]);
+		}
+		fputc(']', f);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputc('{', f);
+		for (i = 0; i < o->via.map.size; i++) {
+			if (i)
+				fputs(", ", f);
+			json_key(f, &o->via.map.ptr[i].key);
+			fputs(": ", f);
+			lx_json_value(f, &o->via.map.ptr[i].val);
+		}
+		fputc('}', f);
+		break;
+	}
+}
+
+/* ---- a record as one JSON object ---- */
+
+struct lx_json {
+	FILE *mem;          /* the record packed again, to walk its fields in order */
+	char *mem_buf;
+	size_t mem_len;
+	lx_writer *w;
+	void *tens;         /* a tensor's values as float or int32 */
+	size_t tens_cap;
+};
+
+lx_json *lx_json_new(void)
+{
+	lx_json *j = calloc(1, sizeof *j);
+
+	if (!j)
+		return NULL;
+	if (!(j->mem = open_memstream(&j->mem_buf, &j->mem_len)) || !(j->w = lx_writer_new(j->mem, "memory"))) {
+		lx_json_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+void lx_json_free(lx_json *j)
+{
+	if (!j)
+		return;
+	lx_writer_free(j->w);
+	if (j->mem)
+		fclose(j->mem);
+	free(j->mem_buf);
+	free(j->tens);
+	free(j);
+}
+
+/* A tensor as nested JSON lists, dimension by dimension. */
+static void json_nested(FILE *f, const lx_tensor *t, const void *data, int fl, int d, size_t *at)
+{
+	int64_t i;
+
+	if (d == t->ndim) {
+		if (fl)
+			lx_json_num(f, ((const float *)data)[*at], 1);
+		else
+			fprintf(f, "%d", ((const int32_t *)data)[*at]);
+		(*at)++;
+		return;
+	}
+	fputc('[', f);
+	for (i = 0; i < t->shape[d]; i++) {
+		if (i)
+			fputs(", ", f);
+		json_nested(f, t, data, fl, d + 1, at);
+	}
+	fputc(']', f);
+}
+
+static int is_tensor(const msgpack_object *v)
+{
+	uint32_t i;
+
+	if (v->type != MSGPACK_OBJECT_MAP)
+		return 0;
+	for (i = 0; i < v->via.map.size; i++) {
+		const msgpack_object *k = &v->via.map.ptr[i].key;
+		if ((k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN) && k->via.str.size == 2 &&
+		    memcmp(k->via.str.ptr, "nd", 2) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Converts tensor field key into j->tens and, if f is not NULL, writes it there as nested JSON lists. */
+static lx_status json_tensor(lx_json *j, FILE *f, const lx_record *rec, const char *key, lx_err *e)
+{
+	lx_tensor t;
+	size_t at = 0, need;
+	int fl;
+	lx_status rc;
+
+	if ((rc = lx_record_tensor(rec, key, &t, NULL, e)))
+		return rc;
+	fl = lx_dtype_is_float(t.dtype);
+	need = (size_t)(t.numel ? t.numel : 1) * 4;
+	if (need > j->tens_cap) {
+		free(j->tens);
+		j->tens_cap = (j->tens = malloc(need)) ? need : 0;
+		if (!j->tens)
+			return lx_errf(e, LX_EIO, "out of memory");
+	}
+	if ((rc = fl ? lx_tensor_to_f32(&t, j->tens, key, e) : lx_tensor_to_i32(&t, j->tens, key, e)))
+		return rc;
+	if (f)
+		json_nested(f, &t, j->tens, fl, 0, &at);
+	return LX_OK;
+}
+
+lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors, lx_err *e)
+{
+	msgpack_unpacked up;
+	size_t off = 0;
+	uint32_t i, n = 0;
+	lx_status rc = LX_OK;
+	char key[256];
+
+	if (fseeko(j->mem, 0, SEEK_SET) || lx_writer_put(j->w, rec, e) || lx_writer_flush(j->w, e))
+		return lx_errf(e, LX_EIO, "out of memory");
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, j->mem_buf, j->mem_len, &off) != MSGPACK_UNPACK_SUCCESS) {
+		msgpack_unpacked_destroy(&up);
+		return lx_errf(e, LX_EIO, "out of memory");
+	}
+	/* a tensor that cannot be converted is found before anything of the line is written */
+	for (i = 0; tensors && i < up.data.via.map.size && !rc; i++)
+		if (is_tensor(&up.data.via.map.ptr[i].val))
+			rc = json_tensor(j, NULL, rec, key_text(&up.data.via.map.ptr[i].key, key, sizeof key), e);
+	if (rc) {
+		msgpack_unpacked_destroy(&up);
+		return rc;
+	}
+	fputc('{', f);
+	for (i = 0; i < up.data.via.map.size && !rc; i++) {
+		const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
+		if (is_tensor(v) && !tensors)
+			continue;
+		key_text(k, key, sizeof key);
+		fputs(n++ ? ", " : "", f);
+		lx_json_str(f, key, strlen(key), LX_JSON_SHORT);
+		fputs(": ", f);
+		if (is_tensor(v))
+			rc = json_tensor(j, f, rec, key, e);
+		else
+			lx_json_value(f, v);
+	}
+	fputs("}\n", f);
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}

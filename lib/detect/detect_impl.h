@@ -1,0 +1,40 @@
+/* detect_impl.h - the detector's stages, internal to lib/detect/ and its unit test. */
+#ifndef LX_DETECT_IMPL_H
+#define LX_DETECT_IMPL_H
+
+#include "lx_detect.h"
+
+/* A 2-D convolution with its bias (BatchNorm folded in at load). Weights [cout][cin/groups][k][k]. */
+typedef struct {
+	int cin, cout, k, stride, pad, dil, groups;
+	const float *w;
+	const float *b;  /* [cout], or NULL */
+} det_conv;
+
+/* Output size of c on an input of size n (one side). */
+int det_conv_out(const det_conv *c, int n);
+/* y[b] (+)= conv(x[b]) + bias for b < batch, x [batch][cin][h][w], y [batch][cout][oh][ow]; with accumulate y
+ * already holds values to add to (the shortcut); then max(0, y) when relu. LX_EIO when memory runs out. */
+lx_status det_conv_run(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate, int relu,
+                       lx_err *e);
+
+/* The demo's resize: the size an h x w image becomes (shortest side min_size, longest at most max_size). */
+void det_resize_size(int h, int w, int min_size, int max_size, int *oh, int *ow);
+/* Bilinear resampling of c planes [c][h][w] to [c][oh][ow], align_corners false, as F.interpolate. */
+void det_resize_bilinear(const float *x, int c, int h, int w, float *y, int oh, int ow);
+
+/* The cell anchors [n][4] (x1, y1, x2, y2 around 0) of config c: sizes outer, ratios inner. */
+int det_cell_anchors(const lx_detect_config *c, float *out);
+/* Box deltas (dx, dy, dw, dh) divided by weights, the scale clamped to log(1000/16), applied to box. */
+void det_apply_deltas(const float *box, const float *delta, const double *weights, float *out);
+/* The indices of scores [n] by decreasing score, ties by index (a stable sort). -1 when out of memory. */
+int det_order(const float *scores, int n, int *order);
+/* Greedy NMS as torchvision's: boxes [n][4], scores [n]; keep (n entries) gets the kept indices in order of
+ * decreasing score (ties by index). Returns how many. */
+int det_nms(const float *boxes, const float *scores, int n, double thresh, int *keep, lx_err *e);
+/* torchvision's RoIPool of one box (x1, y1, x2, y2, input pixels) on a [c][h][w] map: [c][r][r]. */
+void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, float *out);
+/* The max-pool after the stem: 3x3 stride 2, caffe (no padding, ceil) or padding 1 (floor). */
+void det_maxpool(const float *x, int c, int h, int w, int caffe, float *y, int *oh, int *ow);
+
+#endif

@@ -1,0 +1,124 @@
+/* example.c - a record's encoder inputs decoded into an lx_example, with one set of limits for every tool. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lx_encoder.h"
+
+void lx_example_data_destroy(lx_example_data *d)
+{
+	free(d->ids);
+	free(d->types);
+	free(d->amask);
+	free(d->feats);
+	free(d->pos);
+	free(d->vmask);
+	memset(d, 0, sizeof *d);
+}
+
+/* Grows d's buffers to T tokens and N boxes of F features. */
+static int reserve(lx_example_data *d, size_t T, size_t N, size_t F)
+{
+	if (T > d->cap_t) {
+		free(d->ids);
+		free(d->types);
+		free(d->amask);
+		d->ids = malloc(T * sizeof *d->ids);
+		d->types = malloc(T * sizeof *d->types);
+		d->amask = malloc(T * sizeof *d->amask);
+		d->cap_t = d->ids && d->types && d->amask ? T : 0;
+		if (!d->cap_t)
+			return -1;
+	}
+	if (N > d->cap_n || N * F > d->cap_f) {
+		free(d->feats);
+		free(d->pos);
+		free(d->vmask);
+		d->feats = malloc(N * F * sizeof *d->feats);
+		d->pos = malloc(N * 4 * sizeof *d->pos);
+		d->vmask = malloc(N * sizeof *d->vmask);
+		d->cap_n = d->feats && d->pos && d->vmask ? N : 0;
+		d->cap_f = d->cap_n ? N * F : 0;
+		if (!d->cap_n)
+			return -1;
+	}
+	return 0;
+}
+
+/* An optional per-position field of len values (a mask or token types), converted into dst; *used says
+ * whether the record has it. */
+static lx_status optional(const lx_record *rec, const char *key, int64_t len, int ints, void *dst, int *used,
+                          lx_err *e)
+{
+	lx_tensor t;
+	lx_status rc = lx_record_tensor(rec, key, &t, used, e);
+
+	if (rc || !*used)
+		return rc;
+	if (t.ndim != 1 || t.shape[0] != len)
+		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match its side", key, (long long)len);
+	return ints ? lx_tensor_to_i32(&t, dst, key, e) : lx_tensor_to_f32(&t, dst, key, e);
+}
+
+lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e)
+{
+	lx_example *x = &d->x;
+	lx_tensor ids, feats, pos;
+	int F = c->visual_feat_dim, used;
+	lx_status rc;
+
+	memset(x, 0, sizeof *x);
+	if ((rc = lx_record_tensor(rec, "input_ids", &ids, NULL, e)) ||
+	    (rc = lx_record_tensor(rec, "visual_feats", &feats, NULL, e)) ||
+	    (rc = lx_record_tensor(rec, "visual_pos", &pos, NULL, e)))
+		return rc;
+	if (ids.ndim != 1)
+		return lx_errf(e, LX_EINPUT, "field input_ids: rank %d, expected a vector [T]", ids.ndim);
+	if (lx_dtype_is_float(ids.dtype))
+		return lx_errf(e, LX_EINPUT, "field input_ids: dtype %s, expected an integer dtype (<i4 or <i8)",
+		               lx_dtype_numpy(ids.dtype));
+	if (feats.ndim != 2)
+		return lx_errf(e, LX_EINPUT, "field visual_feats: rank %d, expected a matrix [N, %d]", feats.ndim, F);
+	if (!lx_dtype_is_float(feats.dtype))
+		return lx_errf(e, LX_EINPUT, "field visual_feats: dtype %s, expected a float dtype (<f4)",
+		               lx_dtype_numpy(feats.dtype));
+	if (feats.shape[1] != F)
+		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld features per box, the model expects %d",
+		               (long long)feats.shape[1], F);
+	if (pos.ndim != 2 || pos.shape[1] != 4 || pos.shape[0] != feats.shape[0])
+		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
+		               (long long)feats.shape[0]);
+	if (!lx_dtype_is_float(pos.dtype))
+		return lx_errf(e, LX_EINPUT, "field visual_pos: dtype %s, expected a float dtype (<f4)",
+		               lx_dtype_numpy(pos.dtype));
+	if (ids.shape[0] == 0)
+		return lx_errf(e, LX_EINPUT, "field input_ids is empty");
+	if (feats.shape[0] == 0)
+		return lx_errf(e, LX_EINPUT, "field visual_feats has no boxes");
+	if (ids.shape[0] > c->max_position_embeddings)
+		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
+		               (long long)ids.shape[0], c->max_position_embeddings);
+	if (feats.shape[0] > LX_MAX_BOXES)
+		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, more than %d", (long long)feats.shape[0],
+		               LX_MAX_BOXES);
+	x->T = (int)ids.shape[0];
+	x->N = (int)feats.shape[0];
+	if (reserve(d, (size_t)x->T, (size_t)x->N, (size_t)F))
+		return lx_errf(e, LX_EIO, "out of memory");
+	if ((rc = lx_tensor_to_i32(&ids, d->ids, "input_ids", e)) ||
+	    (rc = lx_tensor_to_f32(&feats, d->feats, "visual_feats", e)) ||
+	    (rc = lx_tensor_to_f32(&pos, d->pos, "visual_pos", e)))
+		return rc;
+	x->input_ids = d->ids;
+	x->visual_feats = d->feats;
+	x->visual_pos = d->pos;
+	if ((rc = optional(rec, "token_type_ids", x->T, 1, d->types, &used, e)))
+		return rc;
+	x->token_type_ids = used ? d->types : NULL;
+	if ((rc = optional(rec, "attention_mask", x->T, 0, d->amask, &used, e)))
+		return rc;
+	x->attention_mask = used ? d->amask : NULL;
+	if ((rc = optional(rec, "visual_attention_mask", x->N, 0, d->vmask, &used, e)))
+		return rc;
+	x->visual_mask = used ? d->vmask : NULL;
+	return lx_example_check(c, x, e);
+}

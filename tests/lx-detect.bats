@@ -1,0 +1,130 @@
+#!/usr/bin/env bats
+# lx-detect: photos to image records with the LXMERT demo's Faster R-CNN. Golden values are the demo's own
+# detections on the four photos of tests/fixtures/frcnn-tiny, read by tests/py/detect_check.py with numpy.
+
+load helpers
+
+setup() {
+	REF="$TOP/tests/py/detect_check.py"
+	M="$FIX/frcnn-tiny"
+	IMG="$M/images"
+	W="$BATS_TEST_TMPDIR"
+}
+
+@test "gives the demo's detections on the four photos: boxes, ids, scores, features" {
+	"$BIN/lx-detect" -m "$M" "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
+		"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
+	run "$PY" "$REF" golden "$W/out.mp" "$M"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+}
+
+@test "reads image paths from stdin without arguments, in their order" {
+	"$BIN/lx-detect" -m "$M" "$IMG/001763.png" "$IMG/000456.jpg" > "$W/args.mp"
+	printf '%s\n' "$IMG/001763.png" "" "$IMG/000456.jpg" | "$BIN/lx-detect" -m "$M" > "$W/stdin.mp"
+	cmp "$W/args.mp" "$W/stdin.mp"
+	run "$PY" "$REF" golden "$W/stdin.mp" "$M" 2 0
+	[ "$output" = "ok" ]
+}
+
+@test "--max-boxes keeps the best N detections (below MIN_DETECTIONS, it lowers the minimum too)" {
+	"$BIN/lx-detect" -m "$M" --max-boxes 3 "$IMG/001150.jpg" > "$W/out.mp"
+	run "$PY" "$REF" golden "$W/out.mp" "$M" --max-boxes 3 1
+	[ "$output" = "ok" ]
+	"$BIN/lx-detect" -m "$M" --max-boxes 6 "$IMG/001150.jpg" > "$W/out.mp"
+	run "$PY" "$REF" golden "$W/out.mp" "$M" --max-boxes 6 1
+	[ "$output" = "ok" ]
+}
+
+@test "--join adds the same fields as file mode, detecting a repeated image once" {
+	"$BIN/lx-detect" -m "$M" "$IMG"/* > "$W/files.mp"
+	"$PY" "$REF" questions "$W/q.mp" 001763 000456 001763 COCO_train2014_000000132417
+	"$BIN/lx-detect" -m "$M" --join "$IMG" < "$W/q.mp" > "$W/joined.mp"
+	run "$PY" "$REF" join "$W/joined.mp" "$W/q.mp" "$W/files.mp"
+	[ "$output" = "ok" ]
+}
+
+@test "a 1x1 image is resized like any other and gives a record" {
+	"$PY" -c 'from PIL import Image; import sys; Image.new("RGB", (1, 1), (200, 10, 10)).save(sys.argv[1])' "$W/dot.png"
+	run "$BIN/lx-detect" -m "$M" "$W/dot.png"
+	[ "$status" -eq 0 ]
+	[ -n "$output" ]
+}
+
+@test "bad images: one line naming the file, status 1, every earlier record written" {
+	echo hello > "$W/text.jpg"
+	head -c 3000 "$IMG/000456.jpg" > "$W/cut.jpg"
+	"$PY" -c '
+import struct, sys, zlib
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))' "$W/huge.png"
+	for bad in text.jpg cut.jpg huge.png missing.jpg; do
+		run --separate-stderr "$BIN/lx-detect" -m "$M" "$IMG/001763.png" "$W/$bad"
+		[ "$status" -eq 1 ]
+		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+		[[ "$stderr" == "lx-detect: $W/$bad: "* ]]
+		"$BIN/lx-detect" -m "$M" "$IMG/001763.png" "$W/$bad" > "$W/out.mp" || true
+		run "$PY" "$REF" golden "$W/out.mp" "$M" 2
+		[ "$output" = "ok" ]
+	done
+	run "$BIN/lx-detect" -m "$M" "$W/huge.png"
+	[[ "$output" == *"a 100000 x 100000 PNG image"* ]]
+}
+
+@test "--keep-going writes a bad image as an error record in its place and goes on" {
+	echo hello > "$W/text.jpg"
+	run --separate-stderr "$BIN/lx-detect" -m "$M" --keep-going "$IMG/001763.png" "$W/text.jpg" "$IMG/000456.jpg"
+	[ "$status" -eq 1 ]
+	"$BIN/lx-detect" -m "$M" --keep-going "$IMG/001763.png" "$W/text.jpg" "$IMG/000456.jpg" > "$W/out.mp" || true
+	run "$PY" -c '
+import msgpack, sys
+r = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+assert len(r) == 3 and "error" not in r[0] and "error" not in r[2], r
+assert set(r[1]) == {"img_id", "error"} and r[1]["img_id"] == "text" and "text.jpg" in r[1]["error"], r[1]
+print("ok")' "$W/out.mp"
+	[ "$output" = "ok" ]
+}
+
+@test "--join: a record whose image is missing is refused (status 1), or kept as an error with --keep-going" {
+	"$PY" "$REF" questions "$W/q.mp" 000456 nosuchphoto 001763
+	run --separate-stderr "$BIN/lx-detect" -m "$M" --join "$IMG" < "$W/q.mp"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"record 2"*"nosuchphoto"* ]]
+	"$BIN/lx-detect" -m "$M" --join "$IMG" --keep-going < "$W/q.mp" > "$W/out.mp" || true
+	run "$PY" -c '
+import msgpack, sys
+r = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+assert [("error" in x) for x in r] == [False, True, False] and "visual_feats" in r[2], r
+print("ok")' "$W/out.mp"
+	[ "$output" = "ok" ]
+}
+
+@test "a config that disagrees with the weights: status 3 naming the tensor" {
+	mkdir "$W/m"
+	sed 's/^  NUM_CLASSES: 20$/  NUM_CLASSES: 21/' "$M/config.yaml" > "$W/m/config.yaml"
+	! cmp -s "$M/config.yaml" "$W/m/config.yaml"
+	ln -s "$M/model.safetensors" "$W/m/model.safetensors"
+	run --separate-stderr "$BIN/lx-detect" -m "$W/m" "$IMG/000456.jpg"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"roi_heads.box_predictor.cls_score.weight has shape [21, 128], the config gives [22, 128]"* ]]
+	sed 's/^    - 64$/    - 60/' "$M/config.yaml" > "$W/m/config.yaml"
+	run --separate-stderr "$BIN/lx-detect" -m "$W/m" "$IMG/000456.jpg"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"cell_anchors.0"* ]]
+	printf 'MODEL: [unclosed\n' > "$W/m/config.yaml"
+	run --separate-stderr "$BIN/lx-detect" -m "$W/m" "$IMG/000456.jpg"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == "lx-detect: $W/m/config.yaml"* ]]
+}
+
+@test "usage errors: status 2" {
+	run "$BIN/lx-detect" "$IMG/000456.jpg"
+	[ "$status" -eq 2 ]
+	run "$BIN/lx-detect" -m "$M" --max-boxes 0 "$IMG/000456.jpg"
+	[ "$status" -eq 2 ]
+	run "$BIN/lx-detect" -m "$M" --join "$IMG" "$IMG/000456.jpg"
+	[ "$status" -eq 2 ]
+	run "$BIN/lx-detect" --help
+	[ "$status" -eq 0 ]
+}

@@ -1,0 +1,267 @@
+/*
+ * tests/unit/detect.c - the detector (lib/detect/) stage by stage against the demo's own outputs on the four
+ * photos of tests/fixtures/frcnn-tiny (golden.safetensors), and the stages the golden file does not hold
+ * (anchors, RoIPool, NMS, the max-pool, the resize arithmetic, the convolution) against hand calculations.
+ * Run from the top of the tree.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "detect/detect_impl.h"
+#include "lx_fmt.h"
+
+#define FIX "tests/fixtures/frcnn-tiny"
+
+static const char *images[] = {"000456.jpg", "001150.jpg", "001763.png", "COCO_train2014_000000132417.jpg"};
+
+/* The golden tensor case<k>.<stage>, its element count in *n (checked against want when want >= 0). */
+static const lx_tensor *golden(lx_st *g, int k, const char *stage, long want)
+{
+	static lx_tensor t;
+	char name[128];
+	int i;
+
+	snprintf(name, sizeof name, "case%d.%s", k, stage);
+	if ((i = lx_st_find(g, name)) < 0) {
+		CHECKF(0, "%s missing from the golden file", name);
+		return NULL;
+	}
+	lx_st_name(g, i, &t);
+	CHECKF(want < 0 || t.numel == want, "%s: %lld values, computed %ld", name, (long long)t.numel, want);
+	return want < 0 || t.numel == want ? &t : NULL;
+}
+
+/* max |got - ref| / (1 + max |ref|) over n values of stage (float32 golden). */
+static double compare(lx_st *g, int k, const char *stage, const float *got, long n, double tol)
+{
+	const lx_tensor *t = golden(g, k, stage, n);
+	float *ref;
+	double big = 0, diff = 0;
+	long i;
+
+	if (!t)
+		return INFINITY;
+	ref = malloc((size_t)n * sizeof *ref + 1);
+	lx_tensor_to_f32(t, ref, stage, NULL);
+	for (i = 0; i < n; i++) {
+		big = fmax(big, fabs(ref[i]));
+		diff = fmax(diff, fabs((double)got[i] - ref[i]));
+	}
+	free(ref);
+	printf("  case%d %-16s %8ld values  max|diff| %.3g  max|ref| %.3g\n", k, stage, n, diff, big);
+	CHECKF(diff <= tol * (1 + big), "case%d.%s: max |diff| %g, max |ref| %g, tolerance %g relative", k, stage, diff,
+	       big, tol);
+	return diff;
+}
+
+static void compare_ids(lx_st *g, int k, const char *stage, const int32_t *got, int n)
+{
+	const lx_tensor *t = golden(g, k, stage, n);
+	int32_t *ref = malloc((size_t)n * sizeof *ref + 1);
+
+	if (t && !lx_tensor_to_i32(t, ref, stage, NULL))
+		for (int i = 0; i < n; i++)
+			CHECKF(got[i] == ref[i], "case%d.%s[%d]: %d, the demo %d", k, stage, i, got[i], ref[i]);
+	free(ref);
+}
+
+static void golden_cases(void)
+{
+	lx_detector *d;
+	lx_st *g;
+	lx_err e;
+
+	if (lx_detector_open(&d, FIX, &e) || lx_st_open(&g, FIX "/golden.safetensors", &e)) {
+		CHECKF(0, "%s", e.msg);
+		return;
+	}
+	for (int k = 0; k < 4; k++) {
+		char path[256];
+		lx_image *im;
+		lx_detection r;
+		lx_detect_trace t;
+		const lx_tensor *sz;
+		int32_t hw[2] = {0, 0};
+		float sc[2] = {0, 0};
+		int classes = lx_detector_config(d)->classes, attrs = lx_detector_config(d)->attrs;
+
+		snprintf(path, sizeof path, FIX "/images/%s", images[k]);
+		if (lx_image_load(&im, path, &e) || lx_detect(d, im, &r, &t, &e)) {
+			CHECKF(0, "%s: %s", path, e.msg);
+			continue;
+		}
+		printf("case%d %s: %d x %d -> %d x %d, res4 %d x %d, %d proposals, %d detections\n", k, images[k], im->w,
+		       im->h, t.w, t.h, t.fw, t.fh, t.p, r.n);
+		if ((sz = golden(g, k, "image_size", 2)) && !lx_tensor_to_i32(sz, hw, "image_size", NULL))
+			CHECKF(hw[0] == t.h && hw[1] == t.w, "case%d: resized to %d x %d, the demo %d x %d", k, t.w, t.h, hw[1],
+			       hw[0]);
+		if ((sz = golden(g, k, "scales_yx", 2)) && !lx_tensor_to_f32(sz, sc, "scales_yx", NULL))
+			CHECKF(sc[0] == t.scale_y && sc[1] == t.scale_x, "case%d: scales %g %g, the demo %g %g", k, t.scale_y,
+			       t.scale_x, sc[0], sc[1]);
+		if (hw[0] != t.h || hw[1] != t.w) {
+			lx_detection_destroy(&r);
+			lx_detect_trace_destroy(&t);
+			lx_image_free(im);
+			continue;
+		}
+		compare(g, k, "image", t.image, 3L * t.h * t.w, 1e-6);
+		compare(g, k, "res4", t.res4, (long)t.fc * t.fh * t.fw, 1e-5);
+		compare(g, k, "proposals", t.proposals, 4L * t.p, 1e-5);
+		compare(g, k, "objectness", t.objectness, t.p, 1e-5);
+		compare(g, k, "roi_pooled", t.roi_pooled, (long)t.p * r.dim, 1e-5);
+		compare(g, k, "roi_obj_logits", t.obj_logits, (long)t.p * (classes + 1), 1e-5);
+		compare(g, k, "roi_attr_logits", t.attr_logits, (long)t.p * (attrs + 1), 1e-5);
+		compare(g, k, "roi_box_deltas", t.box_deltas, (long)t.p * 4 * classes, 1e-5);
+		/* the records: boxes to 1e-3 pixels, scores to 1e-5, features to 1e-5 of the largest */
+		compare(g, k, "boxes", r.boxes, 4L * r.n, 1e-3 / 500);
+		compare(g, k, "normalized_boxes", r.visual_pos, 4L * r.n, 1e-5);
+		compare(g, k, "obj_probs", r.obj_conf, r.n, 1e-5);
+		compare(g, k, "attr_probs", r.attr_conf, r.n, 1e-5);
+		compare(g, k, "roi_features", r.feats, (long)r.n * r.dim, 1e-5);
+		compare_ids(g, k, "obj_ids", r.obj_ids, r.n);
+		compare_ids(g, k, "attr_ids", r.attr_ids, r.n);
+		CHECK(r.img_h == im->h && r.img_w == im->w);
+		lx_detection_destroy(&r);
+		lx_detect_trace_destroy(&t);
+		lx_image_free(im);
+	}
+	lx_st_free(g);
+	lx_detector_free(d);
+}
+
+#define NEAR(a, b) (fabs((double)(a) - (double)(b)) <= 1e-5 * (1 + fabs((double)(b))))
+
+/* The cell anchors of sizes 32 / ratios 0.5, 1, 2, by hand: w = sqrt(32^2 / r), h = r w, centred on 0. */
+static void anchors(void)
+{
+	lx_detect_config c = {.nsizes = 1, .nratios = 3, .sizes = {32}, .ratios = {0.5, 1, 2}};
+	float a[12];
+	const float want[12] = {-22.627417f, -11.313708f, 22.627417f, 11.313708f, -16, -16, 16, 16,
+	                        -11.313708f, -22.627417f, 11.313708f, 22.627417f};
+
+	CHECK(det_cell_anchors(&c, a) == 3);
+	for (int i = 0; i < 12; i++)
+		CHECKF(NEAR(a[i], want[i]), "anchor value %d: %g, by hand %g", i, a[i], want[i]);
+}
+
+/* torchvision's RoIPool on a 4 x 4 map holding 0..15, at scale 1/16, by hand. */
+static void roipool(void)
+{
+	float map[16], out[4];
+	const float whole[4] = {5, 6, 9, 10};
+	int i;
+
+	for (i = 0; i < 16; i++)
+		map[i] = (float)i;
+	/* x, y from 0 to round(31/16) = 2: 3 cells, bins of 1.5: [0, 2) and [1, 3) */
+	det_roipool(map, 1, 4, 4, (const float[]){0, 0, 31, 31}, 1.0f / 16, 2, out);
+	for (i = 0; i < 4; i++)
+		CHECKF(out[i] == whole[i], "roipool bin %d: %g, by hand %g", i, out[i], whole[i]);
+	/* 8 / 16 = 0.5 rounds away from zero, to cell 1 */
+	det_roipool(map, 1, 4, 4, (const float[]){8, 8, 8, 8}, 1.0f / 16, 2, out);
+	for (i = 0; i < 4; i++)
+		CHECKF(out[i] == 5, "roipool of a point, bin %d: %g, by hand 5", i, out[i]);
+	/* a box outside the map: empty bins are 0 */
+	det_roipool(map, 1, 4, 4, (const float[]){100, 100, 120, 120}, 1.0f / 16, 2, out);
+	for (i = 0; i < 4; i++)
+		CHECKF(out[i] == 0, "roipool outside the map, bin %d: %g", i, out[i]);
+}
+
+/* Greedy NMS: A and B overlap with IoU 81 / 119 = 0.68, C apart. */
+static void nms(void)
+{
+	const float boxes[12] = {0, 0, 10, 10, 1, 1, 11, 11, 20, 20, 30, 30}, scores[3] = {0.9f, 0.8f, 0.85f};
+	int keep[3], n;
+
+	n = det_nms(boxes, scores, 3, 0.5, keep, NULL);
+	CHECK(n == 2 && keep[0] == 0 && keep[1] == 2);
+	n = det_nms(boxes, scores, 3, 0.7, keep, NULL);
+	CHECK(n == 3 && keep[0] == 0 && keep[1] == 2 && keep[2] == 1);
+	/* equal scores keep the lower index first */
+	n = det_nms(boxes, (const float[]){0.5f, 0.5f, 0.5f}, 3, 0.5, keep, NULL);
+	CHECK(n == 2 && keep[0] == 0 && keep[1] == 2);
+}
+
+/* The stem's max-pool on a 6 x 6 map holding 0..35: caffe's (no padding, ceil) and the padded one. */
+static void maxpool(void)
+{
+	float x[36], y[16];
+	int oh, ow;
+
+	for (int i = 0; i < 36; i++)
+		x[i] = (float)i;
+	det_maxpool(x, 1, 6, 6, 1, y, &oh, &ow);
+	CHECK(oh == 3 && ow == 3 && y[0] == 14 && y[2] == 17 && y[8] == 35);
+	det_maxpool(x, 1, 6, 6, 0, y, &oh, &ow);
+	CHECK(oh == 3 && ow == 3 && y[0] == 7 && y[1] == 9 && y[8] == 35);
+}
+
+/* The demo's resize sizes, by hand. */
+static void resize_size(void)
+{
+	int h, w;
+
+	det_resize_size(375, 500, 120, 200, &h, &w);
+	CHECK(h == 120 && w == 160);
+	det_resize_size(333, 500, 120, 200, &h, &w);  /* 180.18 -> 180 */
+	CHECK(h == 120 && w == 180);
+	det_resize_size(500, 100, 120, 200, &h, &w);  /* 600 > 200: 200 x 40 */
+	CHECK(h == 200 && w == 40);
+	det_resize_size(1, 1, 120, 200, &h, &w);
+	CHECK(h == 120 && w == 120);
+	det_resize_size(10, 10000, 120, 200, &h, &w);  /* 0.2 pixels high: the caller refuses it */
+	CHECK(h == 0 && w == 200);
+}
+
+/* A grouped, strided, dilated, padded convolution against the sum written out directly. */
+static void conv(void)
+{
+	enum { CIN = 4, COUT = 6, K = 3, H = 9, W = 7, G = 2 };
+	float w[COUT * (CIN / G) * K * K], b[COUT], x[2 * CIN * H * W], y[2 * COUT * 20], *acc;
+	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b};
+	int oh = det_conv_out(&c, H), ow = det_conv_out(&c, W), i, n, o, oy, ox;
+	unsigned s = 1;
+
+	CHECK(oh == 5 && ow == 4); /* (9 + 4 - 4 - 1) / 2 + 1, (7 + 4 - 4 - 1) / 2 + 1 */
+	for (i = 0; i < (int)(sizeof w / sizeof *w); i++)
+		w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 64 - 2;
+	for (i = 0; i < COUT; i++)
+		b[i] = (float)i / 4;
+	for (i = 0; i < 2 * CIN * H * W; i++)
+		x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 32 - 4;
+	for (i = 0; i < 2 * COUT * oh * ow; i++)
+		y[i] = 1;
+	CHECK(!det_conv_run(&c, x, 2, H, W, y, 1, 0, NULL));
+	acc = y;
+	for (n = 0; n < 2; n++)
+		for (o = 0; o < COUT; o++)
+			for (oy = 0; oy < oh; oy++)
+				for (ox = 0; ox < ow; ox++) {
+					int g = o / (COUT / G);
+					double sum = 1 + b[o];
+					for (int ci = 0; ci < CIN / G; ci++)
+						for (int ky = 0; ky < K; ky++)
+							for (int kx = 0; kx < K; kx++) {
+								int iy = oy * 2 - 2 + 2 * ky, ix = ox * 2 - 2 + 2 * kx;
+								if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+									sum += (double)w[((o * (CIN / G) + ci) * K + ky) * K + kx] *
+									       x[((n * CIN + g * (CIN / G) + ci) * H + iy) * W + ix];
+							}
+					CHECKF(NEAR(*acc, sum), "conv [%d][%d][%d][%d]: %g, summed %g", n, o, oy, ox, *acc, sum);
+					acc++;
+				}
+}
+
+int main(void)
+{
+	anchors();
+	roipool();
+	nms();
+	maxpool();
+	resize_size();
+	conv();
+	golden_cases();
+	return check_done("detect");
+}
