@@ -127,7 +127,7 @@ bench-tokenize: $(O)/bin/lx-tokenize
 	LX_BIN=$(abspath $(O)/bin) sh bench/tokenize.sh
 
 # Every benchmark: the encoder, training, the tokenizer, the feature join. Benchmarks are not tests.
-bench: bench-encode bench-train bench-tokenize bench-featpack
+bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all
@@ -174,7 +174,7 @@ fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
-BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train
+BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train $(O)/bench/bin/bench_explain
 $(O)/bench/bin/%: bench/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
@@ -191,6 +191,10 @@ check-peer:
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
+
+# lx-explain's seconds per question at lxmert-base shapes, batch 1, 2 threads, beside lx-encode's (bench/explain.sh).
+bench-explain: all $(BENCH)
+	$(BENCH_ENV) sh bench/explain.sh
 
 # The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,
 # train a small LXMERT on them, write models/demo. About 10 minutes on 2 cores.
@@ -216,6 +220,7 @@ install: all
 clean:
 	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-deps bench-encode check-peer bench-featpack bench-tokenize bench-train check check-asan check-deps check-openblas check-headers check-layers check-long \
+.PHONY: all bench bench-deps bench-encode bench-explain check-peer bench-featpack bench-tokenize bench-train check check-asan \
+        check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

@@ -85,10 +85,68 @@ typedef struct {
 	int start_layer, start_head;    /* start_head -1: the mean over heads */
 	int start_token;
 	const char *files;              /* the prefix of the record's other files, for links */
+	/* relevance maps (lx-explain(1)), shown beside the attention when rel_words is not NULL */
+	const float *rel_words;         /* [T] relevance of each word for the answer */
+	const float *rel_boxes;         /* [N] relevance of each box */
+	long rel_answer;                /* the answer explained: its index */
+	const char *rel_answer_name;    /* and its name, NULL when the record does not say */
+	const char *rel_picture_b64;    /* the boxes coloured by relevance over the picture: a PNG in base64 */
+	int rel_w, rel_h;
 } lx_page;
 
 /* Writes the record's page: one self-contained HTML file (the data as JSON in a script element, the
  * picture as a data: URI, plain JavaScript; nothing fetched). LX_EIO if writing fails. */
 lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e);
+
+/* s as text for HTML element content and attribute values ('<', '>', '&' and '"' escaped); nothing for NULL. */
+void lx_html_text(FILE *f, const char *s);
+
+/* ---- records to views ---- */
+
+/* The maps a view holds, in this order: the six of lx-encode --attentions, then the two rollouts. */
+enum {
+	LX_VIEW_MAPS = 6, LX_VIEW_KINDS = 8,
+	LX_VIEW_LANG = 0, LX_VIEW_VISN, LX_VIEW_CROSS, LX_VIEW_XVISN, LX_VIEW_XLSELF, LX_VIEW_XVSELF,
+	LX_VIEW_RLANG, LX_VIEW_RVISN
+};
+#define LX_VIEW_ANSWERS 5
+
+/* One record of lx-encode --attentions (formats/attnviz.md), decoded and checked for the pictures and the
+ * page. Start from a zeroed struct; the map buffers are kept from record to record (lx_view_clear frees the
+ * rest), lx_view_destroy frees everything. Strings are UTF-8, NUL-terminated. */
+typedef struct {
+	int T, N, heads;                /* words, boxes, heads: from language_attentions and vision_attentions */
+	lx_page_kind kind[LX_VIEW_KINDS]; /* each map with its key, name, layer name and sides */
+	char **tok, **lab;              /* [T] word labels ("tokens", else input_ids, else "word i"); [N] box
+	                                 * labels ("#i name" with "objects", else "#i") */
+	char *sent;                     /* "sent", or NULL */
+	int nans;                       /* up to LX_VIEW_ANSWERS of "answers", best first */
+	char *ans[LX_VIEW_ANSWERS];
+	float score[LX_VIEW_ANSWERS];
+	long ans_index[LX_VIEW_ANSWERS]; /* their "index", -1 where absent */
+	const float *rel_words, *rel_boxes; /* relevance_words [T] and relevance_boxes [N], or NULL */
+	long rel_answer;                /* relevance_answer, -1 when absent */
+	char img_id[256];               /* "img_id", or "" */
+	lx_image *picture;              /* after lx_view_picture: the photo or a blank canvas */
+	float *boxes;                   /* [N, 4] in the picture's pixels */
+	char note[4700];                /* where the picture comes from, for people */
+	float *buf[LX_VIEW_KINDS + 2], *scratch; /* the maps (and the relevance rows) as float32 */
+	size_t cap[LX_VIEW_KINDS + 2], scratch_cap;
+} lx_view;
+
+/* Decodes rec into v: the six maps (float tensors [layers, heads, q, k] with one T, one N, one number of
+ * heads and of cross layers), the labels, the sentence and answers, the relevance rows when the record has
+ * them, and the two rollouts. LX_EINPUT names the field; LX_EIO when memory runs out. */
+lx_status lx_view_decode(lx_view *v, const lx_record *rec, lx_err *e);
+
+/* The picture under the boxes, after lx_view_decode: the photo named by img_id in the folder images (NULL:
+ * none; .jpg, .jpeg, .png or their capitals), scaled to at most max_side, else a blank canvas of the image's
+ * size (img_w, img_h) or 640x480; the boxes in its pixels from "boxes" scaled by img_w and img_h when the
+ * record has both, else from "visual_pos". */
+lx_status lx_view_picture(lx_view *v, const lx_record *rec, const char *images, int max_side, lx_err *e);
+
+/* Frees what lx_view_decode and lx_view_picture made for one record, keeping the map buffers. */
+void lx_view_clear(lx_view *v);
+void lx_view_destroy(lx_view *v);
 
 #endif

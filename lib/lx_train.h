@@ -83,4 +83,35 @@ lx_status lx_model_from_tensors(lx_model **out, const lx_config *c, int heads, c
                                 const float *(*get)(void *ctx, const char *name, int d0, int d1), void *ctx,
                                 lx_err *e);
 
+/* ---- relevance maps ---------------------------------------------------------------------------------- */
+
+/*
+ * Why the model gave an answer: the relevance maps of Chefer, Gur & Wolf (ICCV 2021, "Generic
+ * Attention-model Explainability for Interpreting Bi-Modal and Encoder-Decoder Transformers", the rules of
+ * their LXMERT code without LRP). The gradient of the answer's score with respect to every attention map comes
+ * from the training backward pass; per attention block, Abar = mean over heads of max(0, dA * A), with the
+ * rows and columns of padded positions (a mask of 0) set to 0. From R_tt = I [T, T], R_ii = I [N, N],
+ * R_ti = 0 [T, N], R_it = 0 [N, T]:
+ *   self-attention of side s over itself, q the other side: R_ss += Abar R_ss, R_sq += Abar R_sq;
+ *   cross-attention (both directions from the values before the layer): R_ti += nrm(R_tt)^T Abar_ti nrm(R_ii),
+ *   R_tt += Abar_ti R_it, R_it += nrm(R_ii)^T Abar_it nrm(R_tt), R_ii += Abar_it R_ti, where nrm(R) is R - I
+ *   with each row divided by its sum (a row summing to 0 stays 0), plus I;
+ *   the last cross layer updates the language side only (its cross-attention of words over boxes, then the
+ *   language self-attention).
+ * Finally R_tt[0, 0] = 0 and the rows and columns of padded positions are 0. Row 0 of R_tt explains the
+ * answer over the words, row 0 of R_ti over the boxes.
+ */
+typedef struct lx_explainer lx_explainer;
+
+/* An explainer of model m's answers (m must outlive it). LX_EMODEL if m has no answer head. */
+lx_status lx_explainer_new(lx_explainer **out, const lx_model *m, lx_err *e);
+void lx_explainer_free(lx_explainer *x);
+/* Runs the model with its answer head on one example (checked as lx_encode checks it), which must stay valid
+ * until the last lx_explain_relevance on it. Returns the answer scores [num_qa_labels] (question_answering_
+ * score), valid until the next run, or NULL with e set. */
+const float *lx_explain_run(lx_explainer *x, const lx_example *ex, lx_err *e);
+/* The relevance maps of the answer with index answer for the example last run: r_tt [T, T] and r_ti [T, N].
+ * May be called for several answers after one run. LX_EINPUT for an answer outside [0, num_qa_labels). */
+lx_status lx_explain_relevance(lx_explainer *x, int answer, float *r_tt, float *r_ti, lx_err *e);
+
 #endif

@@ -231,6 +231,68 @@ only_first_two() {
 	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 5 ]
 }
 
+@test "draws lx-explain's relevance: words and boxes coloured by it beside the attention; without it, nothing changes" {
+	encoded
+	$AV edit shrink < "$T/enc.mp" > "$T/small.mp"
+	"$BIN/lx-explain" -m "$FIX/tiny" < "$T/small.mp" > "$T/rel.mp"
+	"$VIZ" -o "$T/plain" --top 0 < "$T/small.mp"
+	"$VIZ" -o "$T/rel" --top 0 < "$T/rel.mp"
+	# every file but the pages is the same, and each record has its relevance picture besides
+	[ "$(ls "$T/rel" | grep -vc relevance.png)" -eq "$(ls "$T/plain" | wc -l)" ]
+	for f in "$T"/plain/*; do
+		case "$f" in *.html) ;; *) cmp "$f" "$T/rel/${f##*/}" ;; esac
+	done
+	"$PY" - "$T/rel.mp" "$T/plain" "$T/rel" <<'PY'
+import json, re, sys
+import numpy as np
+import attnviz, lxtest
+
+recs, plain, rel = lxtest.read_records(open(sys.argv[1], "rb")), sys.argv[2], sys.argv[3]
+wine = np.array([92, 6, 42])               # the top of the colour scale (lx_colormap(1))
+for r in recs:
+    stem = str(r["question_id"])
+    page = open(f"{rel}/{stem}.html").read()
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', page).group(1))
+    rv = data["relevance"]
+    assert rv["answer"] == r["relevance_answer"]
+    for key, field in (("words", "relevance_words"), ("boxes", "relevance_boxes")):
+        np.testing.assert_allclose(rv[key], r[field], rtol=1e-3, atol=1e-7, err_msg=f"{stem} {key}")
+    # the words: one span each, the most relevant in the darkest colour of the scale
+    spans = re.findall(r'<span class="tok" style="background:#([0-9a-f]{6});[^"]*" title="[^"]*">([^<]*)</span>',
+                       page.split('id="relwords"')[1].split("</div>")[0])
+    assert [t for _, t in spans] == data["tokens"], spans
+    top = int(np.argmax(r["relevance_words"]))
+    assert spans[top][0] == "%02x%02x%02x" % tuple(wine), spans[top]
+    # the boxes: over the blank canvas, the most relevant box's centre mixed 0.6 with the darkest colour
+    im = np.asarray(attnviz.png(f"{rel}/{stem}.relevance.png")).astype(int)
+    pw, ph = map(int, re.search(r'<img alt="the image" src="[^"]*" width="(\d+)" height="(\d+)"', page).groups())
+    cap = im.shape[0] - ph
+    assert im.shape[1] == max(pw, 480) and cap > 0, im.shape
+    x1, y1, x2, y2 = data["boxes"][int(np.argmax(r["relevance_boxes"]))]
+    centre = im[cap + int((y1 + y2) / 2), int((x1 + x2) / 2)]
+    assert np.abs(centre - (0.4 * 233 + 0.6 * wine)).max() <= 1, (stem, centre)
+    assert attnviz.check_picture(r, im[cap:, :pw], None) > 50000
+    # without the relevance section and data, the page is the one of the record without relevance
+    cut = re.sub(r'<h2>Relevance: .*?<img id="relboxes"[^>]*>\n', "", page, flags=re.S)
+    cut = re.sub(r',"relevance":\{[^}]*\}', "", cut)
+    assert cut == open(f"{plain}/{stem}.html").read(), stem
+    assert "relevance" not in open(f"{plain}/{stem}.html").read().lower()
+PY
+}
+
+@test "stops at a record with relevance_words but not relevance_boxes" {
+	encoded
+	"$BIN/lx-explain" -m "$FIX/tiny" < "$T/enc.mp" | "$PY" -c '
+import lxtest
+r = lxtest.read_records()
+del r[1]["relevance_boxes"]
+lxtest.write_records(r)' > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 2 (id 132417001): no field relevance_boxes beside relevance_words: make the records with lx-explain" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 1 ]
+}
+
 @test "an empty stream gives an empty index" {
 	run $SEP viz /dev/null -o "$T/out"
 	[ "$status" -eq 0 ]

@@ -24,6 +24,8 @@ float *lx_grad_of(const lx_gradmap *g, const float *p)
 	size_t k = (size_t)(p - g->param);
 	int lo = 0, hi = g->nt - 1;
 
+	if (!g->grad)
+		return NULL;
 	while (lo < hi) {
 		int mid = (lo + hi + 1) / 2;
 		if (g->off[mid] <= k)
@@ -44,6 +46,7 @@ typedef struct {
 	const float *in;         /* [rows, H] */
 	float *out;              /* [rows, H] */
 	lx_block_acts a;
+	float *dprobs;           /* attention, when the tape keeps them: the gradient of a.probs, same layout */
 } tblock;
 
 enum { H_ROWS, H_PRE, H_ACT, H_XHAT, H_RSTD, H_HID, H_OUT, H_OUT2, H_OUT3, H_D, H_D2, H_DROWS, NHBUF };
@@ -53,6 +56,7 @@ struct lx_tape {
 	size_t cap;
 	tblock *blk;
 	int nblk, cap_blk;
+	int keep_dprobs;         /* lx_answer_forward: keep each attention block's dprobs */
 	/* embeddings */
 	float *emb_l, *xh_l, *rs_l;                            /* [L, H], [L, H], [L] */
 	float *emb_v, *feats, *pos, *box, *xh_f, *rs_f, *xh_b, *rs_b;  /* [V, H], [V, F], [V, 4], ... */
@@ -133,6 +137,7 @@ static float *block_buffers(lx_tape *t, lx_encoder *enc, tblock *b, const float 
 		b->a.v = take(base, off, rows * H);
 		b->a.ctx = take(base, off, rows * H);
 		b->a.probs = take(base, off, lx_enc_probs_size(enc, b->kind));
+		b->dprobs = t->keep_dprobs ? take(base, off, lx_enc_probs_size(enc, b->kind)) : NULL;
 	}
 	b->a.xhat = take(base, off, rows * H);
 	b->a.rstd = take(base, off, rows);
@@ -332,6 +337,8 @@ static void group_backward(lx_tape *t, lx_encoder *enc, const tblock *k, const a
 	if (enc->drop.p > 0)
 		for (i = 0; i < n; i++)
 			dS[i] *= lx_drop_scale(&enc->drop, 4 * k->a.site, first + i);
+	if (k->dprobs)
+		memcpy(k->dprobs + first, dS, n * sizeof(float));
 	/* softmax: dS = P (dP - sum(dP P)), then the 1/sqrt(d) scale */
 	for (r = 0; r < tq; r++) {
 		const float *p = P + (size_t)r * tk;
@@ -487,7 +494,8 @@ static void encoder_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, i
 		block_backward(t, enc, g, &t->blk[b], lc, lo);
 		swapf(&lc, &lo);
 	}
-	embed_backward(t, enc, g, lang_live ? lc : NULL, visn_live ? vc : NULL);
+	if (g->grad)
+		embed_backward(t, enc, g, lang_live ? lc : NULL, visn_live ? vc : NULL);
 }
 
 /* ---- the heads ---- */
@@ -869,4 +877,62 @@ lx_status lx_train_batch(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, int h
 		                 loss->has[LX_LOSS_QA] || loss->has[LX_LOSS_MATCH] || loss->has[LX_LOSS_MLM],
 		                 loss->has[LX_LOSS_OBJ] || loss->has[LX_LOSS_ATTR] || loss->has[LX_LOSS_FEAT]);
 	return LX_OK;
+}
+
+/* ---- the gradient of an answer score with respect to every attention map (lx-explain) ---- */
+
+lx_status lx_answer_forward(lx_tape *t, lx_encoder *enc, const lx_example *ex, int n, float *scores, lx_err *e)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	const lx_weights *w = lx_model_weights(enc->m);
+	int H = c->hidden_size;
+	float *pre, *xh, *rs, *hid;
+	lx_status rc;
+
+	if (!w->has_qa)
+		return lx_errf(e, LX_EMODEL, "%s: the model has no answer head", lx_model_dir(enc->m));
+	if ((rc = lx_enc_prepare(enc, ex, n, e)))
+		return rc;
+	t->keep_dprobs = 1;
+	if (tape_size(t, enc) || !(pre = hbuf(t, H_PRE, (size_t)n * 2 * H)) ||
+	    !(xh = hbuf(t, H_XHAT, (size_t)n * 2 * H)) || !(rs = hbuf(t, H_RSTD, n)) ||
+	    !(hid = hbuf(t, H_HID, (size_t)n * 2 * H)) || !hbuf(t, H_D, (size_t)n * c->num_qa_labels) ||
+	    !hbuf(t, H_D2, (size_t)n * 2 * H))
+		return no_memory(e);
+	forward(t, enc);
+	transform_fwd(&w->qa0, &w->qa_ln, t->pooled, n, H, 2 * H, 0, pre, xh, rs, hid);
+	lx_op_linear(scores, hid, n, &w->qa3, c->num_qa_labels, 2 * H);
+	return LX_OK;
+}
+
+void lx_answer_backward(lx_tape *t, lx_encoder *enc, const int *answer)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	const lx_weights *w = lx_model_weights(enc->m);
+	int H = c->hidden_size, A = c->num_qa_labels, i;
+	float *d = t->hb[H_D], *dh = t->hb[H_D2];
+	lx_gradmap none = {0};
+
+	memset(d, 0, (size_t)enc->n * A * sizeof(float));
+	for (i = 0; i < enc->n; i++)
+		d[(size_t)i * A + answer[i]] = 1;
+	lx_op_linear_backward(d, t->hb[H_HID], enc->n, w->qa3.w, A, 2 * H, NULL, NULL, dh, 0);
+	transform_bwd(&none, &w->qa0, &w->qa_ln, t->pooled, enc->n, H, 2 * H, 0, t->hb[H_PRE], t->hb[H_XHAT],
+	              t->hb[H_RSTD], dh, t->dpool);
+	memset(t->g1, 0, ((size_t)enc->L + enc->V) * H * sizeof(float));
+	encoder_backward(t, enc, &none, 1, 1, 0);
+}
+
+int lx_tape_blocks(const lx_tape *t)
+{
+	return t->nblk;
+}
+
+int lx_tape_block(const lx_tape *t, int b, const float **probs, const float **dprobs)
+{
+	const tblock *k = &t->blk[b];
+
+	*probs = k->a.probs;
+	*dprobs = k->dprobs;
+	return k->ffn ? -1 : k->kind;
 }

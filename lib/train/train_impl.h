@@ -32,4 +32,20 @@ void lx_tape_free(lx_tape *t);
 lx_status lx_train_batch(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, int heads, int freeze_encoder,
                          const lx_example *ex, const lx_train_labels *lab, int n, lx_losses *loss, lx_err *e);
 
+/* For relevance maps (relevance.c): the forward of the encoder and the answer head over n examples, keeping
+ * every attention map and room for its gradient; scores [n, num_qa_labels] receives the answer scores.
+ * LX_EMODEL when the model has no answer head. */
+lx_status lx_answer_forward(lx_tape *t, lx_encoder *enc, const lx_example *ex, int n, float *scores, lx_err *e);
+/* After lx_answer_forward: the gradient of score answer[i] of each example i (each in [0, num_qa_labels))
+ * with respect to every attention map the score depends on, without any parameter's gradient. May be called
+ * again with other answers. The vision-side blocks of the last cross layer, which the answer does not depend
+ * on, are left out and their gradients hold nothing. */
+void lx_answer_backward(lx_tape *t, lx_encoder *enc, const int *answer);
+/* The tape's blocks in the order the forward runs them (language layers, vision layers, then per cross layer
+ * the cross-attention, the language and the vision self-attention and the two feed-forwards). Block b's
+ * kind (LX_ATT_*, or -1 for a feed-forward), its probabilities and their gradient, packed in the order of
+ * lx_enc_groups (NULL for a feed-forward). */
+int lx_tape_blocks(const lx_tape *t);
+int lx_tape_block(const lx_tape *t, int b, const float **probs, const float **dprobs);
+
 #endif

@@ -294,10 +294,9 @@ static const char *const page_js[] = {
 	NULL,
 };
 
-/* Text for HTML element content and attribute values. */
-static void html(FILE *f, const char *s)
+void lx_html_text(FILE *f, const char *s)
 {
-	for (; *s; s++) {
+	for (; s && *s; s++) {
 		switch (*s) {
 		case '<': fputs("&lt;", f); break;
 		case '>': fputs("&gt;", f); break;
@@ -382,7 +381,23 @@ static void json_data(FILE *f, const lx_page *p)
 			fputc(',', f);
 		json_kind(f, &p->kinds[i]);
 	}
-	fputs("]}", f);
+	fputc(']', f);
+	if (p->rel_words) {
+		fprintf(f, ",\"relevance\":{\"answer\":%ld,\"words\":[", p->rel_answer);
+		for (i = 0; i < p->T; i++) {
+			if (i)
+				fputc(',', f);
+			json_num(f, p->rel_words[i]);
+		}
+		fputs("],\"boxes\":[", f);
+		for (i = 0; i < p->N; i++) {
+			if (i)
+				fputc(',', f);
+			json_num(f, p->rel_boxes[i]);
+		}
+		fputs("]}", f);
+	}
+	fputc('}', f);
 }
 
 static void lines(FILE *f, const char *const *l, const char *sep)
@@ -400,14 +415,46 @@ static void answers(FILE *f, const lx_page *p)
 	if (p->nanswers == 0)
 		return;
 	fputs("<p class=\"ans\">answer: <b>", f);
-	html(f, p->answers[0]);
+	lx_html_text(f, p->answers[0]);
 	fprintf(f, "</b> <span>%.3f</span>", (double)p->scores[0]);
 	for (i = 1; i < p->nanswers && i < 5; i++) {
 		fputs(i == 1 ? " &nbsp; others: " : ", ", f);
-		html(f, p->answers[i]);
+		lx_html_text(f, p->answers[i]);
 		fprintf(f, " <span>%.3f</span>", (double)p->scores[i]);
 	}
 	fputs("</p>\n", f);
+}
+
+/* The relevance maps of lx-explain: the words coloured by rel_words (each value over the largest), the
+ * picture of the boxes coloured by rel_boxes. */
+static void relevance(FILE *f, const lx_page *p)
+{
+	float wmax = 0;
+	int i;
+
+	if (!p->rel_words)
+		return;
+	for (i = 0; i < p->T; i++)
+		if (p->rel_words[i] > wmax)
+			wmax = p->rel_words[i];
+	fputs("<h2>Relevance: what made the answer", f);
+	if (p->rel_answer_name) {
+		fputs(" &ldquo;", f);
+		lx_html_text(f, p->rel_answer_name);
+		fputs("&rdquo;", f);
+	}
+	fprintf(f, "</h2>\n<p class=\"cap\">The relevance maps of lx-explain for answer %ld (Chefer, Gur &amp; Wolf "
+	           "2021): the words by their relevance (row 0 of relevance_tt), the boxes by theirs (row 0 of "
+	           "relevance_ti), each over the largest.</p>\n<div id=\"relwords\" style=\"display:flex;flex-wrap:wrap;gap:4px;margin:6px 0\">", p->rel_answer);
+	for (i = 0; i < p->T; i++) {
+		float v = wmax > 0 && p->rel_words[i] > 0 ? p->rel_words[i] / wmax : 0;
+		fprintf(f, "<span class=\"tok\" style=\"background:#%06x;color:#%06x\" title=\"%.4g\">",
+		        (unsigned)lx_colormap(v), v > 0.55f ? 0xffffffu : 0x202020u, (double)p->rel_words[i]);
+		lx_html_text(f, p->tokens[i]);
+		fputs("</span>", f);
+	}
+	fprintf(f, "</div>\n<img id=\"relboxes\" alt=\"the boxes by relevance\" src=\"data:image/png;base64,%s\" "
+	           "width=\"%d\" height=\"%d\">\n", p->rel_picture_b64, p->rel_w, p->rel_h);
 }
 
 static void links(FILE *f, const lx_page *p)
@@ -419,20 +466,20 @@ static void links(FILE *f, const lx_page *p)
 	      "token=&hellip;). Files of this record: ", f);
 	for (i = 0; i < p->nkinds; i++) {
 		fputs("<a href=\"", f);
-		html(f, p->files);
+		lx_html_text(f, p->files);
 		fprintf(f, ".%s.png\">%s.png</a> (<a href=\"", p->kinds[i].key, p->kinds[i].key);
-		html(f, p->files);
+		lx_html_text(f, p->files);
 		fprintf(f, ".%s.npy\">.npy</a>), ", p->kinds[i].key);
 	}
 	fputs("<a href=\"", f);
-	html(f, p->files);
+	lx_html_text(f, p->files);
 	fputs(".boxes.png\">boxes.png</a>; <a href=\"index.html\">all records</a>.</footer>\n", f);
 }
 
 lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>lx-attnviz: ", f);
-	html(f, p->id);
+	lx_html_text(f, p->id);
 	fputs("</title>\n<style>\n", f);
 	lines(f, page_css, "\n");
 	fputs("</style>\n</head>\n<body data-ok=\"0\" data-errors=\"0\">\n<pre id=\"errors\"></pre>\n<script>\n"
@@ -440,11 +487,11 @@ lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 	      "\tdocument.getElementById('errors').textContent += m + ' (line ' + l + ')\\n';\n"
 	      "\tdocument.body.dataset.errors = String(+document.body.dataset.errors + 1);\n"
 	      "\tdocument.body.dataset.ok = '0';\n};\n</script>\n<h1>", f);
-	html(f, p->id);
+	lx_html_text(f, p->id);
 	fprintf(f, " <small style=\"color:#777;font-weight:normal\">record %ld</small></h1>\n", p->record);
 	if (p->sent) {
 		fputs("<p class=\"sent\">", f);
-		html(f, p->sent);
+		lx_html_text(f, p->sent);
 		fputs("</p>\n", f);
 	}
 	answers(f, p);
@@ -458,9 +505,11 @@ lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 	        p->pic_w, p->pic_h, p->pic_w, p->pic_h);
 	fprintf(f, "<style>#boxcol{max-width:%dpx}</style>\n", p->pic_w > 360 ? p->pic_w : 360);
 	fputs("<p class=\"cap\" id=\"boxcap\"></p>\n<p class=\"cap\">", f);
-	html(f, p->picture_note);
+	lx_html_text(f, p->picture_note);
 	fputs("</p>\n</div>\n<div id=\"heatcol\">\n<h2>Map</h2>\n<canvas id=\"heat\"></canvas>\n<p class=\"cap\" id=\"heatcap\"></p>\n"
-	      "</div>\n</div>\n<h2>All layers and heads of this map</h2>\n<div id=\"grid\"></div>\n", f);
+	      "</div>\n</div>\n", f);
+	relevance(f, p);
+	fputs("<h2>All layers and heads of this map</h2>\n<div id=\"grid\"></div>\n", f);
 	links(f, p);
 	fputs("<script type=\"application/json\" id=\"data\">", f);
 	json_data(f, p);
