@@ -135,7 +135,7 @@ fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
-BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train
+BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train $(O)/bench/bin/bench_detect
 $(O)/bench/bin/%: bench/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
@@ -147,6 +147,11 @@ bench-encode: all $(BENCH)
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
+
+# The detector at the real shapes, random weights (bench/detect.sh; FRCNN_MODEL, FRCNN_DEMO, FRCNN_PEER, IMAGES):
+# seconds per photo and GFLOP/s, beside the LXMERT demo's PyTorch code when a local copy is named.
+bench-detect: all $(O)/bench/bin/bench_detect
+	$(BENCH_ENV) sh bench/detect.sh
 
 # The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,
 # train a small LXMERT on them, write models/demo. About 10 minutes on 2 cores.
@@ -171,6 +176,6 @@ install: all
 clean:
 	rm -rf build bin build-asan build-fuzz bench/out
 
-.PHONY: all bench bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-headers check-layers check-long \
+.PHONY: all bench bench-detect bench-encode bench-featpack bench-tokenize bench-train check check-asan check-deps check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:
