@@ -174,7 +174,8 @@ fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
-BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train $(O)/bench/bin/bench_explain
+BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train $(O)/bench/bin/bench_explain \
+         $(O)/bench/bin/bench_detect
 $(O)/bench/bin/%: bench/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
@@ -195,6 +196,11 @@ bench-train: all $(BENCH)
 # lx-explain's seconds per question at lxmert-base shapes, batch 1, 2 threads, beside lx-encode's (bench/explain.sh).
 bench-explain: all $(BENCH)
 	$(BENCH_ENV) sh bench/explain.sh
+
+# The detector at the real shapes, random weights (bench/detect.sh; FRCNN_MODEL, FRCNN_DEMO, FRCNN_PEER, IMAGES):
+# seconds per photo and GFLOP/s, beside the LXMERT demo's PyTorch code when a local copy is named.
+bench-detect: all $(O)/bench/bin/bench_detect
+	$(BENCH_ENV) sh bench/detect.sh
 
 # The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,
 # train a small LXMERT on them, write models/demo. About 10 minutes on 2 cores.
@@ -220,7 +226,7 @@ install: all
 clean:
 	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-deps bench-encode bench-explain check-peer bench-featpack bench-tokenize bench-train check check-asan \
-        check-deps check-openblas check-headers check-layers check-long \
+.PHONY: all bench bench-deps bench-detect bench-encode bench-explain check-peer bench-featpack bench-tokenize bench-train \
+        check check-asan check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

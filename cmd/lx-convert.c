@@ -432,6 +432,33 @@ static int check_json(const char *path)
 
 /* ---- converting ---- */
 
+/* The LXMERT demo's detector: its tensors under their own names, and IN's config.yaml copied. */
+static int convert_detector(const opts *o, const lx_ckpt *c, const char *weights)
+{
+	lx_st_entry *t;
+	lx_err e;
+	int n, st;
+
+	snprintf(tmp_files[1], sizeof tmp_files[1], "%s/config.yaml", o->in);
+	if (!is_dir(o->in) || !exists(tmp_files[1]))
+		return tool_fail(LX_EMODEL, "%s: a detector: give the directory that holds it and its config.yaml", weights);
+	tmp_files[1][0] = 0;
+	if (lx_ckpt_detector_entries(c, &t, &n, weights, &e) != LX_OK)
+		return fail(&e);
+	if ((st = make_sibling(tmp_dir, sizeof tmp_dir, o->out, "tmp")) == LX_OK) {
+		snprintf(tmp_files[0], sizeof tmp_files[0], "%s/model.safetensors", tmp_dir);
+		snprintf(tmp_files[1], sizeof tmp_files[1], "%s/config.yaml", tmp_dir);
+		char yaml[PATH_MAX + 16];
+		snprintf(yaml, sizeof yaml, "%s/config.yaml", o->in);
+		if (lx_st_write(tmp_files[0], t, n, &e) != LX_OK)
+			st = fail(&e);
+		else if ((st = copy_file(yaml, tmp_files[1])) == LX_OK && (st = install(o)) == LX_OK && !o->quiet)
+			tool_warn("%s: a detector, %d tensors", o->out, n);
+	}
+	free(t);
+	return st;
+}
+
 static int write_all(const opts *o, const plan *P, const lx_ckpt_config *cfg)
 {
 	lx_err e;
@@ -482,6 +509,10 @@ static int convert(opts *o)
 		return st;
 	if (lx_ckpt_open(&c, weights, &e) != LX_OK)
 		return fail(&e);
+	if (lx_ckpt_is_detector(c)) {
+		st = convert_detector(o, c, weights);
+		goto done;
+	}
 	if ((st = make_plan(&P, c, weights, o->dtype)) != LX_OK)
 		goto done;
 	if (!o->config) {

@@ -32,6 +32,16 @@ const char *lx_ckpt_name(const lx_ckpt *c, int i, lx_tensor *t);
 /* "zip" or "legacy". */
 const char *lx_ckpt_format(const lx_ckpt *c);
 
+/* ---- the detector (lx-detect(1)) -------------------------------------------------------------------- */
+
+/* Whether c is the LXMERT demo's Faster R-CNN (it holds backbone.stem.conv1.weight and
+ * proposal_generator.rpn_head.conv.weight) rather than an LXMERT. */
+int lx_ckpt_is_detector(const lx_ckpt *c);
+/* *out (malloc'ed, freed by the caller; names and data borrowed from c) gets the detector's tensors to write as
+ * model.safetensors, sorted by name, under the names they have in c; BatchNorm's num_batches_tracked are left
+ * out. LX_EMODEL, naming the tensor, for any other tensor that is not a float. path is for messages. */
+lx_status lx_ckpt_detector_entries(const lx_ckpt *c, lx_st_entry **out, int *n, const char *path, lx_err *e);
+
 /* ---- names and config -------------------------------------------------------------------------------- */
 
 /* Hugging Face's name for a state-dict key of HF or of the authors' code (airsplay/lxmert): "module." is

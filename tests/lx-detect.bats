@@ -128,3 +128,26 @@ print("ok")' "$W/out.mp"
 	run "$BIN/lx-detect" --help
 	[ "$status" -eq 0 ]
 }
+
+@test "lx-convert turns the detector's pytorch_model.bin into a model directory that detects the same" {
+	mkdir "$W/hub"
+	cp "$M/pytorch_model.bin" "$M/config.yaml" "$W/hub/"
+	run "$BIN/lx-convert" "$W/hub" "$W/conv"
+	[ "$status" -eq 0 ]
+	[ "$output" = "lx-convert: $W/conv: a detector, 281 tensors" ]
+	cmp "$M/config.yaml" "$W/conv/config.yaml"
+	run "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import lxtest
+a = lxtest.read_safetensors(sys.argv[2]); b = lxtest.read_safetensors(sys.argv[3])
+assert sorted(a) == sorted(k for k in b if not k.endswith("num_batches_tracked")), "names"
+assert all((a[k] == b[k]).all() and a[k].dtype == b[k].dtype for k in a), "values"
+print("ok")' "$TOP/tests/py" "$W/conv/model.safetensors" "$M/model.safetensors"
+	[ "$output" = "ok" ]
+	"$BIN/lx-detect" -m "$M" "$IMG/000456.jpg" "$IMG/001763.png" > "$W/st.mp"
+	"$BIN/lx-detect" -m "$W/conv" "$IMG/000456.jpg" "$IMG/001763.png" > "$W/bin.mp"
+	cmp "$W/st.mp" "$W/bin.mp"
+	rm "$W/hub/config.yaml"
+	run "$BIN/lx-convert" "$W/hub" "$W/conv2"
+	[ "$status" -eq 3 ]
+	[ "$output" = "lx-convert: $W/hub/pytorch_model.bin: a detector: give the directory that holds it and its config.yaml" ]
+	[ ! -e "$W/conv2" ]
+}

@@ -26,6 +26,7 @@ typedef struct {
 struct lx_detector {
 	lx_detect_config c;
 	lx_st *st;
+	det_engine *eng;             /* where the convolutions run (NULL: im2col + sgemm) */
 	float **owned;
 	int nowned;
 	det_conv stem;
@@ -127,7 +128,7 @@ static void bind_conv(binder *b, det_conv *c, const char *prefix, int cin, int c
 	float *fw, *fb;
 	size_t per = (size_t)(cin / groups) * k * k;
 
-	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL};
+	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng};
 	snprintf(name, sizeof name, "%s.weight", prefix);
 	w = tensor(b, name, 4, (int[]){cout, cin / groups, k, k});
 	if (!bn) {
@@ -278,6 +279,8 @@ lx_status lx_detector_open(lx_detector **out, const char *dir, lx_err *e)
 	if ((b.rc = lx_st_open(&d->st, b.path, e)))
 		goto fail;
 	n = lx_st_count(d->st);
+	if ((b.rc = det_engine_new(&d->eng, e)))
+		goto fail;
 	if (!(b.used = calloc((size_t)n + 1, 1))) {
 		b.rc = lx_errf(e, LX_EIO, "out of memory");
 		goto fail;
@@ -309,6 +312,7 @@ void lx_detector_free(lx_detector *d)
 		free(d->owned[i]);
 	free(d->owned);
 	free(d->blocks);
+	det_engine_free(d->eng);
 	lx_st_free(d->st);
 	free(d);
 }

@@ -4,11 +4,23 @@
 
 #include "lx_detect.h"
 
+/* Where the convolutions run: oneDNN's engine, stream, the primitives made so far (one per layer and input
+ * shape, with the layer's weights reordered once into the layout the primitive wants) and the scratch the
+ * layouts are converted in. Without oneDNN (no LX_DNNL) there is none and every convolution is im2col + sgemm.
+ * One detector's convolutions run on one thread at a time. */
+typedef struct det_engine det_engine;
+
+/* *out gets a new engine, or NULL when the library is built without oneDNN. LX_EMODEL when oneDNN fails. */
+lx_status det_engine_new(det_engine **out, lx_err *e);
+/* Frees the engine, its primitives and reordered weights; NULL is a no-op. */
+void det_engine_free(det_engine *g);
+
 /* A 2-D convolution with its bias (BatchNorm folded in at load). Weights [cout][cin/groups][k][k]. */
 typedef struct {
 	int cin, cout, k, stride, pad, dil, groups;
 	const float *w;
-	const float *b;  /* [cout], or NULL */
+	const float *b;   /* [cout], or NULL */
+	det_engine *eng;  /* NULL: im2col + sgemm */
 } det_conv;
 
 /* Output size of c on an input of size n (one side). */

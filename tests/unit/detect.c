@@ -215,12 +215,13 @@ static void resize_size(void)
 	CHECK(h == 0 && w == 200);
 }
 
-/* A grouped, strided, dilated, padded convolution against the sum written out directly. */
-static void conv(void)
+/* A grouped, strided, dilated, padded convolution against the sum written out directly, added to y's ones
+ * (acc) or not, with or without the ReLU, on engine eng (NULL: im2col + sgemm). */
+static void conv_case(det_engine *eng, int accumulate, int relu)
 {
 	enum { CIN = 4, COUT = 6, K = 3, H = 9, W = 7, G = 2 };
 	float w[COUT * (CIN / G) * K * K], b[COUT], x[2 * CIN * H * W], y[2 * COUT * 20], *acc;
-	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b};
+	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b, eng};
 	int oh = det_conv_out(&c, H), ow = det_conv_out(&c, W), i, n, o, oy, ox;
 	unsigned s = 1;
 
@@ -233,14 +234,14 @@ static void conv(void)
 		x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 32 - 4;
 	for (i = 0; i < 2 * COUT * oh * ow; i++)
 		y[i] = 1;
-	CHECK(!det_conv_run(&c, x, 2, H, W, y, 1, 0, NULL));
+	CHECK(!det_conv_run(&c, x, 2, H, W, y, accumulate, relu, NULL));
 	acc = y;
 	for (n = 0; n < 2; n++)
 		for (o = 0; o < COUT; o++)
 			for (oy = 0; oy < oh; oy++)
 				for (ox = 0; ox < ow; ox++) {
 					int g = o / (COUT / G);
-					double sum = 1 + b[o];
+					double sum = accumulate + b[o];
 					for (int ci = 0; ci < CIN / G; ci++)
 						for (int ky = 0; ky < K; ky++)
 							for (int kx = 0; kx < K; kx++) {
@@ -249,9 +250,27 @@ static void conv(void)
 									sum += (double)w[((o * (CIN / G) + ci) * K + ky) * K + kx] *
 									       x[((n * CIN + g * (CIN / G) + ci) * H + iy) * W + ix];
 							}
-					CHECKF(NEAR(*acc, sum), "conv [%d][%d][%d][%d]: %g, summed %g", n, o, oy, ox, *acc, sum);
+					if (relu && sum < 0)
+						sum = 0;
+					CHECKF(NEAR(*acc, sum), "conv%s (acc %d, relu %d) [%d][%d][%d][%d]: %g, summed %g",
+					       eng ? " (oneDNN)" : "", accumulate, relu, n, o, oy, ox, *acc, sum);
 					acc++;
 				}
+}
+
+/* Both paths where oneDNN is built in; the primitives made on the first run are found again on the second. */
+static void conv(void)
+{
+	det_engine *eng;
+
+	CHECK(!det_engine_new(&eng, NULL));
+	for (int pass = 0; pass < 2; pass++)
+		for (int k = 0; k < 4; k++) {
+			conv_case(NULL, k & 1, k >> 1);
+			if (eng)
+				conv_case(eng, k & 1, k >> 1);
+		}
+	det_engine_free(eng);
 }
 
 int main(void)

@@ -1,0 +1,56 @@
+#!/bin/sh
+# lx-detect's speed at the real detector's shapes (ResNet-101 C4, 600/1000 pixels, 6000/300 proposals, 1600
+# classes, 400 attributes, 36 boxes; random weights), in seconds per photo and GFLOP/s, beside the LXMERT demo's
+# own PyTorch code on the same model and photos when a local copy of it is named.
+# Environment: FRCNN_MODEL (a detector directory with config.yaml and model.safetensors, e.g. from the shared
+# tools' gen_frcnn.py --preset full; by default bench/mkfrcnn.py makes one in LX_BENCH_OUT/frcnn-full),
+# FRCNN_DEMO (the demo's modeling_frcnn.py, processing_image.py, utils.py) and FRCNN_PEER (the script that times
+# it, the shared tools' bench_frcnn.py, which needs pytorch_model.bin in the model directory): without both the
+# peer is skipped with a note. IMAGES (the four photos of tests/fixtures/frcnn-tiny by default).
+# The machine may be shared: the load average is printed with every figure.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+py=${LX_PYTHON:-/usr/bin/python3}
+out=${LX_BENCH_OUT:-$top/build/bench/out}
+bin=${LX_BENCH_BIN:-$top/build/bench/bin}
+model=${FRCNN_MODEL:-$out/frcnn-full}
+images=${IMAGES:-$(ls "$top"/tests/fixtures/frcnn-tiny/images/*)}
+[ -x /usr/bin/time ] || { echo "bench/detect.sh: needs GNU time (apt-get install time)" >&2; exit 2; }
+if [ ! -s "$model/model.safetensors" ]; then
+	echo "making a random detector at the real shapes in $model ..." >&2
+	"$py" "$top/bench/mkfrcnn.py" make "$model"
+fi
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+
+echo "detector: $model; $(nproc) cores"
+echo "lx (bench_detect, after one warm-up photo; load average before: $(load)):"
+/usr/bin/time -v "$bin/bench_detect" "$model" $images > "$out/detect.txt" 2> "$out/detect.time"
+grep -E '^(load|warm-up)' "$out/detect.time" | sed 's/^/  /'
+total=0 gflop=0 n=0
+while read -r f h w rh rw p k s; do
+	g=$("$py" "$top/bench/mkfrcnn.py" flops "$model" "$h" "$w" "$p")
+	printf '  %s: %dx%d -> %dx%d, %d proposals, %d boxes: %s s, %s GFLOP, %s GFLOP/s (load %s)\n' "$(basename "$f")" \
+		"$w" "$h" "$rw" "$rh" "$p" "$k" "$s" "$g" "$(calc "$g / $s" 0)" "$(load)"
+	total=$(calc "$total + $s" 3) gflop=$(calc "$gflop + $g" 1) n=$((n + 1))
+done < "$out/detect.txt"
+rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/detect.time")
+lx_s=$(calc "$total / $n" 3)
+printf '  lx: %s s per photo, %s GFLOP/s, peak RSS %d MB (load %s)\n' "$lx_s" "$(calc "$gflop / $total" 0)" \
+	"$((rss / 1024))" "$(load)"
+
+if [ -z "${FRCNN_DEMO:-}" ] || [ -z "${FRCNN_PEER:-}" ]; then
+	echo "the demo's PyTorch detector: skipped (set FRCNN_DEMO to a local copy of its files and FRCNN_PEER to bench_frcnn.py)"
+	exit 0
+fi
+if [ ! -s "$model/pytorch_model.bin" ]; then
+	echo "the demo's PyTorch detector: skipped ($model has no pytorch_model.bin)"
+	exit 0
+fi
+echo "the demo's PyTorch code (load average before: $(load)):"
+peer=$("$py" "$FRCNN_PEER" --demo "$FRCNN_DEMO" --model "$model" $images 2> "$out/peer.err") ||
+	{ echo "  failed:"; tail -3 "$out/peer.err"; exit 1; }
+ps=$(echo "$peer" | "$py" -c 'import json,sys; d=json.load(sys.stdin); print("%.3f %d" % (d["s_per_image"], d["peak_rss_mb"]))')
+printf '  demo: %s s per photo, %s GFLOP/s, peak RSS %s MB (load %s)\n' "${ps% *}" \
+	"$(calc "$gflop / $n / ${ps% *}" 0)" "${ps#* }" "$(load)"
+printf 'lx is %sx the demo'"'"'s speed\n' "$(calc "${ps% *} / $lx_s" 1)"
