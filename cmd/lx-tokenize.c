@@ -22,7 +22,7 @@ static const char about[] =
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the vocabulary is DIR/vocab.txt"},
 	{O_VOCAB, "vocab", "FILE", "the vocabulary is FILE"},
-	{O_JSONL, "jsonl", NULL, "a line is a JSON object: tokenize its field sent, keep all its fields"},
+	{O_JSONL, "jsonl", NULL, "a line is a JSON object (or the file one JSON array of objects): tokenize its field sent, keep all its fields"},
 	{O_FIELD, "field", "NAME", "with --jsonl, tokenize the field NAME instead of sent"},
 	{O_TOKENS, "tokens", NULL, "add tokens, an array of the word-piece strings"},
 	{O_MAX_LENGTH, "max-length", "N", "keep [CLS], the first N-2 pieces and [SEP] (LXMERT uses 20)"},
@@ -37,6 +37,7 @@ static const tool_info info = {"lx-tokenize", synopsis, about, option_table};
 
 typedef struct {
 	int jsonl, tokens, decode, replace_invalid;
+	int in_array;       /* reading a JSON array's elements, not lines */
 	int max_length;
 	const char *field;
 	lx_tokenizer *tk;
@@ -120,7 +121,7 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 	const char *k;
 
 	if (len == 0)
-		return lx_errf(e, LX_EINPUT, "%s: empty line, expected a JSON object", where);
+		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, c->in_array ? "nothing there" : "empty line");
 	if (!(*root = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)))
 		return lx_errf(e, LX_EINPUT, "%s: not JSON (%s)", where, je.text);
 	if (!json_is_object(*root))
@@ -188,10 +189,10 @@ static lx_status check_utf8(ctx *c, const char *where, const char **line, size_t
 	return LX_OK;
 }
 
-/* One line of input (without its line ending) to one record. */
-static lx_status encode_line(ctx *c, const char *name, long lineno, const char *line, size_t len, lx_err *e)
+/* One line of input (without its line ending), or one element of a JSON array, to one record; where names it. */
+static lx_status encode_line(ctx *c, const char *where, const char *line, size_t len, lx_err *e)
 {
-	char where[300], msg[sizeof e->msg];
+	char msg[sizeof e->msg];
 	const char *text;
 	size_t tlen, n;
 	const int32_t *ids;
@@ -199,7 +200,6 @@ static lx_status encode_line(ctx *c, const char *name, long lineno, const char *
 	lx_record *rec;
 	lx_status st;
 
-	snprintf(where, sizeof where, "%s: line %ld", name, lineno);
 	if (!(rec = lx_record_new()))
 		return lx_errf(e, LX_EIO, "out of memory");
 	st = check_utf8(c, where, &line, &len, e);
@@ -226,14 +226,104 @@ static lx_status encode_line(ctx *c, const char *name, long lineno, const char *
 	return st;
 }
 
+static int json_space(int ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/* --jsonl on the authors' layout: the file is one JSON array of objects (or several arrays, one after another).
+ * It is streamed an element at a time: a scanner that follows strings and nesting finds where each top-level
+ * element ends, and only that element is in memory. Elements are named by their number in the file and the line
+ * they start on. */
+static lx_status encode_array(ctx *c, FILE *f, const char *name, lx_err *e)
+{
+	char *buf = NULL, where[300];
+	size_t len = 0, cap = 0;
+	int ch, in_array = 0, depth = 0, in_str = 0, esc = 0, end;
+	long line = 1, first = 1, elem = 0, in_this = 0;
+	lx_status st = LX_OK;
+
+	while (!st && !tool_interrupted() && (ch = getc(f)) != EOF) {
+		c->t.bytes++;
+		if (!in_array) {
+			if (ch == '[')
+				in_array = 1, in_this = 0;
+			else if (!json_space(ch))
+				st = lx_errf(e, LX_EINPUT, "%s: line %ld: '%c' after the JSON array, expected '[' or the end of the file",
+				             name, line, ch);
+			line += ch == '\n';
+			continue;
+		}
+		end = 0;
+		if (esc)
+			esc = 0;
+		else if (in_str)
+			esc = ch == '\\', in_str = ch != '"';
+		else if (ch == '"')
+			in_str = 1;
+		else if (ch == '[' || ch == '{')
+			depth++;
+		else if ((ch == ']' || ch == '}') && depth > 0)
+			depth--;
+		else if (depth == 0 && (ch == ',' || ch == ']'))
+			end = ch;
+		if (!end && !(len == 0 && json_space(ch))) { /* a byte of the element: leading blanks are left out */
+			if (len == 0)
+				first = line;
+			if (len + 1 > cap) {
+				char *nb = realloc(buf, cap = cap ? 2 * cap : 4096);
+				if (!nb) {
+					st = lx_errf(e, LX_EIO, "out of memory");
+					break;
+				}
+				buf = nb;
+			}
+			buf[len++] = (char)ch;
+		}
+		line += ch == '\n';
+		if (!end)
+			continue;
+		while (len && json_space(buf[len - 1]))
+			len--;
+		if (end == ']')
+			in_array = 0;
+		if (len == 0 && end == ']' && in_this == 0) /* [] */
+			continue;
+		snprintf(where, sizeof where, "%s: element %ld (line %ld)", name, elem + 1, len ? first : line);
+		if (!(st = encode_line(c, where, buf, len, e)))
+			tool_done(&c->t, 1);
+		elem++, in_this++, len = 0;
+	}
+	if (!st && ferror(f))
+		st = lx_errf(e, LX_EIO, "%s: %s", name, strerror(errno));
+	else if (!st && in_array && !tool_interrupted())
+		st = lx_errf(e, LX_EINPUT, "%s: line %ld: the file ends inside the JSON array (after %ld elements), expected ']'",
+		             name, line, elem);
+	free(buf);
+	return st;
+}
+
 static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 {
-	char *line = NULL;
+	char *line = NULL, where[300];
 	size_t cap = 0;
 	ssize_t got;
 	long lineno = 0;
 	lx_status st = LX_OK;
+	int ch;
 
+	if (c->jsonl) { /* a file that starts with '[' is a JSON array of objects, not JSON lines */
+		while ((ch = getc(f)) != EOF && json_space(ch) && ch != '\n')
+			c->t.bytes++;
+		if (ch != EOF)
+			ungetc(ch, f);
+		if (ch == '[') {
+			c->in_array = 1;
+			st = encode_array(c, f, name, e);
+			c->in_array = 0;
+			return st;
+		}
+	}
 	while (!tool_interrupted() && (got = getline(&line, &cap, f)) >= 0) {
 		size_t len = (size_t)got;
 		lineno++;
@@ -242,7 +332,8 @@ static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 			len--;
 		if (len && line[len - 1] == '\r')
 			len--;
-		if ((st = encode_line(c, name, lineno, line, len, e)))
+		snprintf(where, sizeof where, "%s: line %ld", name, lineno);
+		if ((st = encode_line(c, where, line, len, e)))
 			break;
 		tool_done(&c->t, 1);
 	}

@@ -585,15 +585,10 @@ assert json.loads(open(sys.argv[2]).read()) == {"score": 0.5, "questions": 2}' "
 	echo '[{"question_id": 1, "img_id": "COCO_val2014_000000000042", "sent": "What is it?", "label": {"net": 1}},
 	       {"question_id": 2, "img_id": "COCO_val2014_000000000042", "sent": "Why?"}]' > "$T/q.json"
 	touch "$T/f.tsv"
-	make -s --no-print-directory -C "$TOP/examples/vqa-eval" "$T/out/questions.jsonl" QUESTIONS="$T/q.json" OUT="$T/out" PYTHON="$PY"
-	$PY -c '
-import json, sys
-lines = open(sys.argv[1]).read().split("\n")
-assert lines[-1] == "" and [json.loads(l)["question_id"] for l in lines[:-1]] == [1, 2]' "$T/out/questions.jsonl"
 	make -n -C "$TOP/examples/vqa-eval" MODEL=M QUESTIONS="$T/q.json" FEATS="$T/f.tsv" OUT="$T/out" \
 		BIN=B LABELS=L > "$T/plan"
 	tr -d '\\\n' < "$T/plan" | tr -s ' ' > "$T/cmd"
-	grep -qF "B/lx-tokenize -m M --jsonl < $T/out/questions.jsonl | B/lx-featpack --join $T/f.tsv | B/lx-encode -m M | B/lx-head -m M --labels L --score-file $T/out/score.json --submit vqa > $T/out/submission.json.tmp" "$T/cmd"
+	grep -qF "B/lx-tokenize -m M --jsonl --max-length 20 $T/q.json | B/lx-featpack --join $T/f.tsv | B/lx-encode -m M | B/lx-head -m M --labels L --score-file $T/out/score.json --submit vqa > $T/out/submission.json.tmp" "$T/cmd"
 }
 
 # ---- the stream ----

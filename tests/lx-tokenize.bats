@@ -201,6 +201,60 @@ json.dump([l.decode("utf-8", "replace") for l in lines], open(sys.argv[1], "w"))
 	$CHECK ids '[[101, 2003, 2009, 1029, 102]]' < "$T/out"
 }
 
+# ---- the authors' layout: one JSON array of objects ----
+
+@test "--jsonl reads a JSON array of objects as it reads the same objects one a line" {
+	$PY -c 'import json, sys; json.dump([json.loads(l) for l in sys.stdin], sys.stdout, indent=1)' \
+		< "$FIX/questions.jsonl" > "$T/list.json"
+	[ "$(head -c 1 "$T/list.json")" = "[" ]
+	$TOK --jsonl < "$FIX/questions.jsonl" > "$T/lines.mp"
+	$TOK --jsonl "$T/list.json" > "$T/list.mp"
+	cmp "$T/lines.mp" "$T/list.mp"
+	$CHECK field sent "$($PY -c 'import json, sys; print(json.dumps([json.loads(l)["sent"] for l in sys.stdin]))' \
+		< "$FIX/questions.jsonl")" < "$T/list.mp"
+	# strings holding the scanner's separators, nested values, arrays one after another, an empty one
+	printf ' [{"sent": "Is it?", "q": "a,]\\"}\\\\", "n": [1, {"x": "]"}]}\n,{"sent": "no"}]\n[] [{"sent": "c"}]\n' \
+		| $TOK --jsonl > "$T/out"
+	$CHECK field sent '["Is it?", "no", "c"]' < "$T/out"
+	$CHECK field q '["a,]\"}\\", null, null]' < "$T/out"
+}
+
+@test "--jsonl streams a big JSON array: memory does not grow with its length" {
+	command -v /usr/bin/time > /dev/null || skip "no /usr/bin/time"
+	nm "$BIN/lx-tokenize" 2> /dev/null | grep -q __asan_init && skip "a sanitizer build measures its own memory"
+	for n in 1000 200000; do
+		$PY -c 'import sys; n = int(sys.argv[1]); print("[" + ",\n".join("{\"question_id\": %d, \"sent\": \"Is the plate number %d empty?\"}" % (i, i) for i in range(n)) + "]")' $n > "$T/q$n.json"
+		/usr/bin/time -f '%M' -o "$T/rss$n" $TOK --jsonl "$T/q$n.json" > "$T/out$n"
+	done
+	[ "$(stat -c %s "$T/q200000.json")" -gt 10000000 ]
+	$PY -c 'import msgpack, sys; n = sum(1 for r in msgpack.Unpacker(open(sys.argv[1], "rb"))); assert n == 200000, n' "$T/out200000"
+	small=$(tail -n 1 "$T/rss1000") big=$(tail -n 1 "$T/rss200000")
+	echo "peak RSS: $small KB over 1000 elements, $big KB over 200000"
+	[ "$big" -le $((small + 1024)) ]
+}
+
+@test "--jsonl names the element of a JSON array that is bad, and the line it starts on" {
+	printf '[{"sent": "a"},\n {"sent": 3}]' > "$T/q.json"
+	run sh -c "$TOK --jsonl '$T/q.json' > '$T/out'"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-tokenize: $T/q.json: element 2 (line 2): field sent is a number, expected a string" ]
+	$CHECK field sent '["a"]' < "$T/out"
+	run sh -c "printf '[{\"sent\": \"a\"},\n]' | $TOK --jsonl > /dev/null"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-tokenize: stdin: element 2 (line 2): nothing there, expected a JSON object" ]
+	run sh -c "printf '[\"Is it?\"]' | $TOK --jsonl > /dev/null"
+	[ "$output" = "lx-tokenize: stdin: element 1 (line 1): a string, expected a JSON object" ]
+	run sh -c "printf '[{\"sent\": \"a\"}, {\"sent\": \"b\"' | $TOK --jsonl > /dev/null"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-tokenize: stdin: line 1: the file ends inside the JSON array (after 1 elements), expected ']'" ]
+	run sh -c "printf '[{\"sent\": \"a\"}]\n{\"sent\": \"b\"}\n' | $TOK --jsonl > /dev/null"
+	[ "$status" -eq 1 ]
+	[ "$output" = "lx-tokenize: stdin: line 2: '{' after the JSON array, expected '[' or the end of the file" ]
+	run sh -c "printf '[{\"sent\": \"a\"}, 7, {\"sent\": \"b\"}]' | $TOK --jsonl --keep-going > '$T/out'"
+	[ "$status" -eq 1 ]
+	$CHECK field sent '["a", null, "b"]' < "$T/out"
+}
+
 # ---- bad input ----
 
 @test "rejects a line that is not JSON after writing the records before it" {
@@ -220,9 +274,9 @@ json.dump([l.decode("utf-8", "replace") for l in lines], open(sys.argv[1], "w"))
 }
 
 @test "rejects a JSON line that is not an object, and an empty line" {
-	run sh -c "printf '[\"Is it?\"]\n' | $TOK --jsonl > /dev/null"
+	run sh -c "printf '\"Is it?\"\n' | $TOK --jsonl > /dev/null"
 	[ "$status" -eq 1 ]
-	[ "$output" = "lx-tokenize: stdin: line 1: an array, expected a JSON object" ]
+	[ "$output" = "lx-tokenize: stdin: line 1: a string, expected a JSON object" ]
 	run sh -c "printf '{\"sent\": \"a\"}\n\n' | $TOK --jsonl > /dev/null"
 	[ "$status" -eq 1 ]
 	[ "$output" = "lx-tokenize: stdin: line 2: empty line, expected a JSON object" ]

@@ -25,3 +25,18 @@ setup() {
 	parallel --pipe -k -L 3 -j 2 "$PIPE" < "$FIX/questions.jsonl" > "$T/many.mp"
 	cmp "$T/one.mp" "$T/many.mp"
 }
+
+@test "the README's scale-out pattern runs lx-head once, after the shards: one score, one submission list" {
+	$PY "$TOP/tests/py/docblocks.py" "$T/b" "$TOP/README.md"
+	block=$(grep -l '^parallel --pipe' "$T"/b/*.sh)
+	[ -n "$block" ]
+	# the README's names: M the model, feats.tsv the features; shards of 3 questions
+	sed "s#\(^\|[ ']\)lx-#\1$BIN/lx-#g; s#-L 5000#-L 3#; s#-m M#-m $TOP/models/demo#g; s#feats.tsv#$FIX/train2014_obj36_sample.tsv#" "$block" > "$T/run.sh"
+	cp "$FIX/questions.jsonl" "$T/questions.jsonl"
+	cd "$T"
+	run bash -e -o pipefail run.sh
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c 'lx-head: score')" -eq 1 ]
+	[[ "$output" == *"lx-head: score 0.645000 over 20 questions"* ]]
+	$PY -c 'import json; s = json.load(open("submission.json")); assert len(s) == 20, len(s)'
+}

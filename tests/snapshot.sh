@@ -443,6 +443,7 @@ run demo.submit "$HEAD" -m $DEMO --submit vqa < o/demo.encode
 run demo.vqa-eval make -s --no-print-directory -C r/examples/vqa-eval BIN="$BIN" MODEL="$W/$DEMO" \
 	QUESTIONS="$W/$F/questions.jsonl" FEATS="$W/$TSV" LABELS="$W/$DEMO/answers.json" OUT="$W/o/demo.vqa-eval.d" \
 	PYTHON="$PYTHON"
+mv o/demo.vqa-eval.d/settings t/vqa-eval.settings # the Makefile's stamp of its settings names this scratch directory
 
 # ---- usage ----
 for t in lx-tokenize lx-featpack lx-encode lx-head lx-attnviz lx-convert lx-train; do
