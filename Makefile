@@ -94,7 +94,7 @@ check: check-deps all $(UNIT) check-headers check-layers
 check-openblas:
 	$(MAKE) O=build-openblas LX_DNNL=0 all $(patsubst $(O)/%,build-openblas/%,$(UNIT))
 	@for t in $(patsubst $(O)/%,build-openblas/%,$(UNIT)); do $$t || exit 1; done
-	LX_BIN=$(abspath build-openblas/bin) bats tests/lx-encode.bats tests/lx-head.bats tests/lx-train.bats
+	LX_BIN=$(abspath build-openblas/bin) bats tests/lx-encode.bats tests/lx-head.bats tests/lx-train.bats tests/reduced.bats
 
 # The same tests on a build with AddressSanitizer and UndefinedBehaviorSanitizer, in build-asan/.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -23,22 +23,36 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "lxmert-base shapes (hidden 768, 12 heads, 9/5/5 layers), T=20, N=36, $TH threads; 64 questions at batch 32 and at batch 1"
 printf '%-28s %12s %12s %14s %10s %6s\n' "" "q/s batch 32" "ms batch 1" "peak RSS (MB)" "open (s)" "load"
 
-# lx-encode, the whole tool, on each backend built in: LX_MATMUL names it (bench_encode prints which ran)
-for be in dnnl openblas; do
-	got=$(LX_MATMUL=$be "$BB/bench_encode" --backend)
-	[ "$got" = "$be" ] || continue
+# One row of lx-encode, the whole tool: label, then LX_MATMUL's value, then lx-encode's options.
+row() {
+	label=$1 be=$2
+	shift 2
 	t0=$(date +%s.%N)
-	LX_MATMUL=$be "$B/lx-encode" -m "$D" --threads "$TH" < /dev/null
+	LX_MATMUL=$be "$B/lx-encode" -m "$D" --threads "$TH" "$@" < /dev/null
 	t1=$(date +%s.%N)
 	l=$(load)
-	LX_MATMUL=$be /usr/bin/time -f "%e %M" -o "$OUT/time32" "$B/lx-encode" -m "$D" --threads "$TH" --batch 32 \
+	LX_MATMUL=$be /usr/bin/time -f "%e %M" -o "$OUT/time32" "$B/lx-encode" -m "$D" --threads "$TH" --batch 32 "$@" \
 		< "$D/inputs.mp" > /dev/null
-	LX_MATMUL=$be /usr/bin/time -f "%e %M" -o "$OUT/time1" "$B/lx-encode" -m "$D" --threads "$TH" --batch 1 \
+	LX_MATMUL=$be /usr/bin/time -f "%e %M" -o "$OUT/time1" "$B/lx-encode" -m "$D" --threads "$TH" --batch 1 "$@" \
 		< "$D/inputs.mp" > /dev/null
 	read -r s32 kb32 < "$OUT/time32"
 	read -r s1 kb1 < "$OUT/time1"
-	printf '%-28s %12.2f %12.1f %14d %10.3f %6s\n' "lx-encode fp32 ($be)" "$(echo "64 / $s32" | bc -l)" \
+	printf '%-28s %12.2f %12.1f %14d %10.3f %6s\n' "$label" "$(echo "64 / $s32" | bc -l)" \
 		"$(echo "$s1 * 1000 / 64" | bc -l)" $(( (kb32 > kb1 ? kb32 : kb1) / 1024 )) "$(echo "$t1 - $t0" | bc -l)" "$l"
+}
+
+# on each backend built in: LX_MATMUL names it (bench_encode prints which ran); int8 and bfloat16 on oneDNN
+for be in dnnl openblas; do
+	got=$(LX_MATMUL=$be "$BB/bench_encode" --backend)
+	[ "$got" = "$be" ] || continue
+	row "lx-encode fp32 ($be)" $be
+	[ $be = dnnl ] || continue
+	row "lx-encode int8 ($be)" $be --int8
+	if grep -qw avx512_bf16 /proc/cpuinfo; then
+		row "lx-encode bf16 ($be)" $be --bf16
+	else
+		echo "(lx-encode bf16 skipped: this CPU has no avx512_bf16)"
+	fi
 done
 
 # the peer: plain PyTorch (Debian's python3-torch), fp32 and dynamic int8

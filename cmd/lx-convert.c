@@ -26,7 +26,7 @@ static const char about[] =
 	"read, never executed, and only the globals a state dict needs are accepted.";
 
 static const tool_option option_table[] = {
-	{'t', "dtype", "f32|f16|bf16", "dtype of the floats written (default: as stored)"},
+	{'t', "dtype", "f32|f16|bf16|int8", "dtype of the floats written (default: as stored); int8: the linear weights"},
 	{O_CONFIG, "config", "FILE", "copy this config.json instead of IN's or an inferred one"},
 	{O_VOCAB, "vocab", "FILE", "copy this vocab.txt into OUTDIR"},
 	{O_HEADS, "num-attention-heads", "N", "heads of an inferred config (default: hidden_size / 64)"},
@@ -465,7 +465,18 @@ static int write_all(const opts *o, const plan *P, const lx_ckpt_config *cfg)
 	int st;
 
 	snprintf(tmp_files[0], sizeof tmp_files[0], "%s/model.safetensors", tmp_dir);
-	if (lx_st_write(tmp_files[0], P->ents, P->n, &e) != LX_OK)
+	if (o->dtype == LX_I8) { /* the linear weights quantized, the other tensors as stored */
+		lx_ckpt_int8 *k;
+		const lx_st_entry *ents;
+		int n;
+		if (lx_ckpt_int8_make(&k, P->ents, P->n, &e) != LX_OK)
+			return fail(&e);
+		ents = lx_ckpt_int8_entries(k, &n);
+		st = lx_st_write(tmp_files[0], ents, n, &e);
+		lx_ckpt_int8_free(k);
+		if (st != LX_OK)
+			return fail(&e);
+	} else if (lx_st_write(tmp_files[0], P->ents, P->n, &e) != LX_OK)
 		return fail(&e);
 	snprintf(tmp_files[1], sizeof tmp_files[1], "%s/config.json", tmp_dir);
 	if (o->config) {
@@ -513,7 +524,7 @@ static int convert(opts *o)
 		st = convert_detector(o, c, weights);
 		goto done;
 	}
-	if ((st = make_plan(&P, c, weights, o->dtype)) != LX_OK)
+	if ((st = make_plan(&P, c, weights, o->dtype == LX_I8 ? -1 : o->dtype)) != LX_OK)
 		goto done;
 	if (!o->config) {
 		if (lx_ckpt_infer_config(&cfg, P.ents, P.n, o->heads, weights, &e) != LX_OK) {
@@ -539,15 +550,15 @@ done:
 
 int main(int argc, char **argv)
 {
-	static const char *const dtypes[] = {"f32", "f16", "bf16", "float32", "float16", "bfloat16", NULL};
-	static const int dtype_of[] = {LX_F32, LX_F16, LX_BF16};
+	static const char *const dtypes[] = {"f32", "f16", "bf16", "float32", "float16", "bfloat16", "int8", NULL};
+	static const int dtype_of[] = {LX_F32, LX_F16, LX_BF16, LX_F32, LX_F16, LX_BF16, LX_I8};
 	opts o = {0};
 	int ch, do_list = 0;
 
 	o.dtype = -1;
 	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
-		case 't': o.dtype = dtype_of[tool_choice(optarg, "--dtype", dtypes) % 3]; break;
+		case 't': o.dtype = dtype_of[tool_choice(optarg, "--dtype", dtypes)]; break;
 		case O_CONFIG: o.config = optarg; break;
 		case O_VOCAB: o.vocab = optarg; break;
 		case O_HEADS: o.heads = (int)tool_long(optarg, "--num-attention-heads", 1, 4096); break;

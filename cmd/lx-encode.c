@@ -6,7 +6,7 @@
 #include "lx.h"
 #include "tool.h"
 
-enum { O_ATTENTIONS = 256, O_HIDDEN };
+enum { O_ATTENTIONS = 256, O_HIDDEN, O_INT8, O_BF16 };
 
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
@@ -19,6 +19,8 @@ static const tool_option option_table[] = {
 	{O_HIDDEN, "hidden-states", NULL, "add the hidden states of every layer"},
 	{TOOL_BATCH, "batch", "N", "encode up to N records together (16)"},
 	{TOOL_THREADS, "threads", "N", "threads of the matrix products (OpenBLAS's choice)"},
+	{O_INT8, "int8", NULL, "compute the linear layers in int8 (weights quantized at open)"},
+	{O_BF16, "bf16", NULL, "compute the linear layers in bfloat16 (weights rounded at open)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -152,7 +154,7 @@ static void free_run(run *r)
 int main(int argc, char **argv)
 {
 	const char *dir = NULL;
-	int threads = 0, progress = 0, keep_going = 0, ch;
+	int threads = 0, progress = 0, keep_going = 0, compute = -1, ch;
 	lx_model *m = NULL;
 	lx_encoder *enc = NULL;
 	lx_err err = {0, ""};
@@ -168,6 +170,8 @@ int main(int argc, char **argv)
 		case O_HIDDEN: r.want |= LX_WANT_HIDDEN; break;
 		case TOOL_BATCH: r.batch = (int)tool_long(optarg, "--batch", 1, 1 << 20); break;
 		case TOOL_THREADS: threads = (int)tool_long(optarg, "--threads", 1, 1 << 20); break;
+		case O_INT8: compute = LX_I8; break;
+		case O_BF16: compute = LX_BF16; break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
@@ -176,7 +180,7 @@ int main(int argc, char **argv)
 	tool_no_operands(argc);
 	if (threads)
 		lx_set_threads(threads);
-	if ((rc = lx_model_open(&m, dir, &err)))
+	if ((rc = lx_model_open_as(&m, dir, compute, &err)))
 		return tool_fail(rc, "%s", err.msg);
 	r.c = lx_model_config(m);
 	r.slots = calloc((size_t)r.batch, sizeof *r.slots);

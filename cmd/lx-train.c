@@ -218,6 +218,19 @@ static void validate(const lx_trainer *t, const dataset *d, int batch, double *s
 
 /* ---- files ---- */
 
+/* Training computes in float32: a model stored in int8 (lx-convert --dtype int8) is refused. */
+static void refuse_int8(const char *dir)
+{
+	lx_model *m;
+	lx_err e;
+
+	if (lx_model_open(&m, dir, &e))
+		return; /* lx_trainer_open says why */
+	if (lx_model_compute(m) != LX_F32)
+		tool_die(LX_EMODEL, "%s: the model is stored in int8: lx-train trains float32 models only", dir);
+	lx_model_free(m);
+}
+
 static int is_dir(const char *path)
 {
 	struct stat st;
@@ -417,6 +430,7 @@ int main(int argc, char **argv)
 	parse(&op, argc, argv);
 	lx_set_threads(op.threads);
 	tool_signals(NULL);
+	refuse_int8(op.model);
 	if (is_dir(op.outdir) && !op.force && !op.resume)
 		tool_die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
 		    op.outdir);

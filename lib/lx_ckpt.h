@@ -68,4 +68,15 @@ lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n,
  * final newline, like the fixtures), atomically (lx_write_atomic). */
 lx_status lx_ckpt_write_config(const lx_ckpt_config *cfg, const char *path, lx_err *e);
 
+/* ---- int8 -------------------------------------------------------------------------------------------- */
+
+/* The tensors t[0..n) (HF names) for an int8 model.safetensors: every float weight lx_model_int8_tensor
+ * names quantized per output channel (lx_quantize_rows) into `name` I8 [out, in] and `name`.scale F32 [out]
+ * (formats/safetensors-int8.md), the others as given. The entries, in that order, and the data they point
+ * to stay owned by *out until lx_ckpt_int8_free. */
+typedef struct lx_ckpt_int8 lx_ckpt_int8;
+lx_status lx_ckpt_int8_make(lx_ckpt_int8 **out, const lx_st_entry *t, int n, lx_err *e);
+const lx_st_entry *lx_ckpt_int8_entries(const lx_ckpt_int8 *k, int *n);
+void lx_ckpt_int8_free(lx_ckpt_int8 *k);
+
 #endif

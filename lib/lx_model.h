@@ -22,7 +22,15 @@ typedef struct {
 /* Parses config.json text (HF LxmertConfig names). path is for messages. */
 lx_status lx_config_parse(lx_config *c, const char *json, size_t len, const char *path, lx_err *e);
 
-typedef struct { const float *w, *b; } lx_linear_w;  /* w (out, in), b (out) */
+/* A linear layer: w (out, in), b (out), in float32; or, in a model opened for reduced precision
+ * (lx_model_open_as), w NULL and the weights as q (out, in) int8 with qs (out) the scale of each output
+ * channel (w[o][i] ~ q[o][i] qs[o]), or as bf (out, in) bfloat16. */
+typedef struct {
+	const float *w, *b;
+	const signed char *q;
+	const float *qs;
+	const unsigned short *bf;
+} lx_linear_w;
 typedef struct { const float *g, *b; } lx_norm_w;    /* g (H), b (H) */
 
 typedef struct {
@@ -82,6 +90,19 @@ typedef struct lx_model lx_model;
  * converted to float32 once here). Every tensor is checked by name, shape and dtype. vocab.txt is not read
  * here: lx_vocab_load (lx_tokenizer.h) reads it. */
 lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e);
+/* lx_model_open, with the linear layers of the encoders and the pooler (the heads stay float32) computed in
+ * `compute`: LX_F32 (a model stored in int8 is refused), LX_I8 (float weights quantized here, per output
+ * channel; int8 weights as stored, formats/safetensors-int8.md), LX_BF16 (weights rounded to bfloat16 here),
+ * or -1: as stored (int8 when the file holds int8 weights, else float32). */
+lx_status lx_model_open_as(lx_model **out, const char *dir, int compute, lx_err *e);
+/* The dtype the encoders' linear layers compute in: LX_F32, LX_I8 or LX_BF16. */
+lx_dtype lx_model_compute(const lx_model *m);
+/* Whether a tensor of that name and rank is one lx_model_open_as quantizes to int8: the weight of a linear
+ * layer of the encoders or the pooler. */
+int lx_model_int8_tensor(const char *name, int ndim);
+/* q[rows, cols] and scale[rows] from w[rows, cols]: scale = max |w| of the row / 127 (1 for a zero row),
+ * q = w / scale rounded to nearest. */
+void lx_quantize_rows(signed char *q, float *scale, const float *w, int rows, int cols);
 void lx_model_free(lx_model *m);
 /* Heads, as flags. */
 enum { LX_HEAD_QA = 1, LX_HEAD_MATCH = 2, LX_HEAD_MLM = 4, LX_HEAD_OBJ = 8, LX_HEAD_ALL = 15 };

@@ -288,7 +288,7 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	[ "${lines[1]}" = "usage: lx-convert [options] IN OUTDIR" ]
 	run "$BIN/lx-convert" --dtype f8 "$M/pytorch_model.bin" "$T/out"
 	[ "$status" -eq 2 ]
-	[ "${lines[0]}" = "lx-convert: --dtype takes f32, f16, bf16, float32, float16 or bfloat16, not 'f8'" ]
+	[ "${lines[0]}" = "lx-convert: --dtype takes f32, f16, bf16, float32, float16, bfloat16 or int8, not 'f8'" ]
 	[ "${lines[1]}" = "usage: lx-convert [options] IN OUTDIR" ]
 	[ "${lines[2]}" = "       lx-convert --list FILE" ]
 	only_left ""

@@ -1,5 +1,6 @@
 /* model.c - a model directory: config.json and model.safetensors, every tensor checked and bound. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,8 +15,9 @@ struct lx_model {
 	lx_config cfg;
 	lx_weights w;
 	lx_st *st;
-	float **owned; /* tensors converted to float32 at open */
+	void **owned;  /* tensors converted at open (to float32, int8 or bfloat16) */
 	int nowned;
+	lx_dtype compute; /* of the encoders' linear layers: LX_F32, LX_I8 or LX_BF16 */
 	float *half;   /* [65536]: every float16 as float32, while F16 tensors are converted */
 };
 
@@ -30,6 +32,8 @@ typedef struct {
 	const float *(*get)(void *ctx, const char *name, int d0, int d1);  /* lx_model_from_tensors */
 	void *ctx;
 	int heads;  /* LX_HEAD_* to visit */
+	int compute;   /* lx_model_open_as's */
+	int in_heads;  /* binding the heads, which stay float32 */
 } binder;
 
 static lx_status read_small_file(const char *path, char **out, size_t *len, lx_err *e)
@@ -69,12 +73,46 @@ static void release(const void *p, size_t n)
 		madvise((void *)a, end - a, MADV_DONTNEED);
 }
 
+/* n bytes the model owns (freed with it), or NULL with b->rc set. */
+static void *own(binder *b, size_t n)
+{
+	void **no = realloc(b->m->owned, (size_t)(b->m->nowned + 1) * sizeof *no);
+	void *p = no ? malloc(n + 1) : NULL;
+
+	if (no)
+		b->m->owned = no;
+	if (!p) {
+		b->rc = lx_errf(b->e, LX_EIO, "%s: out of memory", b->path);
+		return NULL;
+	}
+	b->m->owned[b->m->nowned++] = p;
+	return p;
+}
+
+/* Checks tensor i's shape against (d0) or (d0, d1); sets b->rc when it differs. */
+static int shape_ok(binder *b, const lx_tensor *t, const char *name, int d0, int d1)
+{
+	char got[128] = "", want[64];
+	int j, ndim = d1 < 0 ? 1 : 2;
+
+	if (t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1))
+		return 1;
+	for (j = 0; j < t->ndim; j++)
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", j ? ", " : "", (long long)t->shape[j]);
+	if (ndim == 1)
+		snprintf(want, sizeof want, "%d", d0);
+	else
+		snprintf(want, sizeof want, "%d, %d", d0, d1);
+	b->rc = lx_errf(b->e, LX_EMODEL, "%s: tensor %s has shape [%s], expected [%s]", b->path, name, got, want);
+	return 0;
+}
+
 /* The float32 data of tensor `name` of shape (d0) or (d0, d1) (d1 < 0 for 1-D), or NULL with b->rc set. */
 static const float *bindv(binder *b, int optional, int d0, int d1, const char *fmt, va_list ap)
 {
 	char name[256];
 	lx_tensor t;
-	int i, ndim = d1 < 0 ? 1 : 2;
+	int i;
 	float *buf;
 	int64_t k;
 
@@ -99,18 +137,8 @@ static const float *bindv(binder *b, int optional, int d0, int d1, const char *f
 	}
 	lx_st_name(b->m->st, i, &t);
 	b->used[i] = 1;
-	if (t.ndim != ndim || t.shape[0] != d0 || (ndim == 2 && t.shape[1] != d1)) {
-		char got[128] = "", want[64];
-		int j;
-		for (j = 0; j < t.ndim; j++)
-			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", j ? ", " : "", (long long)t.shape[j]);
-		if (ndim == 1)
-			snprintf(want, sizeof want, "%d", d0);
-		else
-			snprintf(want, sizeof want, "%d, %d", d0, d1);
-		b->rc = lx_errf(b->e, LX_EMODEL, "%s: tensor %s has shape [%s], expected [%s]", b->path, name, got, want);
+	if (!shape_ok(b, &t, name, d0, d1))
 		return NULL;
-	}
 	if (t.dtype != LX_F32 && t.dtype != LX_F16 && t.dtype != LX_BF16) {
 		b->rc = lx_errf(b->e, LX_EMODEL, "%s: tensor %s has dtype %s, expected F32, F16 or BF16", b->path, name,
 		                lx_dtype_safetensors(t.dtype));
@@ -118,17 +146,8 @@ static const float *bindv(binder *b, int optional, int d0, int d1, const char *f
 	}
 	if (t.dtype == LX_F32 && (uintptr_t)t.data % sizeof(float) == 0)
 		return t.data; /* in place, in the mapping */
-	{
-		float **no = realloc(b->m->owned, (size_t)(b->m->nowned + 1) * sizeof *no);
-		if (!no || !(buf = malloc((size_t)t.numel * sizeof(float) + 1))) {
-			if (no)
-				b->m->owned = no;
-			b->rc = lx_errf(b->e, LX_EIO, "%s: out of memory", b->path);
-			return NULL;
-		}
-		b->m->owned = no;
-		b->m->owned[b->m->nowned++] = buf;
-	}
+	if (!(buf = own(b, (size_t)t.numel * sizeof(float))))
+		return NULL;
 	if (t.dtype == LX_F32)
 		memcpy(buf, t.data, (size_t)t.numel * sizeof(float));
 	else if (t.dtype == LX_F16) {
@@ -172,9 +191,96 @@ static const float *bind_as(binder *b, int optional, int d0, int d1, const char 
 #define tbind(b, ...) bind_as(b, 0, __VA_ARGS__)
 #define bind_opt(b, ...) bind_as(b, 1, __VA_ARGS__)
 
+void lx_quantize_rows(signed char *q, float *scale, const float *w, int rows, int cols)
+{
+	int r, c;
+
+	for (r = 0; r < rows; r++) {
+		const float *x = w + (size_t)r * cols;
+		float mx = 0, inv;
+		for (c = 0; c < cols; c++)
+			mx = fabsf(x[c]) > mx ? fabsf(x[c]) : mx;
+		scale[r] = mx > 0 ? mx / 127 : 1;
+		inv = 1 / scale[r];
+		for (c = 0; c < cols; c++)
+			q[(size_t)r * cols + c] = (signed char)lrintf(x[c] * inv);
+	}
+}
+
+int lx_model_int8_tensor(const char *name, int ndim)
+{
+	size_t n = strlen(name);
+
+	return ndim == 2 && n > 7 && !strcmp(name + n - 7, ".weight") &&
+	       (!strncmp(name, "lxmert.encoder.", 15) || !strncmp(name, "lxmert.pooler.", 14));
+}
+
+/* Weights stored in int8: `name` I8 (out, in) and `name`.scale F32 (out). 1 if bound, 0 if the file holds
+ * no int8 tensor of that name. */
+static int bind_int8(binder *b, lx_linear_w *l, int out, int in, const char *name)
+{
+	lx_tensor t;
+	int i;
+
+	if (b->rc || b->visit || b->get || (i = lx_st_find(b->m->st, name)) < 0)
+		return 0;
+	lx_st_name(b->m->st, i, &t);
+	if (t.dtype != LX_I8)
+		return 0;
+	if (b->compute != -1 && b->compute != LX_I8) {
+		b->rc = lx_errf(b->e, LX_EMODEL, "%s: tensor %s is stored in int8: the model computes in int8 only",
+		                b->path, name);
+		return 1;
+	}
+	b->used[i] = 1;
+	if (!shape_ok(b, &t, name, out, in))
+		return 1;
+	l->q = t.data;
+	l->qs = tbind(b, out, -1, "%s.scale", name);
+	b->m->compute = LX_I8;
+	return 1;
+}
+
+/* The float32 weights of l, quantized to int8 or rounded to bfloat16 as b->compute asks. */
+static void reduce(binder *b, lx_linear_w *l, int out, int in, const char *name)
+{
+	size_t n = (size_t)out * in, k;
+	int i = lx_st_find(b->m->st, name);
+	lx_tensor t;
+
+	if (b->compute == LX_I8) {
+		signed char *q = own(b, n);
+		float *s = own(b, (size_t)out * sizeof *s);
+		if (!q || !s)
+			return;
+		lx_quantize_rows(q, s, l->w, out, in);
+		l->q = q;
+		l->qs = s;
+	} else {
+		unsigned short *bf = own(b, n * sizeof *bf);
+		if (!bf)
+			return;
+		for (k = 0; k < n; k++)
+			bf[k] = lx_float_to_bf16(l->w[k]);
+		l->bf = bf;
+	}
+	/* the float32 weights are not read again: their pages of the mapping can go */
+	if (i >= 0 && lx_st_name(b->m->st, i, &t) && t.data == (const void *)l->w)
+		release(l->w, n * sizeof(float));
+	l->w = NULL;
+	b->m->compute = (lx_dtype)b->compute;
+}
+
 static void linear(binder *b, lx_linear_w *l, int out, int in, const char *prefix)
 {
-	l->w = tbind(b, out, in, "%s.weight", prefix);
+	char name[256];
+
+	snprintf(name, sizeof name, "%s.weight", prefix);
+	if (b->in_heads || !bind_int8(b, l, out, in, name)) {
+		l->w = tbind(b, out, in, "%s", name);
+		if (!b->rc && l->w && !b->in_heads && (b->compute == LX_I8 || b->compute == LX_BF16))
+			reduce(b, l, out, in, name);
+	}
 	l->b = tbind(b, out, -1, "%s.bias", prefix);
 }
 
@@ -267,6 +373,7 @@ static void bind_heads(binder *b, lx_weights *w, const lx_config *c)
 {
 	int h = c->hidden_size;
 
+	b->in_heads = 1;
 	if ((w->has_mlm = has_head(b, LX_HEAD_MLM, "cls.predictions."))) {
 		linear(b, &w->mlm_dense, h, h, "cls.predictions.transform.dense");
 		norm(b, &w->mlm_ln, h, "cls.predictions.transform.LayerNorm");
@@ -325,6 +432,11 @@ static void bind_all(binder *b)
 
 lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e)
 {
+	return lx_model_open_as(out, dir, -1, e);
+}
+
+lx_status lx_model_open_as(lx_model **out, const char *dir, int compute, lx_err *e)
+{
 	lx_model *m;
 	binder b;
 	char path[4096], *text = NULL;
@@ -359,6 +471,7 @@ lx_status lx_model_open(lx_model **out, const char *dir, lx_err *e)
 	}
 	b.m = m;
 	b.e = e;
+	b.compute = compute;
 	snprintf(b.path, sizeof b.path, "%s", path);
 	bind_all(&b);
 	free(m->half);
@@ -461,5 +574,6 @@ void lx_model_free(lx_model *m)
 }
 
 const lx_config *lx_model_config(const lx_model *m) { return &m->cfg; }
+lx_dtype lx_model_compute(const lx_model *m) { return m->compute; }
 const lx_weights *lx_model_weights(const lx_model *m) { return &m->w; }
 const char *lx_model_dir(const lx_model *m) { return m->dir; }

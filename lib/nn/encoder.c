@@ -40,6 +40,35 @@ void lx_drop_apply(const lx_dropout *d, uint32_t site, uint64_t first, float *x,
 		x[i] *= lx_drop_scale(d, site, first + i);
 }
 
+/* ---- linear layers in the model's precision ---- */
+
+/* y[i][rows, out] = x[rows, in] l[i]^T + b for i in [0, n): the layers that read the same input (a block's
+ * query, key and value) share its quantization to int8 or rounding to bfloat16, which is done once. */
+static void linears(lx_encoder *enc, float *const *y, const float *x, int rows, const lx_linear_w *const *l, int n,
+                    int out, int in)
+{
+	unsigned char *a = (unsigned char *)enc->buf[B_QACT];
+	float *s = enc->buf[B_QSCALE];
+	int i, quantized = 0;
+
+	for (i = 0; i < n; i++)
+		if (l[i]->q) {
+			if (!quantized++)
+				lx_op_quantize(a, s, x, rows, in);
+			lx_op_linear_int8(y[i], a, s, rows, l[i], out, in);
+		} else if (l[i]->bf) {
+			if (!quantized++)
+				lx_op_to_bf16((unsigned short *)a, x, (size_t)rows * in);
+			lx_op_linear_bf16(y[i], (unsigned short *)a, rows, l[i], out, in);
+		} else
+			lx_op_linear(y[i], x, rows, l[i], out, in);
+}
+
+static void linear(lx_encoder *enc, float *y, const float *x, int rows, const lx_linear_w *l, int out, int in)
+{
+	linears(enc, &y, x, rows, &l, 1, out, in);
+}
+
 /* ---- blocks ---- */
 
 void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, int ng, float *out,
@@ -49,11 +78,10 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 	const attn_group *g = enc->groups;
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h, r, j;
 	int drop = enc->drop.p > 0 && a->probs;
-	float scale = sqrtf((float)dh);
+	float scale = sqrtf((float)dh), *const qkv[3] = {a->q, a->k, a->v};
+	const lx_linear_w *const wqkv[3] = {&w->q, &w->k, &w->v};
 
-	lx_op_linear(a->q, x, rows, &w->q, H, H);
-	lx_op_linear(a->k, x, rows, &w->k, H, H);
-	lx_op_linear(a->v, x, rows, &w->v, H, H);
+	linears(enc, qkv, x, rows, wqkv, 3, H, H);
 	for (i = 0; i < ng; i++) {
 		int tq = g[i].tq, tk = g[i].tk;
 		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
@@ -87,7 +115,7 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 			lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, S, tk, V + h * dh, H, 0.0f, C + h * dh, H);
 		}
 	}
-	lx_op_linear(out, a->ctx, rows, &w->o, H, H);
+	linear(enc, out, a->ctx, rows, &w->o, H, H);
 	if (a->xhat) {
 		lx_drop_apply(&enc->drop, 4 * a->site + 1, 0, out, (size_t)rows * H);
 		lx_op_add_norm_keep(out, x, rows, H, &w->ln, c->layer_norm_eps, a->xhat, a->rstd);
@@ -105,9 +133,9 @@ void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, fl
 		lx_op_linear(a->pre, x, rows, &w->inter, Dff, H);
 		memcpy(a->inter, a->pre, n * sizeof(float));
 	} else
-		lx_op_linear(a->inter, x, rows, &w->inter, Dff, H);
+		linear(enc, a->inter, x, rows, &w->inter, Dff, H);
 	lx_op_gelu(a->inter, n, c->gelu_tanh);
-	lx_op_linear(out, a->inter, rows, &w->out, H, Dff);
+	linear(enc, out, a->inter, rows, &w->out, H, Dff);
 	if (a->xhat) {
 		lx_drop_apply(&enc->drop, 4 * a->site + 1, 0, out, (size_t)rows * H);
 		lx_op_add_norm_keep(out, x, rows, H, &w->ln, c->layer_norm_eps, a->xhat, a->rstd);
@@ -153,8 +181,8 @@ void lx_enc_embed_vision(lx_encoder *enc, float *out, float *feats, float *pos, 
 		memcpy(feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
 		memcpy(pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
 	}
-	lx_op_linear(out, feats, enc->V, &w->visn_fc, H, F);
-	lx_op_linear(box, pos, enc->V, &w->box_fc, H, 4);
+	linear(enc, out, feats, enc->V, &w->visn_fc, H, F);
+	linear(enc, box, pos, enc->V, &w->box_fc, H, 4);
 	if (xhat_f) {
 		lx_op_add_norm_keep(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps, xhat_f, rstd_f);
 		lx_op_add_norm_keep(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps, xhat_b, rstd_b);
@@ -175,7 +203,7 @@ void lx_enc_pool(lx_encoder *enc, const float *x, float *in, float *pooled)
 
 	for (i = 0; i < enc->n; i++)
 		memcpy(in + (size_t)i * H, x + (size_t)enc->loff[i] * H, H * sizeof(float));
-	lx_op_linear(pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
+	linear(enc, pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
 	for (k = 0; k < (size_t)enc->n * H; k++)
 		pooled[k] = tanhf(pooled[k]);
 }
@@ -383,6 +411,11 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 	need[B_TMP] = V * 4;
 	need[B_SCORES] = sc;
 	need[B_POOL_IN] = need[B_POOLED] = (size_t)n * H;
+	if (lx_model_compute(enc->m) != LX_F32) {
+		/* the widest input of a linear layer, as bytes (int8) or halves (bfloat16), and a scale a row */
+		need[B_QACT] = ((L + V) * (wide > H ? wide : H) + 1) / 2;
+		need[B_QSCALE] = L + V;
+	}
 	if (enc->want & LX_WANT_HIDDEN) {
 		need[B_LHIST] = kl * L * H;
 		need[B_VHIST] = kv * V * H;
@@ -447,6 +480,9 @@ lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e
 	for (i = 0; i < n; i++)
 		if ((rc = lx_example_check(c, &ex[i], e)))
 			return rc;
+	if (lx_model_compute(enc->m) == LX_BF16 && !lx_bf16_available())
+		return lx_errf(e, LX_EMODEL, "bfloat16 needs oneDNN (built in and chosen: LX_MATMUL) on a CPU with "
+		               "avx512_bf16");
 	if (size_buffers(enc, ex, n))
 		return lx_errf(e, LX_EIO, "out of memory for a batch of %d examples", n);
 	ints = enc->ints;

@@ -46,7 +46,7 @@ typedef struct {
 
 enum {
 	B_X, B_X2, B_Q, B_K, B_V, B_CTX, B_INTER, B_TMP, B_SCORES, B_POOL_IN, B_POOLED,
-	B_LHIST, B_VHIST, B_AL, B_AR, B_AXL, B_AXV, B_AXLS, B_AXVS, NBUF
+	B_LHIST, B_VHIST, B_AL, B_AR, B_AXL, B_AXV, B_AXLS, B_AXVS, B_QACT, B_QSCALE, NBUF
 };
 
 /* Which attention groups a block has. */

@@ -141,7 +141,7 @@ lx_status lx_heads_mlm(lx_heads *h, const float *rows, int M, float *logits, lx_
 {
 	const lx_config *c = lx_model_config(h->m);
 	const lx_weights *w = lx_model_weights(h->m);
-	lx_linear_w dec = {w->mlm_decoder, w->mlm_bias};
+	lx_linear_w dec = {.w = w->mlm_decoder, .b = w->mlm_bias};
 	float *hid;
 	lx_status rc;
 

@@ -24,6 +24,26 @@ void lx_par_run(int parts, void (*fn)(void *arg, int part, int parts), void *arg
  * machine's online cores. */
 int lx_threads(void);
 
+/* ---- int8 (the linear layers of a model opened for it: lx_model_open_as) ---- */
+
+/* a[M, K] = x / s rounded, + 128, as unsigned bytes, with s[M] the scale of each row (max |x| / 127), or
+ * with LX_INT8_ACT=tensor in the environment one scale for every row (s[m] all equal). */
+void lx_op_quantize(unsigned char *a, float *s, const float *x, int M, int K);
+/* y[M, out] = (a - 128) q^T, times s[m] qs[j], + b: the linear layer l (int8 weights) over activations
+ * lx_op_quantize made. On oneDNN, dnnl_gemm_u8s8s32; on OpenBLAS, a plain C kernel (slow: for tests). */
+void lx_op_linear_int8(float *y, const unsigned char *a, const float *s, int M, const lx_linear_w *l, int out,
+                       int in);
+
+/* ---- bfloat16 (the same, lx_model_open_as(..., LX_BF16)) ---- */
+
+/* Whether bfloat16 products run here: oneDNN built in and chosen, on a CPU with avx512_bf16. */
+int lx_bf16_available(void);
+/* a[n] = x[n] rounded to bfloat16. */
+void lx_op_to_bf16(unsigned short *a, const float *x, size_t n);
+/* y[M, out] = a[M, in] bf^T + b for a linear layer l with bfloat16 weights (float32 sums): oneDNN's matmul
+ * primitive. Only where lx_bf16_available. */
+void lx_op_linear_bf16(float *y, const unsigned short *a, int M, const lx_linear_w *l, int out, int in);
+
 /* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout (one lx_op_matmul). */
 void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in);
 

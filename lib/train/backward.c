@@ -671,7 +671,7 @@ static lx_status mlm_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, cons
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
-	lx_linear_w dec = {w->mlm_decoder, w->mlm_bias};
+	lx_linear_w dec = {.w = w->mlm_decoder, .b = w->mlm_bias};
 	int H = c->hidden_size, V = c->vocab_size, M = 0, i, tt, m, j;
 	float *rows, *pre, *xh, *rs, *hid, *s, *dh, *dr;
 	double sum = 0;

@@ -10,7 +10,7 @@ import msgpack
 import msgpack_numpy
 import numpy as np
 
-ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I32": "<i4", "I64": "<i8", "U8": "|u1"}
+ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I32": "<i4", "I64": "<i8", "U8": "|u1", "I8": "|i1"}
 
 
 def read_safetensors(path):
