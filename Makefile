@@ -184,16 +184,19 @@ BENCH_ENV = LX_BIN=$(abspath $(O)/bin) LX_BENCH_BIN=$(abspath $(O)/bench/bin) LX
 bench-encode: all $(BENCH)
 	$(BENCH_ENV) sh bench/encode.sh
 
-# The PyTorch peer of bench-encode (bench/peer.py) against the fixtures' golden outputs, to 1e-5.
+# The PyTorch peers of bench-encode (bench/peer.py) against the fixtures' golden outputs, to 1e-5, and of
+# bench-explain (bench/peer_explain.py) against relevance-tiny (the same answers, the maps to 1e-5).
 check-peer:
 	/usr/bin/python3 bench/peer.py check tests/fixtures/tiny
 	/usr/bin/python3 bench/peer.py check tests/fixtures/micro
+	/usr/bin/python3 bench/peer_explain.py check tests/fixtures/tiny tests/fixtures/relevance-tiny
 
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
 
-# lx-explain's seconds per question at lxmert-base shapes, batch 1, 2 threads, beside lx-encode's (bench/explain.sh).
+# lx-explain's seconds per question at lxmert-base shapes, batch 1, 2 threads, beside lx-encode's and the same
+# method in PyTorch (bench/peer_explain.py, skipped without torch) (bench/explain.sh).
 bench-explain: all $(BENCH)
 	$(BENCH_ENV) sh bench/explain.sh
 

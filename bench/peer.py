@@ -50,7 +50,7 @@ class Attention(nn.Module):
 
     def __init__(s, H, heads):
         super().__init__()
-        s.heads = heads
+        s.heads, s.kept = heads, None
         s.query, s.key, s.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
 
     def forward(s, x, y, bias):
@@ -62,7 +62,14 @@ class Attention(nn.Module):
 
         q, k, v = split(s.query(x)), split(s.key(y)), split(s.value(y))
         scores = q @ k.transpose(-1, -2) / math.sqrt(d) + bias  # bias [B, 1, 1, Tk]
-        return (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, Tq, H)
+        probs = scores.softmax(-1)
+        if s.kept is not None:  # peer_explain.py: every map, with its gradient after backward()
+            if probs.requires_grad:
+                probs.retain_grad()
+            else:
+                probs.requires_grad_()  # the first map of its side: a leaf, so the weights need no gradient
+            s.kept.append(probs)
+        return (probs @ v).transpose(1, 2).reshape(B, Tq, H)
 
 
 class AddNorm(nn.Module):
@@ -229,7 +236,7 @@ def run(m, ids, types, lmask, feats, boxes, vmask):
 
 
 def check(d):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "py"))
     from lxtest import golden_cases
 
     c, m = open_model(d)
@@ -255,6 +262,15 @@ def check(d):
     return 1 if bad else 0
 
 
+def random_inputs(c, rng, B, T, N):
+    """B random questions of T words (CLS first, SEP last) and N boxes, unpadded, as run() takes them."""
+    ids = torch.tensor(rng.randint(1000, c["vocab_size"], size=(B, T)))
+    ids[:, 0], ids[:, -1] = 101, 102
+    feats = torch.tensor(np.maximum(rng.normal(0, 1.5, size=(B, N, c["visual_feat_dim"])), 0).astype(np.float32))
+    boxes = torch.tensor(rng.uniform(0, 1, size=(B, N, 4)).astype(np.float32))
+    return ids, torch.zeros_like(ids), torch.ones(B, T), feats, boxes, torch.ones(B, N)
+
+
 def bench(a):
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -262,15 +278,8 @@ def bench(a):
     open_s = time.time() - t0
     rng = np.random.RandomState(0)
 
-    def inputs(B):
-        ids = torch.tensor(rng.randint(1000, c["vocab_size"], size=(B, a.T)))
-        ids[:, 0], ids[:, -1] = 101, 102
-        feats = torch.tensor(np.maximum(rng.normal(0, 1.5, size=(B, a.N, c["visual_feat_dim"])), 0).astype(np.float32))
-        boxes = torch.tensor(rng.uniform(0, 1, size=(B, a.N, 4)).astype(np.float32))
-        return ids, torch.zeros_like(ids), torch.ones(B, a.T), feats, boxes, torch.ones(B, a.N)
-
     def timed(B, n):
-        x = inputs(B)
+        x = random_inputs(c, rng, B, a.T, a.N)
         run(m, *x)  # warm-up
         t, done = time.time(), 0
         while done < n:
