@@ -18,85 +18,50 @@ typedef struct {
 	int max_boxes, min_boxes, keep_going, progress;
 } options;
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: " TOOL " -m DIR [options] [IMAGE...]     one record per image (paths on stdin without IMAGE)\n"
-	        "       " TOOL " -m DIR --join PHOTOS [options]  add each record's image (stdin to stdout)\n"
-	        "  -m, --model DIR       the detector: config.yaml and model.safetensors\n"
-	        "  -j, --join PHOTOS     join records on stdin to PHOTOS/<img_id>.jpg, .jpeg or .png\n"
-	        "  -k, --key NAME        with --join: the field naming the image (default img_id)\n"
-	        "      --max-boxes N     at most N boxes an image (default: the config's MAX_DETECTIONS)\n"
-	        "      --min-boxes N     try NMS thresholds until N boxes remain (default: MIN_DETECTIONS)\n"
-	        "      --keep-going      write a bad image or record with an error field and go on\n"
-	        "      --progress        show progress on stderr even when it is not a terminal\n"
-	        "  -h, --help            show this help\n");
-}
+enum { O_MAX_BOXES = 256, O_MIN_BOXES };
 
-static int fail(lx_status st, const char *msg)
-{
-	fprintf(stderr, TOOL ": %s\n", msg);
-	return (int)st;
-}
+static const char synopsis[] = "-m DIR [options] [IMAGE...]\n-m DIR --join PHOTOS [options]";
+static const char about[] =
+	"Detects the regions of each photo with the Faster R-CNN of the LXMERT demo and writes one record per\n"
+	"image (paths as arguments, or one a line on stdin), or with --join adds each record's image. See\n"
+	"lx-detect(1).";
 
-static int parse_count(const char *s, int lo, int *out)
-{
-	char *end;
-	long v;
+static const tool_option option_table[] = {
+	{'m', "model", "DIR", "the detector: config.yaml and model.safetensors"},
+	{'j', "join", "PHOTOS", "join records on stdin to PHOTOS/<img_id>.jpg, .jpeg or .png"},
+	{'k', "key", "NAME", "with --join: the field naming the image (img_id)"},
+	{O_MAX_BOXES, "max-boxes", "N", "at most N boxes an image (the config's MAX_DETECTIONS)"},
+	{O_MIN_BOXES, "min-boxes", "N", "try NMS thresholds until N boxes remain (MIN_DETECTIONS)"},
+	TOOL_OPT_KEEP_GOING,
+	TOOL_OPT_PROGRESS,
+	TOOL_OPT_END,
+};
+static const tool_info info = {TOOL, synopsis, about, option_table};
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > 1000000)
-		return 0;
-	*out = (int)v;
-	return 1;
-}
+static int fail(lx_status st, const char *msg) { return tool_fail(st, "%s", msg); }
 
-static int parse_options(int argc, char **argv, options *o)
+static void parse_options(int argc, char **argv, options *o)
 {
-	static const struct option longs[] = {
-		{"model", required_argument, NULL, 'm'},     {"join", required_argument, NULL, 'j'},
-		{"key", required_argument, NULL, 'k'},       {"max-boxes", required_argument, NULL, 'X'},
-		{"min-boxes", required_argument, NULL, 'N'}, {"keep-going", no_argument, NULL, 'K'},
-		{"progress", no_argument, NULL, 'P'},        {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	int c;
 
 	memset(o, 0, sizeof *o);
 	o->max_boxes = o->min_boxes = -1;
-	while ((c = getopt_long(argc, argv, "m:j:k:h", longs, NULL)) != -1) {
+	while ((c = tool_options(&info, argc, argv)) != -1) {
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case 'j': o->join_dir = optarg; break;
 		case 'k': o->key = optarg; break;
-		case 'X':
-		case 'N':
-			if (!parse_count(optarg, c == 'X' ? 1 : 0, c == 'X' ? &o->max_boxes : &o->min_boxes)) {
-				fprintf(stderr, TOOL ": --%s %s: expected an integer from %d to 1000000\n",
-				        c == 'X' ? "max-boxes" : "min-boxes", optarg, c == 'X' ? 1 : 0);
-				return -1;
-			}
-			break;
-		case 'K': o->keep_going = 1; break;
-		case 'P': o->progress = 1; break;
-		case 'h': usage(stdout); return 1;
-		default: return -1;
+		case O_MAX_BOXES: o->max_boxes = (int)tool_long(optarg, "--max-boxes", 1, 1000000); break;
+		case O_MIN_BOXES: o->min_boxes = (int)tool_long(optarg, "--min-boxes", 0, 1000000); break;
+		case TOOL_KEEP_GOING: o->keep_going = 1; break;
+		case TOOL_PROGRESS: o->progress = 1; break;
 		}
 	}
-	if (!o->model) {
-		fprintf(stderr, TOOL ": no model directory (-m DIR)\n");
-		return -1;
-	}
-	if (o->join_dir && optind < argc) {
-		fprintf(stderr, TOOL ": --join takes records on stdin, not IMAGE arguments\n");
-		return -1;
-	}
-	if (o->key && !o->join_dir) {
-		fprintf(stderr, TOOL ": --key needs --join\n");
-		return -1;
-	}
-	return 0;
+	tool_require(o->model, "-m DIR");
+	if (o->join_dir && optind < argc)
+		tool_usage("--join takes records on stdin, not IMAGE arguments");
+	if (o->key && !o->join_dir)
+		tool_usage("--key needs --join");
 }
 
 /* ---- one image ---- */
@@ -371,13 +336,9 @@ int main(int argc, char **argv)
 	lx_err e = {LX_OK, ""};
 	lx_status st, fst;
 	long records = 0, bad = 0;
-	int quiet, rc = parse_options(argc, argv, &o);
+	int quiet;
 
-	if (rc) {
-		if (rc < 0)
-			usage(stderr);
-		return rc < 0 ? LX_EUSAGE : 0;
-	}
+	parse_options(argc, argv, &o);
 	if ((st = lx_detector_open(&d, o.model, &e)))
 		return fail(st, e.msg);
 	if (o.max_boxes > 0)
@@ -390,7 +351,6 @@ int main(int argc, char **argv)
 		lx_detector_free(d);
 		return fail(LX_EIO, "out of memory");
 	}
-	tool_name = TOOL;
 	tool_signals(NULL);
 	tool_progress_init(&pr, o.progress, "images", NULL, 0);
 	st = o.join_dir ? join(d, &o, w, &pr, &records, &bad, &e)
