@@ -138,3 +138,17 @@ open(sys.argv[1], "wb").write(b[:-1001] + b"(" + b"]" * 1000 + b"l.")' "$T/ok.np
 	[ "$status" -eq 1 ]
 	[[ "$stderr" != *limit* ]]
 }
+
+@test "a pickle memo index past the budget is status 1 naming the limit, not out of memory (status 4)" {
+	# N, LONG_BINPUT 1000000, then 2 MB of POPs: before, the memo grew to the index (8 bytes each; a 50 MB
+	# file with index 40000000 under ulimit -v 300000 was "out of memory", status 4)
+	pickle_npy 2000000 '0' > "$T/memo.npy"
+	$PY -c '
+import sys; b = bytearray(open(sys.argv[1], "rb").read())
+i = b.index(b"\x80\x02") + 2
+b[i:i + 6] = b"Nr" + (1000000).to_bytes(4, "little")
+open(sys.argv[1], "wb").write(b)' "$T/memo.npy"
+	run $SEP "$BIN/lx-featpack" "$T/memo.npy"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/memo.npy: pickle offset 3: memo index 1000000 past the limit of 262144 for a pickle of this size" ]
+}

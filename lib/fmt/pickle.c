@@ -7,9 +7,9 @@
 #define MAX_NAME 256 /* module and attribute names of a GLOBAL */
 
 /* The budget of one load (fmt/pickle.h): values made, and stack entries and marks held at once, each at
- * most 65536 + one for every two bytes of the pickle and never more than LX_PICKLE_MAX_VALUES. A value
- * takes about 300 bytes, so a pickle of one-byte opcodes (EMPTY_LIST, EMPTY_TUPLE, MARK) stops under
- * 100 MB whatever its size. */
+ * most 65536 + one for every two bytes of the pickle and never more than LX_PICKLE_MAX_VALUES; memo
+ * indexes below the same. A value takes about 300 bytes, so a pickle of one-byte opcodes (EMPTY_LIST,
+ * EMPTY_TUPLE, MARK) stops under 100 MB whatever its size. */
 #define BUDGET_BASE 65536
 
 typedef struct vm vm;
@@ -242,8 +242,12 @@ static lx_status memo_put(vm *m, uint64_t idx)
 
 	if (m->sp == 0)
 		return fail(m, "memo store with an empty stack");
-	if (idx > m->len)
-		return fail(m, "memo index larger than the pickle");
+	if (idx >= m->budget) {
+		char msg[120];
+		snprintf(msg, sizeof msg, "memo index %llu past the limit of %zu for a pickle of this size",
+		         (unsigned long long)idx, m->budget);
+		return fail(m, msg);
+	}
 	need = (size_t)idx + 1;
 	if (need > m->memo_cap) {
 		size_t nc = m->memo_cap ? m->memo_cap : 64;

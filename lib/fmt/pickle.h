@@ -10,7 +10,7 @@
  *
  * A load has a budget, so that no small pickle takes a large machine: it makes at most 65536 values plus one
  * for every two bytes of the pickle, never more than LX_PICKLE_MAX_VALUES; it holds at most as many items on
- * its stack (marks included). Past it the load fails with the
+ * its stack (marks included); and a memo index is below the same number. Past it the load fails with the
  * rules' status, naming the limit.
  *
  * Ownership follows lx_core.h: every value, and every string and item array hanging from one, belongs to
