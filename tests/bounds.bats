@@ -93,3 +93,62 @@ sys.stdout.buffer.write(msgpack.packb({"question_id": 1, "input_ids": np.zeros(0
 	[ -z "$stderr" ]
 	[ "$output" = "" ]
 }
+
+# A features .npy (np.save of a 0-d object array) whose pickle is PROTO 2, the bytes $2 $1 times, then STOP.
+pickle_npy() {
+	$PY -c '
+import sys
+op, n = sys.argv[1].encode("latin1"), int(sys.argv[2])
+hdr = "{\"descr\": \"|O\", \"fortran_order\": False, \"shape\": (), }".replace("\"", "\x27")
+hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+sys.stdout.buffer.write(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr.encode() + b"\x80\x02" + op * n + b".")' "$2" "$1"
+}
+
+# no ASan build: its shadow memory is its own
+plain_build() { ! nm "$BIN/lx-featpack" 2> /dev/null | grep -q __asan_init; }
+
+@test "a pickle of 10 MB of EMPTY_LIST or EMPTY_TUPLE stops at the budget of values, status 1, in bounded memory" {
+	for op in ']' ')'; do
+		pickle_npy 10000000 "$op" > "$T/pk.npy"
+		run $SEP /usr/bin/time -f '%M' -o "$T/rss" "$BIN/lx-featpack" "$T/pk.npy"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "lx-featpack: $T/pk.npy: pickle offset 262147: more than 262144 values (the limit for a pickle of 10000003 bytes)" ]
+		# before the budget: 1.94 GB and 68 s, then "leaves no single object"; now about 96 MB
+		plain_build || continue
+		[ "$(tail -n 1 "$T/rss")" -lt 200000 ]
+	done
+}
+
+@test "a small pickle has a smaller budget (65536 values and one for every two bytes), marks count too" {
+	# 200000 bytes: 65536 + 200003 / 2 = 165537 values
+	pickle_npy 200000 ']' > "$T/pk.npy"
+	run $SEP "$BIN/lx-featpack" "$T/pk.npy"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/pk.npy: pickle offset 165540: more than 165537 values (the limit for a pickle of 200003 bytes)" ]
+	pickle_npy 200000 '(' > "$T/mk.npy"
+	run $SEP "$BIN/lx-featpack" "$T/mk.npy"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/mk.npy: pickle offset 165540: more than 165537 items on the stack (the limit for a pickle of 200003 bytes)" ]
+	# a list of 1000 empty lists is within it: refused only for what it is (no dict of features)
+	pickle_npy 1000 ']' > "$T/ok.npy"
+	$PY -c '
+import sys; b = open(sys.argv[1], "rb").read()
+open(sys.argv[1], "wb").write(b[:-1001] + b"(" + b"]" * 1000 + b"l.")' "$T/ok.npy"
+	run $SEP "$BIN/lx-featpack" "$T/ok.npy"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" != *limit* ]]
+}
+
+@test "a pickle memo index past the budget is status 1 naming the limit, not out of memory (status 4)" {
+	# N, LONG_BINPUT 1000000, then 2 MB of POPs: before, the memo grew to the index (8 bytes each; a 50 MB
+	# file with index 40000000 under ulimit -v 300000 was "out of memory", status 4)
+	pickle_npy 2000000 '0' > "$T/memo.npy"
+	$PY -c '
+import sys; b = bytearray(open(sys.argv[1], "rb").read())
+i = b.index(b"\x80\x02") + 2
+b[i:i + 6] = b"Nr" + (1000000).to_bytes(4, "little")
+open(sys.argv[1], "wb").write(b)' "$T/memo.npy"
+	run $SEP "$BIN/lx-featpack" "$T/memo.npy"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/memo.npy: pickle offset 3: memo index 1000000 past the limit of 262144 for a pickle of this size" ]
+}

@@ -6,12 +6,19 @@
 
 #define MAX_NAME 256 /* module and attribute names of a GLOBAL */
 
+/* The budget of one load (fmt/pickle.h): values made, and stack entries and marks held at once, each at
+ * most 65536 + one for every two bytes of the pickle and never more than LX_PICKLE_MAX_VALUES; memo
+ * indexes below the same. A value takes about 300 bytes, so a pickle of one-byte opcodes (EMPTY_LIST,
+ * EMPTY_TUPLE, MARK) stops under 100 MB whatever its size. */
+#define BUDGET_BASE 65536
+
 typedef struct vm vm;
 
 struct lx_pickle {
 	lx_pk *all;
 	lx_pickle_rules rules;
 	vm *m;              /* the load under way, for lx_pickle_fail */
+	size_t made;        /* values made by the load under way */
 };
 
 struct vm {
@@ -26,6 +33,7 @@ struct vm {
 	size_t nm, mcap;
 	lx_pk **memo;
 	size_t memo_n, memo_cap;
+	size_t budget;      /* see BUDGET_BASE */
 };
 
 lx_pickle *lx_pickle_new(const lx_pickle_rules *rules)
@@ -106,6 +114,7 @@ lx_pk *lx_pk_new(lx_pickle *p, lx_pk_type t)
 	if (!v)
 		return NULL;
 	v->type = t;
+	p->made++;
 	v->next = p->all;
 	p->all = v;
 	return v;
@@ -233,8 +242,12 @@ static lx_status memo_put(vm *m, uint64_t idx)
 
 	if (m->sp == 0)
 		return fail(m, "memo store with an empty stack");
-	if (idx > m->len)
-		return fail(m, "memo index larger than the pickle");
+	if (idx >= m->budget) {
+		char msg[120];
+		snprintf(msg, sizeof msg, "memo index %llu past the limit of %zu for a pickle of this size",
+		         (unsigned long long)idx, m->budget);
+		return fail(m, msg);
+	}
 	need = (size_t)idx + 1;
 	if (need > m->memo_cap) {
 		size_t nc = m->memo_cap ? m->memo_cap : 64;
@@ -535,10 +548,19 @@ lx_status lx_pickle_load(lx_pickle *p, const unsigned char *buf, size_t len, con
 	m.len = len;
 	m.name = name;
 	m.e = e;
+	m.budget = len / 2 < LX_PICKLE_MAX_VALUES - BUDGET_BASE ? BUDGET_BASE + len / 2 : LX_PICKLE_MAX_VALUES;
 	p->m = &m;
+	p->made = 0;
 	*root = NULL;
 	for (;;) {
 		m.op_pos = m.pos;
+		if (p->made > m.budget || m.sp + m.nm > m.budget) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "more than %zu %s (the limit for a pickle of %zu bytes)", m.budget,
+			         p->made > m.budget ? "values" : "items on the stack", len);
+			st = fail(&m, msg);
+			break;
+		}
 		if (m.pos >= m.len) {
 			st = fail(&m, "the pickle ends without a STOP opcode: truncated?");
 			break;

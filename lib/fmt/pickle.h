@@ -8,6 +8,11 @@
  * by other means (NEWOBJ, INST, OBJ, EXT*) are refused. The interpreter is a loop over a heap stack: no
  * recursion, and every length is checked against the bytes left.
  *
+ * A load has a budget, so that no small pickle takes a large machine: it makes at most 65536 values plus one
+ * for every two bytes of the pickle, never more than LX_PICKLE_MAX_VALUES; it holds at most as many items on
+ * its stack (marks included); and a memo index is below the same number. Past it the load fails with the
+ * rules' status, naming the limit.
+ *
  * Ownership follows lx_core.h: every value, and every string and item array hanging from one, belongs to
  * the lx_pickle that made it (lx_pickle_new/lx_pickle_free).
  */
@@ -15,6 +20,8 @@
 #define LX_FMT_PICKLE_H
 
 #include "lx_core.h"
+
+#define LX_PICKLE_MAX_VALUES 262144
 
 typedef enum {
 	LX_PK_NONE, LX_PK_BOOL, LX_PK_INT, LX_PK_FLOAT, LX_PK_STR, LX_PK_BYTES, LX_PK_TUPLE, LX_PK_LIST,
