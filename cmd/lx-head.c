@@ -25,7 +25,8 @@ static const char about[] =
 
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
-	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, comma-separated (every head the model has)"},
+	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, nlvr2, comma-separated (every head the\n"
+	 "model has)"},
 	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
 	{O_ALL_LOGITS, "all-logits", NULL, "write the masked-LM logits of every position"},
 	{O_LABELS, "labels", "FILE", "the answer names (DIR/answers.json or answers.txt)"},
@@ -69,6 +70,7 @@ typedef struct {
 	char id[256];
 	int open, label, has_label, n;
 	double prob;  /* sum over its records of P(statement true) */
+	int forced;   /* the NLVR2 classifier's prediction, -1 without it */
 } pair;
 
 typedef struct {
@@ -81,11 +83,12 @@ typedef struct {
 	FILE *score_file;
 	const char *score_path;
 	/* buffers */
-	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
+	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat, pooled2;
 	buf target;
 	lx_labels_data labels;
 	/* the record in hand */
-	int T, N, pred, has_true_prob;
+	const char *sfx;  /* the suffix of its fields: "" for one image, "0" or "1" for an image of a pair */
+	int T, N, pred, has_true_prob, nlvr2_pred;
 	double true_prob;
 	/* totals */
 	double loss_sum[LX_NLOSS], loss_total, vqa_sum;
@@ -103,6 +106,18 @@ typedef struct {
 static lx_status missing(const char *key, const char *why, lx_err *e)
 {
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
+}
+
+/* The field base with the suffix of the image in hand ("pooled_output" + "0"); the last four names made stay
+ * valid. */
+static const char *key(const state *s, const char *base)
+{
+	static char names[4][64];
+	static int next;
+	char *k = names[next++ % 4];
+
+	snprintf(k, sizeof names[0], "%s%s", base, s->sfx);
+	return k;
 }
 
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
@@ -238,8 +253,8 @@ static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
 	else
 		for (i = 0; i < A; i++)
 			p[i] = (float)lx_sigmoid(q[i]);
-	if (lx_record_add_tensor(rec, "question_answering_score", LX_F32, 1, shape, q) ||
-	    !(pk = lx_record_add_packer(rec, "answers")))
+	if (lx_record_add_tensor(rec, key(s, "question_answering_score"), LX_F32, 1, shape, q) ||
+	    !(pk = lx_record_add_packer(rec, key(s, "answers"))))
 		return oom(e);
 	pack_top(pk, q, p, A, k, idx, s->answers, "answer");
 	s->pred = idx[0];
@@ -264,8 +279,8 @@ static lx_status run_match(state *s, lx_record *rec, lx_err *e)
 	if ((rc = lx_heads_match(s->h, s->pooled.p, sc, e)))
 		return rc;
 	lx_softmax(sc, 2, p);
-	if (lx_record_add_tensor(rec, "cross_relationship_score", LX_F32, 1, shape, sc) ||
-	    lx_record_add_float(rec, "match_prob", p[1]))
+	if (lx_record_add_tensor(rec, key(s, "cross_relationship_score"), LX_F32, 1, shape, sc) ||
+	    lx_record_add_float(rec, key(s, "match_prob"), p[1]))
 		return oom(e);
 	if (!s->has_true_prob) {
 		s->true_prob = p[1];
@@ -304,11 +319,11 @@ static lx_status run_mlm(state *s, lx_record *rec, lx_err *e)
 		return rc;
 	shape[0] = s->all_logits ? T : M;
 	shape[1] = V;
-	if (lx_record_add_tensor(rec, "prediction_logits", LX_F32, 2, shape, logits))
+	if (lx_record_add_tensor(rec, key(s, "prediction_logits"), LX_F32, 2, shape, logits))
 		return oom(e);
 	shape[0] = M;
-	if (lx_record_add_tensor(rec, "mask_positions", LX_I32, 1, shape, pos) ||
-	    !(pk = lx_record_add_packer(rec, "masked_words")))
+	if (lx_record_add_tensor(rec, key(s, "mask_positions"), LX_I32, 1, shape, pos) ||
+	    !(pk = lx_record_add_packer(rec, key(s, "masked_words"))))
 		return oom(e);
 	msgpack_pack_array(pk, M);
 	for (i = 0; i < M; i++) {
@@ -349,13 +364,13 @@ static lx_status run_obj(state *s, lx_record *rec, lx_err *e)
 		return oom(e);
 	if ((rc = lx_heads_obj(s->h, s->visn.p, N, obj, attr, feat, e)))
 		return rc;
-	if (lx_record_add_tensor(rec, "obj_head_obj", LX_F32, 2, so, obj) ||
-	    lx_record_add_tensor(rec, "obj_head_attr", LX_F32, 2, sa, attr) ||
-	    lx_record_add_tensor(rec, "obj_head_feat", LX_F32, 2, sf, feat))
+	if (lx_record_add_tensor(rec, key(s, "obj_head_obj"), LX_F32, 2, so, obj) ||
+	    lx_record_add_tensor(rec, key(s, "obj_head_attr"), LX_F32, 2, sa, attr) ||
+	    lx_record_add_tensor(rec, key(s, "obj_head_feat"), LX_F32, 2, sf, feat))
 		return oom(e);
-	if (s->objects && (rc = add_names(rec, "objects", obj, N, O, s->objects, e)))
+	if (s->objects && (rc = add_names(rec, key(s, "objects"), obj, N, O, s->objects, e)))
 		return rc;
-	if (s->attrs && (rc = add_names(rec, "attributes", attr, N, At, s->attrs, e)))
+	if (s->attrs && (rc = add_names(rec, key(s, "attributes"), attr, N, At, s->attrs, e)))
 		return rc;
 	return LX_OK;
 }
@@ -388,7 +403,8 @@ static lx_status run_losses(state *s, lx_record *rec, lx_err *e)
 
 /* ---- one record ---- */
 
-static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
+/* The per-image heads on the image in hand (s->sfx). */
+static lx_status run_image(state *s, lx_record *rec, lx_err *e)
 {
 	int64_t shape[2];
 	int H = s->c->hidden_size, present;
@@ -397,12 +413,13 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 	s->T = s->N = 0;
 	s->pred = -1;
 	s->has_true_prob = 0;
-	if ((s->heads & (LX_HEAD_QA | LX_HEAD_MATCH)) &&
-	    (rc = get_floats(rec, "pooled_output", NULL, H, "the qa and match heads need lx-encode's pooled_output",
-	                     &s->pooled, shape, e)))
+	if ((s->heads & (LX_HEAD_QA | LX_HEAD_MATCH | LX_HEAD_NLVR2)) &&
+	    (rc = get_floats(rec, key(s, "pooled_output"), NULL, H, *s->sfx ?
+	                     "the qa, match and nlvr2 heads need lx-encode's pooled output of each image" :
+	                     "the qa and match heads need lx-encode's pooled_output", &s->pooled, shape, e)))
 		return rc;
 	if (s->heads & LX_HEAD_MLM) {
-		if ((rc = get_floats(rec, "language_output", "T", H, "the mlm head needs lx-encode's language_output",
+		if ((rc = get_floats(rec, key(s, "language_output"), "T", H, "the mlm head needs lx-encode's language_output",
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
@@ -412,7 +429,7 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
 	}
 	if (s->heads & LX_HEAD_OBJ) {
-		if ((rc = get_floats(rec, "vision_output", "N", H, "the obj head needs lx-encode's vision_output", &s->visn,
+		if ((rc = get_floats(rec, key(s, "vision_output"), "N", H, "the obj head needs lx-encode's vision_output", &s->visn,
 		                     shape, e)))
 			return rc;
 		s->N = (int)shape[0];
@@ -425,7 +442,79 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 		return rc;
 	if ((s->heads & LX_HEAD_OBJ) && (rc = run_obj(s, rec, e)))
 		return rc;
-	return run_losses(s, rec, e);
+	return LX_OK;
+}
+
+/* A pair record (NLVR2: lx-encode's outputs of one statement with two images, suffixed 0 and 1)? */
+static int is_pair(const lx_record *rec)
+{
+	return !lx_record_get(rec, "pooled_output") && !lx_record_get(rec, "language_output") &&
+	       !lx_record_get(rec, "vision_output") && (lx_record_get(rec, "pooled_output0") ||
+	       lx_record_get(rec, "language_output0") || lx_record_get(rec, "vision_output0"));
+}
+
+/* The NLVR2 classifier over the pooled outputs of the two images (s->pooled2). */
+static lx_status run_nlvr2(state *s, lx_record *rec, lx_err *e)
+{
+	int H = s->c->hidden_size;
+	const float *p = s->pooled2.p;
+	float logits[2], prob[2];
+	int64_t shape[1] = {2};
+	msgpack_packer *pk;
+	lx_status rc;
+
+	if ((rc = lx_heads_nlvr2(s->h, p, p + H, logits, e)))
+		return rc;
+	lx_softmax(logits, 2, prob);
+	s->nlvr2_pred = logits[1] > logits[0];
+	s->true_prob = prob[1];
+	s->has_true_prob = 1;
+	if (lx_record_add_tensor(rec, "nlvr2_logits", LX_F32, 1, shape, logits) ||
+	    !(pk = lx_record_add_packer(rec, "nlvr2_prediction")))
+		return oom(e);
+	if (s->nlvr2_pred)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	return LX_OK;
+}
+
+/* The heads on one record: on its image, or on each image of a pair and then the NLVR2 classifier over both
+ * (the mean of the images' P(true) where the model has no classifier). */
+static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
+{
+	static const char *const sfx[2] = {"0", "1"};
+	int H = s->c->hidden_size, k, has = 1;
+	double prob = 0;
+	float *both;
+	lx_status rc;
+
+	s->nlvr2_pred = -1;
+	if (!is_pair(rec)) {
+		s->sfx = "";
+		if (s->heads == LX_HEAD_NLVR2)
+			return missing("pooled_output0", "the nlvr2 head needs a pair record: the pooled outputs of the "
+			               "statement with each image, pooled_output0 and pooled_output1", e);
+		if ((rc = run_image(s, rec, e)))
+			return rc;
+		return run_losses(s, rec, e);
+	}
+	if (!(both = grow(&s->pooled2, 2 * (size_t)H * sizeof *both)))
+		return oom(e);
+	for (k = 0; k < 2; k++) {
+		s->sfx = sfx[k];
+		if ((rc = run_image(s, rec, e)))
+			return rc;
+		if (s->heads & LX_HEAD_NLVR2)
+			memcpy(both + (size_t)k * H, s->pooled.p, (size_t)H * sizeof *both);
+		prob += s->true_prob;
+		has &= s->has_true_prob;
+	}
+	s->sfx = "";
+	s->pred = -1;
+	s->true_prob = prob / 2;
+	s->has_true_prob = has;
+	return s->heads & LX_HEAD_NLVR2 ? run_nlvr2(s, rec, e) : LX_OK;
 }
 
 /* ---- scores ---- */
@@ -469,7 +558,7 @@ static void close_pair(state *s)
 
 	if (!p->open)
 		return;
-	pred = p->prob / p->n >= 0.5;
+	pred = p->forced >= 0 ? p->forced : p->prob / p->n >= 0.5;
 	if (s->score && p->has_label) {
 		s->pairs++;
 		s->correct += pred == p->label;
@@ -487,7 +576,8 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	pair *p = &s->pr;
 
 	if (!s->has_true_prob)
-		return lx_errf(e, LX_EINPUT, "NLVR2 needs the match head or a two-answer qa head to predict true or false");
+		return lx_errf(e, LX_EINPUT, "NLVR2 needs the NLVR2 classifier (on a pair record), the match head or a "
+		               "two-answer qa head to predict true or false");
 	if (o)
 		lx_object_text(o, id, sizeof id);
 	if (!*id && s->out == OUT_SUBMIT)
@@ -499,6 +589,7 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 		p->n = 0;
 		p->prob = 0;
 		p->has_label = 0;
+		p->forced = -1;
 	}
 	if (has_label) {
 		if (p->has_label && p->label != label)
@@ -509,6 +600,8 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	}
 	p->prob += s->true_prob;
 	p->n++;
+	if (s->nlvr2_pred >= 0)
+		p->forced = s->nlvr2_pred;
 	if (!*id)
 		close_pair(s);
 	return LX_OK;
@@ -633,11 +726,11 @@ static int parse_heads(const char *list)
 
 	snprintf(buf, sizeof buf, "%s", list);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		for (k = LX_HEAD_QA; k <= LX_HEAD_OBJ; k <<= 1)
+		for (k = LX_HEAD_QA; k <= LX_HEAD_NLVR2; k <<= 1)
 			if (strcmp(tok, lx_head_name(k)) == 0)
 				break;
-		if (k > LX_HEAD_OBJ)
-			tool_usage("--heads: unknown head '%s' (expected qa, match, mlm or obj)", tok);
+		if (k > LX_HEAD_NLVR2)
+			tool_usage("--heads: unknown head '%s' (expected qa, match, mlm, obj or nlvr2)", tok);
 		bits |= k;
 	}
 	if (!bits)
@@ -668,9 +761,10 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 	if (s->out == OUT_SUBMIT && s->submit != SUB_NLVR2 && (!(s->heads & LX_HEAD_QA) || !s->answers))
 		return lx_errf(e, LX_EUSAGE, "--submit %s needs the qa head and answer names (--labels FILE, or "
 		               "answers.json or answers.txt in the model directory)", s->submit == SUB_VQA ? "vqa" : "gqa");
-	if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2 && !(s->heads & LX_HEAD_MATCH) &&
+	if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2 && !(s->heads & (LX_HEAD_MATCH | LX_HEAD_NLVR2)) &&
 	    !((s->heads & LX_HEAD_QA) && c->num_qa_labels == 2))
-		return lx_errf(e, LX_EUSAGE, "--submit nlvr2 needs the match head or a qa head with two answers");
+		return lx_errf(e, LX_EUSAGE, "--submit nlvr2 needs the NLVR2 classifier, the match head or a qa head with "
+		               "two answers");
 	if (s->out == OUT_JSON) {
 		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
@@ -741,7 +835,8 @@ static void finish_output(state *s)
 static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
-	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target};
+	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target,
+	            &s->pooled2};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
