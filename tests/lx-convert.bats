@@ -369,3 +369,16 @@ PY
 	cmp "$T/a/model.safetensors" "$T/b/model.safetensors"
 	cmp "$T/a/config.json" "$T/b/config.json"
 }
+
+@test "refuses (status 3) a conversion that would leave out the encoder, and writes nothing" {
+	$PY - "$FIX/nlvr2-micro/BEST.pth" "$T/wrapped.pth" <<'PY'
+import sys
+import torch
+sd = torch.load(sys.argv[1])
+torch.save({k.replace("lxrt_encoder.model.", "wrapper.net."): v for k, v in sd.items()}, sys.argv[2])
+PY
+	run "$BIN/lx-convert" -q --config "$M/config.json" "$T/wrapped.pth" "$T/out"
+	[ "$status" -eq 3 ]
+	[[ "${lines[-1]}" == "lx-convert: $T/wrapped.pth: no tensor of LXMERT's encoder (lxmert.*, the authors' bert.*) among the names: 89 tensors left out (the first: wrapper.net.bert."*"); refusing a model without its encoder" ]]
+	only_left wrapped.pth
+}
