@@ -15,7 +15,7 @@
 #define MASK_ID 103  /* [MASK] in BERT's uncased vocabulary, used when the model has no vocab.txt */
 
 enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
-       O_SUBMIT, O_SCORE, O_SCORE_FILE };
+       O_SUBMIT, O_SCORE, O_SCORE_FILE, O_DROP_FAILED };
 
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
@@ -38,6 +38,8 @@ static const tool_option option_table[] = {
 	{O_SUBMIT, "submit", "SET", "write the submission file for vqa, gqa or nlvr2 instead of the stream"},
 	{O_SCORE, "score", NULL, "score the records that carry a label, on stderr at the end"},
 	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
+	{O_DROP_FAILED, "drop-failed", NULL, "leave error records out of --submit (they are kept with an empty answer or\n"
+	 "False) and out of --score (they count as wrong)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -78,7 +80,7 @@ typedef struct {
 	lx_model *m;
 	const lx_config *c;
 	lx_heads *h;
-	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id;
+	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, drop_failed;
 	lx_names *answers, *objects, *attrs, *vocab;
 	FILE *score_file;
 	const char *score_path;
@@ -95,6 +97,7 @@ typedef struct {
 	long loss_n[LX_NLOSS], loss_records, vqa_n;
 	double score_sum;
 	long questions, pairs, correct;
+	long failed;  /* error records scored as wrong answers */
 	pair pr;
 	long submitted;
 	long passed;  /* error records left out of a submission */
@@ -609,18 +612,19 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 
 /* ---- submissions ---- */
 
-static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
+/* The question id of a VQA or GQA record, NULL if it has none. */
+static const msgpack_object *question_id(const state *s, const lx_record *rec)
 {
-	const msgpack_object *id;
+	const msgpack_object *id = lx_record_get(rec, "question_id");
+
+	return !id && s->submit == SUB_GQA ? lx_record_get(rec, "questionId") : id;
+}
+
+/* One entry of a VQA or GQA submission. */
+static void submit_entry(state *s, const msgpack_object *id, const char *answer)
+{
 	char ids[256];
 
-	if (s->submit == SUB_NLVR2)
-		return LX_OK; /* written by close_pair */
-	id = lx_record_get(rec, "question_id");
-	if (!id && s->submit == SUB_GQA)
-		id = lx_record_get(rec, "questionId");
-	if (!id)
-		return missing("question_id", s->submit == SUB_VQA ? "--submit vqa needs it" : "--submit gqa needs it", e);
 	fputs(s->submitted++ ? ",\n" : "[\n", stdout);
 	if (s->submit == SUB_VQA) {
 		fputs("{\"question_id\": ", stdout);
@@ -632,10 +636,61 @@ static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
 		lx_json_str(stdout, ids, strlen(ids), LX_JSON_SHORT);
 		fputs(", \"prediction\": ", stdout);
 	}
-	lx_json_str(stdout, lx_names_get(s->answers, s->pred), strlen(lx_names_get(s->answers, s->pred)),
-	            LX_JSON_SHORT);
+	lx_json_str(stdout, answer, strlen(answer), LX_JSON_SHORT);
 	fputs("}", stdout);
+}
+
+static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
+{
+	const msgpack_object *id;
+
+	if (s->submit == SUB_NLVR2)
+		return LX_OK; /* written by close_pair */
+	if (!(id = question_id(s, rec)))
+		return missing("question_id", s->submit == SUB_VQA ? "--submit vqa needs it" : "--submit gqa needs it", e);
+	submit_entry(s, id, lx_names_get(s->answers, s->pred));
 	return LX_OK;
+}
+
+/* An error record in the submission and the scores: a question it names is submitted with an empty answer
+ * (VQA, GQA) or False (NLVR2) and scored as wrong, each said on stderr; unless --drop-failed, which leaves
+ * it out of both. Returns 1 when the record was kept. */
+static int keep_failed(state *s, const lx_record *rec, long n)
+{
+	const msgpack_object *label = lx_record_get(rec, "label"), *id = NULL;
+	int nlvr2 = label && (label->type == MSGPACK_OBJECT_BOOLEAN || label->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+	char ids[256] = "";
+	int kept = 0;
+
+	if (s->drop_failed)
+		return 0;
+	if (s->out == OUT_SUBMIT && s->submit != SUB_NLVR2 && (id = question_id(s, rec))) {
+		submit_entry(s, id, "");
+		kept = 1;
+	} else if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2 && (id = lx_record_get(rec, "identifier"))) {
+		close_pair(s);
+		lx_object_text(id, ids, sizeof ids);
+		fprintf(stdout, "%s,False\n", ids);
+		s->submitted++;
+		kept = 1;
+	}
+	if (s->score && label && (label->type == MSGPACK_OBJECT_MAP || nlvr2)) {
+		if (nlvr2) {
+			close_pair(s);
+			s->pairs++;
+		} else
+			s->questions++;
+		s->failed++;
+		kept = 1;
+	}
+	if (kept) {
+		if (id && !*ids)
+			lx_object_text(id, ids, sizeof ids);
+		tool_warn("record %ld%s%s%s: failed: %s", n, *ids ? " (id " : "", ids, *ids ? ")" : "",
+		          s->out == OUT_SUBMIT ? (s->submit == SUB_NLVR2 ? "submitted as False" :
+		          "submitted with an empty answer") : "counted as a wrong answer");
+	}
+	return kept;
 }
 
 /* Scores the record and adds it to the NLVR2 example in hand. */
@@ -663,15 +718,16 @@ static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 
 /* A record that carries an error goes out as it came: in the stream, as a JSON line (without tensors), but
  * in no submission and no score. */
-static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
+static lx_status pass(state *s, tool_run *t, const lx_record *rec, lx_err *e)
 {
 	lx_status rc = LX_OK;
+	int kept = keep_failed(s, rec, t->done + 1);
 
 	if (s->out == OUT_STREAM)
-		return lx_writer_put(w, rec, e);
+		return lx_writer_put(t->wr, rec, e);
 	if (s->out == OUT_JSON)
 		rc = lx_json_record(s->json, stdout, rec, 0, e); /* its tensors may be what was wrong with it */
-	else
+	else if (!kept)
 		s->passed++;
 	if (!rc && ferror(stdout))
 		rc = lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
@@ -700,7 +756,7 @@ static lx_status one_record(state *s, tool_run *t, lx_record *rec, lx_err *e)
 	if ((rc = tool_refuse(t, rec, rc, e)))
 		return rc;
 	memcpy((char *)s + TOTALS_AT, saved, TOTALS_LEN);
-	return pass(s, t->wr, rec, e);
+	return pass(s, t, rec, e);
 }
 
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
@@ -795,10 +851,15 @@ static void summaries(state *s)
 	if (!s->score)
 		return;
 	if (s->questions || !s->pairs)
-		fprintf(stderr, "%s: score %.6f over %ld questions\n", tool_name,
-		        s->questions ? s->score_sum / s->questions : 0.0, s->questions);
+		fprintf(stderr, "%s: score %.6f over %ld questions%s", tool_name,
+		        s->questions ? s->score_sum / s->questions : 0.0, s->questions, s->failed ? "" : "\n");
+	if (s->failed && (s->questions || !s->pairs))
+		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
 	if (s->pairs)
-		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs\n", tool_name, (double)s->correct / s->pairs, s->pairs);
+		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs%s", tool_name, (double)s->correct / s->pairs,
+		        s->pairs, s->failed && !s->questions ? "" : "\n");
+	if (s->failed && s->pairs && !s->questions)
+		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
 }
 
 static lx_status write_score_file(state *s, lx_err *e)
@@ -818,6 +879,8 @@ static lx_status write_score_file(state *s, lx_err *e)
 		lx_json_num(f, (double)s->correct / s->pairs, 0);
 		fprintf(f, ", \"pairs\": %ld", s->pairs);
 	}
+	if (s->failed)
+		fprintf(f, ", \"failed\": %ld", s->failed);
 	fputs("}\n", f);
 	s->score_file = NULL;
 	if (fclose(f) != 0)
@@ -862,7 +925,7 @@ int main(int argc, char **argv)
 	tool_run t;
 	lx_record *rec;
 	lx_err err = {0, ""};
-	lx_status rc = LX_OK;
+	lx_status rc = LX_OK, st;
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
@@ -881,6 +944,7 @@ int main(int argc, char **argv)
 		case O_SUBMIT: submit = tool_choice(optarg, "--submit", subs); break;
 		case O_SCORE: s.score = 1; break;
 		case O_SCORE_FILE: s.score = 1; s.score_path = optarg; break;
+		case O_DROP_FAILED: s.drop_failed = 1; break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
@@ -908,7 +972,7 @@ int main(int argc, char **argv)
 	}
 	tool_signals(NULL);
 	while (!(rc = tool_next(&t, &rec, &pass_it, &err)) && rec) {
-		rc = pass_it ? pass(&s, t.wr, rec, &err) : one_record(&s, &t, rec, &err);
+		rc = pass_it ? pass(&s, &t, rec, &err) : one_record(&s, &t, rec, &err);
 		lx_record_free(rec);
 		if (rc)
 			break;
@@ -919,10 +983,11 @@ int main(int argc, char **argv)
 	if (s.passed)
 		tool_warn("%ld error records left out of the submission", s.passed);
 	rc = tool_exit(&t, rc, &err, quiet);
-	if (!rc || rc == LX_EINTR) {
+	/* the totals hold every record (a failed one as a wrong answer) after a signal or with --keep-going */
+	if (!rc || rc == LX_EINTR || (rc == LX_EINPUT && t.bad)) {
 		summaries(&s);
-		if (!rc && (rc = write_score_file(&s, &err)))
-			tool_warn("%s", err.msg);
+		if (rc != LX_EINTR && (st = write_score_file(&s, &err)))
+			rc = st, tool_warn("%s", err.msg);
 	}
 	tool_run_free(&t);
 	cleanup(&s);

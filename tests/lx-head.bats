@@ -731,3 +731,54 @@ want = ["%s,%s" % (r["identifier"], (r["match_prob0"] + r["match_prob1"]) / 2 >=
 assert open(sys.argv[2]).read().split() == want
 PY
 }
+
+# ---- honest scores with --keep-going ----
+
+@test "--keep-going: a failed question counts as wrong in --score and stays in --submit with an empty answer" {
+	qa_model "$T/m" 3129
+	outputs 0 1 2 3 4 > "$T/good"
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --submit vqa < "$T/good" > "$T/pred"
+	# every label gives the predicted answer 1.0; record 3 then lacks pooled_output (refused here), record 4
+	# comes as an error record from an earlier tool
+	$PY - "$T/good" "$T/pred" > "$T/in" <<'PY'
+import json, sys
+from lxtest import read_records, write_records
+recs = read_records(open(sys.argv[1], "rb"))
+for r, p in zip(recs, json.load(open(sys.argv[2]))):
+    r["label"] = {p["answer"]: 1.0}
+del recs[2]["pooled_output"]
+recs[3] = {"question_id": recs[3]["question_id"], "label": recs[3]["label"], "error": "lx-featpack: no image"}
+write_records(recs)
+PY
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --keep-going --submit vqa --score \
+		< "$T/in" > "$T/sub" 2> "$T/err" || true
+	grep -qx 'lx-head: score 0.600000 over 5 questions, 2 failed and counted as wrong' "$T/err"
+	grep -qx 'lx-head: record 3 (id 1002): failed: submitted with an empty answer' "$T/err"
+	grep -qx 'lx-head: record 4 (id 1003): failed: submitted with an empty answer' "$T/err"
+	$PY - "$T/sub" "$T/pred" <<'PY'
+import json, sys
+sub, pred = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert [s["question_id"] for s in sub] == [1000, 1001, 1002, 1003, 1004], sub
+assert [s["answer"] for s in sub] == [pred[0]["answer"], pred[1]["answer"], "", "", pred[4]["answer"]]
+PY
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --keep-going --drop-failed --submit vqa \
+		--score < "$T/in" > "$T/sub" 2> "$T/err" || true
+	grep -qx 'lx-head: score 1.000000 over 3 questions' "$T/err"
+	$PY -c 'import json, sys; assert [x["question_id"] for x in json.load(open(sys.argv[1]))] == [1000, 1001, 1004]' "$T/sub"
+}
+
+@test "--keep-going --submit nlvr2: a failed pair is submitted as False and scored as wrong" {
+	nlvr2_model
+	$PY - "$T/enc" > "$T/in" <<'PY'
+import sys
+from lxtest import read_records, write_records
+recs = read_records(open(sys.argv[1], "rb"))
+del recs[2]["pooled_output1"]
+write_records(recs)
+PY
+	"$BIN/lx-head" -m "$T/nv" --keep-going --submit nlvr2 --score < "$T/in" > "$T/sub" 2> "$T/err" || true
+	[ "$(cut -d, -f1 "$T/sub" | tr '\n' ' ')" = "dev-0-0-0 dev-1-0-1 dev-2-0-0 dev-3-0-1 dev-4-0-0 dev-5-0-1 " ]
+	grep -qx 'dev-2-0-0,False' "$T/sub"
+	grep -qx 'lx-head: record 3 (id dev-2-0-0): failed: submitted as False' "$T/err"
+	grep -qx 'lx-head: NLVR2 accuracy 0.833333 over 6 pairs, 1 failed and counted as wrong' "$T/err"
+}
