@@ -273,7 +273,17 @@ typedef struct {
 static int known_prefix(const char *s)
 {
 	return !strncmp(s, "lxmert.", 7) || !strncmp(s, "cls.", 4) || !strncmp(s, "obj_predict_head.", 17) ||
-	       !strncmp(s, "answer_head.", 12);
+	       !strncmp(s, "answer_head.", 12) || !strncmp(s, "nlvr2_head.", 11);
+}
+
+static int has_encoder(const plan *P)
+{
+	int i;
+
+	for (i = 0; i < P->n; i++)
+		if (!strncmp(P->ents[i].name, "lxmert.", 7))
+			return 1;
+	return 0;
 }
 
 static int find_ent(const plan *P, const char *name)
@@ -346,10 +356,11 @@ static int sort_plan(plan *P)
 }
 
 /* HF names for every tensor; unknown ones are left out with a note, a name reached twice is an error. */
-static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
+static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype, int quiet)
 {
 	char buf[1024];
-	int i, k, n = lx_ckpt_count(c);
+	const char *first_out = NULL;
+	int i, k, n = lx_ckpt_count(c), left_out = 0;
 
 	P->ents = calloc((size_t)n + 1, sizeof *P->ents);
 	P->keys = calloc((size_t)n + 1, sizeof *P->keys);
@@ -361,6 +372,8 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 		const char *key = lx_ckpt_name(c, i, &en->src), *hf = lx_ckpt_hf_name(key, buf, sizeof buf);
 		if (!hf || !known_prefix(hf)) {
 			tool_warn("%s: tensor %s: not part of LXMERT, left out", path, key);
+			if (!left_out++)
+				first_out = key;
 			continue;
 		}
 		if (!(P->hf[P->nhf] = strdup(hf)))
@@ -371,6 +384,15 @@ static int make_plan(plan *P, lx_ckpt *c, const char *path, int dtype)
 	}
 	if (P->n == 0)
 		return tool_fail(LX_EMODEL, "%s: no LXMERT tensors in the checkpoint", path);
+	if (!has_encoder(P))
+		return left_out ? tool_fail(LX_EMODEL, "%s: no tensor of LXMERT's encoder (lxmert.*, the authors' bert.*) "
+		                            "among the names: %d tensors left out (the first: %s); refusing a model without "
+		                            "its encoder", path, left_out, first_out)
+		                : tool_fail(LX_EMODEL, "%s: no tensor of LXMERT's encoder (lxmert.*, the authors' bert.*): "
+		                            "refusing a model of heads alone", path);
+	if (lx_ckpt_nlvr2_rename(P->ents, P->n, P->hf) && !quiet)
+		tool_warn("%s: logit_fc over two pooled outputs: the authors' NLVR2 classifier, kept as "
+		          "nlvr2_head.logit_fc.*", path);
 	if (sort_plan(P))
 		return tool_fail(LX_EIO, "%s: out of memory", path);
 	for (k = 1; k < P->n; k++)
@@ -480,8 +502,11 @@ static int write_all(const opts *o, const plan *P, const lx_ckpt_config *cfg)
 		return fail(&e);
 	snprintf(tmp_files[1], sizeof tmp_files[1], "%s/config.json", tmp_dir);
 	if (o->config) {
-		if ((st = copy_file(o->config, tmp_files[1])) != LX_OK)
-			return st;
+		int changed;
+		if (lx_ckpt_config_flags(o->config, tmp_files[1], lx_ckpt_heads_held(P->ents, P->n), &changed, &e))
+			return fail(&e);
+		if (changed && !o->quiet)
+			tool_warn("%s: %d task flags set to the heads the checkpoint holds", o->config, changed);
 	} else if (lx_ckpt_write_config(cfg, tmp_files[1], &e) != LX_OK) {
 		return fail(&e);
 	}
@@ -524,7 +549,7 @@ static int convert(opts *o)
 		st = convert_detector(o, c, weights);
 		goto done;
 	}
-	if ((st = make_plan(&P, c, weights, o->dtype == LX_I8 ? -1 : o->dtype)) != LX_OK)
+	if ((st = make_plan(&P, c, weights, o->dtype == LX_I8 ? -1 : o->dtype, o->quiet)) != LX_OK)
 		goto done;
 	if (!o->config) {
 		if (lx_ckpt_infer_config(&cfg, P.ents, P.n, o->heads, weights, &e) != LX_OK) {

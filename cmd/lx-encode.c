@@ -31,11 +31,13 @@ static const tool_info info = {"lx-encode", synopsis, about, option_table};
 typedef struct {
 	lx_record *rec;
 	int encode;             /* 1: an example to encode; 0: an error record passed through */
-	lx_example_data in;
+	int images;             /* 2 for a pair record (visual_feats0 and visual_feats1), else 1 */
+	lx_example_data in[2];
 } slot;
 
-/* Adds the encoder's outputs to a record. */
-static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_example *x, const lx_outputs *o, int want)
+/* Adds the encoder's outputs to a record, each key followed by sfx ("" or the image's "0", "1"). */
+static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_example *x, const lx_outputs *o, int want,
+                             const char *sfx)
 {
 	int64_t T = x->T, N = x->N, H = c->hidden_size, nh = c->num_attention_heads;
 	int64_t l = c->l_layers, r = c->r_layers, xl = c->x_layers;
@@ -58,13 +60,15 @@ static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_exampl
 		{"cross_encoder_language_self_attentions", o->attn_xls, 4, {xl, nh, T, T}, LX_WANT_ATTN},
 		{"cross_encoder_vision_self_attentions", o->attn_xvs, 4, {xl, nh, N, N}, LX_WANT_ATTN},
 	};
+	char key[64];
 	size_t i;
 	lx_status rc;
 
 	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
 		if (f[i].flag && !(want & f[i].flag))
 			continue;
-		if ((rc = lx_record_add_tensor(rec, f[i].key, LX_F32, f[i].ndim, f[i].shape, f[i].data)))
+		snprintf(key, sizeof key, "%s%s", f[i].key, sfx);
+		if ((rc = lx_record_add_tensor(rec, key, LX_F32, f[i].ndim, f[i].shape, f[i].data)))
 			return rc;
 	}
 	return LX_OK;
@@ -76,7 +80,7 @@ typedef struct {
 	const lx_config *c;
 	tool_run t;
 	slot *slots;
-	lx_example *todo;       /* the examples of the batch, without its error records */
+	lx_example *todo;       /* the examples of the batch (two of a pair record), without its error records */
 	lx_outputs *outs;
 	int end;                /* the input ended or cannot be read further */
 	lx_status in_rc;        /* why the input stopped (0: its end) */
@@ -89,8 +93,8 @@ static int fill_slot(run *r, int k)
 {
 	slot *s = &r->slots[k];
 	lx_record *rec;
-	lx_status st;
-	int pass;
+	lx_status st = LX_OK;
+	int pass, m;
 
 	s->rec = NULL;
 	if ((st = tool_next(&r->t, &rec, &pass, &r->in_err)) || !rec) {
@@ -100,7 +104,10 @@ static int fill_slot(run *r, int k)
 	}
 	s->rec = rec;
 	s->encode = !pass;
-	if (pass || !(st = lx_example_decode(r->c, rec, &s->in, &r->in_err)))
+	s->images = pass ? 1 : lx_example_images(rec);
+	for (m = 0; !pass && !st && m < s->images; m++)
+		st = lx_example_decode_image(r->c, rec, s->images == 2 ? m : -1, &s->in[m], &r->in_err);
+	if (!st)
 		return 1;
 	if (st != LX_EIO)
 		tool_where(&r->t, rec, &r->in_err);
@@ -118,18 +125,20 @@ static int fill_slot(run *r, int k)
 /* Reads, encodes and writes one batch; returns 0 or the status of a failed write or encode (in err). */
 static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
 {
-	int n, k = 0, i, j;
+	static const char *const sfx[2][2] = {{"", ""}, {"0", "1"}};
+	int n, k = 0, i, j, m;
 	lx_status rc = LX_OK;
 
 	for (n = 0; n < r->batch && fill_slot(r, n); n++)
-		if (r->slots[n].encode)
-			r->todo[k++] = r->slots[n].in.x;
+		for (m = 0; r->slots[n].encode && m < r->slots[n].images; m++)
+			r->todo[k++] = r->slots[n].in[m].x;
 	if (k > 0)
 		rc = lx_encode(enc, r->todo, k, r->outs, err);
 	for (i = j = 0; i < n; i++) {
 		slot *s = &r->slots[i];
-		if (!rc && s->encode && (rc = add_outputs(s->rec, r->c, &s->in.x, &r->outs[j++], r->want)))
-			lx_errf(err, rc, "out of memory");
+		for (m = 0; !rc && s->encode && m < s->images; m++)
+			if ((rc = add_outputs(s->rec, r->c, &s->in[m].x, &r->outs[j++], r->want, sfx[s->images - 1][m])))
+				lx_errf(err, rc, "out of memory");
 		if (!rc)
 			rc = lx_writer_put(r->t.wr, s->rec, err);
 		lx_record_free(s->rec);
@@ -144,7 +153,8 @@ static void free_run(run *r)
 	int i;
 
 	for (i = 0; r->slots && i < r->batch; i++) {
-		lx_example_data_destroy(&r->slots[i].in);
+		lx_example_data_destroy(&r->slots[i].in[0]);
+		lx_example_data_destroy(&r->slots[i].in[1]);
 	}
 	free(r->slots);
 	free(r->todo);
@@ -184,8 +194,8 @@ int main(int argc, char **argv)
 		return tool_fail(rc, "%s", err.msg);
 	r.c = lx_model_config(m);
 	r.slots = calloc((size_t)r.batch, sizeof *r.slots);
-	r.todo = calloc((size_t)r.batch, sizeof *r.todo);
-	r.outs = calloc((size_t)r.batch, sizeof *r.outs);
+	r.todo = calloc(2 * (size_t)r.batch, sizeof *r.todo);
+	r.outs = calloc(2 * (size_t)r.batch, sizeof *r.outs);
 	if (!(enc = lx_encoder_new(m, r.want)) || tool_run_init(&r.t, stdin, "stdin", 1, keep_going, progress) ||
 	    !r.slots || !r.todo || !r.outs)
 		rc = lx_errf(&err, LX_EIO, "out of memory");

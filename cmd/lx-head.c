@@ -15,7 +15,7 @@
 #define MASK_ID 103  /* [MASK] in BERT's uncased vocabulary, used when the model has no vocab.txt */
 
 enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
-       O_SUBMIT, O_SCORE, O_SCORE_FILE };
+       O_SUBMIT, O_SCORE, O_SCORE_FILE, O_DROP_FAILED };
 
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
@@ -25,7 +25,8 @@ static const char about[] =
 
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
-	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, comma-separated (every head the model has)"},
+	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, nlvr2, comma-separated (every head the\n"
+	 "model has)"},
 	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
 	{O_ALL_LOGITS, "all-logits", NULL, "write the masked-LM logits of every position"},
 	{O_LABELS, "labels", "FILE", "the answer names (DIR/answers.json or answers.txt)"},
@@ -37,6 +38,8 @@ static const tool_option option_table[] = {
 	{O_SUBMIT, "submit", "SET", "write the submission file for vqa, gqa or nlvr2 instead of the stream"},
 	{O_SCORE, "score", NULL, "score the records that carry a label, on stderr at the end"},
 	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
+	{O_DROP_FAILED, "drop-failed", NULL, "leave error records out of --submit (they are kept with an empty answer or\n"
+	 "False) and out of --score (they count as wrong)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -69,6 +72,7 @@ typedef struct {
 	char id[256];
 	int open, label, has_label, n;
 	double prob;  /* sum over its records of P(statement true) */
+	int forced;   /* the NLVR2 classifier's prediction, -1 without it */
 } pair;
 
 typedef struct {
@@ -76,22 +80,24 @@ typedef struct {
 	lx_model *m;
 	const lx_config *c;
 	lx_heads *h;
-	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id;
+	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, drop_failed;
 	lx_names *answers, *objects, *attrs, *vocab;
 	FILE *score_file;
 	const char *score_path;
 	/* buffers */
-	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat;
+	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat, pooled2;
 	buf target;
 	lx_labels_data labels;
 	/* the record in hand */
-	int T, N, pred, has_true_prob;
+	const char *sfx;  /* the suffix of its fields: "" for one image, "0" or "1" for an image of a pair */
+	int T, N, pred, has_true_prob, nlvr2_pred;
 	double true_prob;
 	/* totals */
 	double loss_sum[LX_NLOSS], loss_total, vqa_sum;
 	long loss_n[LX_NLOSS], loss_records, vqa_n;
 	double score_sum;
 	long questions, pairs, correct;
+	long failed;  /* error records scored as wrong answers */
 	pair pr;
 	long submitted;
 	long passed;  /* error records left out of a submission */
@@ -103,6 +109,18 @@ typedef struct {
 static lx_status missing(const char *key, const char *why, lx_err *e)
 {
 	return lx_errf(e, LX_EINPUT, "field %s is missing (%s)", key, why);
+}
+
+/* The field base with the suffix of the image in hand ("pooled_output" + "0"); the last four names made stay
+ * valid. */
+static const char *key(const state *s, const char *base)
+{
+	static char names[4][64];
+	static int next;
+	char *k = names[next++ % 4];
+
+	snprintf(k, sizeof names[0], "%s%s", base, s->sfx);
+	return k;
 }
 
 /* A float tensor field [last] (rows NULL) or [rows, last] (rows names the first dimension in messages),
@@ -238,8 +256,8 @@ static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
 	else
 		for (i = 0; i < A; i++)
 			p[i] = (float)lx_sigmoid(q[i]);
-	if (lx_record_add_tensor(rec, "question_answering_score", LX_F32, 1, shape, q) ||
-	    !(pk = lx_record_add_packer(rec, "answers")))
+	if (lx_record_add_tensor(rec, key(s, "question_answering_score"), LX_F32, 1, shape, q) ||
+	    !(pk = lx_record_add_packer(rec, key(s, "answers"))))
 		return oom(e);
 	pack_top(pk, q, p, A, k, idx, s->answers, "answer");
 	s->pred = idx[0];
@@ -264,8 +282,8 @@ static lx_status run_match(state *s, lx_record *rec, lx_err *e)
 	if ((rc = lx_heads_match(s->h, s->pooled.p, sc, e)))
 		return rc;
 	lx_softmax(sc, 2, p);
-	if (lx_record_add_tensor(rec, "cross_relationship_score", LX_F32, 1, shape, sc) ||
-	    lx_record_add_float(rec, "match_prob", p[1]))
+	if (lx_record_add_tensor(rec, key(s, "cross_relationship_score"), LX_F32, 1, shape, sc) ||
+	    lx_record_add_float(rec, key(s, "match_prob"), p[1]))
 		return oom(e);
 	if (!s->has_true_prob) {
 		s->true_prob = p[1];
@@ -304,11 +322,11 @@ static lx_status run_mlm(state *s, lx_record *rec, lx_err *e)
 		return rc;
 	shape[0] = s->all_logits ? T : M;
 	shape[1] = V;
-	if (lx_record_add_tensor(rec, "prediction_logits", LX_F32, 2, shape, logits))
+	if (lx_record_add_tensor(rec, key(s, "prediction_logits"), LX_F32, 2, shape, logits))
 		return oom(e);
 	shape[0] = M;
-	if (lx_record_add_tensor(rec, "mask_positions", LX_I32, 1, shape, pos) ||
-	    !(pk = lx_record_add_packer(rec, "masked_words")))
+	if (lx_record_add_tensor(rec, key(s, "mask_positions"), LX_I32, 1, shape, pos) ||
+	    !(pk = lx_record_add_packer(rec, key(s, "masked_words"))))
 		return oom(e);
 	msgpack_pack_array(pk, M);
 	for (i = 0; i < M; i++) {
@@ -349,13 +367,13 @@ static lx_status run_obj(state *s, lx_record *rec, lx_err *e)
 		return oom(e);
 	if ((rc = lx_heads_obj(s->h, s->visn.p, N, obj, attr, feat, e)))
 		return rc;
-	if (lx_record_add_tensor(rec, "obj_head_obj", LX_F32, 2, so, obj) ||
-	    lx_record_add_tensor(rec, "obj_head_attr", LX_F32, 2, sa, attr) ||
-	    lx_record_add_tensor(rec, "obj_head_feat", LX_F32, 2, sf, feat))
+	if (lx_record_add_tensor(rec, key(s, "obj_head_obj"), LX_F32, 2, so, obj) ||
+	    lx_record_add_tensor(rec, key(s, "obj_head_attr"), LX_F32, 2, sa, attr) ||
+	    lx_record_add_tensor(rec, key(s, "obj_head_feat"), LX_F32, 2, sf, feat))
 		return oom(e);
-	if (s->objects && (rc = add_names(rec, "objects", obj, N, O, s->objects, e)))
+	if (s->objects && (rc = add_names(rec, key(s, "objects"), obj, N, O, s->objects, e)))
 		return rc;
-	if (s->attrs && (rc = add_names(rec, "attributes", attr, N, At, s->attrs, e)))
+	if (s->attrs && (rc = add_names(rec, key(s, "attributes"), attr, N, At, s->attrs, e)))
 		return rc;
 	return LX_OK;
 }
@@ -388,7 +406,8 @@ static lx_status run_losses(state *s, lx_record *rec, lx_err *e)
 
 /* ---- one record ---- */
 
-static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
+/* The per-image heads on the image in hand (s->sfx). */
+static lx_status run_image(state *s, lx_record *rec, lx_err *e)
 {
 	int64_t shape[2];
 	int H = s->c->hidden_size, present;
@@ -397,12 +416,13 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 	s->T = s->N = 0;
 	s->pred = -1;
 	s->has_true_prob = 0;
-	if ((s->heads & (LX_HEAD_QA | LX_HEAD_MATCH)) &&
-	    (rc = get_floats(rec, "pooled_output", NULL, H, "the qa and match heads need lx-encode's pooled_output",
-	                     &s->pooled, shape, e)))
+	if ((s->heads & (LX_HEAD_QA | LX_HEAD_MATCH | LX_HEAD_NLVR2)) &&
+	    (rc = get_floats(rec, key(s, "pooled_output"), NULL, H, *s->sfx ?
+	                     "the qa, match and nlvr2 heads need lx-encode's pooled output of each image" :
+	                     "the qa and match heads need lx-encode's pooled_output", &s->pooled, shape, e)))
 		return rc;
 	if (s->heads & LX_HEAD_MLM) {
-		if ((rc = get_floats(rec, "language_output", "T", H, "the mlm head needs lx-encode's language_output",
+		if ((rc = get_floats(rec, key(s, "language_output"), "T", H, "the mlm head needs lx-encode's language_output",
 		                     &s->lang, shape, e)))
 			return rc;
 		s->T = (int)shape[0];
@@ -412,7 +432,7 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 			return missing("input_ids", "the mlm head looks for [MASK] in it", e);
 	}
 	if (s->heads & LX_HEAD_OBJ) {
-		if ((rc = get_floats(rec, "vision_output", "N", H, "the obj head needs lx-encode's vision_output", &s->visn,
+		if ((rc = get_floats(rec, key(s, "vision_output"), "N", H, "the obj head needs lx-encode's vision_output", &s->visn,
 		                     shape, e)))
 			return rc;
 		s->N = (int)shape[0];
@@ -425,7 +445,79 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 		return rc;
 	if ((s->heads & LX_HEAD_OBJ) && (rc = run_obj(s, rec, e)))
 		return rc;
-	return run_losses(s, rec, e);
+	return LX_OK;
+}
+
+/* A pair record (NLVR2: lx-encode's outputs of one statement with two images, suffixed 0 and 1)? */
+static int is_pair(const lx_record *rec)
+{
+	return !lx_record_get(rec, "pooled_output") && !lx_record_get(rec, "language_output") &&
+	       !lx_record_get(rec, "vision_output") && (lx_record_get(rec, "pooled_output0") ||
+	       lx_record_get(rec, "language_output0") || lx_record_get(rec, "vision_output0"));
+}
+
+/* The NLVR2 classifier over the pooled outputs of the two images (s->pooled2). */
+static lx_status run_nlvr2(state *s, lx_record *rec, lx_err *e)
+{
+	int H = s->c->hidden_size;
+	const float *p = s->pooled2.p;
+	float logits[2], prob[2];
+	int64_t shape[1] = {2};
+	msgpack_packer *pk;
+	lx_status rc;
+
+	if ((rc = lx_heads_nlvr2(s->h, p, p + H, logits, e)))
+		return rc;
+	lx_softmax(logits, 2, prob);
+	s->nlvr2_pred = logits[1] > logits[0];
+	s->true_prob = prob[1];
+	s->has_true_prob = 1;
+	if (lx_record_add_tensor(rec, "nlvr2_logits", LX_F32, 1, shape, logits) ||
+	    !(pk = lx_record_add_packer(rec, "nlvr2_prediction")))
+		return oom(e);
+	if (s->nlvr2_pred)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	return LX_OK;
+}
+
+/* The heads on one record: on its image, or on each image of a pair and then the NLVR2 classifier over both
+ * (the mean of the images' P(true) where the model has no classifier). */
+static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
+{
+	static const char *const sfx[2] = {"0", "1"};
+	int H = s->c->hidden_size, k, has = 1;
+	double prob = 0;
+	float *both;
+	lx_status rc;
+
+	s->nlvr2_pred = -1;
+	if (!is_pair(rec)) {
+		s->sfx = "";
+		if (s->heads == LX_HEAD_NLVR2)
+			return missing("pooled_output0", "the nlvr2 head needs a pair record: the pooled outputs of the "
+			               "statement with each image, pooled_output0 and pooled_output1", e);
+		if ((rc = run_image(s, rec, e)))
+			return rc;
+		return run_losses(s, rec, e);
+	}
+	if (!(both = grow(&s->pooled2, 2 * (size_t)H * sizeof *both)))
+		return oom(e);
+	for (k = 0; k < 2; k++) {
+		s->sfx = sfx[k];
+		if ((rc = run_image(s, rec, e)))
+			return rc;
+		if (s->heads & LX_HEAD_NLVR2)
+			memcpy(both + (size_t)k * H, s->pooled.p, (size_t)H * sizeof *both);
+		prob += s->true_prob;
+		has &= s->has_true_prob;
+	}
+	s->sfx = "";
+	s->pred = -1;
+	s->true_prob = prob / 2;
+	s->has_true_prob = has;
+	return s->heads & LX_HEAD_NLVR2 ? run_nlvr2(s, rec, e) : LX_OK;
 }
 
 /* ---- scores ---- */
@@ -469,7 +561,7 @@ static void close_pair(state *s)
 
 	if (!p->open)
 		return;
-	pred = p->prob / p->n >= 0.5;
+	pred = p->forced >= 0 ? p->forced : p->prob / p->n >= 0.5;
 	if (s->score && p->has_label) {
 		s->pairs++;
 		s->correct += pred == p->label;
@@ -487,7 +579,8 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	pair *p = &s->pr;
 
 	if (!s->has_true_prob)
-		return lx_errf(e, LX_EINPUT, "NLVR2 needs the match head or a two-answer qa head to predict true or false");
+		return lx_errf(e, LX_EINPUT, "NLVR2 needs the NLVR2 classifier (on a pair record), the match head or a "
+		               "two-answer qa head to predict true or false");
 	if (o)
 		lx_object_text(o, id, sizeof id);
 	if (!*id && s->out == OUT_SUBMIT)
@@ -499,6 +592,7 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 		p->n = 0;
 		p->prob = 0;
 		p->has_label = 0;
+		p->forced = -1;
 	}
 	if (has_label) {
 		if (p->has_label && p->label != label)
@@ -509,6 +603,8 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 	}
 	p->prob += s->true_prob;
 	p->n++;
+	if (s->nlvr2_pred >= 0)
+		p->forced = s->nlvr2_pred;
 	if (!*id)
 		close_pair(s);
 	return LX_OK;
@@ -516,18 +612,19 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 
 /* ---- submissions ---- */
 
-static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
+/* The question id of a VQA or GQA record, NULL if it has none. */
+static const msgpack_object *question_id(const state *s, const lx_record *rec)
 {
-	const msgpack_object *id;
+	const msgpack_object *id = lx_record_get(rec, "question_id");
+
+	return !id && s->submit == SUB_GQA ? lx_record_get(rec, "questionId") : id;
+}
+
+/* One entry of a VQA or GQA submission. */
+static void submit_entry(state *s, const msgpack_object *id, const char *answer)
+{
 	char ids[256];
 
-	if (s->submit == SUB_NLVR2)
-		return LX_OK; /* written by close_pair */
-	id = lx_record_get(rec, "question_id");
-	if (!id && s->submit == SUB_GQA)
-		id = lx_record_get(rec, "questionId");
-	if (!id)
-		return missing("question_id", s->submit == SUB_VQA ? "--submit vqa needs it" : "--submit gqa needs it", e);
 	fputs(s->submitted++ ? ",\n" : "[\n", stdout);
 	if (s->submit == SUB_VQA) {
 		fputs("{\"question_id\": ", stdout);
@@ -539,10 +636,61 @@ static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
 		lx_json_str(stdout, ids, strlen(ids), LX_JSON_SHORT);
 		fputs(", \"prediction\": ", stdout);
 	}
-	lx_json_str(stdout, lx_names_get(s->answers, s->pred), strlen(lx_names_get(s->answers, s->pred)),
-	            LX_JSON_SHORT);
+	lx_json_str(stdout, answer, strlen(answer), LX_JSON_SHORT);
 	fputs("}", stdout);
+}
+
+static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
+{
+	const msgpack_object *id;
+
+	if (s->submit == SUB_NLVR2)
+		return LX_OK; /* written by close_pair */
+	if (!(id = question_id(s, rec)))
+		return missing("question_id", s->submit == SUB_VQA ? "--submit vqa needs it" : "--submit gqa needs it", e);
+	submit_entry(s, id, lx_names_get(s->answers, s->pred));
 	return LX_OK;
+}
+
+/* An error record in the submission and the scores: a question it names is submitted with an empty answer
+ * (VQA, GQA) or False (NLVR2) and scored as wrong, each said on stderr; unless --drop-failed, which leaves
+ * it out of both. Returns 1 when the record was kept. */
+static int keep_failed(state *s, const lx_record *rec, long n)
+{
+	const msgpack_object *label = lx_record_get(rec, "label"), *id = NULL;
+	int nlvr2 = label && (label->type == MSGPACK_OBJECT_BOOLEAN || label->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+	char ids[256] = "";
+	int kept = 0;
+
+	if (s->drop_failed)
+		return 0;
+	if (s->out == OUT_SUBMIT && s->submit != SUB_NLVR2 && (id = question_id(s, rec))) {
+		submit_entry(s, id, "");
+		kept = 1;
+	} else if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2 && (id = lx_record_get(rec, "identifier"))) {
+		close_pair(s);
+		lx_object_text(id, ids, sizeof ids);
+		fprintf(stdout, "%s,False\n", ids);
+		s->submitted++;
+		kept = 1;
+	}
+	if (s->score && label && (label->type == MSGPACK_OBJECT_MAP || nlvr2)) {
+		if (nlvr2) {
+			close_pair(s);
+			s->pairs++;
+		} else
+			s->questions++;
+		s->failed++;
+		kept = 1;
+	}
+	if (kept) {
+		if (id && !*ids)
+			lx_object_text(id, ids, sizeof ids);
+		tool_warn("record %ld%s%s%s: failed: %s", n, *ids ? " (id " : "", ids, *ids ? ")" : "",
+		          s->out == OUT_SUBMIT ? (s->submit == SUB_NLVR2 ? "submitted as False" :
+		          "submitted with an empty answer") : "counted as a wrong answer");
+	}
+	return kept;
 }
 
 /* Scores the record and adds it to the NLVR2 example in hand. */
@@ -570,15 +718,16 @@ static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
 
 /* A record that carries an error goes out as it came: in the stream, as a JSON line (without tensors), but
  * in no submission and no score. */
-static lx_status pass(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
+static lx_status pass(state *s, tool_run *t, const lx_record *rec, lx_err *e)
 {
 	lx_status rc = LX_OK;
+	int kept = keep_failed(s, rec, t->done + 1);
 
 	if (s->out == OUT_STREAM)
-		return lx_writer_put(w, rec, e);
+		return lx_writer_put(t->wr, rec, e);
 	if (s->out == OUT_JSON)
 		rc = lx_json_record(s->json, stdout, rec, 0, e); /* its tensors may be what was wrong with it */
-	else
+	else if (!kept)
 		s->passed++;
 	if (!rc && ferror(stdout))
 		rc = lx_errf(e, LX_EIO, "stdout: write failed: %s", strerror(errno));
@@ -607,7 +756,7 @@ static lx_status one_record(state *s, tool_run *t, lx_record *rec, lx_err *e)
 	if ((rc = tool_refuse(t, rec, rc, e)))
 		return rc;
 	memcpy((char *)s + TOTALS_AT, saved, TOTALS_LEN);
-	return pass(s, t->wr, rec, e);
+	return pass(s, t, rec, e);
 }
 
 static lx_status output(state *s, lx_writer *w, const lx_record *rec, lx_err *e)
@@ -633,11 +782,11 @@ static int parse_heads(const char *list)
 
 	snprintf(buf, sizeof buf, "%s", list);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		for (k = LX_HEAD_QA; k <= LX_HEAD_OBJ; k <<= 1)
+		for (k = LX_HEAD_QA; k <= LX_HEAD_NLVR2; k <<= 1)
 			if (strcmp(tok, lx_head_name(k)) == 0)
 				break;
-		if (k > LX_HEAD_OBJ)
-			tool_usage("--heads: unknown head '%s' (expected qa, match, mlm or obj)", tok);
+		if (k > LX_HEAD_NLVR2)
+			tool_usage("--heads: unknown head '%s' (expected qa, match, mlm, obj or nlvr2)", tok);
 		bits |= k;
 	}
 	if (!bits)
@@ -668,9 +817,10 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 	if (s->out == OUT_SUBMIT && s->submit != SUB_NLVR2 && (!(s->heads & LX_HEAD_QA) || !s->answers))
 		return lx_errf(e, LX_EUSAGE, "--submit %s needs the qa head and answer names (--labels FILE, or "
 		               "answers.json or answers.txt in the model directory)", s->submit == SUB_VQA ? "vqa" : "gqa");
-	if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2 && !(s->heads & LX_HEAD_MATCH) &&
+	if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2 && !(s->heads & (LX_HEAD_MATCH | LX_HEAD_NLVR2)) &&
 	    !((s->heads & LX_HEAD_QA) && c->num_qa_labels == 2))
-		return lx_errf(e, LX_EUSAGE, "--submit nlvr2 needs the match head or a qa head with two answers");
+		return lx_errf(e, LX_EUSAGE, "--submit nlvr2 needs the NLVR2 classifier, the match head or a qa head with "
+		               "two answers");
 	if (s->out == OUT_JSON) {
 		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
@@ -701,10 +851,15 @@ static void summaries(state *s)
 	if (!s->score)
 		return;
 	if (s->questions || !s->pairs)
-		fprintf(stderr, "%s: score %.6f over %ld questions\n", tool_name,
-		        s->questions ? s->score_sum / s->questions : 0.0, s->questions);
+		fprintf(stderr, "%s: score %.6f over %ld questions%s", tool_name,
+		        s->questions ? s->score_sum / s->questions : 0.0, s->questions, s->failed ? "" : "\n");
+	if (s->failed && (s->questions || !s->pairs))
+		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
 	if (s->pairs)
-		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs\n", tool_name, (double)s->correct / s->pairs, s->pairs);
+		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs%s", tool_name, (double)s->correct / s->pairs,
+		        s->pairs, s->failed && !s->questions ? "" : "\n");
+	if (s->failed && s->pairs && !s->questions)
+		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
 }
 
 static lx_status write_score_file(state *s, lx_err *e)
@@ -724,6 +879,8 @@ static lx_status write_score_file(state *s, lx_err *e)
 		lx_json_num(f, (double)s->correct / s->pairs, 0);
 		fprintf(f, ", \"pairs\": %ld", s->pairs);
 	}
+	if (s->failed)
+		fprintf(f, ", \"failed\": %ld", s->failed);
 	fputs("}\n", f);
 	s->score_file = NULL;
 	if (fclose(f) != 0)
@@ -741,7 +898,8 @@ static void finish_output(state *s)
 static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
-	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target};
+	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target,
+	            &s->pooled2};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
@@ -767,7 +925,7 @@ int main(int argc, char **argv)
 	tool_run t;
 	lx_record *rec;
 	lx_err err = {0, ""};
-	lx_status rc = LX_OK;
+	lx_status rc = LX_OK, st;
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
@@ -786,6 +944,7 @@ int main(int argc, char **argv)
 		case O_SUBMIT: submit = tool_choice(optarg, "--submit", subs); break;
 		case O_SCORE: s.score = 1; break;
 		case O_SCORE_FILE: s.score = 1; s.score_path = optarg; break;
+		case O_DROP_FAILED: s.drop_failed = 1; break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
@@ -813,7 +972,7 @@ int main(int argc, char **argv)
 	}
 	tool_signals(NULL);
 	while (!(rc = tool_next(&t, &rec, &pass_it, &err)) && rec) {
-		rc = pass_it ? pass(&s, t.wr, rec, &err) : one_record(&s, &t, rec, &err);
+		rc = pass_it ? pass(&s, &t, rec, &err) : one_record(&s, &t, rec, &err);
 		lx_record_free(rec);
 		if (rc)
 			break;
@@ -824,10 +983,11 @@ int main(int argc, char **argv)
 	if (s.passed)
 		tool_warn("%ld error records left out of the submission", s.passed);
 	rc = tool_exit(&t, rc, &err, quiet);
-	if (!rc || rc == LX_EINTR) {
+	/* the totals hold every record (a failed one as a wrong answer) after a signal or with --keep-going */
+	if (!rc || rc == LX_EINTR || (rc == LX_EINPUT && t.bad)) {
 		summaries(&s);
-		if (!rc && (rc = write_score_file(&s, &err)))
-			tool_warn("%s", err.msg);
+		if (rc != LX_EINTR && (st = write_score_file(&s, &err)))
+			rc = st, tool_warn("%s", err.msg);
 	}
 	tool_run_free(&t);
 	cleanup(&s);

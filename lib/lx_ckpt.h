@@ -45,15 +45,27 @@ lx_status lx_ckpt_detector_entries(const lx_ckpt *c, lx_st_entry **out, int *n, 
 /* ---- names and config -------------------------------------------------------------------------------- */
 
 /* Hugging Face's name for a state-dict key of HF or of the authors' code (airsplay/lxmert): "module." is
- * dropped, "bert." and "lxrt_encoder.model.bert." become "lxmert.", "logit_fc." becomes
+ * dropped wherever nn.DataParallel put it (at the start or inside, as in lxrt_encoder.model.module.bert.), "bert." and "lxrt_encoder.model.bert." become "lxmert.", "logit_fc." becomes
  * "answer_head.logit_fc.", and the keys of a bare LxmertModel ("embeddings.", "encoder.", "pooler.") get
  * "lxmert.". Writes into buf (n bytes) and returns buf, or NULL if the name does not fit. */
 const char *lx_ckpt_hf_name(const char *key, char *buf, size_t n);
 
+/* The authors' NLVR2 classifier: when the tensors t[0..n) (HF names, after lx_ckpt_hf_name) hold an answer
+ * head over 2H inputs (their logit_fc over the two images' pooled outputs), renames its tensors from
+ * answer_head.logit_fc.* to nlvr2_head.logit_fc.* (lx_model.h), in names[0..n), the strings t[i].name points
+ * to, and returns 1; else returns 0. */
+int lx_ckpt_nlvr2_rename(lx_st_entry *t, int n, char **names);
+/* The LX_HEAD_* bits of the heads the tensors t[0..n) (HF names) hold. */
+int lx_ckpt_heads_held(const lx_st_entry *t, int n);
+/* Copies the config.json src to dst with its task flags (task_qa, task_matched, task_mask_lm,
+ * task_obj_predict, visual_obj_loss, visual_attr_loss, visual_feat_loss) set to what heads (LX_HEAD_* bits)
+ * holds; flags it lacks stay out, everything else is kept byte for byte. *changed counts the flags changed. */
+lx_status lx_ckpt_config_flags(const char *src, const char *dst, int heads, int *changed, lx_err *e);
+
 /* A config inferred from tensors with HF names. */
 typedef struct {
 	lx_config c;
-	int has_mlm, has_match, has_qa, has_obj;   /* which heads the tensors hold */
+	int has_mlm, has_match, has_qa, has_obj, has_nlvr2;   /* which heads the tensors hold */
 	int heads_given;                           /* num_attention_heads came from the caller */
 } lx_ckpt_config;
 

@@ -76,6 +76,14 @@ typedef struct {
 lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e);
 void lx_example_data_destroy(lx_example_data *d);
 
+/* Pair records (NLVR2: one text, two images): the record's images, 2 when it has visual_feats0 (and no
+ * visual_feats), else 1. lx_example_decode_image decodes image k of a pair (k 0 or 1: the fields
+ * visual_feats<k>, visual_pos<k>, visual_attention_mask<k>, with the shared input_ids, token_type_ids and
+ * attention_mask); k -1 is lx_example_decode. Messages name the suffixed field. */
+int lx_example_images(const lx_record *rec);
+lx_status lx_example_decode_image(const lx_config *c, const lx_record *rec, int image, lx_example_data *d,
+                                  lx_err *e);
+
 /* Number of threads (the caller included) that share the matrix products; by default the machine's online
  * cores. Threads with nothing to do sleep. */
 void lx_set_threads(int n);

@@ -13,6 +13,9 @@
  *   obj      obj_predict_head: the same kind of transform, then decoder_dict.obj, .attr and .feat, on
  *            vision_output rows  -> obj_head_obj [N, num_object_labels], obj_head_attr [N, num_attr_labels],
  *            obj_head_feat [N, visual_feat_dim]  (HF computes these only inside its loss)
+ *   nlvr2    the authors' NLVR2 classifier (their nlvr2_model.py; nlvr2_head.logit_fc in lx's models):
+ *            Linear(2H, 2H), gelu (erf form), LayerNorm(2H, eps 1e-12), Linear(2H, 2), on the two images'
+ *            pooled outputs side by side [pooled0, pooled1]     -> nlvr2_logits [2] (index 1 is True)
  */
 #ifndef LX_HEADS_H
 #define LX_HEADS_H
@@ -29,7 +32,7 @@ int lx_heads_available(const lx_model *m);
 /* LX_OK if m has every head in want; else LX_EMODEL naming the first missing head and its tensors. */
 lx_status lx_heads_require(const lx_model *m, int want, lx_err *e);
 /* The name of one LX_HEAD_* bit as the tools spell it: "qa", "match", "mlm", "obj". */
-const char *lx_head_name(int head);
+const char *lx_head_name(int head);  /* "nlvr2" for LX_HEAD_NLVR2 */
 
 /* Scratch state for running heads: buffers grown to the largest input seen, kept from call to call. */
 typedef struct lx_heads lx_heads;
@@ -41,6 +44,9 @@ void lx_heads_free(lx_heads *h);
  * memory runs out. */
 /* score[num_qa_labels] from pooled[H]. */
 lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err *e);
+/* logits[2] of the NLVR2 classifier from the pooled outputs of the statement with image 0 and with image 1
+ * (each [H]). */
+lx_status lx_heads_nlvr2(lx_heads *h, const float *pooled0, const float *pooled1, float *logits, lx_err *e);
 /* score[2] from pooled[H]. */
 lx_status lx_heads_match(lx_heads *h, const float *pooled, float *score, lx_err *e);
 /* logits[M, vocab_size] from M rows of language_output, rows[M, H]. */

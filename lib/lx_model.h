@@ -82,6 +82,12 @@ typedef struct {
 	lx_linear_w obj_obj;      /* (num_object_labels, H) */
 	lx_linear_w obj_attr;     /* (num_attr_labels, H) */
 	lx_linear_w obj_feat;     /* (F, H) */
+	/* the authors' NLVR2 classifier over the two images' pooled outputs side by side, under
+	 * nlvr2_head.logit_fc.{0,2,3} (lx-convert's name for their logit_fc over 2H inputs) */
+	int has_nlvr2;
+	lx_linear_w nlvr2_0;      /* (2H, 2H) */
+	lx_norm_w nlvr2_ln;       /* (2H) */
+	lx_linear_w nlvr2_3;      /* (2, 2H) */
 } lx_weights;
 
 typedef struct lx_model lx_model;
@@ -106,6 +112,9 @@ void lx_quantize_rows(signed char *q, float *scale, const float *w, int rows, in
 void lx_model_free(lx_model *m);
 /* Heads, as flags. */
 enum { LX_HEAD_QA = 1, LX_HEAD_MATCH = 2, LX_HEAD_MLM = 4, LX_HEAD_OBJ = 8, LX_HEAD_ALL = 15 };
+/* The NLVR2 classifier (nlvr2_head.*): a head of fine-tuned models only, not among LXMERT's pretraining
+ * heads (LX_HEAD_ALL). */
+enum { LX_HEAD_NLVR2 = 16 };
 /* Calls visit once for every tensor a model of config c with the given heads has, in HF's names, with its
  * shape (d0) or (d0, d1) (d1 < 0 for a vector). The tied MLM decoder is not listed. */
 lx_status lx_model_tensors(const lx_config *c, int heads, void (*visit)(void *ctx, const char *name, int d0, int d1),

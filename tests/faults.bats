@@ -607,11 +607,11 @@ assert len(j) == 5 and j[2] == want, j[2]
 PY
 }
 
-@test "lx-head --submit leaves error records out of the submission and says how many" {
+@test "lx-head --submit --drop-failed leaves error records out of the submission and says how many" {
 	encoded
 	{ head -c $(stat -c %s "$T/enc.mp") "$T/enc.mp"; $PY -c 'import sys, msgpack; sys.stdout.buffer.write(msgpack.packb({"question_id": 9, "error": "earlier"}))'; } > "$T/in.mp"
 	printf 'a%s\n' 0 1 2 3 4 5 6 7 8 9 10 11 > "$T/answers.txt"
-	run $SEP to_out "$BIN/lx-head" -m "$FIX/tiny" --labels "$T/answers.txt" --submit vqa < "$T/in.mp"
+	run $SEP to_out "$BIN/lx-head" -m "$FIX/tiny" --labels "$T/answers.txt" --submit vqa --drop-failed < "$T/in.mp"
 	[ "$status" -eq 0 ]
 	[ "$stderr" = "lx-head: 1 error records left out of the submission" ]
 	$PY -c 'import json, sys; s = json.load(open(sys.argv[1])); assert [a["question_id"] for a in s] == [1001, 1002, 1003], s' "$T/out.mp"

@@ -50,7 +50,7 @@ only_left() {
 @test "refuses to guess num_attention_heads when hidden_size is not a multiple of 64" {
 	run "$BIN/lx-convert" "$M/lxrt_original.pth" "$T/out"
 	[ "$status" -eq 3 ]
-	[ "$output" = "lx-convert: $M/lxrt_original.pth: num_attention_heads cannot be read from the weights, and hidden_size 16 is not a multiple of BERT's head size 64: give the number of heads" ]
+	[ "$output" = "lx-convert: $M/lxrt_original.pth: num_attention_heads cannot be read from the weights, and hidden_size 16 is not a multiple of BERT's head size 64: give it with --num-attention-heads N" ]
 	only_left ""
 }
 
@@ -323,4 +323,62 @@ sys.exit(want != b)' "$M/model.safetensors" "$T/out/model.safetensors" "$TOP/tes
 	"$BIN/lx-convert" --list "$M/pytorch_model.bin" | grep -v '^cls.predictions.decoder.weight	' | sort > "$T/bin"
 	cmp "$T/st" "$T/bin"
 	[ "$(wc -l < "$T/st")" -eq 112 ]  # as many as the header lists (counted with python)
+}
+
+# ---- the authors' NLVR2 model (../fixtures/nlvr2-micro) ----
+
+@test "converts the authors' NLVR2 BEST.pth: the encoder as micro's, logit_fc kept as nlvr2_head.logit_fc" {
+	run "$BIN/lx-convert" --config "$M/config.json" "$FIX/nlvr2-micro/BEST.pth" "$T/out"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"NLVR2 classifier, kept as nlvr2_head.logit_fc.*"* ]]
+	$PY - "$T/out/model.safetensors" "$M/model.safetensors" "$FIX/nlvr2-micro/BEST.pth" <<'PY'
+import sys
+import numpy as np
+import torch
+from lxtest import read_safetensors
+out, micro = read_safetensors(sys.argv[1]), read_safetensors(sys.argv[2])
+sd = torch.load(sys.argv[3])
+for k in ("0.weight", "0.bias", "2.weight", "2.bias", "3.weight", "3.bias"):
+    assert np.array_equal(out["nlvr2_head.logit_fc." + k], sd["logit_fc." + k].numpy()), k
+enc = {k for k in out if k.startswith("lxmert.")}
+assert enc == {k for k in micro if k.startswith("lxmert.")}
+assert all(np.array_equal(out[k], micro[k]) for k in enc)
+assert set(out) - enc == {"nlvr2_head.logit_fc." + k for k in ("0.weight", "0.bias", "2.weight", "2.bias", "3.weight", "3.bias")}
+PY
+}
+
+@test "a config naming heads the checkpoint lacks is no error: its task flags are set to what the checkpoint holds" {
+	run "$BIN/lx-convert" --config "$M/config.json" "$FIX/nlvr2-micro/BEST.pth" "$T/out"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"config.json: 7 task flags set to the heads the checkpoint holds"* ]]
+	sed -e 's/"task_\(.*\)": true/"task_\1": false/' -e 's/"visual_\(.*\)_loss": true/"visual_\1_loss": false/' \
+		"$M/config.json" > "$T/want"
+	cmp "$T/want" "$T/out/config.json"
+	run ls "$T/out"
+	[ "$output" = "$(printf 'config.json\nmodel.safetensors')" ]
+	"$BIN/lx-encode" -m "$T/out" < /dev/null
+}
+
+@test "the NLVR2 checkpoint saved with module. inside its keys (multi-GPU) converts to the same bytes" {
+	$PY "$TOP/tests/py/nlvr2_cases.py" module "$FIX/nlvr2-micro/BEST.pth" "$T/module.pth"
+	"$BIN/lx-convert" --list "$T/module.pth" | grep -q '^lxrt_encoder\.model\.module\.bert\.pooler\.dense\.weight'
+	"$BIN/lx-convert" -q --config "$M/config.json" "$FIX/nlvr2-micro/BEST.pth" "$T/a"
+	run "$BIN/lx-convert" -q --config "$M/config.json" "$T/module.pth" "$T/b"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	cmp "$T/a/model.safetensors" "$T/b/model.safetensors"
+	cmp "$T/a/config.json" "$T/b/config.json"
+}
+
+@test "refuses (status 3) a conversion that would leave out the encoder, and writes nothing" {
+	$PY - "$FIX/nlvr2-micro/BEST.pth" "$T/wrapped.pth" <<'PY'
+import sys
+import torch
+sd = torch.load(sys.argv[1])
+torch.save({k.replace("lxrt_encoder.model.", "wrapper.net."): v for k, v in sd.items()}, sys.argv[2])
+PY
+	run "$BIN/lx-convert" -q --config "$M/config.json" "$T/wrapped.pth" "$T/out"
+	[ "$status" -eq 3 ]
+	[[ "${lines[-1]}" == "lx-convert: $T/wrapped.pth: no tensor of LXMERT's encoder (lxmert.*, the authors' bert.*) among the names: 89 tensors left out (the first: wrapper.net.bert."*"); refusing a model without its encoder" ]]
+	only_left wrapped.pth
 }

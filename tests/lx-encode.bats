@@ -333,3 +333,54 @@ PY
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-encode: stdin: record 1: nested deeper than 32 levels" ]
 }
+
+# ---- pair records (NLVR2: one statement, two images) ----
+
+@test "encodes a pair record as two examples: pooled_output0/1 match the nlvr2-micro golden within 1e-4" {
+	N="$FIX/nlvr2-micro"
+	$PY "$TOP/tests/py/nlvr2_cases.py" inputs "$N" | "$ENC" -m "$FIX/micro" > "$T/out.mp"
+	$PY "$TOP/tests/py/nlvr2_cases.py" compare "$N" pooled_output0,pooled_output1 < "$T/out.mp"
+}
+
+@test "every output of a pair record carries its image's suffix and equals encoding that image alone" {
+	$PY "$TOP/tests/py/nlvr2_cases.py" inputs "$FIX/nlvr2-micro" > "$T/pairs.mp"
+	"$ENC" -m "$FIX/micro" --attentions --hidden-states --batch 4 < "$T/pairs.mp" > "$T/out.mp"
+	$PY - "$T/pairs.mp" > "$T/singles.mp" <<'PY'
+import sys
+from lxtest import read_records, write_records
+out = []
+for r in read_records(open(sys.argv[1], "rb")):
+    for k in "01":
+        out.append({"input_ids": r["input_ids"], "visual_feats": r["visual_feats" + k], "visual_pos": r["visual_pos" + k]})
+write_records(out)
+PY
+	"$ENC" -m "$FIX/micro" --attentions --hidden-states --batch 3 < "$T/singles.mp" > "$T/single.out"
+	$PY - "$T/out.mp" "$T/single.out" <<'PY'
+import sys
+import numpy as np
+from lxtest import read_records
+pairs = read_records(open(sys.argv[1], "rb"))
+singles = read_records(open(sys.argv[2], "rb"))
+outs = ["language_output", "vision_output", "pooled_output", "language_hidden_states", "vision_hidden_states",
+        "language_attentions", "vision_attentions", "cross_encoder_attentions", "cross_encoder_vision_attentions",
+        "cross_encoder_language_self_attentions", "cross_encoder_vision_self_attentions"]
+assert len(pairs) * 2 == len(singles) == 12
+for i, p in enumerate(pairs):
+    assert not any(k in p for k in outs), sorted(p)
+    for k in "01":
+        s = singles[2 * i + int(k)]
+        for o in outs:
+            assert np.abs(p[o + k] - s[o]).max() < 1e-5, (i, o + k)
+PY
+}
+
+@test "a pair record without visual_feats1 is refused, naming the field" {
+	$PY - > "$T/in.mp" <<'PY'
+import numpy as np
+from lxtest import write_records
+write_records([{"input_ids": np.array([1, 2], np.int32), "visual_feats0": np.zeros((2, 8), np.float32),
+                "visual_pos0": np.zeros((2, 4), np.float32)}])
+PY
+	run -1 "$ENC" -m "$FIX/micro" < "$T/in.mp"
+	[[ "$output" == *"field visual_feats1 is missing"* ]]
+}

@@ -517,7 +517,7 @@ write_records(recs)' > "$T/in"
 @test "rejects an unknown head, --json with --submit, and a missing -m" {
 	run "$BIN/lx-head" -m "$TINY" --heads qa,vqa
 	[ "$status" -eq 2 ]
-	[ "${lines[0]}" = "lx-head: --heads: unknown head 'vqa' (expected qa, match, mlm or obj)" ]
+	[ "${lines[0]}" = "lx-head: --heads: unknown head 'vqa' (expected qa, match, mlm, obj or nlvr2)" ]
 	[ "${lines[1]}" = "usage: lx-head -m DIR [options]" ]
 	run "$BIN/lx-head" -m "$TINY" --json --submit vqa
 	[ "$status" -eq 2 ]
@@ -652,4 +652,128 @@ write_records(recs)' < "$T/enc" > "$T/in"
 	run "$BIN/lx-head" -m "$TINY" < "$T/in"
 	[ "$status" -eq 1 ]
 	[ "$output" = "lx-head: stdin: record 1: field attr_labels: shape must be [8] to match vision_output" ]
+}
+
+# ---- pair records and the authors' NLVR2 model (../fixtures/nlvr2-micro) ----
+
+# nlvr2-micro's BEST.pth converted with micro's config into $T/nv; pair records with labels encoded in $T/enc.
+nlvr2_model() {
+	"$BIN/lx-convert" -q --config "$MICRO/config.json" "$FIX/nlvr2-micro/BEST.pth" "$T/nv"
+	$PY "$TOP/tests/py/nlvr2_cases.py" inputs "$FIX/nlvr2-micro" label | "$BIN/lx-encode" -m "$T/nv" > "$T/enc"
+}
+
+@test "the authors' NLVR2 model: pooled_output0/1 and nlvr2_logits match nlvr2-micro within 1e-4" {
+	nlvr2_model
+	"$BIN/lx-head" -m "$T/nv" < "$T/enc" > "$T/out"
+	$PY "$TOP/tests/py/nlvr2_cases.py" compare "$FIX/nlvr2-micro" pooled_output0,pooled_output1,nlvr2_logits < "$T/out"
+	$PY - "$T/out" "$FIX/nlvr2-micro/golden.json" <<'PY'
+import json, sys
+from lxtest import read_records
+gold = json.load(open(sys.argv[2]))["cases"]
+out = read_records(open(sys.argv[1], "rb"))
+assert [r["nlvr2_prediction"] for r in out] == [c["prediction"] for c in gold]
+PY
+}
+
+@test "--submit nlvr2 with the authors' NLVR2 model writes the reference predictions, --score their accuracy" {
+	nlvr2_model
+	"$BIN/lx-head" -m "$T/nv" --submit nlvr2 --score < "$T/enc" > "$T/sub" 2> "$T/err"
+	$PY - "$FIX/nlvr2-micro/golden.json" > "$T/want" <<'PY'
+import json, sys
+for c in json.load(open(sys.argv[1]))["cases"]:
+    print("%s,%s" % (c["identifier"], c["prediction"]))
+PY
+	diff "$T/want" "$T/sub"
+	grep -qx 'lx-head: NLVR2 accuracy 1.000000 over 6 pairs' "$T/err"
+}
+
+@test "NLVR2 labels are read as JSON booleans or as 0/1 alike" {
+	nlvr2_model
+	$PY - "$T/enc" > "$T/enc01" <<'PY'
+import sys
+from lxtest import read_records, write_records
+recs = read_records(open(sys.argv[1], "rb"))
+for i, r in enumerate(recs):
+    r["label"] = int(not r["label"]) if i == 0 else int(r["label"])
+write_records(recs)
+PY
+	"$BIN/lx-head" -m "$T/nv" --submit nlvr2 --score < "$T/enc01" > /dev/null 2> "$T/err"
+	grep -qx 'lx-head: NLVR2 accuracy 0.833333 over 6 pairs' "$T/err"
+}
+
+@test "per-image heads run on each image of a pair record, fields suffixed 0 and 1" {
+	$PY "$TOP/tests/py/nlvr2_cases.py" inputs "$FIX/nlvr2-micro" label | "$BIN/lx-encode" -m "$MICRO" > "$T/enc"
+	"$BIN/lx-head" -m "$MICRO" < "$T/enc" > "$T/out"
+	$PY - "$T/enc" "$T/out" <<'PY'
+import sys
+import numpy as np
+from lxtest import read_records
+enc = read_records(open(sys.argv[1], "rb"))
+out = read_records(open(sys.argv[2], "rb"))
+for e, r in zip(enc, out):
+    for k in "01":
+        for f in ("question_answering_score", "cross_relationship_score", "match_prob", "obj_head_obj", "answers"):
+            assert f + k in r, (f + k, sorted(r))
+        # the match head by hand: cls.seq_relationship is micro's Linear(H, 2)
+    assert "question_answering_score" not in r and "nlvr2_logits" not in r
+PY
+	"$BIN/lx-head" -m "$MICRO" --submit nlvr2 < "$T/enc" > "$T/sub"
+	$PY - "$T/out" "$T/sub" <<'PY'
+import sys
+from lxtest import read_records
+out = read_records(open(sys.argv[1], "rb"))
+want = ["%s,%s" % (r["identifier"], (r["match_prob0"] + r["match_prob1"]) / 2 >= 0.5) for r in out]
+assert open(sys.argv[2]).read().split() == want
+PY
+}
+
+# ---- honest scores with --keep-going ----
+
+@test "--keep-going: a failed question counts as wrong in --score and stays in --submit with an empty answer" {
+	qa_model "$T/m" 3129
+	outputs 0 1 2 3 4 > "$T/good"
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --submit vqa < "$T/good" > "$T/pred"
+	# every label gives the predicted answer 1.0; record 3 then lacks pooled_output (refused here), record 4
+	# comes as an error record from an earlier tool
+	$PY - "$T/good" "$T/pred" > "$T/in" <<'PY'
+import json, sys
+from lxtest import read_records, write_records
+recs = read_records(open(sys.argv[1], "rb"))
+for r, p in zip(recs, json.load(open(sys.argv[2]))):
+    r["label"] = {p["answer"]: 1.0}
+del recs[2]["pooled_output"]
+recs[3] = {"question_id": recs[3]["question_id"], "label": recs[3]["label"], "error": "lx-featpack: no image"}
+write_records(recs)
+PY
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --keep-going --submit vqa --score \
+		< "$T/in" > "$T/sub" 2> "$T/err" || true
+	grep -qx 'lx-head: score 0.600000 over 5 questions, 2 failed and counted as wrong' "$T/err"
+	grep -qx 'lx-head: record 3 (id 1002): failed: submitted with an empty answer' "$T/err"
+	grep -qx 'lx-head: record 4 (id 1003): failed: submitted with an empty answer' "$T/err"
+	$PY - "$T/sub" "$T/pred" <<'PY'
+import json, sys
+sub, pred = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert [s["question_id"] for s in sub] == [1000, 1001, 1002, 1003, 1004], sub
+assert [s["answer"] for s in sub] == [pred[0]["answer"], pred[1]["answer"], "", "", pred[4]["answer"]]
+PY
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --keep-going --drop-failed --submit vqa \
+		--score < "$T/in" > "$T/sub" 2> "$T/err" || true
+	grep -qx 'lx-head: score 1.000000 over 3 questions' "$T/err"
+	$PY -c 'import json, sys; assert [x["question_id"] for x in json.load(open(sys.argv[1]))] == [1000, 1001, 1004]' "$T/sub"
+}
+
+@test "--keep-going --submit nlvr2: a failed pair is submitted as False and scored as wrong" {
+	nlvr2_model
+	$PY - "$T/enc" > "$T/in" <<'PY'
+import sys
+from lxtest import read_records, write_records
+recs = read_records(open(sys.argv[1], "rb"))
+del recs[2]["pooled_output1"]
+write_records(recs)
+PY
+	"$BIN/lx-head" -m "$T/nv" --keep-going --submit nlvr2 --score < "$T/in" > "$T/sub" 2> "$T/err" || true
+	[ "$(cut -d, -f1 "$T/sub" | tr '\n' ' ')" = "dev-0-0-0 dev-1-0-1 dev-2-0-0 dev-3-0-1 dev-4-0-0 dev-5-0-1 " ]
+	grep -qx 'dev-2-0-0,False' "$T/sub"
+	grep -qx 'lx-head: record 3 (id dev-2-0-0): failed: submitted as False' "$T/err"
+	grep -qx 'lx-head: NLVR2 accuracy 0.833333 over 6 pairs, 1 failed and counted as wrong' "$T/err"
 }

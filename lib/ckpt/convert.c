@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lx_ckpt.h"
 
@@ -19,11 +20,20 @@ const char *lx_ckpt_hf_name(const char *key, char *buf, size_t n)
 		{"encoder.", "lxmert.encoder."},
 		{"pooler.", "lxmert.pooler."},
 	};
+	char bare[1024], *m;
 	size_t k;
 	int w;
 
-	while (starts(key, "module."))             /* nn.DataParallel */
+	/* nn.DataParallel's "module." wherever it wraps a part: at the start, or inside
+	 * (lxrt_encoder.model.module.bert.* from the authors' multi-GPU fine-tuning) */
+	while (starts(key, "module."))
 		key += strlen("module.");
+	w = snprintf(bare, sizeof bare, "%s", key);
+	if (w < 0 || (size_t)w >= sizeof bare)
+		return NULL;
+	while ((m = strstr(bare, ".module.")) != NULL)
+		memmove(m + 1, m + strlen(".module."), strlen(m + strlen(".module.")) + 1);
+	key = bare;
 	for (k = 0; k < sizeof map / sizeof *map; k++)
 		if (starts(key, map[k].from)) {
 			w = snprintf(buf, n, "%s%s", map[k].to, key + strlen(map[k].from));
@@ -31,6 +41,41 @@ const char *lx_ckpt_hf_name(const char *key, char *buf, size_t n)
 		}
 	w = snprintf(buf, n, "%s", key);
 	return w >= 0 && (size_t)w < n ? buf : NULL;
+}
+
+int lx_ckpt_nlvr2_rename(lx_st_entry *t, int n, char **names)
+{
+	static const char from[] = "answer_head.logit_fc.", to[] = "nlvr2_head.logit_fc.";
+	int i, h = -1, nlvr2 = 0;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(t[i].name, "lxmert.embeddings.word_embeddings.weight") && t[i].src.ndim == 2)
+			h = (int)t[i].src.shape[1];
+	for (i = 0; i < n; i++)
+		if (!strcmp(t[i].name, "answer_head.logit_fc.0.weight"))
+			nlvr2 = h > 0 && t[i].src.ndim == 2 && t[i].src.shape[1] == 2 * h;
+	for (i = 0; nlvr2 && i < n; i++)
+		if (starts(names[i], from)) {
+			memcpy(names[i], to, strlen(to));
+			memmove(names[i] + strlen(to), names[i] + strlen(from), strlen(names[i] + strlen(from)) + 1);
+		}
+	return nlvr2;
+}
+
+int lx_ckpt_heads_held(const lx_st_entry *t, int n)
+{
+	static const struct { const char *prefix; int bit; } heads[] = {
+		{"answer_head.", LX_HEAD_QA}, {"cls.seq_relationship.", LX_HEAD_MATCH}, {"cls.predictions.", LX_HEAD_MLM},
+		{"obj_predict_head.", LX_HEAD_OBJ}, {"nlvr2_head.", LX_HEAD_NLVR2},
+	};
+	int i, bits = 0;
+	size_t k;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < sizeof heads / sizeof *heads; k++)
+			if (starts(t[i].name, heads[k].prefix))
+				bits |= heads[k].bit;
+	return bits;
 }
 
 /* ---- inferring the config ---- */
@@ -166,6 +211,7 @@ static lx_status infer_heads(lx_ckpt_config *cfg, const tensors *T)
 	cfg->has_match = find(T, "cls.seq_relationship.weight") != NULL;
 	cfg->has_qa = find(T, qa3) != NULL;
 	cfg->has_obj = find(T, obj) != NULL;
+	cfg->has_nlvr2 = find(T, "nlvr2_head.logit_fc.3.weight") != NULL;
 	if (cfg->has_qa) {
 		if ((st = need(T, qa0, &r, &h)) != LX_OK)
 			return st;
@@ -210,7 +256,7 @@ lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n,
 	if (heads <= 0) {
 		if (c->hidden_size % 64)
 			return lx_errf(e, LX_EMODEL, "%s: num_attention_heads cannot be read from the weights, and "
-			               "hidden_size %d is not a multiple of BERT's head size 64: give the number of heads",
+			               "hidden_size %d is not a multiple of BERT's head size 64: give it with --num-attention-heads N",
 			               path, c->hidden_size);
 		heads = c->hidden_size / 64;
 	}
@@ -222,6 +268,77 @@ lx_status lx_ckpt_infer_config(lx_ckpt_config *cfg, const lx_st_entry *t, int n,
 }
 
 /* ---- config.json ---- */
+
+/* In the JSON text s, the value of key (a boolean) set to v when it is the other one; 1 if it changed.
+ * The text is rewritten in place, keeping everything else byte for byte ("false" is one byte longer:
+ * s has room for the growth, as the caller sizes it). */
+static int set_flag(char *s, const char *key, int v)
+{
+	char quoted[64], *p;
+
+	snprintf(quoted, sizeof quoted, "\"%s\"", key);
+	if (!(p = strstr(s, quoted)))
+		return 0;
+	p += strlen(quoted);
+	p += strspn(p, " \t\r\n");
+	if (*p != ':')
+		return 0;
+	p++;
+	p += strspn(p, " \t\r\n");
+	if (v && !strncmp(p, "false", 5)) {
+		memcpy(p, "true", 4);
+		memmove(p + 4, p + 5, strlen(p + 5) + 1);
+		return 1;
+	}
+	if (!v && !strncmp(p, "true", 4)) {
+		memmove(p + 5, p + 4, strlen(p + 4) + 1);
+		memcpy(p, "false", 5);
+		return 1;
+	}
+	return 0;
+}
+
+lx_status lx_ckpt_config_flags(const char *src, const char *dst, int heads, int *changed, lx_err *e)
+{
+	static const struct { const char *key; int bit; } flags[] = {
+		{"task_mask_lm", LX_HEAD_MLM}, {"task_matched", LX_HEAD_MATCH}, {"task_obj_predict", LX_HEAD_OBJ},
+		{"task_qa", LX_HEAD_QA}, {"visual_attr_loss", LX_HEAD_OBJ}, {"visual_feat_loss", LX_HEAD_OBJ},
+		{"visual_obj_loss", LX_HEAD_OBJ},
+	};
+	FILE *f = fopen(src, "rb");
+	char *text;
+	long len;
+	size_t k;
+	int bad;
+
+	*changed = 0;
+	if (!f)
+		return lx_errf(e, LX_EMODEL, "%s: %s", src, strerror(errno));
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
+	    !(text = malloc((size_t)len + sizeof flags / sizeof *flags + 1))) {
+		fclose(f);
+		return lx_errf(e, LX_EIO, "%s: %s", src, strerror(errno ? errno : ENOMEM));
+	}
+	bad = fread(text, 1, (size_t)len, f) != (size_t)len;
+	fclose(f);
+	if (bad) {
+		free(text);
+		return lx_errf(e, LX_EIO, "%s: read failed", src);
+	}
+	text[len] = 0;
+	for (k = 0; k < sizeof flags / sizeof *flags; k++)
+		*changed += set_flag(text, flags[k].key, (heads & flags[k].bit) != 0);
+	if (!(f = fopen(dst, "wb"))) {
+		free(text);
+		return lx_errf(e, LX_EIO, "%s: %s", dst, strerror(errno));
+	}
+	bad = fwrite(text, 1, strlen(text), f) != strlen(text);
+	free(text);
+	bad |= fflush(f) || ferror(f) || fsync(fileno(f));
+	if (fclose(f) || bad)
+		return lx_errf(e, LX_EIO, "%s: %s", dst, strerror(errno));
+	return LX_OK;
+}
 
 /* The shortest decimal that reads back as the same float (1e-12, 6.67, as Python writes them). */
 static void fmt_real(char *buf, size_t n, float v)

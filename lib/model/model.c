@@ -399,6 +399,11 @@ static void bind_heads(binder *b, lx_weights *w, const lx_config *c)
 		linear(b, &w->obj_attr, c->num_attr_labels, h, "obj_predict_head.decoder_dict.attr");
 		linear(b, &w->obj_feat, c->visual_feat_dim, h, "obj_predict_head.decoder_dict.feat");
 	}
+	if ((w->has_nlvr2 = has_head(b, LX_HEAD_NLVR2, "nlvr2_head."))) {
+		linear(b, &w->nlvr2_0, 2 * h, 2 * h, "nlvr2_head.logit_fc.0");
+		norm(b, &w->nlvr2_ln, 2 * h, "nlvr2_head.logit_fc.2");
+		linear(b, &w->nlvr2_3, 2, 2 * h, "nlvr2_head.logit_fc.3");
+	}
 }
 
 static void bind_all(binder *b)

@@ -1,4 +1,5 @@
 /* example.c - a record's encoder inputs decoded into an lx_example, with one set of limits for every tool. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,17 +60,30 @@ static lx_status optional(const lx_record *rec, const char *key, int64_t len, in
 	return ints ? lx_tensor_to_i32(&t, dst, key, e) : lx_tensor_to_f32(&t, dst, key, e);
 }
 
-lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e)
+/* The field key with the image's suffix ("visual_feats" + "0"). */
+static const char *side_key(char *buf, size_t n, const char *key, const char *sfx)
+{
+	snprintf(buf, n, "%s%s", key, sfx);
+	return buf;
+}
+
+/* Decodes the example of one image: the fields visual_feats, visual_pos and visual_attention_mask with suffix
+ * sfx ("" for a record of one image), the text fields without one. */
+static lx_status decode(const lx_config *c, const lx_record *rec, const char *sfx, lx_example_data *d, lx_err *e)
 {
 	lx_example *x = &d->x;
 	lx_tensor ids, feats, pos;
 	int F = c->visual_feat_dim, used;
+	char kf[40], kp[40], km[48];
 	lx_status rc;
 
+	side_key(kf, sizeof kf, "visual_feats", sfx);
+	side_key(kp, sizeof kp, "visual_pos", sfx);
+	side_key(km, sizeof km, "visual_attention_mask", sfx);
 	memset(x, 0, sizeof *x);
 	if ((rc = lx_record_tensor(rec, "input_ids", &ids, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_feats", &feats, NULL, e)) ||
-	    (rc = lx_record_tensor(rec, "visual_pos", &pos, NULL, e)))
+	    (rc = lx_record_tensor(rec, kf, &feats, NULL, e)) ||
+	    (rc = lx_record_tensor(rec, kp, &pos, NULL, e)))
 		return rc;
 	if (ids.ndim != 1)
 		return lx_errf(e, LX_EINPUT, "field input_ids: rank %d, expected a vector [T]", ids.ndim);
@@ -77,36 +91,36 @@ lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example
 		return lx_errf(e, LX_EINPUT, "field input_ids: dtype %s, expected an integer dtype (<i4 or <i8)",
 		               lx_dtype_numpy(ids.dtype));
 	if (feats.ndim != 2)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: rank %d, expected a matrix [N, %d]", feats.ndim, F);
+		return lx_errf(e, LX_EINPUT, "field %s: rank %d, expected a matrix [N, %d]", kf, feats.ndim, F);
 	if (!lx_dtype_is_float(feats.dtype))
-		return lx_errf(e, LX_EINPUT, "field visual_feats: dtype %s, expected a float dtype (<f4)",
+		return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected a float dtype (<f4)", kf,
 		               lx_dtype_numpy(feats.dtype));
 	if (feats.shape[1] != F)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld features per box, the model expects %d",
+		return lx_errf(e, LX_EINPUT, "field %s: %lld features per box, the model expects %d", kf,
 		               (long long)feats.shape[1], F);
 	if (pos.ndim != 2 || pos.shape[1] != 4 || pos.shape[0] != feats.shape[0])
-		return lx_errf(e, LX_EINPUT, "field visual_pos: shape must be [%lld, 4] to match visual_feats",
-		               (long long)feats.shape[0]);
+		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld, 4] to match %s", kp,
+		               (long long)feats.shape[0], kf);
 	if (!lx_dtype_is_float(pos.dtype))
-		return lx_errf(e, LX_EINPUT, "field visual_pos: dtype %s, expected a float dtype (<f4)",
+		return lx_errf(e, LX_EINPUT, "field %s: dtype %s, expected a float dtype (<f4)", kp,
 		               lx_dtype_numpy(pos.dtype));
 	if (ids.shape[0] == 0)
 		return lx_errf(e, LX_EINPUT, "field input_ids is empty");
 	if (feats.shape[0] == 0)
-		return lx_errf(e, LX_EINPUT, "field visual_feats has no boxes");
+		return lx_errf(e, LX_EINPUT, "field %s has no boxes", kf);
 	if (ids.shape[0] > c->max_position_embeddings)
 		return lx_errf(e, LX_EINPUT, "field input_ids: %lld tokens, more than max_position_embeddings %d",
 		               (long long)ids.shape[0], c->max_position_embeddings);
 	if (feats.shape[0] > LX_MAX_BOXES)
-		return lx_errf(e, LX_EINPUT, "field visual_feats: %lld boxes, more than %d", (long long)feats.shape[0],
+		return lx_errf(e, LX_EINPUT, "field %s: %lld boxes, more than %d", kf, (long long)feats.shape[0],
 		               LX_MAX_BOXES);
 	x->T = (int)ids.shape[0];
 	x->N = (int)feats.shape[0];
 	if (reserve(d, (size_t)x->T, (size_t)x->N, (size_t)F))
 		return lx_errf(e, LX_EIO, "out of memory");
 	if ((rc = lx_tensor_to_i32(&ids, d->ids, "input_ids", e)) ||
-	    (rc = lx_tensor_to_f32(&feats, d->feats, "visual_feats", e)) ||
-	    (rc = lx_tensor_to_f32(&pos, d->pos, "visual_pos", e)))
+	    (rc = lx_tensor_to_f32(&feats, d->feats, kf, e)) ||
+	    (rc = lx_tensor_to_f32(&pos, d->pos, kp, e)))
 		return rc;
 	x->input_ids = d->ids;
 	x->visual_feats = d->feats;
@@ -117,8 +131,31 @@ lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example
 	if ((rc = optional(rec, "attention_mask", x->T, 0, d->amask, &used, e)))
 		return rc;
 	x->attention_mask = used ? d->amask : NULL;
-	if ((rc = optional(rec, "visual_attention_mask", x->N, 0, d->vmask, &used, e)))
+	if ((rc = optional(rec, km, x->N, 0, d->vmask, &used, e)))
 		return rc;
 	x->visual_mask = used ? d->vmask : NULL;
 	return lx_example_check(c, x, e);
+}
+
+lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e)
+{
+	return decode(c, rec, "", d, e);
+}
+
+int lx_example_images(const lx_record *rec)
+{
+	return !lx_record_get(rec, "visual_feats") && lx_record_get(rec, "visual_feats0") ? 2 : 1;
+}
+
+lx_status lx_example_decode_image(const lx_config *c, const lx_record *rec, int image, lx_example_data *d,
+                                  lx_err *e)
+{
+	char sfx[16] = "";
+
+	if (image >= 0)
+		snprintf(sfx, sizeof sfx, "%d", image);
+	if (image >= 0 && !lx_record_get(rec, "visual_feats1"))
+		return lx_errf(e, LX_EINPUT, "field visual_feats1 is missing (a pair record has visual_feats0 and "
+		               "visual_feats1)");
+	return decode(c, rec, sfx, d, e);
 }

@@ -29,7 +29,7 @@ int lx_heads_available(const lx_model *m)
 	const lx_weights *w = lx_model_weights(m);
 
 	return (w->has_qa ? LX_HEAD_QA : 0) | (w->has_match ? LX_HEAD_MATCH : 0) | (w->has_mlm ? LX_HEAD_MLM : 0) |
-	       (w->has_obj ? LX_HEAD_OBJ : 0);
+	       (w->has_obj ? LX_HEAD_OBJ : 0) | (w->has_nlvr2 ? LX_HEAD_NLVR2 : 0);
 }
 
 const char *lx_head_name(int head)
@@ -39,6 +39,7 @@ const char *lx_head_name(int head)
 	case LX_HEAD_MATCH: return "match";
 	case LX_HEAD_MLM: return "mlm";
 	case LX_HEAD_OBJ: return "obj";
+	case LX_HEAD_NLVR2: return "nlvr2";
 	default: return "?";
 	}
 }
@@ -50,6 +51,7 @@ lx_status lx_heads_require(const lx_model *m, int want, lx_err *e)
 		{LX_HEAD_MATCH, "image-text match head", "cls.seq_relationship.*"},
 		{LX_HEAD_MLM, "masked-LM head", "cls.predictions.*"},
 		{LX_HEAD_OBJ, "object head", "obj_predict_head.*"},
+		{LX_HEAD_NLVR2, "NLVR2 classifier", "nlvr2_head.*"},
 	};
 	int have = lx_heads_available(m);
 	size_t i;
@@ -112,6 +114,26 @@ lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err
 	lx_op_gelu(hid, 2 * (size_t)H, 0);
 	lx_op_add_norm(hid, NULL, 1, 2 * H, &w->qa_ln, HEAD_EPS);
 	lx_op_linear(score, hid, 1, &w->qa3, c->num_qa_labels, 2 * H);
+	return LX_OK;
+}
+
+lx_status lx_heads_nlvr2(lx_heads *h, const float *pooled0, const float *pooled1, float *logits, lx_err *e)
+{
+	const lx_weights *w = lx_model_weights(h->m);
+	int H = lx_model_config(h->m)->hidden_size;
+	float *in, *hid;
+	lx_status rc;
+
+	if ((rc = lx_heads_require(h->m, LX_HEAD_NLVR2, e)))
+		return rc;
+	if (!(in = scratch(h, S_ROWS, 2 * (size_t)H)) || !(hid = scratch(h, S_HID, 2 * (size_t)H)))
+		return no_memory(e);
+	memcpy(in, pooled0, (size_t)H * sizeof *in);
+	memcpy(in + H, pooled1, (size_t)H * sizeof *in);
+	lx_op_linear(hid, in, 1, &w->nlvr2_0, 2 * H, 2 * H);
+	lx_op_gelu(hid, 2 * (size_t)H, 0);
+	lx_op_add_norm(hid, NULL, 1, 2 * H, &w->nlvr2_ln, HEAD_EPS);
+	lx_op_linear(logits, hid, 1, &w->nlvr2_3, 2, 2 * H);
 	return LX_OK;
 }
 
