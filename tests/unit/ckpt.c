@@ -90,7 +90,8 @@ static void test_pickle(void)
 	expect_error("\x80\x02", 2, "t.pkl: pickle offset 2: the pickle ends without a STOP opcode: truncated?");
 	expect_error("\x80\x02X\xff\x00\x00\x00ab.", 10, "t.pkl: pickle offset 2: string runs past the end of the pickle");
 	expect_error("\x80\x02h\x05.", 5, "t.pkl: pickle offset 2: memo fetch of an index never stored");
-	expect_error("\x80\x02Nr\xff\xff\xff\x7f.", 9, "t.pkl: pickle offset 3: memo index larger than the pickle");
+	expect_error("\x80\x02Nr\xff\xff\xff\x7f.", 9,
+	             "t.pkl: pickle offset 3: memo index 2147483647 past the limit of 65540 for a pickle of this size");
 	expect_error("\x80\x02(0.", 5, "t.pkl: pickle offset 3: POP on an empty stack");
 	expect_error("\x80\x02N\x81.", 5, "t.pkl: pickle offset 3: opcode 0x81 is not allowed in a state dict (only data "
 	             "opcodes are read)");
