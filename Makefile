@@ -59,7 +59,7 @@ LX_VERSION := $(shell sed -n 's/^\#define LX_VERSION "\(.*\)"/\1/p' lib/lx_core.
 define liblx_pc
 	@mkdir -p $(dir $(1))
 	@printf 'Name: liblx\nDescription: LXMERT in C, the library of the lx tools (liblx(3))\nVersion: %s\nCflags: %s\nLibs: %s\n' \
-		'$(LX_VERSION)' '$(2) $(PKG_CFLAGS)' '$(3) $(LIBS)' > $(1)
+		'$(LX_VERSION)' '$(2) $(PKG_CFLAGS)' '$(3) $(LDFLAGS) $(LIBS)' > $(1)
 endef
 $(O)/lib/pkgconfig/liblx.pc: Makefile lib/lx_core.h
 	$(call liblx_pc,$@,-I$(abspath lib),$(abspath $(LIBLX)))
