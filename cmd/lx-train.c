@@ -122,14 +122,18 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 	tool_progress_init(&pr, progress, "records", name, tool_input_size(f));
 	memset(d, 0, sizeof *d);
 	for (;;) {
-		if ((rc = lx_reader_next(r, &rec, &e)))
+		if ((rc = lx_reader_next(r, &rec, &e))) {
+			lx_reader_free(r);
 			tool_die(rc, "%s", e.msg);
+		}
 		if (!rec)
 			break;
 		if (d->n == d->cap) {
 			item *ni = realloc(d->it, (size_t)(d->cap ? 2 * d->cap : 256) * sizeof *ni);
-			if (!ni)
+			if (!ni) {
+				lx_reader_free(r);
 				tool_die(LX_EIO, "out of memory reading %s", name);
+			}
 			d->it = ni;
 			d->cap = d->cap ? 2 * d->cap : 256;
 		}
@@ -144,9 +148,11 @@ static void load(dataset *d, const char *path, const lx_config *c, int heads, co
 			rc = lx_errf(&e, LX_EINPUT, "no label to train on (label, ans, matched_label, labels, obj_labels, "
 			                            "attr_labels or feat_mask, for a head the model has)");
 		lx_record_free(rec);
-		if (rc)
-			tool_die(rc, "%s: record %d%s%s%s: %s", name, d->n, *d->it[d->n - 1].id ? " (id " : "", d->it[d->n - 1].id,
-			    *d->it[d->n - 1].id ? ")" : "", e.msg);
+		if (rc) {
+			lx_reader_free(r);
+			tool_die(rc, "%s: record %d%s%s%s: %s", name, d->n, *d->it[d->n - 1].id ? " (id " : "",
+			         d->it[d->n - 1].id, *d->it[d->n - 1].id ? ")" : "", e.msg);
+		}
 		tool_progress_tick(&pr, d->n, lx_reader_offset(r));
 	}
 	tool_progress_end(&pr);
