@@ -19,6 +19,18 @@ setup() {
 	[ "$output" = "ok" ]
 }
 
+@test "a second configuration (frcnn-groups): the demo's detections with groups, no caffe max-pool, 9x9 pooling, four NMS thresholds" {
+	G="$FIX/frcnn-groups"
+	"$BIN/lx-detect" -m "$G" "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
+		"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
+	run "$PY" "$REF" golden "$W/out.mp" "$G"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+	# 11, 10, 10 and 12 detections: the first threshold keeps too few on two photos, MAX_DETECTIONS cuts the fourth
+	run "$PY" -c 'import json, sys; print(*[c["detections"] for c in json.load(open(sys.argv[1]))["cases"]])' "$G/golden.json"
+	[ "$output" = "11 10 10 12" ]
+}
+
 @test "reads image paths from stdin without arguments, in their order" {
 	"$BIN/lx-detect" -m "$M" "$IMG/001763.png" "$IMG/000456.jpg" > "$W/args.mp"
 	printf '%s\n' "$IMG/001763.png" "" "$IMG/000456.jpg" | "$BIN/lx-detect" -m "$M" > "$W/stdin.mp"
