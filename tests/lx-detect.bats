@@ -63,6 +63,30 @@ setup() {
 	[ -n "$output" ]
 }
 
+@test "a JPEG's EXIF orientation is applied as imread does: the same record as the photo turned by numpy" {
+	# turned.jpg: a photo with orientation 6 (to be turned 90 degrees clockwise); upright.png: PIL's decoding of
+	# the same file turned clockwise by numpy and stored losslessly
+	"$PY" -c '
+import struct, sys
+import numpy as np
+from PIL import Image
+tiff = b"II" + struct.pack("<HI", 42, 8) + struct.pack("<HHHIHHI", 1, 0x0112, 3, 1, 6, 0, 0)
+Image.open(sys.argv[1]).save(sys.argv[2], quality=90, exif=b"Exif\0\0" + tiff)
+Image.fromarray(np.rot90(np.asarray(Image.open(sys.argv[2]).convert("RGB")), -1).copy()).save(sys.argv[3])
+' "$IMG/000456.jpg" "$W/turned.jpg" "$W/upright.png"
+	"$BIN/lx-detect" -m "$M" "$W/turned.jpg" "$W/upright.png" > "$W/out.mp"
+	run "$PY" -c '
+import msgpack, msgpack_numpy, sys
+a, b = msgpack.Unpacker(open(sys.argv[1], "rb"), object_hook=msgpack_numpy.decode, raw=False)
+assert (a["img_id"], b["img_id"]) == ("turned", "upright")
+assert (a["img_h"], a["img_w"]) == (500, 375) == (b["img_h"], b["img_w"]), (a["img_h"], a["img_w"])
+for k in a:
+    if k != "img_id":
+        assert (a[k] == b[k]).all() if hasattr(a[k], "all") else a[k] == b[k], k
+print("ok")' "$W/out.mp"
+	[ "$output" = "ok" ]
+}
+
 @test "bad images: one line naming the file, status 1, every earlier record written" {
 	echo hello > "$W/text.jpg"
 	head -c 3000 "$IMG/000456.jpg" > "$W/cut.jpg"
