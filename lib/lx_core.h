@@ -204,7 +204,8 @@ void lx_lock_release(lx_lock *l);
  * not fit. */
 lx_status lx_dir_aside(const char *path, char *tmp, size_t n, lx_err *e);
 
-/* Moves tmp (a finished directory, or a file) to path, then fsyncs path's directory.
+/* Moves tmp (a finished directory, or a file) to path: fsyncs tmp when it is a directory (the names made in
+ * it), renames, then fsyncs path's directory.
  * replace 0: only if nothing is at path at that moment (renameat2 RENAME_NOREPLACE); LX_EUSAGE
  *   "path: exists" otherwise, tmp left as it is (the caller removes it).
  * replace 1: if something is at path, the two are swapped in one step (RENAME_EXCHANGE, signals held) and the

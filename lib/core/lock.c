@@ -231,8 +231,16 @@ lx_status lx_dir_publish(const char *tmp, const char *path, int replace, lx_err 
 	const char *gone = tmp;
 	sigset_t all, mask;
 	struct stat sb;
-	int r, err;
+	int fd, r, err;
 
+	/* the names made inside tmp first, so that what is published holds them after a crash */
+	if ((fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		r = fsync(fd) != 0 && errno != EINVAL;
+		err = errno;
+		close(fd);
+		if (r)
+			return lx_errf(e, LX_EIO, "%s: %s", tmp, strerror(err));
+	}
 	r = rename2(tmp, path, RENAME_NOREPLACE);
 	if (r != 0 && refused(errno)) {
 		if (lstat(path, &sb) == 0)
