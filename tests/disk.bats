@@ -164,3 +164,25 @@ start_stopped_convert() {
 	[ "$output" = "moved synced" ]
 	grep -q "fsync([0-9]*<$T/w/.out.tmp-[^>]*>" "$T/trace"
 }
+
+# ---- lx-head --score-file ----
+
+@test "lx-head --score-file: a run that fails keeps the previous score; one that succeeds replaces it whole" {
+	cp -r "$FIX/tiny" "$T/m"
+	for i in 0 1 2 3 4 5 6 7 8 9 10 11; do echo "a$i"; done > "$T/m/answers.txt"
+	$PY "$TOP/tests/py/head_cases.py" outputs "$FIX/tiny/golden.safetensors" 0 1 | $PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+for r in recs:
+    r["label"] = {"a%d" % i: 1.0 for i in range(12)}
+write_records(recs)' > "$T/in"
+	echo '{"score": 0.5, "questions": 8}' > "$T/score.json"
+	head -c -10 "$T/in" > "$T/cut" # the stream ends inside its second record
+	run "$BIN/lx-head" -m "$T/m" --heads qa --score-file "$T/score.json" < "$T/cut"
+	[ "$status" -eq 1 ]
+	[ "$(cat "$T/score.json")" = '{"score": 0.5, "questions": 8}' ]
+	"$BIN/lx-head" -m "$T/m" --heads qa --score-file "$T/score.json" < "$T/in" > /dev/null 2>&1
+	$PY -c 'import json, sys; assert json.loads(open(sys.argv[1]).read()) == {"score": 1.0, "questions": 2}' \
+		"$T/score.json"
+	[ "$(entries "$T")" = "cut in m score.json" ]
+}
