@@ -57,47 +57,6 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 	msgpack_pack_str_body(pk, s, n);
 }
 
-/* A JSON value as msgpack: int, float64, str, bool, nil, array, map with str keys. */
-static void pack_json(msgpack_packer *pk, json_t *j)
-{
-	const char *k;
-	json_t *x;
-	size_t i;
-
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach(j, k, x) {
-			pack_str(pk, k, strlen(k));
-			pack_json(pk, x);
-		}
-		break;
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, x)
-			pack_json(pk, x);
-		break;
-	case JSON_STRING:
-		pack_str(pk, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		msgpack_pack_int64(pk, json_integer_value(j));
-		break;
-	case JSON_REAL:
-		msgpack_pack_double(pk, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		msgpack_pack_true(pk);
-		break;
-	case JSON_FALSE:
-		msgpack_pack_false(pk);
-		break;
-	case JSON_NULL:
-		msgpack_pack_nil(pk);
-		break;
-	}
-}
-
 static const char *json_kind(const json_t *j)
 {
 	switch (json_typeof(j)) {
@@ -117,8 +76,7 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
                            const char **text, size_t *tlen, lx_err *e)
 {
 	json_error_t je;
-	json_t *t, *x;
-	const char *k;
+	json_t *t;
 
 	if (len == 0)
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, c->in_array ? "nothing there" : "empty line");
@@ -126,12 +84,8 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 		return lx_errf(e, LX_EINPUT, "%s: not JSON (%s)", where, je.text);
 	if (!json_is_object(*root))
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, json_kind(*root));
-	json_object_foreach(*root, k, x) {
-		msgpack_packer *pk = lx_record_add_packer(rec, k);
-		if (!pk)
-			return lx_errf(e, LX_EIO, "out of memory");
-		pack_json(pk, x);
-	}
+	if (lx_json_fields(rec, *root))
+		return lx_errf(e, LX_EIO, "out of memory");
 	if (json_is_string(json_object_get(*root, "error"))) { /* refused upstream: passed on as it is */
 		*text = NULL;
 		return LX_OK;

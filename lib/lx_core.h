@@ -129,6 +129,11 @@ const char *lx_object_text(const msgpack_object *o, char *dst, size_t n);
  * is a string or an integer, as text; else "". buf is returned. */
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
 
+/* The fields a record of a shard carries (--shard K/N, formats/stream.md): its position in the whole input,
+ * from 0, and the number of shards. */
+#define LX_POSITION "position"
+#define LX_SHARDS "shards"
+
 /* Adding fields. Each adds or replaces key; data are copied into the record. */
 lx_status lx_record_add_tensor(lx_record *rec, const char *key, lx_dtype dtype, int ndim, const int64_t *shape,
                                const void *data);
