@@ -28,6 +28,7 @@ static const tool_option option_table[] = {
 	{O_MAX_LENGTH, "max-length", "N", "keep [CLS], the first N-2 pieces and [SEP] (LXMERT uses 20)"},
 	{O_REPLACE, "replace-invalid", NULL, "read invalid UTF-8 as U+FFFD, which the tokenizer drops (default: an error)"},
 	{O_DECODE, "decode", NULL, "the reverse: records with input_ids in, one line of text each out"},
+	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -47,6 +48,8 @@ typedef struct {
 	size_t fixcap;
 	int32_t *ids;       /* --decode: input_ids of a record */
 	size_t idscap;
+	tool_shard shard;   /* --shard K/N */
+	long pos;           /* lines and array elements read, over every file */
 } ctx;
 
 /* ---- text to records ---- */
@@ -153,7 +156,10 @@ static lx_status encode_line(ctx *c, const char *where, const char *line, size_t
 	json_t *root = NULL;
 	lx_record *rec;
 	lx_status st;
+	long pos = c->pos++;
 
+	if (!tool_shard_has(&c->shard, pos))
+		return LX_OK;
 	if (!(rec = lx_record_new()))
 		return lx_errf(e, LX_EIO, "out of memory");
 	st = check_utf8(c, where, &line, &len, e);
@@ -173,6 +179,8 @@ static lx_status encode_line(ctx *c, const char *where, const char *line, size_t
 		st = lx_errf(e, LX_EIO, "out of memory");
 	if (st)
 		st = tool_refuse(&c->t, rec, st, e);
+	if (!st)
+		st = tool_shard_mark(&c->shard, rec, pos, e);
 	if (!st)
 		st = lx_writer_put(c->t.wr, rec, e);
 	json_decref(root);
@@ -405,6 +413,7 @@ static void parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_
 		case O_TOKENS: c->tokens = 1; break;
 		case O_REPLACE: c->replace_invalid = 1; break;
 		case O_DECODE: c->decode = 1; break;
+		case TOOL_SHARD: tool_shard_parse(&c->shard, optarg); break;
 		case TOOL_PROGRESS: *progress = 1; break;
 		case TOOL_KEEP_GOING: *keep_going = 1; break;
 		case O_MAX_LENGTH: c->max_length = (int)tool_long(optarg, "--max-length", 2, INT_MAX); break;
@@ -414,6 +423,8 @@ static void parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_
 		tool_usage("give the vocabulary with exactly one of -m DIR and --vocab FILE");
 	if (c->decode && (c->jsonl || c->tokens || c->max_length || strcmp(c->field, "sent") || *keep_going))
 		tool_usage("--decode takes none of --jsonl, --field, --tokens, --max-length and --keep-going");
+	if (c->decode && c->shard.n)
+		tool_usage("--shard selects lines of text, not --decode's records");
 	if (strcmp(c->field, "sent") && !c->jsonl)
 		tool_usage("--field needs --jsonl");
 	if (vfile)
