@@ -5,17 +5,6 @@
 #include "lx_fmt.h"
 #include "lx_heads.h"
 
-static int number(const msgpack_object *o, double *v)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 1;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 1;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 1;
-	default: return 0;
-	}
-}
-
 lx_status lx_score_answer(lx_score *s, const msgpack_object *label, const char *answer, lx_err *e)
 {
 	size_t n = strlen(answer);
@@ -26,7 +15,7 @@ lx_status lx_score_answer(lx_score *s, const msgpack_object *label, const char *
 		const msgpack_object *k = &label->via.map.ptr[i].key, *val = &label->via.map.ptr[i].val;
 		if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != n || memcmp(k->via.str.ptr, answer, n))
 			continue;
-		if (!number(val, &v))
+		if (!lx_object_number(val, &v))
 			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", answer);
 		s->sum += v;
 		break;
