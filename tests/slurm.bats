@@ -72,6 +72,8 @@ MpiDefault=none
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
+# sbatch --wait polls more often when finished jobs are forgotten sooner (it waits at most half of this)
+MinJobAge=6
 NodeName=$h CPUs=2 State=UNKNOWN
 PartitionName=lx Nodes=$h Default=YES MaxTime=INFINITE State=UP
 EOF
