@@ -48,6 +48,7 @@ typedef struct {
 typedef struct {
 	int out, submit, score, drop_failed;
 	const char *score_path;
+	lx_lock *score_lock;  /* --score-file's, held from the start, as lx-head holds it */
 	lx_json *json;
 	lx_score sc;
 	long submitted, passed;
@@ -373,6 +374,8 @@ int main(int argc, char **argv)
 	m = argc - optind;
 	if (!(in = calloc((size_t)m, sizeof *in)) || (json && !(g.json = lx_json_new())))
 		st = lx_errf(&e, LX_EIO, "out of memory");
+	if (!st && g.score_path)
+		st = lx_lock_take(g.score_path, &g.score_lock, &e);
 	for (i = 0; i < m && !st; i++)
 		st = open_shard(&in[i], argv[optind + i], &e);
 	if (!st)
@@ -403,6 +406,7 @@ int main(int argc, char **argv)
 	}
 	free(in);
 	free(slot);
+	lx_lock_release(g.score_lock);
 	lx_json_free(g.json);
 	return st;
 }
