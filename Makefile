@@ -136,12 +136,14 @@ bench-featpack: all
 	LX_BIN=$(abspath $(O)/bin) sh bench/featpack.sh
 
 # Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
-# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs; BENCH_DEBS, the
-# PyTorch peer that `make bench-encode` runs beside lx (skipped without it). `make deps` / `make test-deps`
-# install what is missing when run as root and otherwise print the exact apt-get command.
+# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs (slurm-wlm and munge for
+# the single-node cluster of tests/slurm.bats); BENCH_DEBS, the PyTorch peer that `make bench-encode` runs
+# beside lx (skipped without it). `make deps` / `make test-deps` install what is missing when run as root and
+# otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libdnnl-dev libmsgpack-dev libutf8proc-dev libjansson-dev \
        zlib1g-dev libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
-CHECK_DEBS = bats time parallel strace python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
+CHECK_DEBS = bats time parallel strace python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium \
+             slurm-wlm munge
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
 BENCH_DEBS = python3-torch
 define install_missing

@@ -36,6 +36,7 @@ static const tool_option option_table[] = {
 	{O_MIN_BOXES, "min-boxes", "N", "try NMS thresholds until N boxes remain (MIN_DETECTIONS)"},
 	{O_OBJECTS, "objects", "FILE", "add each box's object name (objects_vocab.txt) as the field objects"},
 	{O_ATTRIBUTES, "attributes", "FILE", "add each box's attribute name (attributes_vocab.txt) as attributes"},
+	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -43,6 +44,9 @@ static const tool_option option_table[] = {
 static const tool_info info = {TOOL, synopsis, about, option_table};
 
 static int fail(lx_status st, const char *msg) { return tool_fail(st, "%s", msg); }
+
+static tool_shard shard;  /* --shard K/N, over the images named */
+static long position;     /* the image in hand among them, from 0 */
 
 static void parse_options(int argc, char **argv, options *o)
 {
@@ -61,9 +65,12 @@ static void parse_options(int argc, char **argv, options *o)
 		case O_ATTRIBUTES: o->attrs_file = optarg; break;
 		case TOOL_KEEP_GOING: o->keep_going = 1; break;
 		case TOOL_PROGRESS: o->progress = 1; break;
+		case TOOL_SHARD: tool_shard_parse(&shard, optarg); break;
 		}
 	}
 	tool_require(o->model, "-m DIR");
+	if (o->join_dir && shard.n)
+		tool_usage("--shard selects images named on the command line or stdin, not --join's records");
 	if (o->join_dir && optind < argc)
 		tool_usage("--join takes records on stdin, not IMAGE arguments");
 	if (o->key && !o->join_dir)
@@ -162,7 +169,7 @@ static lx_status keep_going(lx_record *rec, const char *path, lx_writer *w, long
 
 /* ---- file mode ---- */
 
-/* The file name without its directory and its last extension. */
+/* The file name without its directory and its last extension; with --shard, the image's position. */
 static lx_status add_img_id(lx_record *rec, const char *path, lx_err *e)
 {
 	const char *base = strrchr(path, '/'), *dot;
@@ -171,7 +178,7 @@ static lx_status add_img_id(lx_record *rec, const char *path, lx_err *e)
 	dot = strrchr(base, '.');
 	if (lx_record_add_str(rec, "img_id", base, dot && dot != base ? (size_t)(dot - base) : strlen(base)))
 		return lx_errf(e, LX_EIO, "out of memory");
-	return LX_OK;
+	return tool_shard_mark(&shard, rec, position, e);
 }
 
 static lx_status one_file(lx_detector *d, const char *path, const options *o, lx_writer *w, long *bad, lx_err *e)
@@ -200,9 +207,12 @@ static lx_status files(lx_detector *d, char **argv, int argc, const options *o, 
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
+	long n = 0;
 
 	if (argc) {
 		for (int i = 0; i < argc && !st && !tool_interrupted(); i++) {
+			if (!tool_shard_has(&shard, position = i))
+				continue;
 			st = one_file(d, argv[i], o, w, bad, e);
 			tool_progress_tick(pr, ++*records, 0);
 		}
@@ -211,7 +221,7 @@ static lx_status files(lx_detector *d, char **argv, int argc, const options *o, 
 	while (!st && !tool_interrupted() && (len = getline(&line, &cap, stdin)) >= 0) {
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
-		if (!len)
+		if (!len || !tool_shard_has(&shard, position = n++))
 			continue;
 		st = one_file(d, line, o, w, bad, e);
 		tool_progress_tick(pr, ++*records, 0);

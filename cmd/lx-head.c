@@ -48,7 +48,7 @@ static const tool_info info = {"lx-head", synopsis, about, option_table};
 
 
 enum { OUT_STREAM, OUT_JSON, OUT_SUBMIT };
-enum { SUB_VQA, SUB_GQA, SUB_NLVR2 };
+enum { SUB_VQA = LX_SUBMIT_VQA, SUB_GQA = LX_SUBMIT_GQA, SUB_NLVR2 = LX_SUBMIT_NLVR2 };
 enum { PROB_AUTO, PROB_SIGMOID, PROB_SOFTMAX };
 
 /* A buffer grown to the largest size asked of it. */
@@ -95,9 +95,7 @@ typedef struct {
 	/* totals */
 	double loss_sum[LX_NLOSS], loss_total, vqa_sum;
 	long loss_n[LX_NLOSS], loss_records, vqa_n;
-	double score_sum;
-	long questions, pairs, correct;
-	long failed;  /* error records scored as wrong answers */
+	lx_score sc;  /* --score (error records scored as wrong answers in sc.failed) */
 	pair pr;
 	long submitted;
 	long passed;  /* error records left out of a submission */
@@ -202,17 +200,6 @@ static void pack_top(msgpack_packer *pk, const float *x, const float *p, int n, 
 }
 
 static lx_status oom(lx_err *e) { return lx_errf(e, LX_EIO, "out of memory"); }
-
-static int is_number(const msgpack_object *o, double *v)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 1;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 1;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 1;
-	default: return 0;
-	}
-}
 
 /* The authors' VQA/GQA loss of the record's soft-score label (a map answer -> score; answers not in the
  * list are left out, as the authors' GQA data loader does). */
@@ -525,26 +512,9 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 /* VQA/GQA: the label dict's score of the predicted answer, 0 when it is not there. */
 static lx_status score_answer(state *s, const msgpack_object *label, lx_err *e)
 {
-	const char *pred;
-	size_t n;
-	uint32_t i;
-	double v;
-
 	if (s->pred < 0 || !s->answers)
 		return lx_errf(e, LX_EINPUT, "field label: a VQA/GQA label needs the qa head and answer names");
-	pred = lx_names_get(s->answers, s->pred);
-	n = strlen(pred);
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *k = &label->via.map.ptr[i].key, *val = &label->via.map.ptr[i].val;
-		if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != n || memcmp(k->via.str.ptr, pred, n))
-			continue;
-		if (!is_number(val, &v))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", pred);
-		s->score_sum += v;
-		break;
-	}
-	s->questions++;
-	return LX_OK;
+	return lx_score_answer(&s->sc, label, lx_names_get(s->answers, s->pred), e);
 }
 
 static void submit_nlvr2_line(state *s, const pair *p, int pred)
@@ -563,8 +533,8 @@ static void close_pair(state *s)
 		return;
 	pred = p->forced >= 0 ? p->forced : p->prob / p->n >= 0.5;
 	if (s->score && p->has_label) {
-		s->pairs++;
-		s->correct += pred == p->label;
+		s->sc.pairs++;
+		s->sc.correct += pred == p->label;
 	}
 	if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2)
 		submit_nlvr2_line(s, p, pred);
@@ -615,29 +585,13 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 /* The question id of a VQA or GQA record, NULL if it has none. */
 static const msgpack_object *question_id(const state *s, const lx_record *rec)
 {
-	const msgpack_object *id = lx_record_get(rec, "question_id");
-
-	return !id && s->submit == SUB_GQA ? lx_record_get(rec, "questionId") : id;
+	return lx_submit_id(rec, s->submit);
 }
 
 /* One entry of a VQA or GQA submission. */
 static void submit_entry(state *s, const msgpack_object *id, const char *answer)
 {
-	char ids[256];
-
-	fputs(s->submitted++ ? ",\n" : "[\n", stdout);
-	if (s->submit == SUB_VQA) {
-		fputs("{\"question_id\": ", stdout);
-		lx_json_value(stdout, id);
-		fputs(", \"answer\": ", stdout);
-	} else {
-		lx_object_text(id, ids, sizeof ids);
-		fputs("{\"questionId\": ", stdout);
-		lx_json_str(stdout, ids, strlen(ids), LX_JSON_SHORT);
-		fputs(", \"prediction\": ", stdout);
-	}
-	lx_json_str(stdout, answer, strlen(answer), LX_JSON_SHORT);
-	fputs("}", stdout);
+	lx_submit_entry(stdout, s->submit, s->submitted++, id, answer);
 }
 
 static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
@@ -677,10 +631,10 @@ static int keep_failed(state *s, const lx_record *rec, long n)
 	if (s->score && label && (label->type == MSGPACK_OBJECT_MAP || nlvr2)) {
 		if (nlvr2) {
 			close_pair(s);
-			s->pairs++;
+			s->sc.pairs++;
 		} else
-			s->questions++;
-		s->failed++;
+			s->sc.questions++;
+		s->sc.failed++;
 		kept = 1;
 	}
 	if (kept) {
@@ -850,36 +804,14 @@ static void summaries(state *s)
 		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool_name, s->vqa_n, s->vqa_sum / s->vqa_n);
 	if (!s->score)
 		return;
-	if (s->questions || !s->pairs)
-		fprintf(stderr, "%s: score %.6f over %ld questions%s", tool_name,
-		        s->questions ? s->score_sum / s->questions : 0.0, s->questions, s->failed ? "" : "\n");
-	if (s->failed && (s->questions || !s->pairs))
-		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
-	if (s->pairs)
-		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs%s", tool_name, (double)s->correct / s->pairs,
-		        s->pairs, s->failed && !s->questions ? "" : "\n");
-	if (s->failed && s->pairs && !s->questions)
-		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
+	lx_score_print(&s->sc, stderr, tool_name);
 }
 
 static lx_status score_json(void *ctx, FILE *f, const char *path, lx_err *e)
 {
 	const state *s = ctx;
 
-	fputc('{', f);
-	if (s->questions || !s->pairs) {
-		fputs("\"score\": ", f);
-		lx_json_num(f, s->questions ? s->score_sum / s->questions : 0.0, 0);
-		fprintf(f, ", \"questions\": %ld", s->questions);
-	}
-	if (s->pairs) {
-		fputs(s->questions ? ", \"nlvr2_accuracy\": " : "\"nlvr2_accuracy\": ", f);
-		lx_json_num(f, (double)s->correct / s->pairs, 0);
-		fprintf(f, ", \"pairs\": %ld", s->pairs);
-	}
-	if (s->failed)
-		fprintf(f, ", \"failed\": %ld", s->failed);
-	fputs("}\n", f);
+	lx_score_json(&s->sc, f);
 	return LX_OK;
 }
 
@@ -892,8 +824,8 @@ static lx_status write_score_file(state *s, lx_err *e)
 static void finish_output(state *s)
 {
 	close_pair(s);
-	if (s->out == OUT_SUBMIT && s->submit != SUB_NLVR2)
-		fputs(s->submitted ? "\n]\n" : "[]\n", stdout);
+	if (s->out == OUT_SUBMIT)
+		lx_submit_end(stdout, s->submit, s->submitted);
 }
 
 static void cleanup(state *s)

@@ -125,9 +125,16 @@ lx_status lx_record_tensor(const lx_record *rec, const char *key, lx_tensor *t, 
 lx_status lx_record_int(const lx_record *rec, const char *key, int32_t *v, int *present, lx_err *e);
 /* A str as its bytes up to the first NUL, an integer in decimal, anything else as "" (dst is returned). */
 const char *lx_object_text(const msgpack_object *o, char *dst, size_t n);
+/* A msgpack integer or float as a double in *v: returns 1, or 0 (v untouched) for anything else. */
+int lx_object_number(const msgpack_object *o, double *v);
 /* The id of a record for messages: the first of question_id, questionId, uid, identifier, img_id and id that
  * is a string or an integer, as text; else "". buf is returned. */
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n);
+
+/* The fields a record of a shard carries (--shard K/N, formats/stream.md): its position in the whole input,
+ * from 0, and the number of shards. */
+#define LX_POSITION "position"
+#define LX_SHARDS "shards"
 
 /* Adding fields. Each adds or replaces key; data are copied into the record. */
 lx_status lx_record_add_tensor(lx_record *rec, const char *key, lx_dtype dtype, int ndim, const int64_t *shape,
