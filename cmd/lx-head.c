@@ -535,8 +535,8 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 }
 
 /* The answer head over the pooled outputs of a batch's one-image records at once; run_qa takes each
- * record's row (the same scores as alone: each row of a product is summed the same way). A record whose
- * pooled_output cannot be read gets no row, and run_qa then says what is wrong with it, in its turn. */
+ * record's row (the scores of the record alone to float rounding: --batch). A record whose pooled_output
+ * cannot be read gets no row, and run_qa then says what is wrong with it, in its turn. */
 static void answer_batch(state *s, lx_record *const *recs, const int *passes, int n)
 {
 	int H = s->c->hidden_size, A = s->c->num_qa_labels, M = 0, i;
