@@ -22,7 +22,7 @@ static const tool_option option_table[] = {
 	{O_INT8, "int8", NULL, "compute the linear layers in int8 (weights quantized at open)"},
 	{O_BF16, "bf16", NULL, "compute the linear layers in bfloat16 (weights rounded at open)"},
 	{O_KEEP_FEATURES, "keep-features", NULL, "keep visual_feats in the output records (left out unless a record\n"
-	 "has feat_mask)"},
+	 "has feat_mask, or with --attentions)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -76,9 +76,10 @@ static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_exampl
 	return LX_OK;
 }
 
-/* Leaves the region features of an encoded record out of its output: no tool after lx-encode reads them
- * (lx-head, lx-attnviz), and at 36 x 2048 floats they are most of a record's bytes. A record with feat_mask
- * keeps them: lx-head's feature loss takes them as its targets. */
+/* Leaves the region features of an encoded record out of its output: lx-head and lx-attnviz do not read
+ * them, and at 36 x 2048 floats they are most of a record's bytes. A record with feat_mask keeps them
+ * (lx-head's feature loss takes them as its targets), and so does every record with --attentions (whose
+ * maps go on through lx-explain, which encodes the record again, to lx-attnviz). */
 static void drop_features(lx_record *rec, int images)
 {
 	if (lx_record_get(rec, "feat_mask"))
@@ -155,7 +156,7 @@ static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
 		for (m = 0; !rc && s->encode && m < s->images; m++)
 			if ((rc = add_outputs(s->rec, r->c, &s->in[m].x, &r->outs[j++], r->want, sfx[s->images - 1][m])))
 				lx_errf(err, rc, "out of memory");
-		if (!rc && s->encode && !r->keep_features)
+		if (!rc && s->encode && !r->keep_features && !(r->want & LX_WANT_ATTN))
 			drop_features(s->rec, s->images);
 		if (!rc)
 			rc = lx_writer_put(r->t.wr, s->rec, err);

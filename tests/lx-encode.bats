@@ -65,7 +65,7 @@ bad_record() {
 	[ "$output" = "case input_ids language_output pooled_output vision_output visual_pos" ]
 }
 
-@test "leaves visual_feats out unless --keep-features or the record has feat_mask, which keeps them as they came" {
+@test "leaves visual_feats out unless --keep-features, --attentions or the record's feat_mask keeps them as they came" {
 	$GOLD inputs "$FIX/micro/golden.safetensors" > "$T/in.mp"
 	$PY - "$T/in.mp" > "$T/mask.mp" <<'EOF'
 import sys
@@ -77,6 +77,8 @@ write_records(recs)
 EOF
 	"$ENC" -m "$FIX/micro" < "$T/mask.mp" > "$T/drop.mp"
 	"$ENC" -m "$FIX/micro" --keep-features < "$T/mask.mp" > "$T/keep.mp"
+	"$ENC" -m "$FIX/micro" --attentions < "$T/mask.mp" > "$T/att.mp"
+	$PY -c 'import sys; from lxtest import read_records; assert all("visual_feats" in r and "vision_attentions" in r for r in read_records())' < "$T/att.mp"
 	$PY - "$T/mask.mp" "$T/drop.mp" "$T/keep.mp" <<'EOF'
 import sys
 import numpy as np
