@@ -79,6 +79,8 @@ EOF
 	"$ENC" -m "$FIX/micro" --keep-features < "$T/mask.mp" > "$T/keep.mp"
 	"$ENC" -m "$FIX/micro" --attentions < "$T/mask.mp" > "$T/att.mp"
 	$PY -c 'import sys; from lxtest import read_records; assert all("visual_feats" in r and "vision_attentions" in r for r in read_records())' < "$T/att.mp"
+	$PY "$TOP/tests/py/nlvr2_cases.py" inputs "$FIX/nlvr2-micro" | "$ENC" -m "$FIX/micro" > "$T/pairs.mp"
+	$PY -c 'import sys; from lxtest import read_records; r = read_records(); assert r and all("visual_feats0" not in x and "visual_feats1" not in x and "visual_pos1" in x and "pooled_output1" in x for x in r)' < "$T/pairs.mp"
 	$PY - "$T/mask.mp" "$T/drop.mp" "$T/keep.mp" <<'EOF'
 import sys
 import numpy as np
@@ -399,7 +401,7 @@ outs = ["language_output", "vision_output", "pooled_output", "language_hidden_st
 assert len(pairs) * 2 == len(singles) == 12
 for i, p in enumerate(pairs):
     assert not any(k in p for k in outs), sorted(p)
-    assert "visual_feats0" not in p and "visual_feats1" not in p and "visual_pos1" in p, sorted(p)
+    assert "visual_feats0" in p and "visual_feats1" in p, sorted(p)  # kept with --attentions
     for k in "01":
         s = singles[2 * i + int(k)]
         for o in outs:
