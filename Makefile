@@ -128,8 +128,9 @@ check-headers:
 bench-tokenize: $(O)/bin/lx-tokenize
 	LX_BIN=$(abspath $(O)/bin) sh bench/tokenize.sh
 
-# Every benchmark: the encoder, training, the tokenizer, the feature join. Benchmarks are not tests.
-bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain
+# Every benchmark: the encoder, training, the tokenizer, the feature join, the whole pipeline. Benchmarks are
+# not tests.
+bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain bench-pipeline
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all
@@ -195,6 +196,16 @@ check-peer:
 	/usr/bin/python3 bench/peer.py check tests/fixtures/micro
 	/usr/bin/python3 bench/peer_explain.py check tests/fixtures/tiny tests/fixtures/relevance-tiny
 
+# A generated VQA evaluation end to end, tokenize to submission, with models/demo and with lxmert-base's
+# shapes: records/s and CPU per stage (bench/pipeline.sh; QUESTIONS, BASE_QUESTIONS, ENCODE_OPTS, HEAD_OPTS).
+bench-pipeline: all $(O)/bench/bin/mkmodel
+	$(BENCH_ENV) sh bench/pipeline.sh
+
+# What int8 and bf16 cost models/demo against float32: answers and VQA score on the sample and the held-out
+# template questions (bench/demo_accuracy.sh).
+bench-accuracy: all
+	LX_BIN=$(abspath $(O)/bin) sh bench/demo_accuracy.sh
+
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
@@ -233,7 +244,8 @@ install: all
 clean:
 	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-deps bench-detect bench-encode bench-explain check-peer bench-featpack bench-tokenize bench-train \
+.PHONY: all bench bench-accuracy bench-deps bench-detect bench-encode bench-explain check-peer bench-featpack bench-pipeline \
+        bench-tokenize bench-train \
         check check-asan check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

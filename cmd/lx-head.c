@@ -17,6 +17,12 @@
 enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
        O_SUBMIT, O_SCORE, O_SCORE_FILE, O_DROP_FAILED };
 
+/* --batch: records whose answer scores are computed together, one product per layer of the answer head for
+ * all of them, so that its weights (9500 x 1536 in lxmert-base) are read once a batch, not once a record.
+ * The default is 1, whose scores are those of every earlier lx-head to the bit (a product over one row is
+ * summed in another order than over many), or SUBMIT_BATCH with --submit, which writes no score. */
+enum { SUBMIT_BATCH = 64, MAX_BATCH = 4096 };
+
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
 	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
@@ -26,7 +32,7 @@ static const char about[] =
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
 	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, nlvr2, comma-separated (every head the\n"
-	 "model has)"},
+	 "model has; with --submit, those the submission needs)"},
 	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
 	{O_ALL_LOGITS, "all-logits", NULL, "write the masked-LM logits of every position"},
 	{O_LABELS, "labels", "FILE", "the answer names (DIR/answers.json or answers.txt)"},
@@ -40,6 +46,8 @@ static const tool_option option_table[] = {
 	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
 	{O_DROP_FAILED, "drop-failed", NULL, "leave error records out of --submit (they are kept with an empty answer or\n"
 	 "False) and out of --score (they count as wrong)"},
+	{TOOL_BATCH, "batch", "N", "compute the answers of up to N records together (1; 64 with --submit)"},
+	{TOOL_THREADS, "threads", "N", "threads of the matrix products (every online core)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -87,6 +95,10 @@ typedef struct {
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat, pooled2;
 	buf target;
+	buf batch_in, batch_qa;  /* the batch's pooled outputs [M, H] and answer scores [M, num_qa_labels] */
+	int batch;               /* --batch */
+	int *row;                /* [batch]: each record's row in batch_qa, -1 for none */
+	int qa_row;              /* the row of the record in hand, -1: run_qa computes its scores itself */
 	lx_labels_data labels;
 	/* the record in hand */
 	const char *sfx;  /* the suffix of its fields: "" for one image, "0" or "1" for an image of a pair */
@@ -236,7 +248,9 @@ static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
 
 	if (!q || !p || !idx)
 		return oom(e);
-	if ((rc = lx_heads_answer(s->h, s->pooled.p, q, e)))
+	if (s->qa_row >= 0 && !*s->sfx)
+		memcpy(q, (float *)s->batch_qa.p + (size_t)s->qa_row * A, (size_t)A * 4);
+	else if ((rc = lx_heads_answer(s->h, s->pooled.p, q, e)))
 		return rc;
 	if (s->prob == PROB_SOFTMAX)
 		lx_softmax(q, A, p);
@@ -507,6 +521,29 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 	return s->heads & LX_HEAD_NLVR2 ? run_nlvr2(s, rec, e) : LX_OK;
 }
 
+/* The answer head over the pooled outputs of a batch's one-image records at once; run_qa takes each
+ * record's row (the scores of the record alone to float rounding: --batch). A record whose pooled_output
+ * cannot be read gets no row, and run_qa then says what is wrong with it, in its turn. */
+static void answer_batch(state *s, lx_record *const *recs, const int *passes, int n)
+{
+	int H = s->c->hidden_size, A = s->c->num_qa_labels, M = 0, i;
+	float *in = grow(&s->batch_in, (size_t)n * H * 4), *out = grow(&s->batch_qa, (size_t)n * A * 4);
+	int64_t shape[1];
+	lx_err e;
+
+	for (i = 0; i < n; i++) {
+		s->row[i] = -1;
+		if (n == 1 || !in || !out || !(s->heads & LX_HEAD_QA) || passes[i] || is_pair(recs[i]) ||
+		    get_floats(recs[i], "pooled_output", NULL, H, "", &s->pooled, shape, &e))
+			continue;
+		memcpy(in + (size_t)M * H, s->pooled.p, (size_t)H * 4);
+		s->row[i] = M++;
+	}
+	if (M && lx_heads_answer_rows(s->h, in, M, out, &e))
+		for (i = 0; i < n; i++)
+			s->row[i] = -1;
+}
+
 /* ---- scores ---- */
 
 /* VQA/GQA: the label dict's score of the predicted answer, 0 when it is not there. */
@@ -748,6 +785,17 @@ static int parse_heads(const char *list)
 	return bits;
 }
 
+/* The heads a submission needs, of those the model has: the answer head for VQA and GQA; for NLVR2, those
+ * that give P(true): the NLVR2 classifier, the match head, a two-answer qa head. */
+static int submit_heads(const state *s)
+{
+	int have = lx_heads_available(s->m);
+
+	if (s->submit != SUB_NLVR2)
+		return have & LX_HEAD_QA;
+	return have & (LX_HEAD_NLVR2 | LX_HEAD_MATCH | (s->c->num_qa_labels == 2 ? LX_HEAD_QA : 0));
+}
+
 static lx_status setup(state *s, const char *dir, const char *labels, const char *objects, const char *attrs, lx_err *e)
 {
 	const lx_config *c = s->c;
@@ -832,11 +880,12 @@ static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
 	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target,
-	            &s->pooled2};
+	            &s->pooled2, &s->batch_in, &s->batch_qa};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
 		free(b[i]->p);
+	free(s->row);
 	lx_lock_release(s->score_lock);
 	lx_json_free(s->json);
 	lx_labels_data_destroy(&s->labels);
@@ -852,12 +901,13 @@ int main(int argc, char **argv)
 {
 	static const char *const subs[] = {"vqa", "gqa", "nlvr2", NULL}, *probs[] = {"auto", "sigmoid", "softmax", NULL};
 	const char *dir = NULL, *labels = NULL, *objects = NULL, *attrs = NULL;
-	int ch, progress = 0, keep_going = 0, heads = 0, json = 0, submit = -1, pass_it, quiet;
+	int ch, progress = 0, keep_going = 0, heads = 0, json = 0, submit = -1, threads = 0, quiet, n, i;
+	int *passes = NULL;
 	state s;
 	tool_run t;
-	lx_record *rec;
-	lx_err err = {0, ""};
-	lx_status rc = LX_OK, st;
+	lx_record **recs = NULL;
+	lx_err err = {0, ""}, rerr = {0, ""};
+	lx_status rc = LX_OK, rd = LX_OK, st;
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
@@ -877,6 +927,8 @@ int main(int argc, char **argv)
 		case O_SCORE: s.score = 1; break;
 		case O_SCORE_FILE: s.score = 1; s.score_path = optarg; break;
 		case O_DROP_FAILED: s.drop_failed = 1; break;
+		case TOOL_BATCH: s.batch = (int)tool_long(optarg, "--batch", 1, MAX_BATCH); break;
+		case TOOL_THREADS: threads = (int)tool_long(optarg, "--threads", 1, 1 << 20); break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
@@ -887,28 +939,49 @@ int main(int argc, char **argv)
 		tool_usage("--json and --submit cannot be used together");
 	s.out = json ? OUT_JSON : submit >= 0 ? OUT_SUBMIT : OUT_STREAM;
 	s.submit = submit;
+	if (!s.batch)
+		s.batch = s.out == OUT_SUBMIT ? SUBMIT_BATCH : 1;
+	if (threads)
+		lx_set_threads(threads);
 	if ((rc = lx_model_open(&s.m, dir, &err)))
 		return tool_fail(rc, "%s", err.msg);
 	s.c = lx_model_config(s.m);
-	s.heads = heads ? heads : lx_heads_available(s.m);
+	s.heads = heads ? heads : s.out == OUT_SUBMIT ? submit_heads(&s) : lx_heads_available(s.m);
 	if (!s.heads)
 		rc = lx_errf(&err, LX_EMODEL, "%s: the model has no heads (answer_head.*, cls.*, obj_predict_head.*)", dir);
 	if (rc || (rc = lx_heads_require(s.m, s.heads, &err)) || (rc = setup(&s, dir, labels, objects, attrs, &err))) {
 		cleanup(&s);
 		return tool_fail(rc, "%s", err.msg);
 	}
-	if (tool_run_init(&t, stdin, "stdin", s.out == OUT_STREAM, keep_going, progress)) {
+	s.row = malloc((size_t)s.batch * sizeof *s.row);
+	passes = malloc((size_t)s.batch * sizeof *passes);
+	recs = malloc((size_t)s.batch * sizeof *recs);
+	if (tool_run_init(&t, stdin, "stdin", s.out == OUT_STREAM, keep_going, progress) || !s.row || !passes || !recs) {
+		free(passes);
+		free(recs);
 		tool_run_free(&t);
 		cleanup(&s);
 		return tool_fail(LX_EIO, "out of memory");
 	}
 	tool_signals(NULL);
-	while (!(rc = tool_next(&t, &rec, &pass_it, &err)) && rec) {
-		rc = pass_it ? pass(&s, &t, rec, &err) : one_record(&s, &t, rec, &err);
-		lx_record_free(rec);
-		if (rc)
+	/* a batch read, its answer scores computed together, then each record as it came; a read that fails
+	 * counts after the records read before it */
+	while (!rc && !rd) {
+		for (n = 0; n < s.batch && !(rd = tool_next(&t, &recs[n], &passes[n], &rerr)) && recs[n]; n++)
+			;
+		answer_batch(&s, recs, passes, n);
+		for (i = 0; i < n; i++) {
+			s.qa_row = s.row[i];
+			if (!rc && !(rc = passes[i] ? pass(&s, &t, recs[i], &err) : one_record(&s, &t, recs[i], &err)))
+				tool_done(&t, 1);
+			lx_record_free(recs[i]);
+		}
+		if (n < s.batch)
 			break;
-		tool_done(&t, 1);
+	}
+	if (!rc && rd) {
+		rc = rd;
+		err = rerr;
 	}
 	finish_output(&s);
 	rc = tool_flush(&t, rc, &err, &quiet);
@@ -922,6 +995,8 @@ int main(int argc, char **argv)
 			rc = st, tool_warn("%s", err.msg);
 	}
 	tool_run_free(&t);
+	free(passes);
+	free(recs);
 	cleanup(&s);
 	return rc;
 }

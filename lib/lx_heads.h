@@ -44,6 +44,10 @@ void lx_heads_free(lx_heads *h);
  * memory runs out. */
 /* score[num_qa_labels] from pooled[H]. */
 lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err *e);
+/* The same over M rows at once, score[M, num_qa_labels] from pooled[M, H]: one product per layer for all
+ * of them. A row's scores may differ from lx_heads_answer's on it alone in the last bits (the products sum
+ * in another order over one row than over many). */
+lx_status lx_heads_answer_rows(lx_heads *h, const float *pooled, int M, float *score, lx_err *e);
 /* logits[2] of the NLVR2 classifier from the pooled outputs of the statement with image 0 and with image 1
  * (each [H]). */
 lx_status lx_heads_nlvr2(lx_heads *h, const float *pooled0, const float *pooled1, float *logits, lx_err *e);

@@ -1,7 +1,18 @@
 /* ops.c - the small dense operations of ops.h: linear layers, LayerNorm, GELU (the product itself: matmul.c). */
 #include <math.h>
+#include <stdlib.h>
 
 #include "nn/ops.h"
+
+float *lx_grow_floats(float **buf, size_t *cap, size_t n)
+{
+	if (n > *cap || !*buf) {
+		free(*buf);
+		*buf = malloc((n ? n : 1) * sizeof(float));
+		*cap = *buf ? n : 0;
+	}
+	return *buf;
+}
 
 void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in)
 {
