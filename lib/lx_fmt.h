@@ -80,8 +80,15 @@ typedef struct lx_json lx_json;
 
 lx_json *lx_json_new(void);
 void lx_json_free(lx_json *j);
-/* rec's fields in order as one JSON object and a newline on f; tensor fields as nested lists when tensors
- * is set, else left out. A tensor that cannot be converted is LX_EINPUT before anything is written. */
+/* How lx_json_record writes tensor fields: left out; as nested lists of float32 or int32 values; as
+ * {"dtype": numpy's string, "shape": [...]}; or as that and "data": the values as nested lists, exactly in
+ * their own dtype (floats in the fewest digits that read back the same, NaN and the infinities as null,
+ * booleans as true and false). With LX_JSON_SUMMARY and LX_JSON_FULL, the other fields' floats always have a
+ * point or an exponent (1.0, not 1), so that a JSON reader tells them from integers, and keys are whole. */
+enum { LX_JSON_NO_TENSORS = 0, LX_JSON_LISTS = 1, LX_JSON_SUMMARY = 2, LX_JSON_FULL = 3 };
+
+/* rec's fields in order as one JSON object and a newline on f, tensor fields as tensors says (LX_JSON_*). A
+ * tensor that cannot be converted is LX_EINPUT before anything is written. */
 lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors, lx_err *e);
 
 #endif
