@@ -443,6 +443,7 @@ lx_status lx_view_picture(lx_view *v, const lx_record *rec, const char *images, 
 		lx_image_free(photo);
 		if (!v->picture)
 			return lx_errf(e, LX_EIO, "out of memory");
+		v->photo = 1;
 	} else {
 		if ((rc = lx_image_new(&v->picture, pw, ph, 0xe9e9e9, e)))
 			return rc;
@@ -479,7 +480,7 @@ void lx_view_clear(lx_view *v)
 	free(v->boxes);
 	free(v->sent);
 	lx_image_free(v->picture);
-	v->T = v->N = v->heads = v->nans = 0;
+	v->T = v->N = v->heads = v->nans = v->photo = 0;
 	v->tok = v->lab = NULL;
 	v->boxes = NULL;
 	v->sent = NULL;

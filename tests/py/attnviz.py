@@ -230,7 +230,10 @@ def check(d, cell, photo_dir=None, min_bare=0):
             fail(f"{stem}.boxes.png: {uncovered} pixels outside the boxes compared, fewer than {min_bare}")
         with open(os.path.join(d, f"{stem}.html"), encoding="utf-8") as f:
             page = f.read()
-        for needle in ('<script type="application/json" id="data">', "data:image/png;base64,"):
+        photo = photo_dir and any(os.path.exists(os.path.join(photo_dir, rec.get("img_id", "") + e))
+                                  for e in (".jpg", ".png"))
+        for needle in ('<script type="application/json" id="data">',
+                       "data:image/jpeg;base64," if photo else "data:image/png;base64,"):
             if needle not in page:
                 fail(f"{stem}.html: no {needle}")
         if re.search(r"""(src|href)=["']?(https?:)?//""", page):
