@@ -1,5 +1,8 @@
 /* lx-attnviz - every attention map of lx-encode --attentions as pictures, NPY files and a page (lx-attnviz(1)). */
+#define _GNU_SOURCE /* syncfs */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +56,9 @@ typedef struct {
 /* The run: options, the font, the view of the record in hand (its buffers kept from record to record), and
  * the records written so far, with their names in a hash table (slots hold an entry's index + 1). */
 typedef struct {
-	const char *out, *images, *font_path, *model, *objects_path;
+	const char *out;        /* -o DIR, named in messages */
+	char dir[4400];         /* where the files are written: a folder beside DIR, moved to DIR at the end */
+	const char *images, *font_path, *model, *objects_path;
 	int token, layer, head, cell, max_side, top, png, npy, scale;
 	unsigned kinds;         /* bit k: kind k of the view is on the pages and in files */
 	lx_font *font;
@@ -93,18 +98,67 @@ static lx_status decode(run *r, const lx_record *rec, lx_err *e)
 
 /* ---- writing ---- */
 
-/* Every file is written whole or not at all: a temporary beside it, renamed into place (lx_write_atomic). */
-static lx_status write_png(const lx_image *im, const char *path, lx_err *e)
+/* Every file goes into r->dir, the folder built aside and moved to DIR whole at the end (lx_dir_publish):
+ * nothing of a run is seen under DIR before it is all there. Messages name the file under DIR. */
+static lx_status put_file(const run *r, const char *name, lx_write_fn fn, void *ctx, lx_err *e)
+{
+	char path[sizeof r->dir + 400], shown[sizeof r->dir + 400];
+	FILE *f;
+	lx_status rc;
+	int bad;
+
+	snprintf(path, sizeof path, "%s/%s", r->dir, name);
+	snprintf(shown, sizeof shown, "%s/%s", r->out, name);
+	if (!(f = fopen(path, "wb")))
+		return lx_errf(e, LX_EIO, "%s: %s", shown, strerror(errno));
+	rc = fn(ctx, f, shown, e);
+	bad = ferror(f);
+	if (fclose(f) != 0 && !rc)
+		rc = lx_errf(e, LX_EIO, "%s: write failed: %s", shown, strerror(errno));
+	else if (bad && !rc)
+		rc = lx_errf(e, LX_EIO, "%s: write failed", shown);
+	return rc;
+}
+
+typedef struct {
+	const void *p;
+	size_t n;
+} bytes;
+
+static lx_status bytes_fn(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const bytes *b = ctx;
+
+	return fwrite(b->p, 1, b->n, f) == b->n ? LX_OK : lx_errf(e, LX_EIO, "%s: write failed: %s", path, strerror(errno));
+}
+
+static lx_status write_png(const run *r, const lx_image *im, const char *name, lx_err *e)
 {
 	unsigned char *png = NULL;
 	size_t len;
 	lx_status rc;
+	bytes b;
 
 	if ((rc = lx_image_encode_png(im, &png, &len, e)))
 		return rc;
-	rc = lx_write_file(path, png, len, e);
+	b.p = png;
+	b.n = len;
+	rc = put_file(r, name, bytes_fn, &b, e);
 	free(png);
 	return rc;
+}
+
+typedef struct {
+	const lx_attn *a;
+	int roll;
+} npy_map;
+
+static lx_status npy_fn(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const npy_map *m = ctx;
+	int64_t shape[4] = {m->a->layers, m->a->heads, m->a->q, m->a->k};
+
+	return lx_npy_fput(f, path, m->a->p, m->roll ? 2 : 4, m->roll ? shape + 2 : shape, e);
 }
 
 static lx_status write_grids(run *r, const char *stem, lx_err *e)
@@ -121,22 +175,22 @@ static lx_status write_grids(run *r, const char *stem, lx_err *e)
 		lx_grid_spec s = {title, kd->layer_name, (const char *const *)(kd->q == 't' ? v->tok : v->lab),
 		                  (const char *const *)(kd->k == 't' ? v->tok : v->lab), r->cell, 1, roll, r->scale};
 		lx_image *im;
-		int64_t shape[4] = {a->layers, a->heads, a->q, a->k};
+		npy_map m = {a, roll};
 		if (!(r->kinds >> k & 1))
 			continue;
 		if (!roll)
 			snprintf(title, sizeof title, "%s: %s, %d layers x %d heads", stem, kd->name, a->layers, a->heads);
 		else
 			snprintf(title, sizeof title, "%s: %s", stem, kd->name);
-		snprintf(path, sizeof path, "%s/%s.%s.npy", r->out, stem, kd->key);
-		if (r->npy && (rc = lx_npy_write(path, a->p, roll ? 2 : 4, roll ? shape + 2 : shape, e)))
+		snprintf(path, sizeof path, "%s.%s.npy", stem, kd->key);
+		if (r->npy && (rc = put_file(r, path, npy_fn, &m, e)))
 			return rc;
 		if (!r->png)
 			continue;
 		if ((rc = lx_attn_grid(&im, a, &s, r->font, e)))
 			return rc;
-		snprintf(path, sizeof path, "%s/%s.%s.png", r->out, stem, kd->key);
-		rc = write_png(im, path, e);
+		snprintf(path, sizeof path, "%s.%s.png", stem, kd->key);
+		rc = write_png(r, im, path, e);
 		lx_image_free(im);
 		if (rc)
 			return rc;
@@ -157,8 +211,8 @@ static lx_status boxes_picture(run *r, const float *w, const char *title, const 
 	rc = lx_attn_boxes(&im, v->picture, v->boxes, w, v->N, (const char *const *)v->lab, r->top, r->scale, title,
 	                   r->font, e);
 	if (!rc) {
-		snprintf(path, sizeof path, "%s/%s.%s.png", r->out, stem, suffix);
-		rc = write_png(im, path, e);
+		snprintf(path, sizeof path, "%s.%s.png", stem, suffix);
+		rc = write_png(r, im, path, e);
 	}
 	if (!rc && keep)
 		*keep = im;
@@ -305,8 +359,8 @@ static lx_status write_page(run *r, const char *stem, long number, const char *r
 		p.rel_w = r->rel_w;
 		p.rel_h = r->rel_h;
 	}
-	snprintf(path, sizeof path, "%s/%s.html", r->out, stem);
-	rc = lx_write_atomic(path, page_fn, &p, e);
+	snprintf(path, sizeof path, "%s.html", stem);
+	rc = put_file(r, path, page_fn, &p, e);
 	free(png);
 	free(b64);
 	return rc;
@@ -494,12 +548,87 @@ static lx_status index_fn(void *ctx, FILE *f, const char *path, lx_err *e)
 	return LX_OK;
 }
 
-static lx_status write_index(run *r, lx_err *e)
-{
-	char path[4400];
+static lx_status write_index(run *r, lx_err *e) { return put_file(r, "index.html", index_fn, r, e); }
 
-	snprintf(path, sizeof path, "%s/index.html", r->out);
-	return lx_write_atomic(path, index_fn, r, e);
+/* ---- the output folder: one writer, built aside, moved into place whole ---- */
+
+/* What DIR holds now: 0 nothing, 1 an earlier run's output (its index.html is lx-attnviz's), 2 other files. */
+static int dir_holds(const char *dir)
+{
+	char path[4400], head[512];
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+	FILE *f;
+	int any = 0;
+	size_t n;
+
+	if (!dp)
+		return 0;
+	while (!any && (d = readdir(dp)))
+		any = strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
+	closedir(dp);
+	if (!any)
+		return 0;
+	snprintf(path, sizeof path, "%s/index.html", dir);
+	if (!(f = fopen(path, "rb")))
+		return 2;
+	n = fread(head, 1, sizeof head - 1, f);
+	fclose(f);
+	head[n] = 0;
+	return strstr(head, "<title>lx-attnviz: ") ? 1 : 2;
+}
+
+/* Every file written into the folder built aside reaches the disk before the folder is moved into place. */
+static lx_status sync_files(const run *r, lx_err *e)
+{
+	int fd = open(r->dir, O_RDONLY | O_DIRECTORY), bad;
+
+	if (fd < 0)
+		return lx_errf(e, LX_EIO, "%s: %s", r->out, strerror(errno));
+	bad = syncfs(fd) != 0;
+	close(fd);
+	return bad ? lx_errf(e, LX_EIO, "%s: %s", r->out, strerror(errno)) : LX_OK;
+}
+
+static lx_status make_dir(const char *dir, lx_err *e);
+
+/* Before the records: DIR made if absent, its lock taken (status 2 while another run writes it), what a killed
+ * run left removed, and the folder to build in made beside it. DIR must be empty or an earlier run's output
+ * (which *earlier says), so that replacing it loses nothing else. */
+static lx_status open_output(run *r, lx_lock **lock, int *earlier, lx_err *e)
+{
+	lx_status rc;
+	int holds;
+
+	if ((rc = make_dir(r->out, e)) || (rc = lx_lock_take(r->out, lock, e)) || (rc = lx_clean_stale(r->out, e)))
+		return rc;
+	holds = dir_holds(r->out);
+	if (holds == 2)
+		return lx_errf(e, LX_EUSAGE, "%s: holds files that are not lx-attnviz's (no index.html of it); give a new or "
+		               "empty folder, which each run replaces whole", r->out);
+	*earlier = holds == 1;
+	return lx_dir_aside(r->out, r->dir, sizeof r->dir, e);
+}
+
+/* After the records (st: how the run ended): index.html, then the folder to DIR in one step. A run that did not
+ * succeed replaces only an empty DIR: an earlier run's output is kept, and this run's files are removed. */
+static lx_status close_output(run *r, lx_status st, int earlier, lx_err *e)
+{
+	lx_status rc;
+
+	if (st == LX_OK && tool_interrupted())
+		st = LX_EINTR;
+	if (st && earlier) {
+		tool_warn("%s: kept as it was: this run did not succeed, and its %zu records are not written", r->out,
+		          r->ndone);
+		return lx_remove_tree(r->dir, e);
+	}
+	if ((rc = write_index(r, e)) || (rc = sync_files(r, e)) || (rc = lx_dir_publish(r->dir, r->out, 1, e))) {
+		lx_err ignored;
+		lx_remove_tree(r->dir, &ignored);
+		return rc;
+	}
+	return LX_OK;
 }
 
 /* ---- the command line ---- */
@@ -611,7 +740,10 @@ int main(int argc, char **argv)
 {
 	static const char *const scales[] = {"map", "fixed", "row", NULL}; /* in the order of LX_SCALE_* */
 	run r;
-	int ch, progress = 0, pass, quiet;
+	lx_lock *lock = NULL;
+	int ch, progress = 0, pass, quiet, earlier = 0;
+	size_t n;
+	const char *base;
 	tool_run t;
 	lx_record *rec;
 	lx_err err = {0, ""}, ierr = {0, ""};
@@ -646,8 +778,14 @@ int main(int argc, char **argv)
 	}
 	tool_require(r.out, "-o DIR");
 	tool_no_operands(argc);
+	for (n = strlen(optarg = (char *)r.out); n > 1 && optarg[n - 1] == '/'; n--) /* the folder is replaced whole */
+		optarg[n - 1] = 0;
+	base = strrchr(r.out, '/') ? strrchr(r.out, '/') + 1 : r.out;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		tool_usage("-o %s: name the folder itself (each run replaces it whole), not . or .. or /", r.out);
 	if ((rc = lx_font_open(&r.font, r.font_path, &err)) || (rc = check_images(r.images, &err)) ||
-	    (rc = load_names(&r, &err)) || (rc = make_dir(r.out, &err))) {
+	    (rc = load_names(&r, &err)) || (rc = open_output(&r, &lock, &earlier, &err))) {
+		lx_lock_release(lock);
 		run_free(&r);
 		return tool_fail(rc, "%s", err.msg);
 	}
@@ -657,13 +795,14 @@ int main(int argc, char **argv)
 		rc = lx_errf(&err, LX_EIO, "out of memory");
 	tool_signals(NULL);
 	while (!rc && !(rc = tool_next(&t, &rec, &pass, &err)) && rec) {
-		if ((rc = visualise(&r, rec, t.done + 1, &err)))
+		if (!pass && (rc = visualise(&r, rec, t.done + 1, &err))) /* an error record has nothing to draw */
 			tool_where(&t, rec, &err);
 		lx_record_free(rec);
 		if (!rc)
 			tool_done(&t, 1);
 	}
-	irc = write_index(&r, &ierr);
+	irc = close_output(&r, rc, earlier, &ierr);
+	lx_lock_release(lock);
 	rc = tool_flush(&t, rc, &err, &quiet);
 	if (irc && !rc) {
 		rc = irc;

@@ -40,6 +40,8 @@ lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *
  * shape) padded with spaces to a multiple of 64 bytes and ended by a newline, then the data little-endian.
  * The file is written atomically (lx_write_atomic). LX_EIO on failure. */
 lx_status lx_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
+/* The same file's bytes written to f (path names it in messages), for a file inside a directory built aside. */
+lx_status lx_npy_fput(FILE *f, const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
 
 /* ---- base64 ------------------------------------------------------------------------------------------ */
 

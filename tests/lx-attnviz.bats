@@ -505,3 +505,78 @@ PY
 	[ "$status" -eq 2 ]
 	[ "${stderr_lines[0]}" = "lx-attnviz: --kinds: 'nope' is not a kind (lang, vision, cross, cross-vision, cross-lang-self, cross-vision-self, rollout-lang, rollout-vision or all)" ]
 }
+
+# Every file of $1 with its checksum, one a line (hidden entries too).
+tree_sums() {
+	(cd "$1" && find . -type f | sort | xargs -r sha256sum)
+}
+
+@test "killed at a write, leaves no file half-written and the earlier output as it was; the next run cleans up" {
+	encoded
+	"$VIZ" -o "$T/out" --kinds all < "$T/enc.mp"
+	tree_sums "$T/out" > "$T/before"
+	# the writes of a whole run, then a run killed at the middle one
+	strace -f -qq -e trace=write -o "$T/writes" "$VIZ" -o "$T/ref" --kinds all < "$T/enc.mp"
+	n=$(grep -c 'write(' "$T/writes")
+	[ "$n" -gt 20 ]
+	run strace -f -qq -o /dev/null -e trace=write -e inject=write:signal=KILL:when=$((n / 2)) "$VIZ" -o "$T/out" --kinds all < "$T/enc.mp"
+	[ "$status" -eq 137 ]
+	tree_sums "$T/out" > "$T/after"
+	cmp "$T/before" "$T/after"
+	ls -a "$T" | grep -q '^\.out\.tmp-'        # what the killed run left, hidden beside DIR
+	# the same kill on a first run leaves DIR empty: no page, picture or index under its final name
+	run strace -f -qq -o /dev/null -e trace=write -e inject=write:signal=KILL:when=$((n / 2)) "$VIZ" -o "$T/new" --kinds all < "$T/enc.mp"
+	[ "$status" -eq 137 ]
+	[ -z "$(ls -A "$T/new")" ]
+	# the next run removes what the killed ones left and replaces DIR whole
+	"$VIZ" -o "$T/out" --kinds all < "$T/enc.mp"
+	! ls -a "$T" | grep -q '^\.out\.'
+	tree_sums "$T/out" | cut -c66- > "$T/names"
+	tree_sums "$T/ref" | cut -c66- | cmp - "$T/names"
+}
+
+@test "a rerun that fails keeps the earlier output whole; one that succeeds replaces it whole" {
+	encoded
+	"$VIZ" -o "$T/out" < "$T/enc.mp"
+	tree_sums "$T/out" > "$T/before"
+	$AV edit no-attentions < "$T/enc.mp" > "$T/bad.mp"
+	run $SEP viz "$T/bad.mp" -o "$T/out" --kinds all
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "lx-attnviz: $T/out: kept as it was: this run did not succeed, and its 2 records are not written" ]
+	[ "${stderr_lines[1]}" = "lx-attnviz: stdin: record 3 (id 573195000): no field language_attentions: make the records with lx-encode --attentions" ]
+	tree_sums "$T/out" | cmp - "$T/before"
+	# a run of two records replaces the six: nothing of the earlier run is left
+	$PY -c 'from lxtest import read_records, write_records; write_records(read_records()[:2])' < "$T/enc.mp" > "$T/two.mp"
+	"$VIZ" -o "$T/out" < "$T/two.mp"
+	[ "$(ls "$T/out" | grep -c '\.html$')" -eq 3 ]
+	! ls -a "$T" | grep -q '^\.out\.'
+}
+
+@test "one writer at a time: a second run on the same folder is refused with status 2, naming the first" {
+	encoded
+	mkfifo "$T/fifo"
+	"$VIZ" -o "$T/out" < "$T/fifo" &
+	pid=$!
+	exec 8> "$T/fifo"
+	for i in $(seq 100); do [ -e "$T/.out.lock" ] && break; sleep 0.1; done
+	run $SEP viz "$T/enc.mp" -o "$T/out"
+	exec 8>&-
+	wait $pid
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "lx-attnviz: $T/out: being written by another process (pid $pid)" ]
+	[ "$(ls "$T/out")" = "index.html" ]
+}
+
+@test "refuses a folder that holds other files, which replacing it would lose" {
+	mkdir "$T/mine"
+	echo keep > "$T/mine/notes.txt"
+	run $SEP viz /dev/null -o "$T/mine"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "lx-attnviz: $T/mine: holds files that are not lx-attnviz's (no index.html of it); give a new or empty folder, which each run replaces whole" ]
+	[ "$(cat "$T/mine/notes.txt")" = keep ]
+	run $SEP viz /dev/null -o "$T/mine/"
+	[ "$status" -eq 2 ]
+	run $SEP viz /dev/null -o .
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "lx-attnviz: -o .: name the folder itself (each run replaces it whole), not . or .. or /" ]
+}
