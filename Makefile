@@ -129,7 +129,11 @@ bench-tokenize: $(O)/bin/lx-tokenize
 	LX_BIN=$(abspath $(O)/bin) sh bench/tokenize.sh
 
 # Every benchmark: the encoder, training, the tokenizer, the feature join. Benchmarks are not tests.
-bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain
+bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain bench-attnviz
+
+# lx-attnviz's records/s and bytes/record, tiny and lxmert-base shapes, default kinds and all (bench/attnviz.sh).
+bench-attnviz: all $(O)/bench/bin/mkmodel
+	$(BENCH_ENV) sh bench/attnviz.sh
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all

@@ -266,41 +266,6 @@ static int is_tensor_object(const json_t *o)
 	       json_object_size(o) == (json_object_get(o, "data") ? 3u : 2u);
 }
 
-static void pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
-/* A JSON value as msgpack: numbers with a point or an exponent as float64, others as integers. */
-static void pack(msgpack_packer *pk, const json_t *j)
-{
-	const char *k;
-	json_t *x;
-	size_t i;
-
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach((json_t *)j, k, x) {
-			pack_str(pk, k, strlen(k));
-			pack(pk, x);
-		}
-		break;
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, x)
-			pack(pk, x);
-		break;
-	case JSON_STRING: pack_str(pk, json_string_value(j), json_string_length(j)); break;
-	case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
-	case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
-	case JSON_TRUE: msgpack_pack_true(pk); break;
-	case JSON_FALSE: msgpack_pack_false(pk); break;
-	case JSON_NULL: msgpack_pack_nil(pk); break;
-	}
-}
-
 /* The --tensor dtype of field key, or -1. */
 static int tensor_opt_of(const cat *c, const char *key)
 {
@@ -342,7 +307,7 @@ static lx_status from_line(cat *c, lx_record *rec, const char *line, size_t len,
 			if (!pk)
 				rc = lx_errf(e, LX_EIO, "out of memory");
 			else
-				pack(pk, x);
+				lx_json_pack(pk, x);
 		}
 	}
 	json_decref(root);

@@ -77,6 +77,11 @@ void lx_json_num(FILE *f, double v, int single);
  * strings as their decimal text. */
 void lx_json_value(FILE *f, const msgpack_object *o);
 
+/* A value parsed by jansson as one msgpack value, as lx tools write them: objects as maps with str keys in
+ * their order, strings as str (NULs kept), integers in the fewest bytes, reals as float64. */
+struct json_t;
+void lx_json_pack(msgpack_packer *pk, const struct json_t *j);
+
 /* Writes records as JSON objects, one a line, with its buffers kept from record to record. */
 typedef struct lx_json lx_json;
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "lx_fmt.h"
 
 const char *lx_json_escape(unsigned char c, int flags, char *buf)
@@ -98,7 +100,7 @@ static void json_key(FILE *f, const msgpack_object *k)
 }
 
 /* A float that reads back as a float, not an integer: "1" becomes "1.0". */
-static void json_real(FILE *f, double v, int single)
+static void json_float(FILE *f, double v, int single)
 {
 	char s[40];
 	const char *t = num_text(s, v, single);
@@ -121,7 +123,7 @@ static void value(FILE *f, const msgpack_object *o, int typed)
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
 		if (typed)
-			json_real(f, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
+			json_float(f, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
 		else
 			lx_json_num(f, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
 		break;
@@ -376,4 +378,40 @@ lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors,
 	fputs("}\n", f);
 	msgpack_unpacked_destroy(&up);
 	return rc;
+}
+
+/* ---- JSON input as msgpack ---- */
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+void lx_json_pack(msgpack_packer *pk, const struct json_t *j)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		msgpack_pack_map(pk, json_object_size(j));
+		json_object_foreach((json_t *)j, k, x) {
+			pack_str(pk, k, strlen(k));
+			lx_json_pack(pk, x);
+		}
+		break;
+	case JSON_ARRAY:
+		msgpack_pack_array(pk, json_array_size(j));
+		json_array_foreach(j, i, x)
+			lx_json_pack(pk, x);
+		break;
+	case JSON_STRING: pack_str(pk, json_string_value(j), json_string_length(j)); break;
+	case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
+	case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
+	case JSON_TRUE: msgpack_pack_true(pk); break;
+	case JSON_FALSE: msgpack_pack_false(pk); break;
+	case JSON_NULL: msgpack_pack_nil(pk); break;
+	}
 }
