@@ -128,9 +128,13 @@ check-headers:
 bench-tokenize: $(O)/bin/lx-tokenize
 	LX_BIN=$(abspath $(O)/bin) sh bench/tokenize.sh
 
-# Every benchmark: the encoder, training, the tokenizer, the feature join, the whole pipeline. Benchmarks are
-# not tests.
-bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain bench-pipeline
+# Every benchmark: the encoder, training, the tokenizer, the feature join, the whole pipeline, the attention
+# pages. Benchmarks are not tests.
+bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain bench-pipeline bench-attnviz
+
+# lx-attnviz's records/s and bytes/record, tiny and lxmert-base shapes, default kinds and all (bench/attnviz.sh).
+bench-attnviz: all $(O)/bench/bin/mkmodel
+	$(BENCH_ENV) sh bench/attnviz.sh
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all
@@ -143,7 +147,7 @@ bench-featpack: all
 # otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libdnnl-dev libmsgpack-dev libutf8proc-dev libjansson-dev \
        zlib1g-dev libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
-CHECK_DEBS = bats time parallel strace python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium \
+CHECK_DEBS = bats time parallel jq strace python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium \
              slurm-wlm munge
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
 BENCH_DEBS = python3-torch

@@ -1,5 +1,8 @@
 /* lx-attnviz - every attention map of lx-encode --attentions as pictures, NPY files and a page (lx-attnviz(1)). */
+#define _GNU_SOURCE /* syncfs */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +16,13 @@
 
 #define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_TOP };
+enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_TOP, O_OBJECTS, O_KINDS, O_PNG, O_NO_NPY,
+       O_SCALE };
 
 static const char synopsis[] = "-o DIR [options]";
 static const char about[] =
-	"Reads records of lx-encode --attentions on stdin and writes, per record, heatmap pictures of every\n"
-	"attention map, the boxes weighted by one word's attention, the maps as .npy files and an HTML page\n"
+	"Reads records of lx-encode --attentions on stdin and writes, per record, an HTML page of its attention\n"
+	"maps, the boxes weighted by one word's attention, the maps as .npy files and (--png) heatmap pictures\n"
 	"into DIR, with DIR/index.html linking them. See lx-attnviz(1).";
 
 static const tool_option option_table[] = {
@@ -31,6 +35,12 @@ static const tool_option option_table[] = {
 	{O_CELL, "cell", "PX", "pixels per entry in the heatmaps (1 to 64)"},
 	{O_MAX_SIDE, "max-side", "PX", "the longest side of the boxes picture (640)"},
 	{O_TOP, "top", "K", "the strongest boxes framed and labelled (5)"},
+	{'m', "model", "DIR", "the model: names of obj_ids (objects_vocab.txt) and of answers\n(answers.json) found in DIR"},
+	{O_OBJECTS, "objects", "FILE", "the names of obj_ids, one a line (labels/vg_objects_vocab.txt)"},
+	{O_KINDS, "kinds", "LIST", "the maps on the pages and in files, comma-separated, or all\n(cross,cross-vision,rollout-lang,rollout-vision)"},
+	{O_PNG, "png", NULL, "also a heatmap picture of each map (KIND.png)"},
+	{O_NO_NPY, "no-npy", NULL, "no .npy file of the maps"},
+	{O_SCALE, "scale", "S", "the colour scale: map (0 to the map's largest), fixed (0 to 1)\nor row (0 to each row's largest)"},
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
 };
@@ -44,15 +54,20 @@ typedef struct {
 } entry;
 
 /* The run: options, the font, the view of the record in hand (its buffers kept from record to record), and
- * the records written so far. */
+ * the records written so far, with their names in a hash table (slots hold an entry's index + 1). */
 typedef struct {
-	const char *out, *images, *font_path;
-	int token, layer, head, cell, max_side, top;
+	const char *out;        /* -o DIR, named in messages */
+	char dir[4400];         /* where the files are written: a folder beside DIR, moved to DIR at the end */
+	const char *images, *font_path, *model, *objects_path;
+	int token, layer, head, cell, max_side, top, png, npy, scale;
+	unsigned kinds;         /* bit k: kind k of the view is on the pages and in files */
 	lx_font *font;
+	lx_names *objects, *answers;
 	lx_view v;
 	int rel_w, rel_h;       /* the size of the relevance picture in hand */
 	entry *done;
 	size_t ndone, capdone;
+	size_t *slot, nslot;
 } run;
 
 static char *dup_s(const char *s)
@@ -83,6 +98,69 @@ static lx_status decode(run *r, const lx_record *rec, lx_err *e)
 
 /* ---- writing ---- */
 
+/* Every file goes into r->dir, the folder built aside and moved to DIR whole at the end (lx_dir_publish):
+ * nothing of a run is seen under DIR before it is all there. Messages name the file under DIR. */
+static lx_status put_file(const run *r, const char *name, lx_write_fn fn, void *ctx, lx_err *e)
+{
+	char path[sizeof r->dir + 400], shown[sizeof r->dir + 400];
+	FILE *f;
+	lx_status rc;
+	int bad;
+
+	snprintf(path, sizeof path, "%s/%s", r->dir, name);
+	snprintf(shown, sizeof shown, "%s/%s", r->out, name);
+	if (!(f = fopen(path, "wb")))
+		return lx_errf(e, LX_EIO, "%s: %s", shown, strerror(errno));
+	rc = fn(ctx, f, shown, e);
+	bad = ferror(f);
+	if (fclose(f) != 0 && !rc)
+		rc = lx_errf(e, LX_EIO, "%s: write failed: %s", shown, strerror(errno));
+	else if (bad && !rc)
+		rc = lx_errf(e, LX_EIO, "%s: write failed", shown);
+	return rc;
+}
+
+typedef struct {
+	const void *p;
+	size_t n;
+} bytes;
+
+static lx_status bytes_fn(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const bytes *b = ctx;
+
+	return fwrite(b->p, 1, b->n, f) == b->n ? LX_OK : lx_errf(e, LX_EIO, "%s: write failed: %s", path, strerror(errno));
+}
+
+static lx_status write_png(const run *r, const lx_image *im, const char *name, lx_err *e)
+{
+	unsigned char *png = NULL;
+	size_t len;
+	lx_status rc;
+	bytes b;
+
+	if ((rc = lx_image_encode_png(im, &png, &len, e)))
+		return rc;
+	b.p = png;
+	b.n = len;
+	rc = put_file(r, name, bytes_fn, &b, e);
+	free(png);
+	return rc;
+}
+
+typedef struct {
+	const lx_attn *a;
+	int roll;
+} npy_map;
+
+static lx_status npy_fn(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const npy_map *m = ctx;
+	int64_t shape[4] = {m->a->layers, m->a->heads, m->a->q, m->a->k};
+
+	return lx_npy_fput(f, path, m->a->p, m->roll ? 2 : 4, m->roll ? shape + 2 : shape, e);
+}
+
 static lx_status write_grids(run *r, const char *stem, lx_err *e)
 {
 	const lx_view *v = &r->v;
@@ -95,20 +173,24 @@ static lx_status write_grids(run *r, const char *stem, lx_err *e)
 		const lx_attn *a = &kd->a;
 		int roll = k >= LX_VIEW_RLANG;
 		lx_grid_spec s = {title, kd->layer_name, (const char *const *)(kd->q == 't' ? v->tok : v->lab),
-		                  (const char *const *)(kd->k == 't' ? v->tok : v->lab), r->cell, 1, roll};
+		                  (const char *const *)(kd->k == 't' ? v->tok : v->lab), r->cell, 1, roll, r->scale};
 		lx_image *im;
-		int64_t shape[4] = {a->layers, a->heads, a->q, a->k};
+		npy_map m = {a, roll};
+		if (!(r->kinds >> k & 1))
+			continue;
 		if (!roll)
 			snprintf(title, sizeof title, "%s: %s, %d layers x %d heads", stem, kd->name, a->layers, a->heads);
 		else
 			snprintf(title, sizeof title, "%s: %s", stem, kd->name);
-		snprintf(path, sizeof path, "%s/%s.%s.npy", r->out, stem, kd->key);
-		if ((rc = lx_npy_write(path, a->p, roll ? 2 : 4, roll ? shape + 2 : shape, e)))
+		snprintf(path, sizeof path, "%s.%s.npy", stem, kd->key);
+		if (r->npy && (rc = put_file(r, path, npy_fn, &m, e)))
 			return rc;
+		if (!r->png)
+			continue;
 		if ((rc = lx_attn_grid(&im, a, &s, r->font, e)))
 			return rc;
-		snprintf(path, sizeof path, "%s/%s.%s.png", r->out, stem, kd->key);
-		rc = lx_image_write_png(im, path, e);
+		snprintf(path, sizeof path, "%s.%s.png", stem, kd->key);
+		rc = write_png(r, im, path, e);
 		lx_image_free(im);
 		if (rc)
 			return rc;
@@ -126,10 +208,11 @@ static lx_status boxes_picture(run *r, const float *w, const char *title, const 
 	char path[4400];
 	lx_status rc;
 
-	rc = lx_attn_boxes(&im, v->picture, v->boxes, w, v->N, (const char *const *)v->lab, r->top, title, r->font, e);
+	rc = lx_attn_boxes(&im, v->picture, v->boxes, w, v->N, (const char *const *)v->lab, r->top, r->scale, title,
+	                   r->font, e);
 	if (!rc) {
-		snprintf(path, sizeof path, "%s/%s.%s.png", r->out, stem, suffix);
-		rc = lx_image_write_png(im, path, e);
+		snprintf(path, sizeof path, "%s.%s.png", stem, suffix);
+		rc = write_png(r, im, path, e);
 	}
 	if (!rc && keep)
 		*keep = im;
@@ -219,21 +302,27 @@ static lx_status write_relevance(run *r, const char *stem, char **b64, lx_err *e
 	return rc;
 }
 
+static lx_status page_fn(void *ctx, FILE *f, const char *path, lx_err *e) { return lx_page_write(f, ctx, path, e); }
+
 static lx_status write_page(run *r, const char *stem, long number, const char *rel_b64, lx_err *e)
 {
 	const lx_view *v = &r->v;
 	lx_page p;
+	lx_page_kind shown[LX_VIEW_KINDS];
 	unsigned char *png = NULL;
 	size_t len;
 	char *b64 = NULL, path[4400];
 	lx_status rc;
-	FILE *f;
+	int k;
 
-	if ((rc = lx_image_encode_png(v->picture, &png, &len, e)) || (rc = lx_base64(png, len, &b64, e))) {
+	/* a photo as JPEG (a tenth of its PNG), the canvas as PNG */
+	if ((rc = v->photo ? lx_image_encode_jpeg(v->picture, 85, &png, &len, e) : lx_image_encode_png(v->picture, &png, &len, e)) ||
+	    (rc = lx_base64(png, len, &b64, e))) {
 		free(png);
 		return rc;
 	}
 	memset(&p, 0, sizeof p);
+	p.picture_jpeg = v->photo;
 	p.id = stem;
 	p.record = number;
 	p.sent = v->sent;
@@ -249,13 +338,18 @@ static lx_status write_page(run *r, const char *stem, long number, const char *r
 	p.nanswers = v->nans;
 	p.answers = (const char *const *)v->ans;
 	p.scores = v->score;
-	p.nkinds = LX_VIEW_KINDS;
-	p.kinds = v->kind;
-	p.start_kind = "cross";
+	for (k = 0; k < LX_VIEW_KINDS; k++)
+		if (r->kinds >> k & 1)
+			shown[p.nkinds++] = v->kind[k];
+	p.kinds = shown;
+	p.start_kind = r->kinds >> LX_VIEW_CROSS & 1 ? "cross" : shown[0].key;
 	p.start_layer = r->layer >= 0 ? r->layer : v->kind[LX_VIEW_CROSS].a.layers - 1;
 	p.start_head = r->head;
 	p.start_token = r->token;
 	p.files = stem;
+	p.npy = r->npy;
+	p.png = r->png;
+	p.scale = r->scale;
 	if (rel_b64) {
 		p.rel_words = v->rel_words;
 		p.rel_boxes = v->rel_boxes;
@@ -265,52 +359,114 @@ static lx_status write_page(run *r, const char *stem, long number, const char *r
 		p.rel_w = r->rel_w;
 		p.rel_h = r->rel_h;
 	}
-	snprintf(path, sizeof path, "%s/%s.html", r->out, stem);
-	if (!(f = fopen(path, "w")))
-		rc = lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
-	else {
-		rc = lx_page_write(f, &p, path, e);
-		if (fclose(f) && !rc)
-			rc = lx_errf(e, LX_EIO, "%s: write failed", path);
-	}
+	snprintf(path, sizeof path, "%s.html", stem);
+	rc = put_file(r, path, page_fn, &p, e);
 	free(png);
 	free(b64);
 	return rc;
 }
 
-/* The file name stem of a record: question_id, else img_id, else its number; characters other than letters,
- * digits, '.', '-' and '_' become '_'; a stem already used gets "-<number>" added. */
-static void record_stem(const run *r, const lx_record *rec, long number, char *buf, size_t n)
+/* ---- names (formats/attnviz.md) ---- */
+
+#define NAME_MAX_LEN 100  /* the longest name; a longer one is cut to NAME_KEEP bytes and a hash */
+#define NAME_KEEP 80
+
+static uint64_t fnv1a(const char *s, size_t n, int fold)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		h = (h ^ (fold && c >= 'A' && c <= 'Z' ? c + 32 : c)) * 1099511628211ULL;
+	}
+	return h;
+}
+
+/* A name is taken when an earlier record has it or it is "index", in any case of its letters (a file system
+ * that ignores case would make them one file). */
+static int taken(const run *r, const char *name)
+{
+	size_t i;
+
+	if (!strcasecmp(name, "index"))
+		return 1;
+	if (!r->nslot)
+		return 0;
+	for (i = fnv1a(name, strlen(name), 1) & (r->nslot - 1); r->slot[i]; i = (i + 1) & (r->nslot - 1))
+		if (!strcasecmp(r->done[r->slot[i] - 1].stem, name))
+			return 1;
+	return 0;
+}
+
+/* Enters r->done[r->ndone - 1]'s name in the table, which stays at most half full. */
+static lx_status enter(run *r, lx_err *e)
+{
+	size_t i, j, n;
+
+	if (2 * r->ndone > r->nslot) {
+		n = r->nslot ? 2 * r->nslot : 256;
+		free(r->slot);
+		if (!(r->slot = calloc(n, sizeof *r->slot)))
+			return lx_errf(e, LX_EIO, "out of memory");
+		r->nslot = n;
+		for (j = 0; j + 1 < r->ndone; j++) {
+			for (i = fnv1a(r->done[j].stem, strlen(r->done[j].stem), 1) & (n - 1); r->slot[i]; i = (i + 1) & (n - 1))
+				;
+			r->slot[i] = j + 1;
+		}
+	}
+	j = r->ndone - 1;
+	for (i = fnv1a(r->done[j].stem, strlen(r->done[j].stem), 1) & (r->nslot - 1); r->slot[i];
+	     i = (i + 1) & (r->nslot - 1))
+		;
+	r->slot[i] = j + 1;
+	return LX_OK;
+}
+
+/* The record's name: its question_id, else its img_id, else "record-N"; characters other than letters,
+ * digits, '.', '-' and '_' become '_'; a name longer than NAME_MAX_LEN bytes becomes its first NAME_KEEP and
+ * '-' and 16 hex digits of a hash of the whole id; a name taken gets "-2", "-3", ... until it is not. An id
+ * with a NUL byte is refused (LX_EINPUT): the name would end at it. */
+static lx_status record_stem(const run *r, const lx_record *rec, long number, char *buf, size_t n, lx_err *e)
 {
 	static const char *keys[] = {"question_id", "img_id"};
-	size_t i, j;
+	char base[NAME_MAX_LEN + 1];
+	const char *id = NULL;
+	size_t i, j, len = 0;
+	long k;
 
-	buf[0] = 0;
-	for (i = 0; i < 2 && !*buf; i++) {
+	for (i = 0; i < 2 && !id; i++) {
 		const msgpack_object *o = lx_record_get(rec, keys[i]);
 		if (!o)
 			continue;
-		if (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN)
-			snprintf(buf, n, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-		else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			snprintf(buf, n, "%llu", (unsigned long long)o->via.u64);
-		else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			snprintf(buf, n, "%lld", (long long)o->via.i64);
+		if (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN) {
+			id = o->via.str.ptr;
+			len = o->via.str.size;
+			if (memchr(id, 0, len))
+				return lx_errf(e, LX_EINPUT, "field %s: holds a NUL byte, which no file name can", keys[i]);
+		} else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+			lx_object_text(o, base, sizeof base);
+			id = base;
+			len = strlen(base);
+		}
 	}
-	if (!*buf || buf[0] == '.')
-		snprintf(buf, n, "record-%ld", number);
-	for (j = 0; buf[j]; j++) {
-		char c = buf[j];
+	if (!id || !len || id[0] == '.')
+		len = (size_t)snprintf(base, sizeof base, "record-%ld", number);
+	else if (len > NAME_MAX_LEN)
+		snprintf(base, sizeof base, "%.*s-%016llx", NAME_KEEP, id, (unsigned long long)fnv1a(id, len, 0));
+	else if (id != base)
+		snprintf(base, sizeof base, "%.*s", (int)len, id);
+	for (j = 0; base[j]; j++) {
+		char c = base[j];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
 		      c == '_'))
-			buf[j] = '_';
+			base[j] = '_';
 	}
-	for (i = 0; i < r->ndone; i++)
-		if (!strcmp(r->done[i].stem, buf)) {
-			j = strlen(buf);
-			snprintf(buf + j, n - j, "-%ld", number);
-			break;
-		}
+	snprintf(buf, n, "%s", base);
+	for (k = 2; taken(r, buf); k++)
+		snprintf(buf, n, "%s-%ld", base, k);
+	return LX_OK;
 }
 
 static lx_status remember(run *r, const char *stem, lx_err *e)
@@ -338,16 +494,15 @@ static lx_status remember(run *r, const char *stem, lx_err *e)
 	if (!d->stem || (v->sent && !d->sent) || (v->nans && !d->answer))
 		return lx_errf(e, LX_EIO, "out of memory");
 	r->ndone++;
-	return LX_OK;
+	return enter(r, e);
 }
 
 static lx_status visualise(run *r, const lx_record *rec, long number, lx_err *e)
 {
-	char stem[300], *rel = NULL;
+	char stem[NAME_MAX_LEN + 24], *rel = NULL;
 	lx_status rc;
 
-	record_stem(r, rec, number, stem, sizeof stem);
-	if (!(rc = decode(r, rec, e)) && !(rc = write_grids(r, stem, e)) && !(rc = write_boxes(r, stem, e)) &&
+	if (!(rc = record_stem(r, rec, number, stem, sizeof stem, e)) && !(rc = decode(r, rec, e)) && !(rc = write_grids(r, stem, e)) && !(rc = write_boxes(r, stem, e)) &&
 	    !(rc = r->v.rel_words ? write_relevance(r, stem, &rel, e) : LX_OK) &&
 	    !(rc = write_page(r, stem, number, rel, e)))
 		rc = remember(r, stem, e);
@@ -357,16 +512,13 @@ static lx_status visualise(run *r, const lx_record *rec, long number, lx_err *e)
 }
 
 /* DIR/index.html: one row per record written, linking its page and showing its boxes picture. */
-static lx_status write_index(const run *r, lx_err *e)
+static lx_status index_fn(void *ctx, FILE *f, const char *path, lx_err *e)
 {
-	char path[4400];
-	FILE *f;
+	const run *r = ctx;
 	size_t i;
-	int bad;
 
-	snprintf(path, sizeof path, "%s/index.html", r->out);
-	if (!(f = fopen(path, "w")))
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
+	(void)path;
+	(void)e;
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>lx-attnviz: %zu records"
 	           "</title>\n<style>body{font:14px/1.4 'DejaVu Sans',sans-serif;margin:16px 24px;color:#202020}"
 	           "td{padding:6px 12px 6px 0;vertical-align:top}th{text-align:left}img{width:240px}</style>\n"
@@ -393,9 +545,89 @@ static lx_status write_index(const run *r, lx_err *e)
 		fputs(".boxes.png\"></a></td></tr>\n", f);
 	}
 	fputs("</table>\n</body>\n</html>\n", f);
-	bad = ferror(f);
-	if (fclose(f) || bad)
-		return lx_errf(e, LX_EIO, "%s: write failed", path);
+	return LX_OK;
+}
+
+static lx_status write_index(run *r, lx_err *e) { return put_file(r, "index.html", index_fn, r, e); }
+
+/* ---- the output folder: one writer, built aside, moved into place whole ---- */
+
+/* What DIR holds now: 0 nothing, 1 an earlier run's output (its index.html is lx-attnviz's), 2 other files. */
+static int dir_holds(const char *dir)
+{
+	char path[4400], head[512];
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+	FILE *f;
+	int any = 0;
+	size_t n;
+
+	if (!dp)
+		return 0;
+	while (!any && (d = readdir(dp)))
+		any = strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
+	closedir(dp);
+	if (!any)
+		return 0;
+	snprintf(path, sizeof path, "%s/index.html", dir);
+	if (!(f = fopen(path, "rb")))
+		return 2;
+	n = fread(head, 1, sizeof head - 1, f);
+	fclose(f);
+	head[n] = 0;
+	return strstr(head, "<title>lx-attnviz: ") ? 1 : 2;
+}
+
+/* Every file written into the folder built aside reaches the disk before the folder is moved into place. */
+static lx_status sync_files(const run *r, lx_err *e)
+{
+	int fd = open(r->dir, O_RDONLY | O_DIRECTORY), bad;
+
+	if (fd < 0)
+		return lx_errf(e, LX_EIO, "%s: %s", r->out, strerror(errno));
+	bad = syncfs(fd) != 0;
+	close(fd);
+	return bad ? lx_errf(e, LX_EIO, "%s: %s", r->out, strerror(errno)) : LX_OK;
+}
+
+static lx_status make_dir(const char *dir, lx_err *e);
+
+/* Before the records: DIR made if absent, its lock taken (status 2 while another run writes it), what a killed
+ * run left removed, and the folder to build in made beside it. DIR must be empty or an earlier run's output
+ * (which *earlier says), so that replacing it loses nothing else. */
+static lx_status open_output(run *r, lx_lock **lock, int *earlier, lx_err *e)
+{
+	lx_status rc;
+	int holds;
+
+	if ((rc = make_dir(r->out, e)) || (rc = lx_lock_take(r->out, lock, e)) || (rc = lx_clean_stale(r->out, e)))
+		return rc;
+	holds = dir_holds(r->out);
+	if (holds == 2)
+		return lx_errf(e, LX_EUSAGE, "%s: holds files that are not lx-attnviz's (no index.html of it); give a new or "
+		               "empty folder, which each run replaces whole", r->out);
+	*earlier = holds == 1;
+	return lx_dir_aside(r->out, r->dir, sizeof r->dir, e);
+}
+
+/* After the records (st: how the run ended): index.html, then the folder to DIR in one step. A run that did not
+ * succeed replaces only an empty DIR: an earlier run's output is kept, and this run's files are removed. */
+static lx_status close_output(run *r, lx_status st, int earlier, lx_err *e)
+{
+	lx_status rc;
+
+	if (st == LX_OK && tool_interrupted())
+		st = LX_EINTR;
+	if (st && earlier) {
+		tool_warn("%s: kept as it was: this run did not succeed, and its %zu records are not written", r->out,
+		          r->ndone);
+		return lx_remove_tree(r->dir, e);
+	}
+	if ((rc = write_index(r, e)) || (rc = sync_files(r, e)) || (rc = lx_dir_publish(r->dir, r->out, 1, e))) {
+		lx_err ignored;
+		lx_remove_tree(r->dir, &ignored);
+		return rc;
+	}
 	return LX_OK;
 }
 
@@ -449,13 +681,69 @@ static void run_free(run *r)
 		free(r->done[i].answer);
 	}
 	free(r->done);
+	free(r->slot);
 	lx_font_free(r->font);
+	lx_names_free(r->objects);
+	lx_names_free(r->answers);
+}
+
+/* --kinds: keys of the view's kinds, comma-separated, or "all". */
+static unsigned parse_kinds(const char *arg)
+{
+	const char *p = arg;
+	unsigned mask = 0;
+	int k;
+
+	if (!strcmp(arg, "all"))
+		return (1u << LX_VIEW_KINDS) - 1;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		for (k = 0; k < LX_VIEW_KINDS; k++)
+			if (strlen(lx_view_key(k)) == n && !strncmp(lx_view_key(k), p, n))
+				break;
+		if (k == LX_VIEW_KINDS)
+			tool_usage("--kinds: '%.*s' is not a kind (lang, vision, cross, cross-vision, cross-lang-self, "
+			           "cross-vision-self, rollout-lang, rollout-vision or all)", (int)n, p);
+		mask |= 1u << k;
+		p += n;
+		if (*p == ',' && *++p == 0)
+			tool_usage("--kinds: a list ends with ','");
+	}
+	if (!mask)
+		tool_usage("--kinds: no kind given");
+	return mask;
+}
+
+/* The names of obj_ids and of answers: --objects, else objects_vocab.txt in the model's folder; the model's
+ * answers.json or answers.txt. */
+static lx_status load_names(run *r, lx_err *e)
+{
+	char path[4400];
+	lx_status rc;
+
+	if (r->objects_path)
+		return lx_names_load(&r->objects, r->objects_path, LX_NAMES_FIRST, e);
+	if (!r->model)
+		return LX_OK;
+	snprintf(path, sizeof path, "%s/objects_vocab.txt", r->model);
+	if (access(path, F_OK) == 0 && (rc = lx_names_load(&r->objects, path, LX_NAMES_FIRST, e)))
+		return rc;
+	snprintf(path, sizeof path, "%s/answers.json", r->model);
+	if (access(path, F_OK) != 0)
+		snprintf(path, sizeof path, "%s/answers.txt", r->model);
+	if (access(path, F_OK) == 0)
+		return lx_names_load(&r->answers, path, LX_NAMES_ANSWERS, e);
+	return LX_OK;
 }
 
 int main(int argc, char **argv)
 {
+	static const char *const scales[] = {"map", "fixed", "row", NULL}; /* in the order of LX_SCALE_* */
 	run r;
-	int ch, progress = 0, pass, quiet;
+	lx_lock *lock = NULL;
+	int ch, progress = 0, pass, quiet, earlier = 0;
+	size_t n;
+	const char *base;
 	tool_run t;
 	lx_record *rec;
 	lx_err err = {0, ""}, ierr = {0, ""};
@@ -466,6 +754,8 @@ int main(int argc, char **argv)
 	r.layer = r.head = -1;
 	r.max_side = 640;
 	r.top = 5;
+	r.npy = 1;
+	r.kinds = 1u << LX_VIEW_CROSS | 1u << LX_VIEW_XVISN | 1u << LX_VIEW_RLANG | 1u << LX_VIEW_RVISN;
 	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'o': r.out = optarg; break;
@@ -477,27 +767,42 @@ int main(int argc, char **argv)
 		case O_CELL: r.cell = (int)tool_long(optarg, "--cell", 1, 64); break;
 		case O_MAX_SIDE: r.max_side = (int)tool_long(optarg, "--max-side", 64, 8192); break;
 		case O_TOP: r.top = (int)tool_long(optarg, "--top", 0, 1 << 20); break;
+		case 'm': r.model = optarg; break;
+		case O_OBJECTS: r.objects_path = optarg; break;
+		case O_KINDS: r.kinds = parse_kinds(optarg); break;
+		case O_PNG: r.png = 1; break;
+		case O_NO_NPY: r.npy = 0; break;
+		case O_SCALE: r.scale = tool_choice(optarg, "--scale", scales); break;
 		case TOOL_PROGRESS: progress = 1; break;
 		}
 	}
 	tool_require(r.out, "-o DIR");
 	tool_no_operands(argc);
+	for (n = strlen(optarg = (char *)r.out); n > 1 && optarg[n - 1] == '/'; n--) /* the folder is replaced whole */
+		optarg[n - 1] = 0;
+	base = strrchr(r.out, '/') ? strrchr(r.out, '/') + 1 : r.out;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		tool_usage("-o %s: name the folder itself (each run replaces it whole), not . or .. or /", r.out);
 	if ((rc = lx_font_open(&r.font, r.font_path, &err)) || (rc = check_images(r.images, &err)) ||
-	    (rc = make_dir(r.out, &err))) {
+	    (rc = load_names(&r, &err)) || (rc = open_output(&r, &lock, &earlier, &err))) {
+		lx_lock_release(lock);
 		run_free(&r);
 		return tool_fail(rc, "%s", err.msg);
 	}
+	r.v.objects = r.objects;
+	r.v.answers = r.answers;
 	if (tool_run_init(&t, stdin, "stdin", 0, 0, progress))
 		rc = lx_errf(&err, LX_EIO, "out of memory");
 	tool_signals(NULL);
 	while (!rc && !(rc = tool_next(&t, &rec, &pass, &err)) && rec) {
-		if ((rc = visualise(&r, rec, t.done + 1, &err)))
+		if (!pass && (rc = visualise(&r, rec, t.done + 1, &err))) /* an error record has nothing to draw */
 			tool_where(&t, rec, &err);
 		lx_record_free(rec);
 		if (!rc)
 			tool_done(&t, 1);
 	}
-	irc = write_index(&r, &ierr);
+	irc = close_output(&r, rc, earlier, &ierr);
+	lx_lock_release(lock);
 	rc = tool_flush(&t, rc, &err, &quiet);
 	if (irc && !rc) {
 		rc = irc;

@@ -40,6 +40,8 @@ lx_status lx_st_write(const char *path, const lx_st_entry *ents, int n, lx_err *
  * shape) padded with spaces to a multiple of 64 bytes and ended by a newline, then the data little-endian.
  * The file is written atomically (lx_write_atomic). LX_EIO on failure. */
 lx_status lx_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
+/* The same file's bytes written to f (path names it in messages), for a file inside a directory built aside. */
+lx_status lx_npy_fput(FILE *f, const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e);
 
 /* ---- base64 ------------------------------------------------------------------------------------------ */
 
@@ -75,13 +77,25 @@ void lx_json_num(FILE *f, double v, int single);
  * strings as their decimal text. */
 void lx_json_value(FILE *f, const msgpack_object *o);
 
+/* A value parsed by jansson as one msgpack value, as lx tools write them: objects as maps with str keys in
+ * their order, strings as str (NULs kept), integers in the fewest bytes, reals as float64. */
+struct json_t;
+void lx_json_pack(msgpack_packer *pk, const struct json_t *j);
+
 /* Writes records as JSON objects, one a line, with its buffers kept from record to record. */
 typedef struct lx_json lx_json;
 
 lx_json *lx_json_new(void);
 void lx_json_free(lx_json *j);
-/* rec's fields in order as one JSON object and a newline on f; tensor fields as nested lists when tensors
- * is set, else left out. A tensor that cannot be converted is LX_EINPUT before anything is written. */
+/* How lx_json_record writes tensor fields: left out; as nested lists of float32 or int32 values; as
+ * {"dtype": numpy's string, "shape": [...]}; or as that and "data": the values as nested lists, exactly in
+ * their own dtype (floats in the fewest digits that read back the same, NaN and the infinities as null,
+ * booleans as true and false). With LX_JSON_SUMMARY and LX_JSON_FULL, the other fields' floats always have a
+ * point or an exponent (1.0, not 1), so that a JSON reader tells them from integers, and keys are whole. */
+enum { LX_JSON_NO_TENSORS = 0, LX_JSON_LISTS = 1, LX_JSON_SUMMARY = 2, LX_JSON_FULL = 3 };
+
+/* rec's fields in order as one JSON object and a newline on f, tensor fields as tensors says (LX_JSON_*). A
+ * tensor that cannot be converted is LX_EINPUT before anything is written. */
 lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors, lx_err *e);
 
 /* ---- JSON input ------------------------------------------------------------------------------------- */

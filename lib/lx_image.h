@@ -36,6 +36,8 @@ lx_status lx_image_load(lx_image **out, const char *path, lx_err *e);
 lx_status lx_image_write_png(const lx_image *im, const char *path, lx_err *e);
 /* The PNG file of im in memory: *buf (malloc'ed) and *len. */
 lx_status lx_image_encode_png(const lx_image *im, unsigned char **buf, size_t *len, lx_err *e);
+/* The baseline JPEG file of im in memory at quality 1 to 100 (libjpeg's scale): *buf (malloc'ed) and *len. */
+lx_status lx_image_encode_jpeg(const lx_image *im, int quality, unsigned char **buf, size_t *len, lx_err *e);
 /* A copy of im scaled to w x h (area average when shrinking, bilinear when growing); NULL if out of memory. */
 lx_image *lx_image_scaled(const lx_image *im, int w, int h);
 

@@ -161,8 +161,8 @@ lx_status lx_image_encode_png(const lx_image *im, unsigned char **buf, size_t *l
 	pi.width = (png_uint_32)im->w;
 	pi.height = (png_uint_32)im->h;
 	pi.format = PNG_FORMAT_RGB;
-	if (!png_image_write_get_memory_size(pi, n, 0, im->px, 0, NULL))
-		return lx_errf(e, LX_EIO, "cannot encode a PNG image: %s", pi.message);
+	/* the most the PNG can take, so that it is compressed once (asking its size first compresses it twice) */
+	n = PNG_IMAGE_PNG_SIZE_MAX(pi);
 	if (!(*buf = malloc(n)))
 		return lx_errf(e, LX_EIO, "out of memory for a PNG image");
 	if (!png_image_write_to_memory(&pi, *buf, &n, 0, im->px, 0, NULL)) {
@@ -189,6 +189,43 @@ static void jpeg_error_exit(j_common_ptr cinfo)
 
 	f->pub.format_message(cinfo, f->msg);
 	longjmp(f->jump, 1);
+}
+
+lx_status lx_image_encode_jpeg(const lx_image *im, int quality, unsigned char **buf, size_t *len, lx_err *e)
+{
+	struct jpeg_compress_struct ci;
+	jpeg_fail fail;
+	unsigned char *mem = NULL;
+	unsigned long n = 0;
+	JSAMPROW row;
+
+	*buf = NULL;
+	memset(&fail, 0, sizeof fail);
+	ci.err = jpeg_std_error(&fail.pub);
+	fail.pub.error_exit = jpeg_error_exit;
+	if (setjmp(fail.jump)) {
+		jpeg_destroy_compress(&ci);
+		free(mem);
+		return lx_errf(e, LX_EIO, "cannot encode a JPEG image: %s", fail.msg);
+	}
+	jpeg_create_compress(&ci);
+	jpeg_mem_dest(&ci, &mem, &n);
+	ci.image_width = (JDIMENSION)im->w;
+	ci.image_height = (JDIMENSION)im->h;
+	ci.input_components = 3;
+	ci.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&ci);
+	jpeg_set_quality(&ci, quality, TRUE);
+	jpeg_start_compress(&ci, TRUE);
+	while (ci.next_scanline < ci.image_height) {
+		row = im->px + (size_t)ci.next_scanline * (size_t)im->w * 3;
+		jpeg_write_scanlines(&ci, &row, 1);
+	}
+	jpeg_finish_compress(&ci);
+	jpeg_destroy_compress(&ci);
+	*buf = mem;
+	*len = n;
+	return LX_OK;
 }
 
 /* Warnings (level -1: corrupt data, a file cut short) make the picture unusable too: keep the first. */

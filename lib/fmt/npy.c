@@ -170,3 +170,10 @@ lx_status lx_npy_write(const char *path, const float *data, int ndim, const int6
 
 	return lx_write_atomic(path, write_npy, &o, e);
 }
+
+lx_status lx_npy_fput(FILE *f, const char *path, const float *data, int ndim, const int64_t *shape, lx_err *e)
+{
+	npy_out o = {data, ndim, shape};
+
+	return write_npy(&o, f, path, e);
+}

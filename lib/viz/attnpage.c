@@ -1,5 +1,6 @@
 /* attnpage.c - one record's self-contained HTML page: data as JSON, the picture inline, plain JavaScript
  * (lx_attn.h). The script below is this project's own; it needs no library and no network. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lx_attn.h"
@@ -37,8 +38,17 @@ static const char *const page_js[] = {
 	"	return 'rgb(' + c.join(',') + ')';",
 	"}",
 	"function ink(v) { return v > 0.55 ? '#fff' : '#202020'; }",
+	"/* each map's values: little-endian uint16 of value * 65535 in base64 */",
+	"function values(b64) {",
+	"	var s = atob(b64), n = s.length >> 1, out = new Float32Array(n), i;",
+	"	for (i = 0; i < n; i++) out[i] = (s.charCodeAt(2 * i) | s.charCodeAt(2 * i + 1) << 8) / 65535;",
+	"	return out;",
+	"}",
 	"var K = {};",
-	"D.kinds.forEach(function (k) { K[k.key] = k; });",
+	"D.kinds.forEach(function (k) { k.data = values(k.data16); K[k.key] = k; });",
+	"/* the colour of value v in a map or row whose largest value is m, as the scale says */",
+	"function scaled(v, m) { return D.scale === 'fixed' ? v : v / m; }",
+	"function scaleText(m) { return D.scale === 'fixed' ? '100%' : D.scale === 'row' ? 'each row\\u2019s largest' : (100 * m).toFixed(1) + '%'; }",
 	"var CROSS = {'cross': 1, 'cross-vision': 1, 'cross-lang-self': 1, 'cross-vision-self': 1};",
 	"var S = {kind: D.start.kind, layer: D.start.layer, head: D.start.head, side: 't', q: D.start.token};",
 	"function labels(side) { return side === 't' ? D.tokens : D.boxLabels; }",
@@ -64,11 +74,16 @@ static const char *const page_js[] = {
 	"function maxOf(a) { var m = 0; a.forEach(function (v) { if (v > m) m = v; }); return m > 0 ? m : 1; }",
 	"function headName(k, head) { return k.heads === 1 ? 'one map' : head === 'mean' ? 'mean of ' + k.heads + ' heads' : 'head ' + head; }",
 	"function where(k, layer, head) { return k.name + ', ' + (k.layers > 1 ? k.layerName + ' ' + layer + ', ' : '') + headName(k, head); }",
-	"/* the maps the two panels show for a query: the chosen kind where it fits, else its cross-layer companion */",
+	"/* the maps the two panels show for a query: the chosen kind where it fits, else the first of its companions",
+	" * the page holds (at the chosen cross layer when both are cross layers' maps, else the last layer), else none */",
+	"var COMPANIONS = {tv: ['cross'], tt: ['cross-lang-self', 'rollout-lang', 'lang'], vt: ['cross-vision'],",
+	"	vv: ['cross-vision-self', 'rollout-vision', 'vision']};",
 	"function companion(want) {",
-	"	var k = K[S.kind], lc = CROSS[S.kind] ? S.layer : K['cross'].layers - 1, c;",
+	"	var k = K[S.kind], c = null, lc;",
 	"	if (k.q === S.side && k.k === want) return {k: k, layer: S.layer, head: S.head};",
-	"	c = K[S.side === 't' ? (want === 'v' ? 'cross' : 'cross-lang-self') : (want === 't' ? 'cross-vision' : 'cross-vision-self')];",
+	"	COMPANIONS[S.side + want].forEach(function (key) { if (!c && K[key]) c = K[key]; });",
+	"	if (!c) return null;",
+	"	lc = CROSS[S.kind] && CROSS[c.key] ? S.layer : c.layers - 1;",
 	"	return {k: c, layer: lc, head: k.heads === c.heads ? S.head : 'mean'};",
 	"}",
 	"function fillSelect(sel, items, value) {",
@@ -98,10 +113,11 @@ static const char *const page_js[] = {
 	"	fillSelect($('head'), heads, S.head);",
 	"}",
 	"function drawTokens() {",
-	"	var c = companion('t'), w = row(c.k, c.layer, c.head, S.q), m = maxOf(w), box = $('tokens');",
+	"	var c = companion('t'), w = c ? row(c.k, c.layer, c.head, S.q) : D.tokens.map(function () { return 0; });",
+	"	var m = maxOf(w), box = $('tokens');",
 	"	box.innerHTML = '';",
 	"	D.tokens.forEach(function (t, i) {",
-	"		var s = document.createElement('span'), v = w[i] / m;",
+	"		var s = document.createElement('span'), v = scaled(w[i], m);",
 	"		s.className = 'tok' + (S.side === 't' && S.q === i ? ' q' : '');",
 	"		s.textContent = t;",
 	"		s.title = (100 * w[i]).toFixed(1) + '%';",
@@ -111,34 +127,32 @@ static const char *const page_js[] = {
 	"		s.addEventListener('mouseenter', function () { query('t', i); });",
 	"		box.appendChild(s);",
 	"	});",
-	"	$('tokcap').textContent = 'word colours: attention of ' + who() + ' over the words (' + where(c.k, c.layer, c.head) + ')';",
+	"	$('tokcap').textContent = c ? 'word colours: attention of ' + who() + ' over the words (' + where(c.k, c.layer, c.head) + '), 0 to ' + scaleText(m) : 'no map of these queries over the words on this page (--kinds)';",
 	"}",
 	"function who() { return S.side === 't' ? 'word ' + S.q + ' \\u201c' + D.tokens[S.q] + '\\u201d' : 'box \\u201c' + D.boxLabels[S.q] + '\\u201d'; }",
 	"function drawBoxes() {",
-	"	var cv = $('boxes'), g = cv.getContext('2d'), c = companion('v'), w = row(c.k, c.layer, c.head, S.q), m = maxOf(w);",
+	"	var cv = $('boxes'), g = cv.getContext('2d'), c = companion('v'), w = c ? row(c.k, c.layer, c.head, S.q) : D.boxes.map(function () { return 0; }), m = maxOf(w);",
 	"	var order = w.map(function (v, i) { return i; }).sort(function (a, b) { return w[a] - w[b]; });",
 	"	var top = order.slice(-5), placed = [];",
 	"	cv.width = D.picture.w;",
 	"	cv.height = D.picture.h;",
 	"	g.clearRect(0, 0, cv.width, cv.height);",
-	"	/* weakest first, each box replacing what is under it: a pixel shows its strongest box, fills do not pile up */",
+	"	/* every box outlined, weakest first, the photo left as it is */",
 	"	order.forEach(function (i) {",
-	"		var b = D.boxes[i], v = w[i] / m;",
-	"		g.clearRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);",
-	"		g.globalAlpha = 0.6 * v;",
-	"		g.fillStyle = colour(v);",
-	"		g.fillRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);",
+	"		var b = D.boxes[i], v = scaled(w[i], m), t = 1 + Math.round(2 * v);",
+	"		g.strokeStyle = colour(v);",
+	"		g.lineWidth = t;",
+	"		g.strokeRect(b[0] + t / 2, b[1] + t / 2, b[2] - b[0] - t, b[3] - b[1] - t);",
 	"	});",
-	"	g.globalAlpha = 1;",
 	"	top.forEach(function (i) {",
-	"		var b = D.boxes[i], v = w[i] / m;",
+	"		var b = D.boxes[i], v = scaled(w[i], m);",
 	"		g.strokeStyle = colour(0.3 + 0.7 * v);",
 	"		g.lineWidth = 1 + 2 * v;",
 	"		g.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);",
 	"	});",
 	"	g.font = '12px sans-serif';",
 	"	top.forEach(function (i) {",
-	"		var b = D.boxes[i], v = w[i] / m, s = D.boxLabels[i] + ' ' + (100 * w[i]).toFixed(1) + '%', n;",
+	"		var b = D.boxes[i], v = scaled(w[i], m), s = D.boxLabels[i] + ' ' + (100 * w[i]).toFixed(1) + '%', n;",
 	"		var r = {w: g.measureText(s).width + 6, h: 16, y: b[1] + 2};",
 	"		r.x = Math.max(0, Math.min(b[0] + 2, cv.width - r.w));",
 	"		for (n = 0; n < 12 && placed.some(function (p) { return r.x < p.x + p.w && p.x < r.x + r.w && r.y < p.y + p.h && p.y < r.y + r.h; }); n++) {",
@@ -162,7 +176,7 @@ static const char *const page_js[] = {
 	"		g.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);",
 	"		g.setLineDash([]);",
 	"	}",
-	"	$('boxcap').textContent = 'box colours: attention of ' + who() + ' over the boxes (' + where(c.k, c.layer, c.head) + '), 0 to ' + (100 * m).toFixed(1) + '%; the 5 strongest framed';",
+	"	$('boxcap').textContent = c ? 'box colours: attention of ' + who() + ' over the boxes (' + where(c.k, c.layer, c.head) + '), 0 to ' + scaleText(m) + '; the 5 strongest labelled' : 'no map of these queries over the boxes on this page (--kinds)';",
 	"}",
 	"function boxAt(x, y) {",
 	"	var best = -1, area = Infinity;",
@@ -183,13 +197,13 @@ static const char *const page_js[] = {
 	"	cv.width = x0 + kl.length * s + 10;",
 	"	cv.height = y0 + ql.length * s + 10;",
 	"	m.forEach(function (r) { r.forEach(function (v) { if (v > mx) mx = v; }); });",
-	"	if (!(mx > 0)) mx = 1;",
+	"	if (!(mx > 0) || D.scale === 'fixed') mx = 1;",
 	"	g.font = fs + 'px sans-serif';",
 	"	g.fillStyle = '#fff';",
 	"	g.fillRect(0, 0, cv.width, cv.height);",
 	"	for (i = 0; i < ql.length; i++)",
 	"		for (j = 0; j < kl.length; j++) {",
-	"			g.fillStyle = colour(m[i][j] / mx);",
+	"			g.fillStyle = colour(m[i][j] / (D.scale === 'row' ? maxOf(m[i]) : mx));",
 	"			g.fillRect(x0 + j * s, y0 + i * s, s, s);",
 	"		}",
 	"	g.fillStyle = '#202020';",
@@ -211,7 +225,7 @@ static const char *const page_js[] = {
 	"		g.strokeRect(x0 - 1, y0 + S.q * s - 1, kl.length * s + 2, s + 2);",
 	"	}",
 	"	HEAT = {x0: x0, y0: y0, s: s, q: ql.length, k: kl.length, side: k.q};",
-	"	$('heatcap').textContent = where(k, S.layer, S.head) + ': rows are queries (' + (k.q === 't' ? 'words' : 'boxes') + '), columns keys (' + (k.k === 't' ? 'words' : 'boxes') + '); colour from 0 to ' + mx.toFixed(3);",
+	"	$('heatcap').textContent = where(k, S.layer, S.head) + ': rows are queries (' + (k.q === 't' ? 'words' : 'boxes') + '), columns keys (' + (k.k === 't' ? 'words' : 'boxes') + '); colour from 0 to ' + (D.scale === 'row' ? 'each row\\u2019s largest' : mx.toFixed(3));",
 	"}",
 	"function drawGrid() {",
 	"	var k = K[S.kind], box = $('grid'), L, h, heads = k.heads > 1 ? k.heads + 1 : 1;",
@@ -223,7 +237,8 @@ static const char *const page_js[] = {
 	"		cv.width = count(k.k) * s;",
 	"		cv.height = count(k.q) * s;",
 	"		m.forEach(function (r) { r.forEach(function (v) { if (v > mx) mx = v; }); });",
-	"		m.forEach(function (r, i) { r.forEach(function (v, j) { g.fillStyle = colour(v / (mx || 1)); g.fillRect(j * s, i * s, s, s); }); });",
+	"		if (D.scale === 'fixed') mx = 1;",
+	"		m.forEach(function (r, i) { var rm = D.scale === 'row' ? maxOf(r) : mx || 1; r.forEach(function (v, j) { g.fillStyle = colour(v / rm); g.fillRect(j * s, i * s, s, s); }); });",
 	"		cv.className = 'thumb' + (L === S.layer && String(h) === String(S.head) ? ' sel' : '');",
 	"		cv.title = where(k, L, h);",
 	"		cv.dataset.layer = L;",
@@ -334,28 +349,43 @@ static void json_num(FILE *f, float v)
 		fprintf(f, "%.4g", (double)v);
 }
 
-static void json_kind(FILE *f, const lx_page_kind *k)
+/* The map's values as little-endian uint16 of value * 65535 (clamped to [0, 1], rounded), in base64: a
+ * quarter of the size of the values as JSON text, to within 8e-6. */
+static lx_status json_kind(FILE *f, const lx_page_kind *k, lx_err *e)
 {
 	size_t n = (size_t)k->a.layers * (size_t)k->a.heads * (size_t)k->a.q * (size_t)k->a.k, i;
+	unsigned char *q = malloc(2 * n + 1);
+	char *b64 = NULL;
+	lx_status rc;
 
+	if (!q)
+		return lx_errf(e, LX_EIO, "out of memory");
+	for (i = 0; i < n; i++) {
+		float v = k->a.p[i];
+		unsigned u = v > 0 ? (v < 1 ? (unsigned)(v * 65535.0f + 0.5f) : 65535u) : 0u; /* NaN: 0 */
+		q[2 * i] = (unsigned char)(u & 0xff);
+		q[2 * i + 1] = (unsigned char)(u >> 8);
+	}
+	rc = lx_base64(q, 2 * n, &b64, e);
+	free(q);
+	if (rc)
+		return rc;
 	fputs("{\"key\":", f);
 	json_str(f, k->key);
 	fputs(",\"name\":", f);
 	json_str(f, k->name);
 	fputs(",\"layerName\":", f);
 	json_str(f, k->layer_name);
-	fprintf(f, ",\"q\":\"%c\",\"k\":\"%c\",\"layers\":%d,\"heads\":%d,\"data\":[", k->q, k->k, k->a.layers,
-	        k->a.heads);
-	for (i = 0; i < n; i++) {
-		if (i)
-			fputc(',', f);
-		json_num(f, k->a.p[i]);
-	}
-	fputs("]}", f);
+	fprintf(f, ",\"q\":\"%c\",\"k\":\"%c\",\"layers\":%d,\"heads\":%d,\"data16\":\"%s\"}", k->q, k->k,
+	        k->a.layers, k->a.heads, b64);
+	free(b64);
+	return LX_OK;
 }
 
-static void json_data(FILE *f, const lx_page *p)
+static lx_status json_data(FILE *f, const lx_page *p, lx_err *e)
 {
+	static const char *const scales[] = {"map", "fixed", "row"};
+	lx_status rc;
 	int i;
 
 	fputs("{\"id\":", f);
@@ -375,11 +405,12 @@ static void json_data(FILE *f, const lx_page *p)
 		fputs("\"mean\"", f);
 	else
 		fprintf(f, "%d", p->start_head);
-	fprintf(f, ",\"token\":%d},\"kinds\":[", p->start_token);
+	fprintf(f, ",\"token\":%d},\"scale\":\"%s\",\"kinds\":[", p->start_token, scales[p->scale]);
 	for (i = 0; i < p->nkinds; i++) {
 		if (i)
 			fputc(',', f);
-		json_kind(f, &p->kinds[i]);
+		if ((rc = json_kind(f, &p->kinds[i], e)))
+			return rc;
 	}
 	fputc(']', f);
 	if (p->rel_words) {
@@ -398,6 +429,7 @@ static void json_data(FILE *f, const lx_page *p)
 		fputs("]}", f);
 	}
 	fputc('}', f);
+	return LX_OK;
 }
 
 static void lines(FILE *f, const char *const *l, const char *sep)
@@ -464,12 +496,20 @@ static void links(FILE *f, const lx_page *p)
 	fputs("<footer>Hover a word or a box to see where it attends; pick the map, layer and head above, or click a "
 	      "small map. The address keeps the view (#kind=&hellip;&amp;layer=&hellip;&amp;head=&hellip;&amp;"
 	      "token=&hellip;). Files of this record: ", f);
-	for (i = 0; i < p->nkinds; i++) {
-		fputs("<a href=\"", f);
-		lx_html_text(f, p->files);
-		fprintf(f, ".%s.png\">%s.png</a> (<a href=\"", p->kinds[i].key, p->kinds[i].key);
-		lx_html_text(f, p->files);
-		fprintf(f, ".%s.npy\">.npy</a>), ", p->kinds[i].key);
+	for (i = 0; i < p->nkinds && (p->png || p->npy); i++) {
+		fputs(p->kinds[i].key, f);
+		fputs(" (", f);
+		if (p->png) {
+			fputs("<a href=\"", f);
+			lx_html_text(f, p->files);
+			fprintf(f, ".%s.png\">.png</a>%s", p->kinds[i].key, p->npy ? ", " : "");
+		}
+		if (p->npy) {
+			fputs("<a href=\"", f);
+			lx_html_text(f, p->files);
+			fprintf(f, ".%s.npy\">.npy</a>", p->kinds[i].key);
+		}
+		fputs("), ", f);
 	}
 	fputs("<a href=\"", f);
 	lx_html_text(f, p->files);
@@ -478,6 +518,8 @@ static void links(FILE *f, const lx_page *p)
 
 lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 {
+	lx_status rc;
+
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>lx-attnviz: ", f);
 	lx_html_text(f, p->id);
 	fputs("</title>\n<style>\n", f);
@@ -499,7 +541,9 @@ lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 	      "<label>layer <select id=\"layer\"></select></label><label>head <select id=\"head\"></select></label>"
 	      "</div>\n<p id=\"state\"></p>\n<h2>Words</h2>\n<div id=\"tokens\"></div>\n<p class=\"cap\" id=\"tokcap\">"
 	      "</p>\n<div class=\"row\">\n<div id=\"boxcol\">\n<h2>Boxes</h2>\n<div id=\"picture\"><img alt=\"the image\" src=\""
-	      "data:image/png;base64,", f);
+	      "data:", f);
+	fputs(p->picture_jpeg ? "image/jpeg" : "image/png", f);
+	fputs(";base64,", f);
 	fputs(p->picture_b64, f);
 	fprintf(f, "\" width=\"%d\" height=\"%d\"><canvas id=\"boxes\" width=\"%d\" height=\"%d\"></canvas></div>\n",
 	        p->pic_w, p->pic_h, p->pic_w, p->pic_h);
@@ -512,7 +556,8 @@ lx_status lx_page_write(FILE *f, const lx_page *p, const char *path, lx_err *e)
 	fputs("<h2>All layers and heads of this map</h2>\n<div id=\"grid\"></div>\n", f);
 	links(f, p);
 	fputs("<script type=\"application/json\" id=\"data\">", f);
-	json_data(f, p);
+	if ((rc = json_data(f, p, e)))
+		return rc;
 	fputs("</script>\n<script>\n", f);
 	lines(f, page_js, "\n");
 	fputs("</script>\n</body>\n</html>\n", f);

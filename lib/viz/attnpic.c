@@ -90,13 +90,22 @@ static void axis_labels(lx_image *im, lx_font *f, const char *const *lab, int n,
 	}
 }
 
-static void heat(lx_image *im, const float *v, int q, int k, int x, int y, int s, float vmax)
+/* One panel: with row set, each row over its own largest value, else every value over vmax. */
+static void heat(lx_image *im, const float *v, int q, int k, int x, int y, int s, float vmax, int row)
 {
 	int i, j;
 
-	for (i = 0; i < q; i++)
+	for (i = 0; i < q; i++) {
+		const float *r = v + (size_t)i * k;
+		float m = vmax;
+		if (row)
+			for (m = 0, j = 0; j < k; j++)
+				m = r[j] > m ? r[j] : m;
+		if (!(m > 0))
+			m = 1;
 		for (j = 0; j < k; j++)
-			lx_image_fill(im, x + j * s, y + i * s, s, s, lx_colormap(v[(size_t)i * k + j] / vmax));
+			lx_image_fill(im, x + j * s, y + i * s, s, s, lx_colormap(r[j] / m));
+	}
 	lx_image_frame(im, x - 1, y - 1, k * s + 2, q * s + 2, 1, GREY);
 }
 
@@ -128,7 +137,7 @@ lx_status lx_attn_grid(lx_image **out, const lx_attn *a, const lx_grid_spec *sp,
 				if (v[i] > vmax)
 					vmax = v[i];
 		}
-	if (!(vmax > 0))
+	if (!(vmax > 0) || sp->scale != LX_SCALE_MAP)
 		vmax = 1;
 	if (W < 360)
 		W = 360;
@@ -137,8 +146,12 @@ lx_status lx_attn_grid(lx_image **out, const lx_attn *a, const lx_grid_spec *sp,
 		return rc;
 	}
 	lx_font_draw_fit(f, im, PAD, PAD, TITLE_PX, sp->title, INK, 0, W - 2 * PAD);
-	snprintf(sub, sizeof sub, "rows: queries, columns: keys; colour from 0 to %.3g, the largest value shown%s",
-	         (double)vmax, stride > 1 ? "; every other label left out" : "");
+	snprintf(sub, sizeof sub, "rows: queries, columns: keys; colour from 0 to %s%s",
+	         sp->scale == LX_SCALE_ROW ? "each row's largest value" : sp->scale == LX_SCALE_FIXED ? "1" : "",
+	         stride > 1 ? "; every other label left out" : "");
+	if (sp->scale == LX_SCALE_MAP)
+		snprintf(sub, sizeof sub, "rows: queries, columns: keys; colour from 0 to %.3g, the largest value shown%s",
+		         (double)vmax, stride > 1 ? "; every other label left out" : "");
 	lx_font_draw_fit(f, im, PAD, PAD + lx_font_height(f, TITLE_PX) + 2, SUB_PX, sub, GREY, 0, W - 2 * PAD);
 	for (c = 0; c < cols && !sp->single; c++) {
 		int x = x0 + c * (cw + GAP);
@@ -161,7 +174,7 @@ lx_status lx_attn_grid(lx_image **out, const lx_attn *a, const lx_grid_spec *sp,
 		for (c = 0; c < cols; c++) {
 			const float *v;
 			panel(a, L, sp->single ? 0 : c, mean, &v);
-			heat(im, v, a->q, a->k, x0 + c * (cw + GAP), y, s, vmax);
+			heat(im, v, a->q, a->k, x0 + c * (cw + GAP), y, s, vmax, sp->scale == LX_SCALE_ROW);
 		}
 	}
 	colour_bar(im, f, x0 + gw + GAP, y0, gh < 200 ? gh : 200, vmax);
@@ -207,35 +220,19 @@ static void draw_label(lx_image *im, lx_font *f, const float *b, int top, const 
 	lx_font_draw(f, im, r.x + 3, r.y + 1, px, s, v > 0.55f ? 0xffffff : INK, 0);
 }
 
-/* Each pixel of the picture gets the colour of the strongest box over it, mixed in by its strength; fills
- * of overlapping boxes do not pile up. */
-static lx_status heat_overlay(lx_image *im, int top, const float *boxes, const float *v, int n, lx_err *e)
+/* Every box outlined in the colour of its strength, 1 + 2v pixels thick, weakest first so that the strong
+ * ones stay on top; the photo is left as it is. */
+static void outlines(lx_image *im, int top, const float *boxes, const float *v, const int *order, int n)
 {
-	int w = im->w, h = im->h - top, i, x, y;
-	float *m = calloc((size_t)w * (size_t)h, sizeof *m);
+	int i;
 
-	if (!m)
-		return lx_errf(e, LX_EIO, "out of memory");
 	for (i = 0; i < n; i++) {
-		const float *b = boxes + (size_t)i * 4;
+		const float *b = boxes + (size_t)order[i] * 4;
 		int x1 = (int)(b[0] + 0.5f), y1 = (int)(b[1] + 0.5f), x2 = (int)(b[2] + 0.5f), y2 = (int)(b[3] + 0.5f);
-		x1 = x1 < 0 ? 0 : x1;
-		y1 = y1 < 0 ? 0 : y1;
-		x2 = x2 > w ? w : x2;
-		y2 = y2 > h ? h : y2;
-		for (y = y1; y < y2; y++)
-			for (x = x1; x < x2; x++)
-				if (v[i] > m[(size_t)y * w + x])
-					m[(size_t)y * w + x] = v[i];
+		if (x2 > x1 && y2 > y1)
+			lx_image_frame(im, x1, top + y1, x2 - x1, y2 - y1, 1 + (int)(2 * v[order[i]] + 0.5f),
+			               lx_colormap(v[order[i]]));
 	}
-	for (y = 0; y < h; y++)
-		for (x = 0; x < w; x++) {
-			float t = m[(size_t)y * w + x];
-			if (t > 0)
-				lx_image_blend(im, x, top + y, 1, 1, lx_colormap(t), 0.6f * t);
-		}
-	free(m);
-	return LX_OK;
 }
 
 /* Up to two lines of text split at '\n', cut to the width. */
@@ -255,7 +252,7 @@ static void caption(lx_image *im, lx_font *f, const char *title, int y, int lh)
 }
 
 lx_status lx_attn_boxes(lx_image **out, const lx_image *pic, const float *boxes, const float *w, int n,
-                        const char *const *labels, int top, const char *title, lx_font *f, lx_err *e)
+                        const char *const *labels, int top, int scale, const char *title, lx_font *f, lx_err *e)
 {
 	int W = pic->w > 480 ? pic->w : 480, th = lx_font_height(f, 13), cap = PAD + 2 * th + 6 + 12 + 8;
 	int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order), i, j, nl = 0;
@@ -278,7 +275,7 @@ lx_status lx_attn_boxes(lx_image **out, const lx_image *pic, const float *boxes,
 		if (w[i] > wmax)
 			wmax = w[i];
 	}
-	if (!(wmax > 0))
+	if (!(wmax > 0) || scale == LX_SCALE_FIXED)
 		wmax = 1;
 	for (i = 0; i < n; i++)
 		v[i] = w[i] / wmax;
@@ -288,8 +285,7 @@ lx_status lx_attn_boxes(lx_image **out, const lx_image *pic, const float *boxes,
 			order[j] = order[j - 1];
 			order[j - 1] = t;
 		}
-	if ((rc = heat_overlay(im, cap, boxes, v, n, e)))
-		goto done;
+	outlines(im, cap, boxes, v, order, n);
 	for (i = n - top > 0 ? n - top : 0; i < n; i++) { /* frames and labels of the strongest, strongest last */
 		const float *b = boxes + (size_t)order[i] * 4;
 		int x1 = (int)(b[0] + 0.5f), y1 = (int)(b[1] + 0.5f), x2 = (int)(b[2] + 0.5f), y2 = (int)(b[3] + 0.5f);
@@ -305,7 +301,10 @@ lx_status lx_attn_boxes(lx_image **out, const lx_image *pic, const float *boxes,
 	for (i = 0; i < 160; i++)
 		lx_image_fill(im, PAD + i, PAD + 2 * th + 4, 1, 10, lx_colormap((float)i / 159));
 	lx_image_frame(im, PAD - 1, PAD + 2 * th + 3, 162, 12, 1, GREY);
-	snprintf(s, sizeof s, "0 to %.1f%%, the strongest box; the %d strongest framed", (double)(100 * wmax), top);
+	if (scale == LX_SCALE_FIXED)
+		snprintf(s, sizeof s, "0 to 100%%; the %d strongest labelled", top);
+	else
+		snprintf(s, sizeof s, "0 to %.1f%%, the strongest box; the %d strongest labelled", (double)(100 * wmax), top);
 	lx_font_draw(f, im, PAD + 170, PAD + 2 * th + 2, 11, s, GREY, 0);
 	*out = im;
 	im = NULL;

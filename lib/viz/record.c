@@ -25,6 +25,8 @@ static const lx_page_kind kinds[LX_VIEW_KINDS] = {
 
 enum { REL_WORDS = LX_VIEW_KINDS, REL_BOXES };
 
+const char *lx_view_key(int k) { return kinds[k].key; }
+
 static float *grow(lx_view *v, int slot, size_t n)
 {
 	float **p = slot < 0 ? &v->scratch : &v->buf[slot];
@@ -183,14 +185,41 @@ static lx_status word_labels(const lx_record *rec, lx_view *v, lx_err *e)
 	return LX_OK;
 }
 
-/* Box labels: "#i name" with the names of `objects`, else "#i". */
+/* The record's obj_ids as int32 in a new array, checked against the names list: NULL when the record has
+ * none (or no list is given). */
+static lx_status object_ids(const lx_record *rec, const lx_view *v, int32_t **out, lx_err *e)
+{
+	lx_tensor t;
+	int present, i, n = v->objects ? lx_names_count(v->objects) : 0;
+	lx_status rc;
+
+	*out = NULL;
+	if (!v->objects || (rc = lx_record_tensor(rec, "obj_ids", &t, &present, e)) || !present)
+		return v->objects ? rc : LX_OK;
+	if (t.ndim != 1 || t.shape[0] != v->N || lx_dtype_is_float(t.dtype))
+		return lx_errf(e, LX_EINPUT, "field obj_ids: expected an integer vector [%d] (the boxes of the attention "
+		               "maps)", v->N);
+	if (!(*out = malloc((size_t)v->N * sizeof **out)))
+		return lx_errf(e, LX_EIO, "out of memory");
+	if ((rc = lx_tensor_to_i32(&t, *out, "obj_ids", e)))
+		return rc;
+	for (i = 0; i < v->N; i++)
+		if ((*out)[i] < 0 || (*out)[i] >= n)
+			return lx_errf(e, LX_EINPUT, "field obj_ids: item %d is %d, but %s has %d object names", i,
+			               (int)(*out)[i], lx_names_path(v->objects), n);
+	return LX_OK;
+}
+
+/* Box labels: "#i name" with the names of `objects`, else of `obj_ids` in the object names list, else "#i". */
 static lx_status box_labels(const lx_record *rec, lx_view *v, lx_err *e)
 {
-	char **names = NULL, buf[96];
+	char **names = NULL, buf[160];
+	int32_t *ids = NULL;
 	lx_status rc;
 	int i;
 
-	if ((rc = strings(rec, "objects", v->N, "object names", &names, e)))
+	if ((rc = strings(rec, "objects", v->N, "object names", &names, e)) ||
+	    (!names && (rc = object_ids(rec, v, &ids, e))))
 		goto done;
 	if (!(v->lab = calloc((size_t)v->N, sizeof *v->lab))) {
 		rc = lx_errf(e, LX_EIO, "out of memory");
@@ -199,6 +228,8 @@ static lx_status box_labels(const lx_record *rec, lx_view *v, lx_err *e)
 	for (i = 0; i < v->N; i++) {
 		if (names)
 			snprintf(buf, sizeof buf, "#%d %s", i, names[i]);
+		else if (ids)
+			snprintf(buf, sizeof buf, "#%d %s", i, lx_names_get(v->objects, ids[i]));
 		else
 			snprintf(buf, sizeof buf, "#%d", i);
 		if (!(v->lab[i] = dup_n(buf, strlen(buf)))) {
@@ -208,14 +239,17 @@ static lx_status box_labels(const lx_record *rec, lx_view *v, lx_err *e)
 	}
 done:
 	free_strings(names, v->N);
+	free(ids);
 	return rc;
 }
 
-/* The sentence and up to five answers, if the record has them. */
+/* The sentence and up to five answers, if the record has them: each named by its 'answer', else by the
+ * answer names list at its 'index', else "#index". */
 static lx_status texts(const lx_record *rec, lx_view *v, lx_err *e)
 {
 	const msgpack_object *o = lx_record_get(rec, "sent");
 	uint32_t i, j;
+	char num[32];
 
 	if (o && is_str(o) && !(v->sent = dup_n(o->via.str.ptr, o->via.str.size)))
 		return lx_errf(e, LX_EIO, "out of memory");
@@ -237,12 +271,21 @@ static lx_status texts(const lx_record *rec, lx_view *v, lx_err *e)
 				a = val;
 			else if (k->via.str.size == 5 && !memcmp(k->via.str.ptr, "score", 5))
 				lx_object_number(val, &s);
-			else if (k->via.str.size == 5 && !memcmp(k->via.str.ptr, "index", 5))
-				lx_object_number(val, &x);
+			else if (k->via.str.size == 5 && !memcmp(k->via.str.ptr, "index", 5) && lx_object_number(val, &x) &&
+			         !(x >= 0 && x < 1e9 && x == (long)x))
+				x = -1;
 		}
-		if (!a)
-			return lx_errf(e, LX_EINPUT, "field answers: item %u has no string 'answer'", i);
-		if (!(v->ans[v->nans] = dup_n(a->via.str.ptr, a->via.str.size)))
+		if (!a && x < 0)
+			return lx_errf(e, LX_EINPUT, "field answers: item %u has neither a string 'answer' nor an 'index'", i);
+		if (a)
+			v->ans[v->nans] = dup_n(a->via.str.ptr, a->via.str.size);
+		else if (v->answers && x < lx_names_count(v->answers))
+			v->ans[v->nans] = dup_n(lx_names_get(v->answers, (int)x), strlen(lx_names_get(v->answers, (int)x)));
+		else { /* a model without answer names (lx-head's output of a fresh lx-convert): the index */
+			snprintf(num, sizeof num, "#%.0f", x);
+			v->ans[v->nans] = dup_n(num, strlen(num));
+		}
+		if (!v->ans[v->nans])
 			return lx_errf(e, LX_EIO, "out of memory");
 		v->ans_index[v->nans] = (long)x;
 		v->score[v->nans++] = (float)s;
@@ -389,6 +432,7 @@ lx_status lx_view_picture(lx_view *v, const lx_record *rec, const char *images, 
 		lx_image_free(photo);
 		if (!v->picture)
 			return lx_errf(e, LX_EIO, "out of memory");
+		v->photo = 1;
 	} else {
 		if ((rc = lx_image_new(&v->picture, pw, ph, 0xe9e9e9, e)))
 			return rc;
@@ -425,7 +469,7 @@ void lx_view_clear(lx_view *v)
 	free(v->boxes);
 	free(v->sent);
 	lx_image_free(v->picture);
-	v->T = v->N = v->heads = v->nans = 0;
+	v->T = v->N = v->heads = v->nans = v->photo = 0;
 	v->tok = v->lab = NULL;
 	v->boxes = NULL;
 	v->sent = NULL;

@@ -19,6 +19,7 @@
 
 Everything here is independent of the code under test: numpy, msgpack, PIL, json.
 """
+import base64
 import json
 import os
 import re
@@ -155,6 +156,16 @@ def check_picture(rec, area, photo_dir):
     return int(free.sum())
 
 
+def page_map(kind):
+    """A map of the page's data: base64 of little-endian uint16, value * 65535 (formats/attnviz.md)."""
+    return np.frombuffer(base64.b64decode(kind["data16"]), "<u2") / 65535.0
+
+
+def page_data(path):
+    with open(path, encoding="utf-8") as f:
+        return json.loads(f.read().split('id="data">', 1)[1].split("</script>", 1)[0])
+
+
 def npy_header(path):
     """NPY 1.0 as written by hand: magic, version, header length, dict, spaces, newline, 64-byte aligned."""
     with open(path, "rb") as f:
@@ -219,7 +230,10 @@ def check(d, cell, photo_dir=None, min_bare=0):
             fail(f"{stem}.boxes.png: {uncovered} pixels outside the boxes compared, fewer than {min_bare}")
         with open(os.path.join(d, f"{stem}.html"), encoding="utf-8") as f:
             page = f.read()
-        for needle in ('<script type="application/json" id="data">', "data:image/png;base64,"):
+        photo = photo_dir and any(os.path.exists(os.path.join(photo_dir, rec.get("img_id", "") + e))
+                                  for e in (".jpg", ".png"))
+        for needle in ('<script type="application/json" id="data">',
+                       "data:image/jpeg;base64," if photo else "data:image/png;base64,"):
             if needle not in page:
                 fail(f"{stem}.html: no {needle}")
         if re.search(r"""(src|href)=["']?(https?:)?//""", page):
@@ -233,7 +247,7 @@ def check(d, cell, photo_dir=None, min_bare=0):
         if data["boxLabels"] != want_boxes:
             fail(f"{stem}.html: box labels {data['boxLabels'][:3]}..., expected {want_boxes[:3]}...")
         cross = next(k for k in data["kinds"] if k["key"] == "cross")
-        diff = np.abs(np.array(cross["data"]) - rec["cross_encoder_attentions"].ravel()).max()
+        diff = np.abs(page_map(cross) - rec["cross_encoder_attentions"].ravel()).max()
         if diff > 1e-4:
             fail(f"{stem}.html: cross map differs from the stream by {diff}")
     with open(os.path.join(d, "index.html"), encoding="utf-8") as f:
