@@ -112,6 +112,42 @@ static const char *json_kind(const json_t *j)
 	}
 }
 
+/* The most values of a JSON line: half a record's, the other half left for the fields lx-tokenize and the
+ * tools after it add (input_ids, tokens, the encoder's outputs), so that every record written is one every
+ * reader takes (lx-limits(7)). */
+#define JSON_MAX_VALUES (LX_RECORD_MAX_VALUES / 2)
+
+/* Counts j's values (as msgpack counts them: a key is one) into *values and returns how deep its non-empty
+ * containers nest (j itself at level 1), stopping once either is past its limit. */
+static int json_depth(json_t *j, int level, uint64_t *values)
+{
+	int deepest = level - 1, d;
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	++*values;
+	if (json_is_object(j) && json_object_size(j)) {
+		deepest = level;
+		json_object_foreach(j, k, x) {
+			++*values;
+			if (level > LX_RECORD_MAX_DEPTH || *values > JSON_MAX_VALUES)
+				break;
+			if ((d = json_depth(x, level + 1, values)) > deepest)
+				deepest = d;
+		}
+	} else if (json_is_array(j) && json_array_size(j)) {
+		deepest = level;
+		json_array_foreach(j, i, x) {
+			if (level > LX_RECORD_MAX_DEPTH || *values > JSON_MAX_VALUES)
+				break;
+			if ((d = json_depth(x, level + 1, values)) > deepest)
+				deepest = d;
+		}
+	}
+	return deepest;
+}
+
 /* Copies the JSON object's fields into rec and finds the text. */
 static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len, const char *where, json_t **root,
                            const char **text, size_t *tlen, lx_err *e)
@@ -119,6 +155,7 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 	json_error_t je;
 	json_t *t, *x;
 	const char *k;
+	uint64_t values = 0;
 
 	if (len == 0)
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, c->in_array ? "nothing there" : "empty line");
@@ -126,6 +163,10 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 		return lx_errf(e, LX_EINPUT, "%s: not JSON (%s)", where, je.text);
 	if (!json_is_object(*root))
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, json_kind(*root));
+	if (json_depth(*root, 1, &values) > LX_RECORD_MAX_DEPTH)
+		return lx_errf(e, LX_EINPUT, "%s: nested deeper than %d levels", where, LX_RECORD_MAX_DEPTH);
+	if (values > JSON_MAX_VALUES)
+		return lx_errf(e, LX_EINPUT, "%s: more than %llu values", where, (unsigned long long)JSON_MAX_VALUES);
 	json_object_foreach(*root, k, x) {
 		msgpack_packer *pk = lx_record_add_packer(rec, k);
 		if (!pk)

@@ -152,3 +152,47 @@ open(sys.argv[1], "wb").write(b)' "$T/memo.npy"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-featpack: $T/memo.npy: pickle offset 3: memo index 1000000 past the limit of 262144 for a pickle of this size" ]
 }
+
+# ---- one JSON depth limit (item 8) ----
+
+# A JSON line {"question_id": 1, "sent": "a b", "x": [[...[1]...]]} whose record nests $1 levels (the record's
+# map is the first, each array one more).
+deep_line() {
+	$PY -c 'import sys; d = int(sys.argv[1]) - 1; print("{\"question_id\": 1, \"sent\": \"a b\", \"x\": " + "[" * d + "1" + "]" * d + "}")' "$1"
+}
+
+@test "lx-tokenize refuses a JSON line nested deeper than every reader takes (32 levels), and --keep-going goes on" {
+	{ echo '{"question_id": 0, "sent": "before"}'; deep_line 33; echo '{"question_id": 2, "sent": "after"}'; } > "$T/deep.jsonl"
+	run $SEP "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" < "$T/deep.jsonl"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-tokenize: stdin: line 2: nested deeper than 32 levels" ]
+	# with --keep-going the deep line is an error record, and every record written is one lx-featpack reads
+	run $SEP bash -c '"$1" --jsonl --keep-going --vocab "$2" < "$3" > "$4"' _ "$BIN/lx-tokenize" "$FIX/vocab.txt" \
+		"$T/deep.jsonl" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	"$BIN/lx-featpack" --join "$FIX/train2014_obj36_sample.tsv" --keep-going < "$T/out.mp" > /dev/null 2> "$T/err" || true
+	! grep -q "nested deeper" "$T/err"
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x.get("question_id") for x in r] == [0, None, 2], r
+assert "error" in r[1] and "error" not in r[0] and "error" not in r[2], r' "$T/out.mp"
+	# 32 levels are within the limit: the record is written, and lx-featpack takes it (refusing only its img_id)
+	deep_line 32 | "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" > "$T/ok.mp"
+	run $SEP "$BIN/lx-featpack" --join "$FIX/train2014_obj36_sample.tsv" < "$T/ok.mp"
+	[[ "$stderr" != *"nested deeper"* ]]
+}
+
+@test "lx-tokenize refuses a JSON line of more values than a record may hold, in an array file too" {
+	# half a record's 1048576 values (the other half left for the fields the tools add): the map, 3 keys,
+	# 2 scalars and an array of 524281 zeros; one more is refused
+	for n in 524281 524282; do
+		$PY -c 'import sys; n = int(sys.argv[1]); print("[{\"question_id\": 1, \"sent\": \"a\", \"x\": [" + ",".join(["0"] * n) + "]}]")' "$n" > "$T/v$n.json"
+	done
+	run $SEP "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" < "$T/v524281.json"
+	[ "$status" -eq 0 ]
+	run $SEP "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" < "$T/v524282.json"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-tokenize: stdin: element 1 (line 1): more than 524288 values" ]
+}

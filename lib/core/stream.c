@@ -35,11 +35,11 @@ struct lx_record {
  * as it reads the declared count, so a few hostile bytes could ask for gigabytes. Scanning first, and
  * handing msgpack-c only a complete record, bounds every count by the bytes really there.
  */
-#define MAX_DEPTH 32
-#define MAX_RECORD ((size_t)1 << 31)
+#define MAX_DEPTH LX_RECORD_MAX_DEPTH
+#define MAX_RECORD LX_RECORD_MAX_BYTES
 /* msgpack-c keeps a 24-byte object for every value of a record, however small its bytes: a record of 50 M
  * nils took 1.27 GB. A record holds at most this many values (a tensor is one value, its shape a few). */
-#define MAX_OBJECTS ((uint64_t)1 << 20)
+#define MAX_OBJECTS LX_RECORD_MAX_VALUES
 
 typedef struct {
 	size_t pos;                    /* bytes of the record scanned so far */
