@@ -196,3 +196,53 @@ assert "error" in r[1] and "error" not in r[0] and "error" not in r[2], r' "$T/o
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-tokenize: stdin: element 1 (line 1): more than 524288 values" ]
 }
+
+# ---- non-finite labels and masks (item 11) ----
+
+@test "lx-head refuses a soft-score label {\"blue\": NaN}, status 1" {
+	cp -r "$FIX/micro" "$T/m"
+	printf 'red\nblue\nn2\nn3\nn4\n' > "$T/m/answers.txt"
+	$PY "$TOP/tests/py/golden.py" inputs "$FIX/micro/golden.safetensors" 0 | $PY -c '
+from lxtest import read_records, write_records
+r = read_records()
+r[0]["label"] = {"blue": float("nan")}
+write_records(r)' | "$BIN/lx-encode" -m "$T/m" > "$T/enc"
+	for score in "" --score; do
+		run $SEP "$BIN/lx-head" -m "$T/m" --heads qa $score < "$T/enc"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = 'lx-head: stdin: record 1: field label: the score of "blue" is nan, outside [0, 1]' ]
+	done
+}
+
+@test "lx-encode refuses attention_mask [1, NaN, 1, ...] (the conversion checked), status 1; --keep-going goes on" {
+	$PY "$TOP/tests/py/golden.py" inputs "$FIX/tiny/golden.safetensors" 0 | $PY -c '
+import numpy as np
+from lxtest import read_records, write_records
+r = read_records()
+m = np.ones(len(r[0]["input_ids"]), np.float32)
+m[1] = np.nan
+bad = dict(r[0], attention_mask=m)
+write_records([r[0], bad, r[0]])' > "$T/in.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 2: field attention_mask: non-finite value (nan) at element 1" ]
+	run $SEP bash -c '"$1" -m "$2" --keep-going < "$3" > "$4"' _ "$BIN/lx-encode" "$FIX/tiny" "$T/in.mp" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	$PY -c '
+import sys, numpy as np
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 3 and "error" in r[1] and "error" not in r[0] and "error" not in r[2]
+assert np.isfinite(r[0]["pooled_output"]).all() and np.isfinite(r[2]["pooled_output"]).all()' "$T/out.mp"
+	# a visual_attention_mask with an infinity: the same
+	$PY -c '
+import sys, numpy as np
+from lxtest import read_records, write_records
+r = read_records(open(sys.argv[1], "rb"))
+m = np.ones(len(r[0]["visual_feats"]), np.float32)
+m[0] = np.inf
+write_records([dict(r[0], visual_attention_mask=m)])' "$T/in.mp" > "$T/vm.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" < "$T/vm.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: field visual_attention_mask: non-finite value (inf) at element 0" ]
+}

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lx_encoder.h"
+#include "lx_heads.h"
 
 void lx_example_data_destroy(lx_example_data *d)
 {
@@ -46,7 +47,7 @@ static int reserve(lx_example_data *d, size_t T, size_t N, size_t F)
 }
 
 /* An optional per-position field of len values (a mask or token types), converted into dst; *used says
- * whether the record has it. */
+ * whether the record has it. A mask must be finite: a NaN in it would be a NaN in every output. */
 static lx_status optional(const lx_record *rec, const char *key, int64_t len, int ints, void *dst, int *used,
                           lx_err *e)
 {
@@ -57,7 +58,9 @@ static lx_status optional(const lx_record *rec, const char *key, int64_t len, in
 		return rc;
 	if (t.ndim != 1 || t.shape[0] != len)
 		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match its side", key, (long long)len);
-	return ints ? lx_tensor_to_i32(&t, dst, key, e) : lx_tensor_to_f32(&t, dst, key, e);
+	if (ints)
+		return lx_tensor_to_i32(&t, dst, key, e);
+	return (rc = lx_tensor_to_f32(&t, dst, key, e)) ? rc : lx_check_finite(dst, len, 0, key, e);
 }
 
 /* The field key with the image's suffix ("visual_feats" + "0"). */
