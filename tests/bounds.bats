@@ -246,3 +246,23 @@ write_records([dict(r[0], visual_attention_mask=m)])' "$T/in.mp" > "$T/vm.mp"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-encode: stdin: record 1: field visual_attention_mask: non-finite value (inf) at element 0" ]
 }
+
+# ---- an img_id with a NUL (item 13) ----
+
+@test "an obj36 TSV img_id holding a NUL byte is refused naming the line, read or joined" {
+	TSV="$FIX/train2014_obj36_sample.tsv"
+	# line 2's id becomes "a\0b"
+	$PY -c '
+import sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+lines[1] = b"a\0b" + lines[1][lines[1].index(b"\t"):]
+open(sys.argv[2], "wb").write(b"\n".join(lines))' "$TSV" "$T/nul.tsv"
+	run $SEP "$BIN/lx-featpack" "$T/nul.tsv"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/nul.tsv: line 2: img_id holds a NUL byte" ]
+	# joined: the index refuses it while scanning, not as a "stale index?" later
+	echo '{"question_id": 1, "img_id": "a", "sent": "x"}' | "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" > "$T/q.mp"
+	run $SEP "$BIN/lx-featpack" --join "$T/nul.tsv" < "$T/q.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/nul.tsv: line 2: img_id holds a NUL byte" ]
+}

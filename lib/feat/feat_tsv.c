@@ -179,6 +179,18 @@ static lx_status split(line_ctx *c, char *s, size_t len, lx_err *e)
 	return LX_OK;
 }
 
+/* An image's id (the first field of a line) must be there and hold no NUL byte: the id is a C string from here on,
+ * and "a\0b" would become "a" (another image's, or none). */
+static lx_status check_id(const lx_feat_file *f, const char *name, const char *id, size_t len, long line,
+                          lx_err *e)
+{
+	if (len == 0)
+		return lx_errf(e, LX_EINPUT, "%s: line %ld: empty %s", f->path, line, name);
+	if (memchr(id, '\0', len))
+		return lx_errf(e, LX_EINPUT, "%s: line %ld: %s holds a NUL byte", f->path, line, name);
+	return LX_OK;
+}
+
 lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 {
 	line_ctx c;
@@ -215,8 +227,8 @@ lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 	im->n = im->dim = 0;
 	if ((st = split(&c, f->line, len, e)))
 		return st;
-	if (c.fld[0].len == 0)
-		return lx_errf(e, LX_EINPUT, "%s: line %ld: empty %s", f->path, f->lineno, c.names[0]);
+	if ((st = check_id(f, c.names[0], c.fld[0].s, c.fld[0].len, f->lineno, e)))
+		return st;
 	if (!lx_feat_image_set_id(im, c.fld[0].s, c.fld[0].len))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	if ((st = parse_line(&c, e)))
@@ -261,9 +273,8 @@ static lx_status scan_chunk(lx_feat_file *f, scan_state *s, const char *buf, siz
 			if (buf[i] == '\n')
 				return lx_errf(e, LX_EINPUT, "%s: line %ld: 1 tab-separated field, expected %d", f->path,
 				               s->line, f->fmt == LX_FEAT_OBJ36 ? 10 : 6);
-			if (s->idlen == 0)
-				return lx_errf(e, LX_EINPUT, "%s: line %ld: empty img_id", f->path, s->line);
-			if ((st = fn(ctx, s->id, s->idlen, (lx_feat_pos){s->start, s->line}, e)))
+			if ((st = check_id(f, "img_id", s->id, s->idlen, s->line, e)) ||
+			    (st = fn(ctx, s->id, s->idlen, (lx_feat_pos){s->start, s->line}, e)))
 				return st;
 			s->in_id = 0;
 			i++;
