@@ -266,3 +266,25 @@ open(sys.argv[2], "wb").write(b"\n".join(lines))' "$TSV" "$T/nul.tsv"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-featpack: $T/nul.tsv: line 2: img_id holds a NUL byte" ]
 }
+
+# ---- signals while lx-encode fills a batch (item 5) ----
+
+@test "SIGTERM after lx-encode has read 11 records of a batch of 16, upstream still writing: status 5 within 1 s, all read written" {
+	$PY "$TOP/tests/py/golden.py" inputs "$FIX/tiny/golden.safetensors" 0 | $PY -c '
+from lxtest import read_records, write_records
+write_records(read_records() * 300)' > "$T/in.mp"
+	run $SEP $PY "$TOP/tests/py/signal_feed.py" "$T/out.mp" 11 "$BIN/lx-encode" -m "$FIX/tiny" --batch 16 < "$T/in.mp"
+	read -r rc secs <<< "$output"
+	[ "$rc" = 5 ]
+	# the wait is bounded by the record in hand, not by upstream (before, it went on to fill the batch of 16)
+	awk -v s="$secs" 'BEGIN { exit !(s < 1) }'
+	# the 11 taken before the signal, and at most the one upstream wrote as the signal went: all encoded
+	n=$($PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert all("pooled_output" in x for x in r)
+print(len(r))' "$T/out.mp")
+	[ "$n" -eq 11 ] || [ "$n" -eq 12 ]
+	[ "$stderr" = "lx-encode: interrupted after $n records, all written" ]
+}
