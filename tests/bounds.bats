@@ -288,3 +288,57 @@ print(len(r))' "$T/out.mp")
 	[ "$n" -eq 11 ] || [ "$n" -eq 12 ]
 	[ "$stderr" = "lx-encode: interrupted after $n records, all written" ]
 }
+
+# ---- .npz: feature width and boxes bounded before inflating (item 3) ----
+
+# An .npz of one image: num_bbox $2, x of shape ($2, $3) <f4 zeros, deflated; bbox and sizes as they should be.
+npz_of() {
+	$PY -c '
+import io, sys, zipfile, numpy as np
+n, F = int(sys.argv[2]), int(sys.argv[3])
+def npy(a):
+    b = io.BytesIO(); np.save(b, a); return b.getvalue()
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("num_bbox.npy", npy(np.array(n)))
+    z.writestr("image_h.npy", npy(np.array(100)))
+    z.writestr("image_w.npy", npy(np.array(100)))
+    z.writestr("bbox.npy", npy(np.tile(np.array([[10, 10, 50, 50]], np.float32), (n, 1))))
+    with z.open("x.npy", "w", force_zip64=True) as f:
+        b = io.BytesIO(); np.lib.format.write_array_header_1_0(b, {"descr": "<f4", "fortran_order": False, "shape": (n, F)})
+        f.write(b.getvalue())
+        zero = bytes(1 << 20)
+        left = n * F * 4
+        while left:
+            f.write(zero[:min(left, len(zero))]); left -= min(left, len(zero))' "$@"
+}
+
+@test ".npz: a deflated x.npy of one box of 8388608 features (32 MiB from 32 KB) is refused before inflating, status 1" {
+	npz_of "$T/wide.npz" 1 8388608
+	[ "$(stat -c %s "$T/wide.npz")" -lt 100000 ]
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-featpack" "$T/wide.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/wide.npz: member x.npy declares 33554560 bytes, more than its limit of 98304 (at most 4096 boxes of 4096 features)" ]
+	# before, it inflated the member and wrote a 32 MiB record with status 0
+	plain_build || return 0
+	[ "$(tail -n 1 "$T/rss")" -lt 30000 ]
+}
+
+@test ".npz: more than 4096 boxes, or more than 4096 features a box, is refused naming the limit; 4096 of each is read" {
+	npz_of "$T/boxes.npz" 4097 1
+	run $SEP "$BIN/lx-featpack" "$T/boxes.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/boxes.npz: num_bbox.npy: 4097 boxes, more than 4096" ]
+	# 4097 features in a member small enough to pass the size bound (2 boxes' room for 1 box's header and data)
+	npz_of "$T/dim.npz" 2 4097
+	run $SEP "$BIN/lx-featpack" "$T/dim.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/dim.npz: x.npy: 4097 features per box, more than 4096" ]
+	npz_of "$T/max.npz" 4096 4096
+	run $SEP bash -c '"$1" "$2" > "$3"' _ "$BIN/lx-featpack" "$T/max.npz" "$T/max.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))[0]
+assert r["visual_feats"].shape == (4096, 4096), r["visual_feats"].shape' "$T/max.mp"
+}

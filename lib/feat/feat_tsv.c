@@ -7,7 +7,7 @@
 #include "feat/feat_impl.h"
 
 #define MAX_FIELDS 10
-#define MAX_BOXES 100000
+#define MAX_BOXES LX_FEAT_MAX_BOXES
 #define MAX_SIDE 1000000
 
 typedef struct {
@@ -126,6 +126,9 @@ static lx_status decode_feats(line_ctx *c, lx_err *e)
 		return lx_errf(e, LX_EINPUT, "%s: field %s holds %zu bytes, not a whole number of float32 rows for "
 		               "num_boxes %d", lx_feat_image_where(im, where, sizeof where), c->names[c->L->feats], bytes,
 		               im->n);
+	if (bytes / row > LX_FEAT_MAX_DIM)
+		return lx_errf(e, LX_EINPUT, "%s: field %s: %zu features per box, more than %d",
+		               lx_feat_image_where(im, where, sizeof where), c->names[c->L->feats], bytes / row, LX_FEAT_MAX_DIM);
 	im->dim = (int)(bytes / row);
 	if (!lx_feat_image_reserve(im, im->n, im->dim))
 		return lx_errf(e, LX_EIO, "%s: out of memory", c->f->path);
