@@ -342,3 +342,60 @@ from lxtest import read_records
 r = read_records(open(sys.argv[1], "rb"))[0]
 assert r["visual_feats"].shape == (4096, 4096), r["visual_feats"].shape' "$T/max.mp"
 }
+
+# ---- lx-encode's memory: batches within --max-memory, records within --max-record (item 1) ----
+
+# $1 records of 4 tokens and $2 boxes of tiny's 2048 features (8 MiB a record at 1024 boxes).
+boxes_records() {
+	$PY -c '
+import sys, numpy as np, msgpack, msgpack_numpy as m
+n, N = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+pos = np.tile(np.array([[0.1, 0.1, 0.5, 0.5]], np.float32), (N, 1))
+for i in range(n):
+    sys.stdout.buffer.write(msgpack.packb({"question_id": i, "input_ids": np.array([101, 2054, 2003, 102], np.int32),
+        "visual_feats": rng.random((N, 2048), dtype=np.float32), "visual_pos": pos}, default=m.encode))' "$@"
+}
+
+@test "lx-encode refuses a record whose encoding alone needs more than --max-memory, status 1, and --keep-going goes on" {
+	boxes_records 3 1024 > "$T/in.mp"
+	# with --attentions a record of T = 4 tokens and N = 1024 boxes on tiny (H 32, 4 heads, 2 layers of each
+	# kind, F 2048) takes, by lx-limits(7), by hand: scratch 6(T+N)H + N F + 4N + 2H + 4 N^2 = 6492992 floats;
+	# outputs (T+N+1)H + 4(2T^2 + 2N^2 + 2(2TN + T^2 + N^2)) = 16875936 floats, twice; inputs 3T + N(F+5) =
+	# 2102284 floats; 4 bytes each: 169.39 MB, and the record's 8.41 MB: 178 MB
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --attentions --max-memory 100 < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1 (id 0): encoding it takes 178 MB, more than --max-memory 100" ]
+	run $SEP bash -c '"$1" -m "$2" --attentions --max-memory 100 --keep-going < "$3" > "$4"' _ "$BIN/lx-encode" \
+		"$FIX/tiny" "$T/in.mp" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$(printf '%s\n' "$stderr" | tail -n 1)" = "lx-encode: 3 of 3 records were bad, written with an error field" ]
+	# within the limit it is encoded
+	boxes_records 1 64 > "$T/small.mp"
+	"$BIN/lx-encode" -m "$FIX/tiny" --attentions --max-memory 100 < "$T/small.mp" > /dev/null
+}
+
+@test "lx-encode fills a batch only up to --max-memory, and its peak RSS stays within the memory model" {
+	# six records of about 45 MB each in lx-limits(7)'s model: --max-memory 100 encodes them two at a time
+	boxes_records 6 1024 > "$T/in.mp"
+	run $SEP bash -c '/usr/bin/time -f %M -o "$5" "$1" -m "$2" --batch 16 --max-memory 100 --max-record 10 < "$3" > "$4"' \
+		_ "$BIN/lx-encode" "$FIX/tiny" "$T/in.mp" "$T/out.mp" "$T/rss"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x["question_id"] for x in r] == list(range(6)) and all(x["vision_output"].shape == (1024, 32) for x in r)' "$T/out.mp"
+	plain_build || return 0
+	# the model: the weights (the file's size), --max-memory, the record carried to the next batch and its
+	# inputs, the reader's buffer (twice --max-record) and 100 MB for the libraries and threads
+	weights=$(( $(stat -c %s "$FIX/tiny/model.safetensors") / 1000 ))
+	[ "$(tail -n 1 "$T/rss")" -lt $(( weights + 100000 + 4 * 10000 + 100000 )) ]
+}
+
+@test "lx-encode refuses a record larger than --max-record before buffering it, naming the option" {
+	boxes_records 2 1024 > "$T/in.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --max-record 5 < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: larger than 5000000 bytes (--max-record)" ]
+}

@@ -17,6 +17,26 @@ void lx_example_data_destroy(lx_example_data *d)
 	memset(d, 0, sizeof *d);
 }
 
+double lx_example_memory(const lx_config *c, int want, int compute, int T, int N)
+{
+	double H = c->hidden_size, nh = c->num_attention_heads, l = c->l_layers, r = c->r_layers, xl = c->x_layers;
+	double wide = c->intermediate_size > c->visual_feat_dim ? c->intermediate_size : c->visual_feat_dim;
+	double t = T, n = N, m = T > N ? T : N, floats, outputs;
+
+	/* the scratch: six activations of every row, the feed-forward's wide rows, one example's attention
+	 * scores; int8 and bfloat16 a quantized copy of the widest input and a scale a row */
+	floats = 6 * (t + n) * H + m * wide + 4 * n + 2 * H + nh * m * m;
+	if (compute != LX_F32)
+		floats += (t + n) * (wide > H ? wide : H) / 2 + t + n;
+	outputs = (t + n + 1) * H;
+	if (want & LX_WANT_ATTN)
+		outputs += nh * (l * t * t + r * n * n + xl * (2 * t * n + t * t + n * n));
+	if (want & LX_WANT_HIDDEN)
+		outputs += H * ((l + xl) * t + (r + xl) * n);
+	/* the outputs are in the scratch and again packed in the record; the inputs decoded */
+	return 4 * (floats + 2 * outputs + 3 * t + n * (c->visual_feat_dim + 5));
+}
+
 /* Grows d's buffers to T tokens and N boxes of F features. */
 static int reserve(lx_example_data *d, size_t T, size_t N, size_t F)
 {
