@@ -93,14 +93,18 @@ typedef struct {
 	lx_err in_err;          /* the message for in_rc, with its record */
 } run;
 
-/* The memory slot s takes in its batch: the record and, for an example, lx_example_memory of each image. */
-static double slot_memory(const run *r, const slot *s)
+/* The memory slot s takes in its batch: the record and, for an example, lx_example_memory of each image;
+ * *packed: the bytes of the record once its outputs are added. */
+static double slot_memory(const run *r, const slot *s, double *packed)
 {
-	double b = (double)lx_record_memory(s->rec);
+	double b = (double)lx_record_memory(s->rec), out;
 	int m;
 
-	for (m = 0; s->encode && m < s->images; m++)
-		b += lx_example_memory(r->c, r->want, r->compute, s->in[m].x.T, s->in[m].x.N);
+	*packed = b;
+	for (m = 0; s->encode && m < s->images; m++) {
+		b += lx_example_memory(r->c, r->want, r->compute, s->in[m].x.T, s->in[m].x.N, &out);
+		*packed += out;
+	}
 	return b;
 }
 
@@ -112,6 +116,7 @@ static int fill_slot(run *r, int k)
 	slot *s = &r->slots[k];
 	lx_record *rec;
 	lx_status st = LX_OK;
+	double packed;
 	int pass, m;
 
 	s->rec = NULL;
@@ -125,9 +130,12 @@ static int fill_slot(run *r, int k)
 	s->images = pass ? 1 : lx_example_images(rec);
 	for (m = 0; !pass && !st && m < s->images; m++)
 		st = lx_example_decode_image(r->c, rec, s->images == 2 ? m : -1, &s->in[m], &r->in_err);
-	if (!st && (s->memory = slot_memory(r, s)) > r->max_memory)
+	if (!st && (s->memory = slot_memory(r, s, &packed)) > r->max_memory)
 		st = lx_errf(&r->in_err, LX_EINPUT, "encoding it takes %.0f MB, more than --max-memory %.0f",
-		             s->memory / 1e6 + 0.5, r->max_memory / 1e6);
+		             s->memory / 1e6, r->max_memory / 1e6);
+	else if (!st && packed > (double)LX_RECORD_MAX_BYTES)
+		st = lx_errf(&r->in_err, LX_EINPUT, "its outputs would make a record of %.0f MB, more than a record may "
+		             "hold (%zu bytes)", packed / 1e6, LX_RECORD_MAX_BYTES);
 	if (!st)
 		return 1;
 	if (st != LX_EIO)
@@ -225,7 +233,7 @@ int main(int argc, char **argv)
 		case O_INT8: compute = LX_I8; break;
 		case O_BF16: compute = LX_BF16; break;
 		case O_MAX_MEMORY: r.max_memory = 1e6 * (double)tool_long(optarg, "--max-memory", 1, 1 << 20); break;
-		case O_MAX_RECORD: max_record = (size_t)tool_long(optarg, "--max-record", 1, 2048) * 1000000; break;
+		case O_MAX_RECORD: max_record = (size_t)tool_long(optarg, "--max-record", 1, LX_RECORD_MAX_BYTES / 1000000) * 1000000; break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}

@@ -87,10 +87,10 @@ uint16_t lx_float_to_bf16(float f);
 /* The limits of one record, the same in every reader and in lx-tokenize, which makes records from JSON
  * (lx-limits(7)): containers nested at most LX_RECORD_MAX_DEPTH deep (the record's map is the first level;
  * an empty container is no level), at most LX_RECORD_MAX_VALUES values (a key is one, a tensor a few) and
- * LX_RECORD_MAX_BYTES bytes. */
+ * LX_RECORD_MAX_BYTES (256 MiB) bytes. */
 #define LX_RECORD_MAX_DEPTH 32
 #define LX_RECORD_MAX_VALUES ((uint64_t)1 << 20)
-#define LX_RECORD_MAX_BYTES ((size_t)1 << 31)
+#define LX_RECORD_MAX_BYTES ((size_t)1 << 28)
 
 typedef struct lx_record lx_record;
 typedef struct lx_reader lx_reader;

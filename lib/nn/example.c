@@ -17,7 +17,7 @@ void lx_example_data_destroy(lx_example_data *d)
 	memset(d, 0, sizeof *d);
 }
 
-double lx_example_memory(const lx_config *c, int want, int compute, int T, int N)
+double lx_example_memory(const lx_config *c, int want, int compute, int T, int N, double *packed)
 {
 	double H = c->hidden_size, nh = c->num_attention_heads, l = c->l_layers, r = c->r_layers, xl = c->x_layers;
 	double wide = c->intermediate_size > c->visual_feat_dim ? c->intermediate_size : c->visual_feat_dim;
@@ -34,6 +34,8 @@ double lx_example_memory(const lx_config *c, int want, int compute, int T, int N
 	if (want & LX_WANT_HIDDEN)
 		outputs += H * ((l + xl) * t + (r + xl) * n);
 	/* the outputs are in the scratch and again packed in the record; the inputs decoded */
+	if (packed)
+		*packed = 4 * outputs;
 	return 4 * (floats + 2 * outputs + 3 * t + n * (c->visual_feat_dim + 5));
 }
 
