@@ -417,3 +417,22 @@ assert [x.get("question_id") for x in r] == [0, None, 2] and "error" in r[1], r'
 	plain_build || return 0
 	[ "$(tail -n 1 "$T/rss")" -lt 60000 ]
 }
+
+@test "every stream tool reads a record of 64 MB within the reader's model (3 x the record + 24 MiB), and refuses one past 256 MiB unread" {
+	plain_build || skip "peak RSS is measured on the plain build only"
+	$PY -c 'import sys, msgpack; sys.stdout.buffer.write(msgpack.packb({"question_id": 1, "pad": bytes(64000000)}))' > "$T/big.mp"
+	# a record declaring a 300 MB bin, and only its header there
+	printf '\x81\xa3pad\xc6\x11\xe1\xa3\x00' > "$T/huge.mp"
+	for tool in "lx-encode -m $FIX/tiny" "lx-head -m $FIX/tiny" "lx-tokenize --decode --vocab $FIX/vocab.txt" \
+	            "lx-featpack --join $FIX/train2014_obj36_sample.tsv" "lx-attnviz -o $T/av"; do
+		run $SEP /usr/bin/time -f %M -o "$T/rss" $BIN/$tool < "$T/big.mp"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" != *"larger than"* ]]
+		# 3 x 64 MB + 24 MiB for the reader, 100 MB for the tool's own
+		[ "$(tail -n 1 "$T/rss")" -lt $(( 3 * 64000 + 24576 + 100000 )) ] || { echo "$tool: $(tail -n 1 "$T/rss") KB"; false; }
+		run $SEP /usr/bin/time -f %M -o "$T/rss" $BIN/$tool < "$T/huge.mp"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"record 1: larger than"* ]]
+		[ "$(tail -n 1 "$T/rss")" -lt 100000 ]
+	done
+}
