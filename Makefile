@@ -167,8 +167,10 @@ bench-deps:
 	$(call install_missing,$(DEBS) $(BENCH_DEBS))
 
 # Fuzzing with libFuzzer (clang, Debian's libclang-rt-14-dev): every parser of outside input, each for
-# FUZZ_SECONDS, two at a time, from a seed corpus taken from the fixtures. Crashes land in build-fuzz/.
-FUZZ_SECONDS ?= 60
+# FUZZ_SECONDS, two at a time, from a seed corpus taken from the fixtures, with a memory limit from
+# man/lx-limits.7 (tests/fuzz/run.sh). Crashes and inputs that take too much memory land in build-fuzz/.
+# A developer run, not part of make check or CI.
+FUZZ_SECONDS ?= 300
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -236,13 +238,15 @@ demo: deps
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/lx \
-	         $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5
+	         $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	         $(DESTDIR)$(PREFIX)/share/man/man7
 	cp $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	cp $(LIBLX) $(DESTDIR)$(PREFIX)/lib/
 	cp lib/lx*.h $(DESTDIR)$(PREFIX)/include/lx/
 	cp man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	cp man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	cp man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	cp man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 	$(call liblx_pc,$(DESTDIR)$(PREFIX)/lib/pkgconfig/liblx.pc,-I$(PREFIX)/include/lx,-L$(PREFIX)/lib -llx)
 
 clean:

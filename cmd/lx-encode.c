@@ -6,7 +6,7 @@
 #include "lx.h"
 #include "tool.h"
 
-enum { O_ATTENTIONS = 256, O_HIDDEN, O_INT8, O_BF16, O_KEEP_FEATURES };
+enum { O_ATTENTIONS = 256, O_HIDDEN, O_INT8, O_BF16, O_KEEP_FEATURES, O_MAX_MEMORY, O_MAX_RECORD };
 
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
@@ -23,6 +23,9 @@ static const tool_option option_table[] = {
 	{O_BF16, "bf16", NULL, "compute the linear layers in bfloat16 (weights rounded at open)"},
 	{O_KEEP_FEATURES, "keep-features", NULL, "keep visual_feats in the output records (left out unless a record\n"
 	 "has feat_mask, or with --attentions)"},
+	{O_MAX_MEMORY, "max-memory", "MB", "the most memory a batch may take beyond the weights (1024);\n"
+	 "a record that alone needs more is refused"},
+	{O_MAX_RECORD, "max-record", "MB", "the largest record read (128)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -34,6 +37,7 @@ typedef struct {
 	lx_record *rec;
 	int encode;             /* 1: an example to encode; 0: an error record passed through */
 	int images;             /* 2 for a pair record (visual_feats0 and visual_feats1), else 1 */
+	double memory;          /* what the record takes in the batch (lx-limits(7)) */
 	lx_example_data in[2];
 } slot;
 
@@ -93,7 +97,9 @@ static void drop_features(lx_record *rec, int images)
 
 /* The run: options, the model, and the batch in hand. */
 typedef struct {
-	int want, batch, keep_features;
+	int want, batch, compute, keep_features;
+	double max_memory;      /* bytes a batch may take */
+	int carry;              /* 1: the last slot read did not fit its batch and starts the next */
 	const lx_config *c;
 	tool_run t;
 	slot *slots;
@@ -104,13 +110,30 @@ typedef struct {
 	lx_err in_err;          /* the message for in_rc, with its record */
 } run;
 
+/* The memory slot s takes in its batch: the record and, for an example, lx_example_memory of each image;
+ * *packed: the bytes of the record once its outputs are added. */
+static double slot_memory(const run *r, const slot *s, double *packed)
+{
+	double b = (double)lx_record_memory(s->rec), out;
+	int m;
+
+	*packed = b;
+	for (m = 0; s->encode && m < s->images; m++) {
+		b += lx_example_memory(r->c, r->want, r->compute, s->in[m].x.T, s->in[m].x.N, &out);
+		*packed += out;
+	}
+	return b;
+}
+
 /* Reads the next record into slot k: an example, an error record to pass through, or (with --keep-going)
- * a bad record turned into one. Returns 0 when the batch must end here (r->end says why). */
+ * a bad record turned into one (among them an example that alone needs more than --max-memory). Returns 0
+ * when the batch must end here (r->end says why). */
 static int fill_slot(run *r, int k)
 {
 	slot *s = &r->slots[k];
 	lx_record *rec;
 	lx_status st = LX_OK;
+	double packed;
 	int pass, m;
 
 	s->rec = NULL;
@@ -124,6 +147,12 @@ static int fill_slot(run *r, int k)
 	s->images = pass ? 1 : lx_example_images(rec);
 	for (m = 0; !pass && !st && m < s->images; m++)
 		st = lx_example_decode_image(r->c, rec, s->images == 2 ? m : -1, &s->in[m], &r->in_err);
+	if (!st && (s->memory = slot_memory(r, s, &packed)) > r->max_memory)
+		st = lx_errf(&r->in_err, LX_EINPUT, "encoding it takes %.0f MB, more than --max-memory %.0f",
+		             s->memory / 1e6, r->max_memory / 1e6);
+	else if (!st && packed > (double)LX_RECORD_MAX_BYTES)
+		st = lx_errf(&r->in_err, LX_EINPUT, "its outputs would make a record of %.0f MB, more than a record may "
+		             "hold (%zu bytes)", packed / 1e6, LX_RECORD_MAX_BYTES);
 	if (!st)
 		return 1;
 	if (st != LX_EIO)
@@ -136,6 +165,7 @@ static int fill_slot(run *r, int k)
 		return 0;
 	}
 	s->encode = 0;
+	s->memory = (double)lx_record_memory(rec);
 	return 1;
 }
 
@@ -143,12 +173,28 @@ static int fill_slot(run *r, int k)
 static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
 {
 	static const char *const sfx[2][2] = {{"", ""}, {"0", "1"}};
-	int n, k = 0, i, j, m;
+	int n = 0, k = 0, i, j, m;
+	double used = 0;
 	lx_status rc = LX_OK;
 
-	for (n = 0; n < r->batch && fill_slot(r, n); n++)
-		for (m = 0; r->slots[n].encode && m < r->slots[n].images; m++)
-			r->todo[k++] = r->slots[n].in[m].x;
+	if (r->carry) { /* the record that did not fit the last batch starts this one */
+		slot t = r->slots[0];
+		r->slots[0] = r->slots[r->carry];
+		r->slots[r->carry] = t;
+		r->carry = 0;
+		used = r->slots[0].memory;
+		n = 1;
+	}
+	for (; n < r->batch && fill_slot(r, n); n++) {
+		if (n > 0 && used + r->slots[n].memory > r->max_memory) {
+			r->carry = n; /* within --max-memory alone, but not with the batch so far */
+			break;
+		}
+		used += r->slots[n].memory;
+	}
+	for (i = 0; i < n; i++)
+		for (m = 0; r->slots[i].encode && m < r->slots[i].images; m++)
+			r->todo[k++] = r->slots[i].in[m].x;
 	if (k > 0)
 		rc = lx_encode(enc, r->todo, k, r->outs, err);
 	for (i = j = 0; i < n; i++) {
@@ -171,6 +217,8 @@ static void free_run(run *r)
 {
 	int i;
 
+	if (r->carry)
+		lx_record_free(r->slots[r->carry].rec);
 	for (i = 0; r->slots && i < r->batch; i++) {
 		lx_example_data_destroy(&r->slots[i].in[0]);
 		lx_example_data_destroy(&r->slots[i].in[1]);
@@ -184,6 +232,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL;
 	int threads = 0, progress = 0, keep_going = 0, compute = -1, ch;
+	size_t max_record = 128000000;
 	lx_model *m = NULL;
 	lx_encoder *enc = NULL;
 	lx_err err = {0, ""};
@@ -192,6 +241,7 @@ int main(int argc, char **argv)
 
 	memset(&r, 0, sizeof r);
 	r.batch = 16;
+	r.max_memory = 1024e6;
 	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': dir = optarg; break;
@@ -202,6 +252,8 @@ int main(int argc, char **argv)
 		case O_INT8: compute = LX_I8; break;
 		case O_BF16: compute = LX_BF16; break;
 		case O_KEEP_FEATURES: r.keep_features = 1; break;
+		case O_MAX_MEMORY: r.max_memory = 1e6 * (double)tool_long(optarg, "--max-memory", 1, 1 << 20); break;
+		case O_MAX_RECORD: max_record = (size_t)tool_long(optarg, "--max-record", 1, LX_RECORD_MAX_BYTES / 1000000) * 1000000; break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
@@ -213,12 +265,15 @@ int main(int argc, char **argv)
 	if ((rc = lx_model_open_as(&m, dir, compute, &err)))
 		return tool_fail(rc, "%s", err.msg);
 	r.c = lx_model_config(m);
+	r.compute = lx_model_compute(m);
 	r.slots = calloc((size_t)r.batch, sizeof *r.slots);
 	r.todo = calloc(2 * (size_t)r.batch, sizeof *r.todo);
 	r.outs = calloc(2 * (size_t)r.batch, sizeof *r.outs);
 	if (!(enc = lx_encoder_new(m, r.want)) || tool_run_init(&r.t, stdin, "stdin", 1, keep_going, progress) ||
 	    !r.slots || !r.todo || !r.outs)
 		rc = lx_errf(&err, LX_EIO, "out of memory");
+	else
+		lx_reader_set_max_bytes(r.t.rd, max_record, "--max-record");
 	tool_signals(NULL);
 	while (!rc && !r.end)
 		rc = one_batch(&r, enc, &err);

@@ -74,12 +74,53 @@ static const char *json_kind(const json_t *j)
 	}
 }
 
+/* The most values of a JSON line: half a record's, the other half left for the fields lx-tokenize and the
+ * tools after it add (input_ids, tokens, the encoder's outputs), so that every record written is one every
+ * reader takes (lx-limits(7)). */
+#define JSON_MAX_VALUES (LX_RECORD_MAX_VALUES / 2)
+
+/* The longest line (or element of a JSON array) read: with JSON_MAX_VALUES it bounds what jansson builds
+ * for one line (lx-limits(7)). */
+#define MAX_LINE ((size_t)4 << 20)
+
+/* Counts j's values (as msgpack counts them: a key is one) into *values and returns how deep its non-empty
+ * containers nest (j itself at level 1), stopping once either is past its limit. */
+static int json_depth(json_t *j, int level, uint64_t *values)
+{
+	int deepest = level - 1, d;
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	++*values;
+	if (json_is_object(j) && json_object_size(j)) {
+		deepest = level;
+		json_object_foreach(j, k, x) {
+			++*values;
+			if (level > LX_RECORD_MAX_DEPTH || *values > JSON_MAX_VALUES)
+				break;
+			if ((d = json_depth(x, level + 1, values)) > deepest)
+				deepest = d;
+		}
+	} else if (json_is_array(j) && json_array_size(j)) {
+		deepest = level;
+		json_array_foreach(j, i, x) {
+			if (level > LX_RECORD_MAX_DEPTH || *values > JSON_MAX_VALUES)
+				break;
+			if ((d = json_depth(x, level + 1, values)) > deepest)
+				deepest = d;
+		}
+	}
+	return deepest;
+}
+
 /* Copies the JSON object's fields into rec and finds the text. */
 static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len, const char *where, json_t **root,
                            const char **text, size_t *tlen, lx_err *e)
 {
 	json_error_t je;
 	json_t *t;
+	uint64_t values = 0;
 
 	if (len == 0)
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, c->in_array ? "nothing there" : "empty line");
@@ -87,6 +128,10 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 		return lx_errf(e, LX_EINPUT, "%s: not JSON (%s)", where, je.text);
 	if (!json_is_object(*root))
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, json_kind(*root));
+	if (json_depth(*root, 1, &values) > LX_RECORD_MAX_DEPTH)
+		return lx_errf(e, LX_EINPUT, "%s: nested deeper than %d levels", where, LX_RECORD_MAX_DEPTH);
+	if (values > JSON_MAX_VALUES)
+		return lx_errf(e, LX_EINPUT, "%s: more than %llu values", where, (unsigned long long)JSON_MAX_VALUES);
 	if (lx_json_fields(rec, *root))
 		return lx_errf(e, LX_EIO, "out of memory");
 	if (json_is_string(json_object_get(*root, "error"))) { /* refused upstream: passed on as it is */
@@ -232,6 +277,11 @@ static lx_status encode_array(ctx *c, FILE *f, const char *name, lx_err *e)
 		if (!end && !(len == 0 && json_space(ch))) { /* a byte of the element: leading blanks are left out */
 			if (len == 0)
 				first = line;
+			if (len == MAX_LINE) {
+				st = lx_errf(e, LX_EINPUT, "%s: element %ld (line %ld): longer than %zu bytes", name, elem + 1,
+				             first, MAX_LINE);
+				break;
+			}
 			if (len + 1 > cap) {
 				char *nb = realloc(buf, cap = cap ? 2 * cap : 4096);
 				if (!nb) {
@@ -265,6 +315,48 @@ static lx_status encode_array(ctx *c, FILE *f, const char *name, lx_err *e)
 	return st;
 }
 
+/* getline with a bound: a line longer than MAX_LINE is read to its end but not kept (*over set, *line
+ * holding its first MAX_LINE bytes). Returns the line's length with its '\n', or -1 at the end of f. */
+static ssize_t bounded_line(FILE *f, char **line, size_t *cap, int *over)
+{
+	size_t len = 0;
+	int ch;
+
+	*over = 0;
+	while ((ch = getc(f)) != EOF) {
+		if (len < MAX_LINE) {
+			if (len + 1 >= *cap) {
+				size_t nc = *cap ? 2 * *cap : 4096;
+				char *nl = realloc(*line, nc);
+				if (!nl) {
+					errno = ENOMEM;
+					return -1;
+				}
+				*line = nl;
+				*cap = nc;
+			}
+			(*line)[len] = (char)ch;
+		} else
+			*over = 1;
+		len++;
+		if (ch == '\n')
+			break;
+	}
+	return len == 0 && ch == EOF ? -1 : (ssize_t)(len < MAX_LINE ? len : MAX_LINE);
+}
+
+/* A line refused before it is parsed: with --keep-going an error record in its place. */
+static lx_status refuse_line(ctx *c, lx_err *e)
+{
+	lx_record *rec = NULL;
+	lx_status st = tool_refuse_new(&c->t, &rec, LX_EINPUT, e);
+
+	if (!st)
+		st = lx_writer_put(c->t.wr, rec, e);
+	lx_record_free(rec);
+	return st;
+}
+
 static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 {
 	char *line = NULL, where[300];
@@ -272,7 +364,7 @@ static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 	ssize_t got;
 	long lineno = 0;
 	lx_status st = LX_OK;
-	int ch;
+	int ch, over;
 
 	if (c->jsonl) { /* a file that starts with '[' is a JSON array of objects, not JSON lines */
 		while ((ch = getc(f)) != EOF && json_space(ch) && ch != '\n')
@@ -286,7 +378,7 @@ static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 			return st;
 		}
 	}
-	while (!tool_interrupted() && (got = getline(&line, &cap, f)) >= 0) {
+	while (!tool_interrupted() && (got = bounded_line(f, &line, &cap, &over)) >= 0) {
 		size_t len = (size_t)got;
 		lineno++;
 		c->t.bytes += (unsigned long long)got;
@@ -295,7 +387,9 @@ static lx_status encode_file(ctx *c, FILE *f, const char *name, lx_err *e)
 		if (len && line[len - 1] == '\r')
 			len--;
 		snprintf(where, sizeof where, "%s: line %ld", name, lineno);
-		if ((st = encode_line(c, where, line, len, e)))
+		if (over)
+			lx_errf(e, LX_EINPUT, "%s: longer than %zu bytes", where, MAX_LINE);
+		if ((st = over ? refuse_line(c, e) : encode_line(c, where, line, len, e)))
 			break;
 		tool_done(&c->t, 1);
 	}

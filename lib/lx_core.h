@@ -84,6 +84,14 @@ uint16_t lx_float_to_bf16(float f);
  * replaces it. Tensors are maps in the layout of msgpack-numpy.
  */
 
+/* The limits of one record, the same in every reader and in lx-tokenize, which makes records from JSON
+ * (lx-limits(7)): containers nested at most LX_RECORD_MAX_DEPTH deep (the record's map is the first level;
+ * an empty container is no level), at most LX_RECORD_MAX_VALUES values (a key is one, a tensor a few) and
+ * LX_RECORD_MAX_BYTES (256 MiB) bytes. */
+#define LX_RECORD_MAX_DEPTH 32
+#define LX_RECORD_MAX_VALUES ((uint64_t)1 << 20)
+#define LX_RECORD_MAX_BYTES ((size_t)1 << 28)
+
 typedef struct lx_record lx_record;
 typedef struct lx_reader lx_reader;
 typedef struct lx_writer lx_writer;
@@ -101,6 +109,10 @@ void lx_reader_free(lx_reader *r);
 lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e);
 /* Number of records read so far. */
 long lx_reader_count(const lx_reader *r);
+/* Lowers the most bytes a record may have (LX_RECORD_MAX_BYTES by default) to max, for a tool whose memory
+ * model holds several records; the message for a larger one ends with " (option)" when option is not NULL
+ * ("--max-record"). A larger record is refused before it is buffered. */
+void lx_reader_set_max_bytes(lx_reader *r, size_t max, const char *option);
 /* After lx_reader_next failed: 1 if the bad value was a whole msgpack value that is not a map (the reader
  * stands at the next record, so --keep-going may go on), 0 if the stream cannot be read further (bytes that
  * are not msgpack, a truncated record, a read error: there is no record boundary to resynchronise on). */
@@ -114,6 +126,8 @@ lx_record *lx_record_new(void);
 void lx_record_free(lx_record *rec);
 /* 0-based position of the record in its input stream (-1 for a new record). */
 long lx_record_index(const lx_record *rec);
+/* The memory a record read holds: its bytes and msgpack-c's object for each of its values. */
+size_t lx_record_memory(const lx_record *rec);
 
 /* The value of a field: what the record was read with, or what was added under that key. NULL if absent. */
 const msgpack_object *lx_record_get(const lx_record *rec, const char *key);

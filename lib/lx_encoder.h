@@ -76,6 +76,14 @@ typedef struct {
 lx_status lx_example_decode(const lx_config *c, const lx_record *rec, lx_example_data *d, lx_err *e);
 void lx_example_data_destroy(lx_example_data *d);
 
+/* The memory model of one example (lx-limits(7)): the bytes that encoding x takes beyond the model's
+ * weights, an upper bound: its share of lx_encode's scratch buffers for the outputs asked for (want:
+ * LX_WANT_ATTN, LX_WANT_HIDDEN) in the model's compute type (int8 and bfloat16 add a quantized copy of the
+ * widest activations), the outputs again as packed into the record, and the inputs decoded into an
+ * lx_example_data. A batch takes at most the sum over its examples. *packed (when not NULL) gets the bytes
+ * the outputs add to the record. */
+double lx_example_memory(const lx_config *c, int want, int compute, int T, int N, double *packed);
+
 /* Pair records (NLVR2: one text, two images): the record's images, 2 when it has visual_feats0 (and no
  * visual_feats), else 1. lx_example_decode_image decodes image k of a pair (k 0 or 1: the fields
  * visual_feats<k>, visual_pos<k>, visual_attention_mask<k>, with the shared input_ids, token_type_ids and

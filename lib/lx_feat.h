@@ -25,6 +25,12 @@ typedef enum { LX_FEAT_OBJ36, LX_FEAT_BUTD, LX_FEAT_NPZ, LX_FEAT_STREAM, LX_FEAT
 /* "obj36", "butd", "npz", "stream", "npy". */
 const char *lx_feat_format_name(lx_feat_format f);
 
+/* The most boxes and features per box of one image, in every reader: an image takes at most
+ * LX_FEAT_MAX_BOXES * LX_FEAT_MAX_DIM * 4 bytes (64 MiB) of features (lx-limits(7)). A file that declares
+ * more is refused (LX_EINPUT) before its arrays are read or inflated. */
+#define LX_FEAT_MAX_BOXES 4096
+#define LX_FEAT_MAX_DIM 4096
+
 /* One image's boxes and features. The arrays are owned by the struct and grown as needed, so that reading
  * image after image into the same struct stops allocating once the largest image has been seen. */
 typedef struct {

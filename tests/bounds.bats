@@ -152,3 +152,289 @@ open(sys.argv[1], "wb").write(b)' "$T/memo.npy"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-featpack: $T/memo.npy: pickle offset 3: memo index 1000000 past the limit of 262144 for a pickle of this size" ]
 }
+
+# ---- one JSON depth limit (item 8) ----
+
+# A JSON line {"question_id": 1, "sent": "a b", "x": [[...[1]...]]} whose record nests $1 levels (the record's
+# map is the first, each array one more).
+deep_line() {
+	$PY -c 'import sys; d = int(sys.argv[1]) - 1; print("{\"question_id\": 1, \"sent\": \"a b\", \"x\": " + "[" * d + "1" + "]" * d + "}")' "$1"
+}
+
+@test "lx-tokenize refuses a JSON line nested deeper than every reader takes (32 levels), and --keep-going goes on" {
+	{ echo '{"question_id": 0, "sent": "before"}'; deep_line 33; echo '{"question_id": 2, "sent": "after"}'; } > "$T/deep.jsonl"
+	run $SEP "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" < "$T/deep.jsonl"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-tokenize: stdin: line 2: nested deeper than 32 levels" ]
+	# with --keep-going the deep line is an error record, and every record written is one lx-featpack reads
+	run $SEP bash -c '"$1" --jsonl --keep-going --vocab "$2" < "$3" > "$4"' _ "$BIN/lx-tokenize" "$FIX/vocab.txt" \
+		"$T/deep.jsonl" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	"$BIN/lx-featpack" --join "$FIX/train2014_obj36_sample.tsv" --keep-going < "$T/out.mp" > /dev/null 2> "$T/err" || true
+	! grep -q "nested deeper" "$T/err"
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x.get("question_id") for x in r] == [0, None, 2], r
+assert "error" in r[1] and "error" not in r[0] and "error" not in r[2], r' "$T/out.mp"
+	# 32 levels are within the limit: the record is written, and lx-featpack takes it (refusing only its img_id)
+	deep_line 32 | "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" > "$T/ok.mp"
+	run $SEP "$BIN/lx-featpack" --join "$FIX/train2014_obj36_sample.tsv" < "$T/ok.mp"
+	[[ "$stderr" != *"nested deeper"* ]]
+}
+
+@test "lx-tokenize refuses a JSON line of more values than a record may hold, in an array file too" {
+	# half a record's 1048576 values (the other half left for the fields the tools add): the map, 3 keys,
+	# 2 scalars and an array of 524281 zeros; one more is refused
+	for n in 524281 524282; do
+		$PY -c 'import sys; n = int(sys.argv[1]); print("[{\"question_id\": 1, \"sent\": \"a\", \"x\": [" + ",".join(["0"] * n) + "]}]")' "$n" > "$T/v$n.json"
+	done
+	run $SEP "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" < "$T/v524281.json"
+	[ "$status" -eq 0 ]
+	run $SEP "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" < "$T/v524282.json"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-tokenize: stdin: element 1 (line 1): more than 524288 values" ]
+}
+
+# ---- non-finite labels and masks (item 11) ----
+
+@test "lx-head refuses a soft-score label {\"blue\": NaN}, status 1" {
+	cp -r "$FIX/micro" "$T/m"
+	printf 'red\nblue\nn2\nn3\nn4\n' > "$T/m/answers.txt"
+	$PY "$TOP/tests/py/golden.py" inputs "$FIX/micro/golden.safetensors" 0 | $PY -c '
+from lxtest import read_records, write_records
+r = read_records()
+r[0]["label"] = {"blue": float("nan")}
+write_records(r)' | "$BIN/lx-encode" -m "$T/m" > "$T/enc"
+	for score in "" --score; do
+		run $SEP "$BIN/lx-head" -m "$T/m" --heads qa $score < "$T/enc"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = 'lx-head: stdin: record 1: field label: the score of "blue" is nan, outside [0, 1]' ]
+	done
+}
+
+@test "lx-encode refuses attention_mask [1, NaN, 1, ...] (the conversion checked), status 1; --keep-going goes on" {
+	$PY "$TOP/tests/py/golden.py" inputs "$FIX/tiny/golden.safetensors" 0 | $PY -c '
+import numpy as np
+from lxtest import read_records, write_records
+r = read_records()
+m = np.ones(len(r[0]["input_ids"]), np.float32)
+m[1] = np.nan
+bad = dict(r[0], attention_mask=m)
+write_records([r[0], bad, r[0]])' > "$T/in.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 2: field attention_mask: non-finite value (nan) at element 1" ]
+	run $SEP bash -c '"$1" -m "$2" --keep-going < "$3" > "$4"' _ "$BIN/lx-encode" "$FIX/tiny" "$T/in.mp" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	$PY -c '
+import sys, numpy as np
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 3 and "error" in r[1] and "error" not in r[0] and "error" not in r[2]
+assert np.isfinite(r[0]["pooled_output"]).all() and np.isfinite(r[2]["pooled_output"]).all()' "$T/out.mp"
+	# a visual_attention_mask with an infinity: the same
+	$PY -c '
+import sys, numpy as np
+from lxtest import read_records, write_records
+r = read_records(open(sys.argv[1], "rb"))
+m = np.ones(len(r[0]["visual_feats"]), np.float32)
+m[0] = np.inf
+write_records([dict(r[0], visual_attention_mask=m)])' "$T/in.mp" > "$T/vm.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" < "$T/vm.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: field visual_attention_mask: non-finite value (inf) at element 0" ]
+}
+
+# ---- an img_id with a NUL (item 13) ----
+
+@test "an obj36 TSV img_id holding a NUL byte is refused naming the line, read or joined" {
+	TSV="$FIX/train2014_obj36_sample.tsv"
+	# line 2's id becomes "a\0b"
+	$PY -c '
+import sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+lines[1] = b"a\0b" + lines[1][lines[1].index(b"\t"):]
+open(sys.argv[2], "wb").write(b"\n".join(lines))' "$TSV" "$T/nul.tsv"
+	run $SEP "$BIN/lx-featpack" "$T/nul.tsv"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/nul.tsv: line 2: img_id holds a NUL byte" ]
+	# joined: the index refuses it while scanning, not as a "stale index?" later
+	echo '{"question_id": 1, "img_id": "a", "sent": "x"}' | "$BIN/lx-tokenize" --jsonl --vocab "$FIX/vocab.txt" > "$T/q.mp"
+	run $SEP "$BIN/lx-featpack" --join "$T/nul.tsv" < "$T/q.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/nul.tsv: line 2: img_id holds a NUL byte" ]
+}
+
+# ---- signals while lx-encode fills a batch (item 5) ----
+
+@test "SIGTERM after lx-encode has read 11 records of a batch of 16, upstream still writing: status 5, all read written" {
+	$PY "$TOP/tests/py/golden.py" inputs "$FIX/tiny/golden.safetensors" 0 | $PY -c '
+from lxtest import read_records, write_records
+write_records(read_records() * 300)' > "$T/in.mp"
+	run $SEP $PY "$TOP/tests/py/signal_feed.py" "$T/out.mp" 11 "$BIN/lx-encode" -m "$FIX/tiny" --batch 16 < "$T/in.mp"
+	# status 5 while upstream still writes and never closes: the wait is bounded by the record in hand, not
+	# by upstream (before, it went on to fill the batch of 16). The seconds it took are printed, not
+	# asserted (0.2 to 0.4 s here unloaded; a loaded machine takes longer)
+	read -r rc secs <<< "$output"
+	echo "stopped $secs s after the signal"
+	[ "$rc" = 5 ]
+	# the 11 taken before the signal, and at most the one upstream wrote as the signal went: all encoded
+	n=$($PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert all("pooled_output" in x for x in r)
+print(len(r))' "$T/out.mp")
+	[ "$n" -eq 11 ] || [ "$n" -eq 12 ]
+	[ "$stderr" = "lx-encode: interrupted after $n records, all written" ]
+}
+
+# ---- .npz: feature width and boxes bounded before inflating (item 3) ----
+
+# An .npz of one image: num_bbox $2, x of shape ($2, $3) <f4 zeros, deflated; bbox and sizes as they should be.
+npz_of() {
+	$PY -c '
+import io, sys, zipfile, numpy as np
+n, F = int(sys.argv[2]), int(sys.argv[3])
+def npy(a):
+    b = io.BytesIO(); np.save(b, a); return b.getvalue()
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("num_bbox.npy", npy(np.array(n)))
+    z.writestr("image_h.npy", npy(np.array(100)))
+    z.writestr("image_w.npy", npy(np.array(100)))
+    z.writestr("bbox.npy", npy(np.tile(np.array([[10, 10, 50, 50]], np.float32), (n, 1))))
+    with z.open("x.npy", "w", force_zip64=True) as f:
+        b = io.BytesIO(); np.lib.format.write_array_header_1_0(b, {"descr": "<f4", "fortran_order": False, "shape": (n, F)})
+        f.write(b.getvalue())
+        zero = bytes(1 << 20)
+        left = n * F * 4
+        while left:
+            f.write(zero[:min(left, len(zero))]); left -= min(left, len(zero))' "$@"
+}
+
+@test ".npz: a deflated x.npy of one box of 8388608 features (32 MiB from 32 KB) is refused before inflating, status 1" {
+	npz_of "$T/wide.npz" 1 8388608
+	[ "$(stat -c %s "$T/wide.npz")" -lt 100000 ]
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-featpack" "$T/wide.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/wide.npz: member x.npy declares 33554560 bytes, more than its limit of 98304 (at most 4096 boxes of 4096 features)" ]
+	# before, it inflated the member and wrote a 32 MiB record with status 0
+	plain_build || return 0
+	[ "$(tail -n 1 "$T/rss")" -lt 30000 ]
+}
+
+@test ".npz: more than 4096 boxes, or more than 4096 features a box, is refused naming the limit; 4096 of each is read" {
+	npz_of "$T/boxes.npz" 4097 1
+	run $SEP "$BIN/lx-featpack" "$T/boxes.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/boxes.npz: num_bbox.npy: 4097 boxes, more than 4096" ]
+	# 4097 features in a member small enough to pass the size bound (2 boxes' room for 1 box's header and data)
+	npz_of "$T/dim.npz" 2 4097
+	run $SEP "$BIN/lx-featpack" "$T/dim.npz"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/dim.npz: x.npy: 4097 features per box, more than 4096" ]
+	npz_of "$T/max.npz" 4096 4096
+	run $SEP bash -c '"$1" "$2" > "$3"' _ "$BIN/lx-featpack" "$T/max.npz" "$T/max.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))[0]
+assert r["visual_feats"].shape == (4096, 4096), r["visual_feats"].shape' "$T/max.mp"
+}
+
+# ---- lx-encode's memory: batches within --max-memory, records within --max-record (item 1) ----
+
+# $1 records of 4 tokens and $2 boxes of tiny's 2048 features (8 MiB a record at 1024 boxes).
+boxes_records() {
+	$PY -c '
+import sys, numpy as np, msgpack, msgpack_numpy as m
+n, N = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+pos = np.tile(np.array([[0.1, 0.1, 0.5, 0.5]], np.float32), (N, 1))
+for i in range(n):
+    sys.stdout.buffer.write(msgpack.packb({"question_id": i, "input_ids": np.array([101, 2054, 2003, 102], np.int32),
+        "visual_feats": rng.random((N, 2048), dtype=np.float32), "visual_pos": pos}, default=m.encode))' "$@"
+}
+
+@test "lx-encode refuses a record whose encoding alone needs more than --max-memory, status 1, and --keep-going goes on" {
+	boxes_records 3 1024 > "$T/in.mp"
+	# with --attentions a record of T = 4 tokens and N = 1024 boxes on tiny (H 32, 4 heads, 2 layers of each
+	# kind, F 2048) takes, by lx-limits(7), by hand: scratch 6(T+N)H + N F + 4N + 2H + 4 N^2 = 6492992 floats;
+	# outputs (T+N+1)H + 4(2T^2 + 2N^2 + 2(2TN + T^2 + N^2)) = 16875936 floats, twice; inputs 3T + N(F+5) =
+	# 2102284 floats; 4 bytes each: 169.39 MB, and the record's 8.41 MB: 178 MB
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --attentions --max-memory 100 < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1 (id 0): encoding it takes 178 MB, more than --max-memory 100" ]
+	run $SEP bash -c '"$1" -m "$2" --attentions --max-memory 100 --keep-going < "$3" > "$4"' _ "$BIN/lx-encode" \
+		"$FIX/tiny" "$T/in.mp" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$(printf '%s\n' "$stderr" | tail -n 1)" = "lx-encode: 3 of 3 records were bad, written with an error field" ]
+	# within the limit it is encoded
+	boxes_records 1 64 > "$T/small.mp"
+	"$BIN/lx-encode" -m "$FIX/tiny" --attentions --max-memory 100 < "$T/small.mp" > /dev/null
+}
+
+@test "lx-encode fills a batch only up to --max-memory, and its peak RSS stays within the memory model" {
+	# six records of about 45 MB each in lx-limits(7)'s model: --max-memory 100 encodes them two at a time
+	boxes_records 6 1024 > "$T/in.mp"
+	run $SEP bash -c '/usr/bin/time -f %M -o "$5" "$1" -m "$2" --batch 16 --max-memory 100 --max-record 10 < "$3" > "$4"' \
+		_ "$BIN/lx-encode" "$FIX/tiny" "$T/in.mp" "$T/out.mp" "$T/rss"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x["question_id"] for x in r] == list(range(6)) and all(x["vision_output"].shape == (1024, 32) for x in r)' "$T/out.mp"
+	plain_build || return 0
+	# the model: the weights (the file's size), --max-memory, the record carried to the next batch and its
+	# inputs, the reader's buffer (twice --max-record) and 100 MB for the libraries and threads
+	weights=$(( $(stat -c %s "$FIX/tiny/model.safetensors") / 1000 ))
+	[ "$(tail -n 1 "$T/rss")" -lt $(( weights + 100000 + 4 * 10000 + 100000 )) ]
+}
+
+@test "lx-encode refuses a record larger than --max-record before buffering it, naming the option" {
+	boxes_records 2 1024 > "$T/in.mp"
+	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --max-record 5 < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-encode: stdin: record 1: larger than 5000000 bytes (--max-record)" ]
+}
+
+@test "lx-tokenize refuses a line longer than 4 MiB without holding it, and --keep-going goes on" {
+	{ echo '{"question_id": 0, "sent": "before"}'
+	  $PY -c 'import sys; sys.stdout.write("{\"question_id\": 1, \"sent\": \"" + "a " * (50 << 20) + "\"}\n")'
+	  echo '{"question_id": 2, "sent": "after"}'; } > "$T/long.jsonl"
+	run $SEP bash -c '/usr/bin/time -f %M -o "$4" "$1" --jsonl --keep-going --vocab "$2" < "$3" > "$5"' _ \
+		"$BIN/lx-tokenize" "$FIX/vocab.txt" "$T/long.jsonl" "$T/rss" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$(printf '%s\n' "$stderr" | head -n 1)" = "lx-tokenize: stdin: line 2: longer than 4194304 bytes" ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x.get("question_id") for x in r] == [0, None, 2] and "error" in r[1], r' "$T/out.mp"
+	# the 100 MB line is never held: before, getline kept it and jansson parsed it (about 0.5 GB)
+	plain_build || return 0
+	[ "$(tail -n 1 "$T/rss")" -lt 60000 ]
+}
+
+@test "every stream tool reads a record of 64 MB within the reader's model (3 x the record + 24 MiB), and refuses one past 256 MiB unread" {
+	plain_build || skip "peak RSS is measured on the plain build only"
+	$PY -c 'import sys, msgpack; sys.stdout.buffer.write(msgpack.packb({"question_id": 1, "pad": bytes(64000000)}))' > "$T/big.mp"
+	# a record declaring a 300 MB bin, and only its header there
+	printf '\x81\xa3pad\xc6\x11\xe1\xa3\x00' > "$T/huge.mp"
+	for tool in "lx-encode -m $FIX/tiny" "lx-head -m $FIX/tiny" "lx-tokenize --decode --vocab $FIX/vocab.txt" \
+	            "lx-featpack --join $FIX/train2014_obj36_sample.tsv" "lx-attnviz -o $T/av"; do
+		run $SEP /usr/bin/time -f %M -o "$T/rss" $BIN/$tool < "$T/big.mp"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" != *"larger than"* ]]
+		# 3 x 64 MB + 24 MiB for the reader, 100 MB for the tool's own
+		[ "$(tail -n 1 "$T/rss")" -lt $(( 3 * 64000 + 24576 + 100000 )) ] || { echo "$tool: $(tail -n 1 "$T/rss") KB"; false; }
+		run $SEP /usr/bin/time -f %M -o "$T/rss" $BIN/$tool < "$T/huge.mp"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"record 1: larger than"* ]]
+		[ "$(tail -n 1 "$T/rss")" -lt 100000 ]
+	done
+}

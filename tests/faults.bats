@@ -144,7 +144,7 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(r) for r in recs))' "$T/q.mp" > "
 	{ cat "$T/two.mp"; printf '\x81\xa6img_id\xdb\xff\xff\xff\xff'; } > "$T/big.mp"
 	run $SEP to_out "$BIN/lx-featpack" --join "$TSV" < "$T/big.mp"
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "lx-featpack: stdin: record 3: larger than 2147483648 bytes" ]
+	[ "$stderr" = "lx-featpack: stdin: record 3: larger than 268435456 bytes" ]
 	[ "$(count "$T/out.mp")" -eq 2 ]
 }
 
@@ -278,7 +278,7 @@ bad_encode() {
 	{ cat "$T/two.mp"; printf '\x81\xa1a\xc6\xff\xff\xff\xff'; } > "$T/big.mp"
 	run $SEP to_out "$BIN/lx-encode" -m "$FIX/tiny" < "$T/big.mp"
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "lx-encode: stdin: record 3: larger than 2147483648 bytes" ]
+	[ "$stderr" = "lx-encode: stdin: record 3: larger than 128000000 bytes (--max-record)" ]
 	[ "$(count "$T/out.mp")" -eq 2 ]
 }
 

@@ -21,6 +21,7 @@ typedef struct {
 
 struct lx_record {
 	char *raw;               /* the record's bytes, which read values point into */
+	size_t raw_len, values;  /* its size and its values (for lx_record_memory) */
 	msgpack_unpacked up;     /* owns the read values */
 	long index;
 	field *f;
@@ -35,11 +36,11 @@ struct lx_record {
  * as it reads the declared count, so a few hostile bytes could ask for gigabytes. Scanning first, and
  * handing msgpack-c only a complete record, bounds every count by the bytes really there.
  */
-#define MAX_DEPTH 32
-#define MAX_RECORD ((size_t)1 << 31)
+#define MAX_DEPTH LX_RECORD_MAX_DEPTH
+#define MAX_RECORD LX_RECORD_MAX_BYTES
 /* msgpack-c keeps a 24-byte object for every value of a record, however small its bytes: a record of 50 M
  * nils took 1.27 GB. A record holds at most this many values (a tensor is one value, its shape a few). */
-#define MAX_OBJECTS ((uint64_t)1 << 20)
+#define MAX_OBJECTS LX_RECORD_MAX_VALUES
 
 typedef struct {
 	size_t pos;                    /* bytes of the record scanned so far */
@@ -60,6 +61,8 @@ struct lx_reader {
 	uint64_t consumed;             /* bytes of the input taken by the records read */
 	int direct;                    /* read(2) on the descriptor instead of fread (a pipe, a terminal) */
 	int err_no;                    /* errno of a failed read */
+	size_t max_record;             /* the most bytes of a record (lx_reader_set_max_bytes) */
+	const char *max_option;        /* the option that sets it, for the message */
 };
 
 struct lx_writer {
@@ -103,6 +106,8 @@ void lx_record_free(lx_record *rec)
 }
 
 long lx_record_index(const lx_record *rec) { return rec->index; }
+
+size_t lx_record_memory(const lx_record *rec) { return rec->raw_len + rec->values * sizeof(msgpack_object); }
 
 static int key_is(const msgpack_object *k, const char *s, size_t n)
 {
@@ -544,6 +549,7 @@ static lx_reader *reader_new(FILE *f, const char *name, int may_be_direct)
 	r->name = strdup(name ? name : "stdin");
 	r->cap = READ_CHUNK;
 	r->buf = malloc(r->cap);
+	r->max_record = MAX_RECORD;
 	if (!r->name || !r->buf) {
 		free(r->name);
 		free(r->buf);
@@ -554,6 +560,12 @@ static lx_reader *reader_new(FILE *f, const char *name, int may_be_direct)
 }
 
 lx_reader *lx_reader_new(FILE *f, const char *name) { return reader_new(f, name, 1); }
+
+void lx_reader_set_max_bytes(lx_reader *r, size_t max, const char *option)
+{
+	r->max_record = max < MAX_RECORD ? max : MAX_RECORD;
+	r->max_option = option;
+}
 lx_reader *lx_reader_new_buffered(FILE *f, const char *name) { return reader_new(f, name, 0); }
 
 void lx_reader_free(lx_reader *r)
@@ -578,10 +590,10 @@ static uint64_t be(const unsigned char *p, int n)
 /*
  * Advances s over b[0, n) (the bytes of one record so far). Returns 1 when the record is complete (it ends
  * at s->pos), 0 when more bytes are needed, -1 on a byte that starts no msgpack value, -2 when containers
- * nest deeper than MAX_DEPTH, -3 when a string, bin or ext declares more bytes than a record may hold, -4
+ * nest deeper than MAX_DEPTH, -3 when a string, bin or ext declares more than max bytes of record, -4
  * when the record holds more than MAX_OBJECTS values.
  */
-static int scan(scanner *s, const unsigned char *b, size_t n)
+static int scan(scanner *s, const unsigned char *b, size_t n, size_t max)
 {
 	for (;;) {
 		unsigned c;
@@ -636,7 +648,7 @@ static int scan(scanner *s, const unsigned char *b, size_t n)
 				break;
 			}
 		}
-		if (body > MAX_RECORD || s->pos + hdr + body > MAX_RECORD)
+		if (body > max || s->pos + hdr + body > max)
 			return -3; /* refused before a byte of it is buffered */
 		if (s->pos + hdr + body > n)
 			return 0;
@@ -770,11 +782,17 @@ static int duplicate_key(const msgpack_object_map *m, const msgpack_object **dup
 	return 0;
 }
 
+static lx_status too_large(const lx_reader *r, long no, lx_err *e)
+{
+	return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes%s%s%s", r->name, no, r->max_record,
+	               r->max_option ? " (" : "", r->max_option ? r->max_option : "", r->max_option ? ")" : "");
+}
+
 lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 {
 	const msgpack_object *dup = NULL;
 	lx_record *rec;
-	size_t size, off = 0;
+	size_t size, values, off = 0;
 	long no = r->count + 1;
 	int got;
 	uint32_t i;
@@ -782,20 +800,20 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 	*out = NULL;
 	r->resumable = 0;
 	for (;;) {
-		got = scan(&r->sc, r->buf + r->start, r->len - r->start);
+		got = scan(&r->sc, r->buf + r->start, r->len - r->start, r->max_record);
 		if (got == -1)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: not valid msgpack", r->name, no);
 		if (got == -2)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: nested deeper than %d levels", r->name, no, MAX_DEPTH);
 		if (got == -3)
-			return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes", r->name, no, MAX_RECORD);
+			return too_large(r, no, e);
 		if (got == -4)
 			return lx_errf(e, LX_EINPUT, "%s: record %ld: more than %llu values", r->name, no,
 			               (unsigned long long)MAX_OBJECTS);
 		if (got == 1)
 			break;
-		if (r->len - r->start >= MAX_RECORD)
-			return lx_errf(e, LX_EINPUT, "%s: record %ld: larger than %zu bytes", r->name, no, MAX_RECORD);
+		if (r->len - r->start >= r->max_record)
+			return too_large(r, no, e);
 		if (r->eof) {
 			if (r->len > r->start)
 				return lx_errf(e, LX_EINPUT, "%s: record %ld: the stream ends inside the record", r->name, no);
@@ -808,12 +826,15 @@ lx_status lx_reader_next(lx_reader *r, lx_record **out, lx_err *e)
 			r->eof = 1;
 	}
 	size = r->sc.pos;
+	values = (size_t)r->sc.values;
 	memset(&r->sc, 0, sizeof r->sc);
 	if (!(rec = lx_record_new()) || !(rec->raw = malloc(size))) {
 		lx_record_free(rec);
 		return lx_errf(e, LX_EIO, "%s: record %ld: out of memory", r->name, no);
 	}
 	memcpy(rec->raw, r->buf + r->start, size);
+	rec->raw_len = size;
+	rec->values = values;
 	r->start += size;
 	r->consumed += size;
 	r->count++;

@@ -12,6 +12,10 @@
 #include "fmt/zip.h"
 
 #define MAX_MEMBER (1u << 30)
+/* A .npy header is at most this long (np.save pads it to 64 bytes; a few hundred in practice). */
+#define MAX_NPY_HEADER 65536
+/* MILVLG's info.npy (a pickled dict of ids and confidences): at most this many bytes. */
+#define MAX_INFO ((uint64_t)16 << 20)
 
 typedef struct {
 	const char *name;
@@ -52,20 +56,25 @@ static void close_archive(archive *a)
 		munmap(a->map, a->len);
 }
 
-/* Reads member m's bytes into f->scratch. */
-static lx_status read_member(archive *a, const member *m, lx_err *e)
+/* Reads member m's bytes into f->scratch; a member whose declared size is past max is refused before a byte
+ * of it is inflated. */
+static lx_status read_member(archive *a, const member *m, uint64_t max, lx_err *e)
 {
 	lx_feat_file *f = a->f;
 
 	if (m->ent->usize > MAX_MEMBER || m->ent->csize > MAX_MEMBER)
 		return lx_errf(e, LX_EINPUT, "%s: member %s is larger than 1 GiB", f->path, m->name);
+	if (m->ent->usize > max)
+		return lx_errf(e, LX_EINPUT, "%s: member %s declares %llu bytes, more than its limit of %llu (at most %d "
+		               "boxes of %d features)", f->path, m->name, (unsigned long long)m->ent->usize,
+		               (unsigned long long)max, LX_FEAT_MAX_BOXES, LX_FEAT_MAX_DIM);
 	if (!feat_grow(&f->scratch, &f->scratch_cap, m->ent->usize + 1))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	return lx_zip_extract(&a->zip, m->ent, f->scratch, e);
 }
 
-/* Reads member k as a tensor in f->scratch (valid until the next member). */
-static lx_status member_tensor(archive *a, member *m, lx_tensor *t, char *where, size_t wn, lx_err *e)
+/* Reads member k as a tensor in f->scratch (valid until the next member), of at most max bytes. */
+static lx_status member_tensor(archive *a, member *m, uint64_t max, lx_tensor *t, char *where, size_t wn, lx_err *e)
 {
 	lx_feat_file *f = a->f;
 	lx_status st;
@@ -76,7 +85,7 @@ static lx_status member_tensor(archive *a, member *m, lx_tensor *t, char *where,
 	if (!m->ent)
 		return lx_errf(e, LX_EINPUT, "%s: no member %s (expected x, bbox, num_bbox, image_h, image_w)", f->path,
 		               m->name);
-	if ((st = read_member(a, m, e)) || (st = lx_npy_parse(f->scratch, m->ent->usize, where, t, &obj, &off, e)))
+	if ((st = read_member(a, m, max, e)) || (st = lx_npy_parse(f->scratch, m->ent->usize, where, t, &obj, &off, e)))
 		return st;
 	if (obj)
 		return lx_errf(e, LX_EINPUT, "%s: an object array (pickle), expected numbers", where);
@@ -90,7 +99,7 @@ static lx_status scalar(archive *a, member *m, int lo, int *out, lx_err *e)
 	int32_t v;
 	lx_status st;
 
-	if ((st = member_tensor(a, m, &t, where, sizeof where, e)))
+	if ((st = member_tensor(a, m, MAX_NPY_HEADER + 8, &t, where, sizeof where, e)))
 		return st;
 	if (t.numel != 1)
 		return lx_errf(e, LX_EINPUT, "%s: %lld values, expected one", where, (long long)t.numel);
@@ -107,7 +116,9 @@ static lx_status rows(archive *a, member *m, int n, int cols, lx_tensor *t, lx_e
 	char where[300];
 	lx_status st;
 
-	if ((st = member_tensor(a, m, t, where, sizeof where, e)))
+	uint64_t per_row = cols < 0 ? LX_FEAT_MAX_DIM : cols > 0 ? (uint64_t)cols : 1;
+
+	if ((st = member_tensor(a, m, MAX_NPY_HEADER + (uint64_t)n * per_row * 8, t, where, sizeof where, e)))
 		return st;
 	if (t->ndim != (cols ? 2 : 1) || t->shape[0] != n || (cols > 0 && t->shape[1] != cols))
 		return lx_errf(e, LX_EINPUT, "%s: shape [%lld%s], expected [%d%s] (num_bbox %d)", where,
@@ -145,7 +156,8 @@ static lx_status info_ids(archive *a, member *m, lx_feat_image *im, lx_err *e)
 	lx_status st;
 
 	snprintf(where, sizeof where, "%s: %s", f->path, m->name);
-	if ((st = read_member(a, m, e)) || (st = lx_npy_parse(f->scratch, m->ent->usize, where, &t, &obj, &off, e)) ||
+	if ((st = read_member(a, m, MAX_INFO, e)) ||
+	    (st = lx_npy_parse(f->scratch, m->ent->usize, where, &t, &obj, &off, e)) ||
 	    !obj)
 		return st;
 	st = feat_unpickle(f->scratch + off, m->ent->usize - off, where, &pk, &root, e);
@@ -173,8 +185,16 @@ static lx_status read_image(archive *a, lx_feat_image *im, lx_err *e)
 		m[k].ent = lx_zip_find(&a->zip, names[k]);
 	}
 	if ((st = scalar(a, &m[M_NUM], 0, &im->n, e)) || (st = scalar(a, &m[M_H], 1, &im->img_h, e)) ||
-	    (st = scalar(a, &m[M_W], 1, &im->img_w, e)) || (st = rows(a, &m[M_X], im->n, -1, &t, e)))
+	    (st = scalar(a, &m[M_W], 1, &im->img_w, e)))
 		return st;
+	if (im->n > LX_FEAT_MAX_BOXES)
+		return lx_errf(e, LX_EINPUT, "%s: num_bbox.npy: %d boxes, more than %d", a->f->path, im->n,
+		               LX_FEAT_MAX_BOXES);
+	if ((st = rows(a, &m[M_X], im->n, -1, &t, e)))
+		return st;
+	if (t.shape[1] > LX_FEAT_MAX_DIM)
+		return lx_errf(e, LX_EINPUT, "%s: x.npy: %lld features per box, more than %d", a->f->path,
+		               (long long)t.shape[1], LX_FEAT_MAX_DIM);
 	im->dim = (int)t.shape[1];
 	if (!lx_feat_image_reserve(im, im->n, im->dim))
 		return lx_errf(e, LX_EIO, "%s: out of memory", a->f->path);

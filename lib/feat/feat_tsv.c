@@ -7,7 +7,7 @@
 #include "feat/feat_impl.h"
 
 #define MAX_FIELDS 10
-#define MAX_BOXES 100000
+#define MAX_BOXES LX_FEAT_MAX_BOXES
 #define MAX_SIDE 1000000
 
 typedef struct {
@@ -126,6 +126,9 @@ static lx_status decode_feats(line_ctx *c, lx_err *e)
 		return lx_errf(e, LX_EINPUT, "%s: field %s holds %zu bytes, not a whole number of float32 rows for "
 		               "num_boxes %d", lx_feat_image_where(im, where, sizeof where), c->names[c->L->feats], bytes,
 		               im->n);
+	if (bytes / row > LX_FEAT_MAX_DIM)
+		return lx_errf(e, LX_EINPUT, "%s: field %s: %zu features per box, more than %d",
+		               lx_feat_image_where(im, where, sizeof where), c->names[c->L->feats], bytes / row, LX_FEAT_MAX_DIM);
 	im->dim = (int)(bytes / row);
 	if (!lx_feat_image_reserve(im, im->n, im->dim))
 		return lx_errf(e, LX_EIO, "%s: out of memory", c->f->path);
@@ -179,6 +182,18 @@ static lx_status split(line_ctx *c, char *s, size_t len, lx_err *e)
 	return LX_OK;
 }
 
+/* An image's id (the first field of a line) must be there and hold no NUL byte: the id is a C string from here on,
+ * and "a\0b" would become "a" (another image's, or none). */
+static lx_status check_id(const lx_feat_file *f, const char *name, const char *id, size_t len, long line,
+                          lx_err *e)
+{
+	if (len == 0)
+		return lx_errf(e, LX_EINPUT, "%s: line %ld: empty %s", f->path, line, name);
+	if (memchr(id, '\0', len))
+		return lx_errf(e, LX_EINPUT, "%s: line %ld: %s holds a NUL byte", f->path, line, name);
+	return LX_OK;
+}
+
 lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 {
 	line_ctx c;
@@ -215,8 +230,8 @@ lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 	im->n = im->dim = 0;
 	if ((st = split(&c, f->line, len, e)))
 		return st;
-	if (c.fld[0].len == 0)
-		return lx_errf(e, LX_EINPUT, "%s: line %ld: empty %s", f->path, f->lineno, c.names[0]);
+	if ((st = check_id(f, c.names[0], c.fld[0].s, c.fld[0].len, f->lineno, e)))
+		return st;
 	if (!lx_feat_image_set_id(im, c.fld[0].s, c.fld[0].len))
 		return lx_errf(e, LX_EIO, "%s: out of memory", f->path);
 	if ((st = parse_line(&c, e)))
@@ -261,9 +276,8 @@ static lx_status scan_chunk(lx_feat_file *f, scan_state *s, const char *buf, siz
 			if (buf[i] == '\n')
 				return lx_errf(e, LX_EINPUT, "%s: line %ld: 1 tab-separated field, expected %d", f->path,
 				               s->line, f->fmt == LX_FEAT_OBJ36 ? 10 : 6);
-			if (s->idlen == 0)
-				return lx_errf(e, LX_EINPUT, "%s: line %ld: empty img_id", f->path, s->line);
-			if ((st = fn(ctx, s->id, s->idlen, (lx_feat_pos){s->start, s->line}, e)))
+			if ((st = check_id(f, "img_id", s->id, s->idlen, s->line, e)) ||
+			    (st = fn(ctx, s->id, s->idlen, (lx_feat_pos){s->start, s->line}, e)))
 				return st;
 			s->in_id = 0;
 			i++;

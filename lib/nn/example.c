@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lx_encoder.h"
+#include "lx_heads.h"
 
 void lx_example_data_destroy(lx_example_data *d)
 {
@@ -14,6 +15,28 @@ void lx_example_data_destroy(lx_example_data *d)
 	free(d->pos);
 	free(d->vmask);
 	memset(d, 0, sizeof *d);
+}
+
+double lx_example_memory(const lx_config *c, int want, int compute, int T, int N, double *packed)
+{
+	double H = c->hidden_size, nh = c->num_attention_heads, l = c->l_layers, r = c->r_layers, xl = c->x_layers;
+	double wide = c->intermediate_size > c->visual_feat_dim ? c->intermediate_size : c->visual_feat_dim;
+	double t = T, n = N, m = T > N ? T : N, floats, outputs;
+
+	/* the scratch: six activations of every row, the feed-forward's wide rows, one example's attention
+	 * scores; int8 and bfloat16 a quantized copy of the widest input and a scale a row */
+	floats = 6 * (t + n) * H + m * wide + 4 * n + 2 * H + nh * m * m;
+	if (compute != LX_F32)
+		floats += (t + n) * (wide > H ? wide : H) / 2 + t + n;
+	outputs = (t + n + 1) * H;
+	if (want & LX_WANT_ATTN)
+		outputs += nh * (l * t * t + r * n * n + xl * (2 * t * n + t * t + n * n));
+	if (want & LX_WANT_HIDDEN)
+		outputs += H * ((l + xl) * t + (r + xl) * n);
+	/* the outputs are in the scratch and again packed in the record; the inputs decoded */
+	if (packed)
+		*packed = 4 * outputs;
+	return 4 * (floats + 2 * outputs + 3 * t + n * (c->visual_feat_dim + 5));
 }
 
 /* Grows d's buffers to T tokens and N boxes of F features. */
@@ -46,7 +69,7 @@ static int reserve(lx_example_data *d, size_t T, size_t N, size_t F)
 }
 
 /* An optional per-position field of len values (a mask or token types), converted into dst; *used says
- * whether the record has it. */
+ * whether the record has it. A mask must be finite: a NaN in it would be a NaN in every output. */
 static lx_status optional(const lx_record *rec, const char *key, int64_t len, int ints, void *dst, int *used,
                           lx_err *e)
 {
@@ -57,7 +80,9 @@ static lx_status optional(const lx_record *rec, const char *key, int64_t len, in
 		return rc;
 	if (t.ndim != 1 || t.shape[0] != len)
 		return lx_errf(e, LX_EINPUT, "field %s: shape must be [%lld] to match its side", key, (long long)len);
-	return ints ? lx_tensor_to_i32(&t, dst, key, e) : lx_tensor_to_f32(&t, dst, key, e);
+	if (ints)
+		return lx_tensor_to_i32(&t, dst, key, e);
+	return (rc = lx_tensor_to_f32(&t, dst, key, e)) ? rc : lx_check_finite(dst, len, 0, key, e);
 }
 
 /* The field key with the image's suffix ("visual_feats" + "0"). */

@@ -86,6 +86,36 @@ def main():
     put("fuzz_labels", "lines.txt", b"\x01" + b"[PAD]\n[UNK]\r\nthe\n")
     put("fuzz_featidx", "good.lxidx", b"lx-featidx 1\nsize %d mtime 1000000000.500000000 format obj36 count 3\n"
         b"0\t1\timg0\n%d\t2\timg1\n%d\t3\timg2\n" % (3 * LINE, LINE, 2 * LINE))
+    bounds_seeds(f, b, h, w)
+
+
+def bounds_seeds(f, b, h, w):
+    """The small inputs of issue 16 that asked for a lot of memory, each cut to fit -max_len."""
+    # x.npy declared (1, 8388608) <f4: 32 MiB of zeros from a few KB of deflate, refused before inflating
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as a:
+        for name, v in (("num_bbox", 1), ("image_h", h), ("image_w", w), ("bbox", b[:1])):
+            a.writestr(name + ".npy", npy_bytes(np.asarray(v)))
+        with a.open("x.npy", "w", force_zip64=True) as m:
+            hdr = io.BytesIO()
+            np.lib.format.write_array_header_1_0(hdr, {"descr": "<f4", "fortran_order": False, "shape": (1, 1 << 23)})
+            m.write(hdr.getvalue())
+            for _ in range(32):
+                m.write(bytes(1 << 20))
+    put("fuzz_npz", "wide.npz", z.getvalue())
+    # an obj36 line whose img_id holds a NUL
+    put("fuzz_tsv", "nul.tsv", b"a\0" + obj36()[4:])
+    # a pickle of EMPTY_LIST opcodes, and of EMPTY_TUPLEs (a value per byte)
+    put("fuzz_feat_pickle", "lists.pkl", b"\x80\x02" + b"]" * 30000 + b".")
+    put("fuzz_feat_pickle", "tuples.pkl", b"\x80\x02" + b")" * 30000 + b".")
+    # a memo index far past the budget
+    put("fuzz_feat_pickle", "memo.pkl", b"\x80\x02Nr" + (1000000).to_bytes(4, "little") + b"0.")
+    # a record of nils (a value per byte), and one with a field twice
+    put("fuzz_stream", "nils.mp", b"\xdf" + (30000).to_bytes(4, "big") + b"\xc0" * 60000)
+    put("fuzz_stream", "dup.mp", b"\x82" + msgpack.packb("language_output") + msgpack.packb(1)
+        + msgpack.packb("language_output") + msgpack.packb(2))
+    # a record nested 40 deep
+    put("fuzz_stream", "deep.mp", b"\x81" + msgpack.packb("x") + b"\x91" * 40 + b"\xc0")
 
 
 LINE = 162  # bytes of one line of fuzz_featidx.c's feature file

@@ -46,7 +46,7 @@ static void not_resumable(void)
 	const unsigned char *in[] = {bad, cut, huge};
 	size_t len[] = {sizeof bad, sizeof cut, sizeof huge}, i;
 	const char *msg[] = {"mem: record 2: not valid msgpack", "mem: record 2: the stream ends inside the record",
-	                     "mem: record 1: larger than 2147483648 bytes"};
+	                     "mem: record 1: larger than 268435456 bytes"};
 
 	for (i = 0; i < 3; i++) {
 		FILE *f;
