@@ -47,6 +47,10 @@ strace_kill() {
 	strace -f -qq -o /dev/null -e trace="$call" -e inject="$call:signal=KILL:when=$when" "$@"
 }
 
+needs_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount in a private mount namespace (unshare -m)"
+}
+
 # ---- lx-convert ----
 
 @test "lx-convert refuses (status 2) an IN inside OUTDIR, even with --force, and deletes nothing" {
@@ -165,6 +169,21 @@ start_stopped_convert() {
 	grep -q "fsync([0-9]*<$T/w/.out.tmp-[^>]*>" "$T/trace"
 }
 
+@test "lx-convert on a full disk: status 4 naming the file, nothing left behind, an earlier OUTDIR kept" {
+	needs_root
+	mkdir "$T/full"
+	run unshare -m sh -c '
+		mount -t tmpfs -o size=100k none "$1/full" || exit 99
+		"$2" -q -t f16 --config "$3/config.json" "$3/pytorch_model.bin" "$1/full/out" || exit 98
+		"$2" -q --force --config "$3/config.json" "$3/pytorch_model.bin" "$1/full/out"
+		echo "status $?"
+		ls -A "$1/full" "$1/full/out" | tr "\n" " "' _ "$T" "$BIN/lx-convert" "$M"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "lx-convert: $T/full/.out.tmp-"??????"/model.safetensors: No space left on device" ]]
+	[ "${lines[1]}" = "status 4" ]
+	[ "${lines[2]}" = "$T/full: out  $T/full/out: config.json model.safetensors " ]
+}
+
 # ---- lx-head --score-file ----
 
 @test "lx-head --score-file: a run that fails keeps the previous score; one that succeeds replaces it whole" {
@@ -230,10 +249,6 @@ join_q() {
 joined_right() {
 	run "$PY" "$REF" check-join "$T/out.mp" "$T/q.mp" "$TSV"
 	[ "$output" = "ok" ]
-}
-
-needs_root() {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to mount in a private mount namespace (unshare -m)"
 }
 
 @test "lx-featpack rebuilds, with a warning, an index cut inside its last line, and writes it back whole" {
