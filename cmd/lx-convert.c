@@ -581,6 +581,7 @@ int main(int argc, char **argv)
 		case 'q': o.quiet = 1; break;
 		}
 	}
+	tool_mapped("checkpoint");
 	if (do_list) {
 		if (argc - optind != 1)
 			tool_usage("--list takes one FILE");

@@ -18,6 +18,7 @@ typedef struct {
 	tool_shard shard;   /* --shard K/N over the images of the files, in order */
 	const char *keys[MAX_KEYS];
 	int nkeys;
+	const char *index_file;
 } options;
 
 typedef struct {
@@ -25,7 +26,7 @@ typedef struct {
 	size_t cap;
 } scratch;
 
-enum { O_REINDEX = 256, O_NO_NORMALIZE, O_MAX_BOXES };
+enum { O_REINDEX = 256, O_NO_NORMALIZE, O_MAX_BOXES, O_INDEX_FILE, O_STRICT_INDEX };
 
 static const char synopsis[] =
 	"[options] FILE...            one record per image, on stdout\n"
@@ -37,8 +38,12 @@ static const tool_option option_table[] = {
 	{'j', "join", NULL, "join records on stdin to their images"},
 	{'k', "key", "NAME", "field naming the image (default img_id, or img0 and img1);\n"
 	                     "several --key: fields suffixed 0, 1, ... in that order"},
-	{'i', "index", NULL, "keep an index beside each file (FILE.lxidx): read it, or write it"},
-	{O_REINDEX, "reindex", NULL, "with --index: rebuild an index that is stale"},
+	{'i', "index", NULL, "keep an index beside each file (FILE.lxidx): read it, or build and write it;\n"
+	                     "one that does not match its file is rebuilt, with a warning"},
+	{O_INDEX_FILE, "index-file", "PATH", "the index of the one FILE kept at PATH (implies --index)"},
+	{O_REINDEX, "reindex", NULL, "with --index: rebuild the index and write it, whatever is there"},
+	{O_STRICT_INDEX, "strict-index", NULL, "with --index: an index that does not match its file is an error\n"
+	                                       "(status 3), not rebuilt"},
 	{'c', "cache", "N", "decoded images kept in memory when joining (16)"},
 	{O_MAX_BOXES, "max-boxes", "N", "keep the first N boxes of each image"},
 	{'m', NULL, "N", NULL}, /* -m is the model in every other tool: refused with a pointer to --max-boxes */
@@ -66,7 +71,9 @@ static void parse_options(int argc, char **argv, options *o)
 			o->keys[o->nkeys++] = optarg;
 			break;
 		case 'i': o->index_flags |= LX_FEAT_INDEX_FILE; break;
+		case O_INDEX_FILE: o->index_flags |= LX_FEAT_INDEX_FILE; o->index_file = optarg; break;
 		case O_REINDEX: o->index_flags |= LX_FEAT_INDEX_REBUILD; break;
+		case O_STRICT_INDEX: o->index_flags |= LX_FEAT_INDEX_STRICT; break;
 		case 'c': o->cache = (int)tool_long(optarg, "--cache", 1, 1000000); break;
 		case O_MAX_BOXES: o->max_boxes = (int)tool_long(optarg, "--max-boxes", 1, 1000000); break;
 		case 'm': tool_usage("-m is the model in the lx tools; the number of boxes is --max-boxes N");
@@ -80,6 +87,10 @@ static void parse_options(int argc, char **argv, options *o)
 		tool_usage("no feature file given");
 	if ((o->index_flags & LX_FEAT_INDEX_REBUILD) && !(o->index_flags & LX_FEAT_INDEX_FILE))
 		tool_usage("--reindex needs --index");
+	if ((o->index_flags & LX_FEAT_INDEX_STRICT) && !(o->index_flags & LX_FEAT_INDEX_FILE))
+		tool_usage("--strict-index needs --index");
+	if (o->index_file && argc - optind != 1)
+		tool_usage("--index-file is the index of one feature file; %d given", argc - optind);
 	if (o->keep_going && !o->join)
 		tool_usage("--keep-going needs --join");
 	if (o->nkeys && !o->join)
@@ -346,6 +357,15 @@ static lx_status join_record(lx_record *rec, lx_feat_index *ix, const options *o
 	return LX_OK;
 }
 
+/* What the index rebuilt, or could not write: the index is a cache, the run goes on. */
+static void say_note(lx_feat_index *ix)
+{
+	const char *note = ix ? lx_feat_index_note(ix) : NULL;
+
+	if (note)
+		tool_warn("%s", note);
+}
+
 static lx_status join(const paths *p, const options *o, tool_run *t, lx_err *e)
 {
 	lx_feat_index *ix = lx_feat_index_new(o->index_flags, o->cache);
@@ -357,11 +377,14 @@ static lx_status join(const paths *p, const options *o, tool_run *t, lx_err *e)
 
 	if (!ix)
 		st = lx_errf(e, LX_EIO, "out of memory");
-	for (i = 0; !st && i < p->n; i++)
-		st = lx_feat_index_add(ix, p->v[i], e);
+	for (i = 0; !st && i < p->n; i++) {
+		st = lx_feat_index_add_file(ix, p->v[i], o->index_file, e);
+		say_note(ix);
+	}
 	while (!st && !(st = tool_next(t, &rec, &pass, e)) && rec) {
 		if (!pass && (st = join_record(rec, ix, o, &sc, e)) == LX_EINPUT)
 			tool_where(t, rec, e);
+		say_note(ix);
 		if (st)
 			st = tool_refuse(t, rec, st, e);
 		if (!st)
@@ -385,6 +408,7 @@ int main(int argc, char **argv)
 	int i;
 
 	parse_options(argc, argv, &o);
+	tool_mapped("feature file");
 	for (i = optind; i < argc && !st; i++)
 		st = expand(&p, argv[i], &e);
 	if (st) {

@@ -827,7 +827,7 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
 	}
-	if (s->score_path && lx_lock_take(s->score_path, &s->score_lock, e))
+	if (s->score_path && (lx_lock_take(s->score_path, &s->score_lock, e) || lx_clean_stale(s->score_path, e)))
 		return e->status;
 	if (!(s->h = lx_heads_new(s->m)))
 		return lx_errf(e, LX_EIO, "out of memory");

@@ -165,6 +165,7 @@ void tool_start(const tool_info *t)
 {
 	info = t;
 	tool_name = t->name;
+	tool_mapped("model file");
 }
 
 int tool_options(const tool_info *t, int argc, char **argv)
@@ -323,6 +324,38 @@ void tool_signals(void (*cleanup)(void))
 }
 
 int tool_interrupted(void) { return stop_flag != 0; }
+
+/* ---- a mapped file that changes under the tool ---- */
+
+static char bus_msg[320];
+static size_t bus_len;
+
+/* SIGBUS: a page of a mapped file that is no longer there (the file was truncated). The line was made
+ * beforehand: only write and _exit here. */
+static void on_bus(int sig)
+{
+	ssize_t w;
+
+	(void)sig;
+	if (cleanup_fn)
+		cleanup_fn();
+	w = write(STDERR_FILENO, bus_msg, bus_len);
+	(void)w;
+	_exit(LX_EIO);
+}
+
+void tool_mapped(const char *what)
+{
+	struct sigaction sa;
+	int n = snprintf(bus_msg, sizeof bus_msg, "%s: %s changed while in use (truncated or rewritten in place; "
+	                 "replace it by renaming a new file over it, see lx-stream(5))\n", tool_name, what);
+
+	bus_len = n < 0 ? 0 : (size_t)n < sizeof bus_msg ? (size_t)n : sizeof bus_msg - 1;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_bus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
 
 /* ---- progress ---- */
 

@@ -109,6 +109,12 @@ TOOL_NORETURN void tool_die(lx_status st, const char *fmt, ...) TOOL_PRINTF(2, 3
 void tool_signals(void (*cleanup)(void));
 int tool_interrupted(void);
 
+/* SIGBUS, which a file the tool maps (a model's model.safetensors, lx-convert's checkpoint) raises when it is
+ * truncated while in use: the handler (installed by tool_start) runs the cleanup function given to
+ * tool_signals, prints "NAME: WHAT changed while in use (...)" and exits with status 4, instead of the shell's
+ * "Bus error". what: "model file" unless a tool says otherwise ("checkpoint", "feature file"). */
+void tool_mapped(const char *what);
+
 /* ---- progress --------------------------------------------------------------------------------------- */
 /*
  * One line on stderr per stage: "NAME: " padded to a fixed width, the records done, the rate over the last

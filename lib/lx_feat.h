@@ -104,17 +104,31 @@ lx_status lx_feat_read_at(lx_feat_file *f, lx_feat_pos pos, lx_feat_image *im, l
 typedef struct lx_feat_index lx_feat_index;
 
 enum {
-	LX_FEAT_INDEX_FILE = 1,  /* keep the index beside each file (FILE.lxidx): read it, or write it */
-	LX_FEAT_INDEX_REBUILD = 2 /* with LX_FEAT_INDEX_FILE: rebuild an index that is stale */
+	LX_FEAT_INDEX_FILE = 1,    /* keep an index file for each TSV or stream file (FILE.lxidx): read it, or
+	                              build it and write it */
+	LX_FEAT_INDEX_REBUILD = 2, /* with LX_FEAT_INDEX_FILE: rebuild the index and write it, whatever is there */
+	LX_FEAT_INDEX_STRICT = 4   /* with LX_FEAT_INDEX_FILE: an index that does not match its file is an error
+	                              (LX_EMODEL), not rebuilt */
 };
 
 lx_feat_index *lx_feat_index_new(int flags, int cache_size);
 void lx_feat_index_free(lx_feat_index *ix);
 /* Adds a feature file (or a .npz or .npy: one image named after the file, not opened until needed). An
- * img_id already added from any file is an error naming both places. An index file beside path is used only
- * if it names path's size and modification time; a stale one is an error (LX_EMODEL) unless
- * LX_FEAT_INDEX_REBUILD. */
+ * img_id already added from any file is an error naming both places.
+ * With LX_FEAT_INDEX_FILE, a TSV or stream file's index is read from FILE.lxidx (lx-featidx(5)) if it is
+ * there and matches the file (its size and modification time, lines whole, entries in order, as many as
+ * its header says); an image later found elsewhere than where the index says also shows it does not match.
+ * An index that does not match is rebuilt by reading the file (LX_EMODEL instead with
+ * LX_FEAT_INDEX_STRICT), and a built index is written (lx_write_atomic, under lx_lock_take's lock). The
+ * index is a cache: when it cannot be written (read-only directory, full disk, another process writing it)
+ * it is kept in memory and the run goes on. What was rebuilt or could not be written is told by
+ * lx_feat_index_note. */
 lx_status lx_feat_index_add(lx_feat_index *ix, const char *path, lx_err *e);
+/* lx_feat_index_add with the index file at index_path (NULL: path.lxidx). */
+lx_status lx_feat_index_add_file(lx_feat_index *ix, const char *path, const char *index_path, lx_err *e);
+/* One line on what the index did that its user should hear of (an index rebuilt, or kept in memory), since
+ * the last call; NULL if nothing. It stays valid until the next call. */
+const char *lx_feat_index_note(lx_feat_index *ix);
 /* Number of images indexed. */
 long lx_feat_index_count(const lx_feat_index *ix);
 /* Finds img_id and decodes its image; *im points into the index's cache of recently used images and stays

@@ -217,7 +217,7 @@ PY
 	[ "$(count "$T/out.mp")" -eq 1 ]
 }
 
-@test "lx-featpack: an index entry pointing past the end of the feature file is refused (status 3)" {
+@test "lx-featpack: an index entry pointing past the end of the feature file is refused with --strict-index (status 3), else rebuilt" {
 	cp "$TSV" "$T/f.tsv"
 	questions
 	"$BIN/lx-featpack" --join --index "$T/f.tsv" < "$T/q.mp" > /dev/null
@@ -228,9 +228,12 @@ off, line, img = lines[3].split("\t")
 lines[3] = "\t".join(["99999999999", line, img])
 open(sys.argv[1], "w").write("\n".join(lines))
 PY
-	run $SEP to_out "$BIN/lx-featpack" --join --index "$T/f.tsv" < "$T/q.mp"
+	run $SEP to_out "$BIN/lx-featpack" --join --index --strict-index "$T/f.tsv" < "$T/q.mp"
 	[ "$status" -eq 3 ]
 	[ "$stderr" = "lx-featpack: $T/f.tsv.lxidx: line 4: offset 99999999999 or line 2 outside the file ($(stat -c %s "$T/f.tsv") bytes)" ]
+	run $SEP to_out "$BIN/lx-featpack" --join --index "$T/f.tsv" < "$T/q.mp"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "lx-featpack: $T/f.tsv.lxidx: line 4: offset 99999999999 or line 2 outside the file ($(stat -c %s "$T/f.tsv") bytes); rebuilt and written back" ]
 }
 
 # ---- lx-encode ----

@@ -248,22 +248,22 @@ print("ok" if ok else "differs")' "$W/feats.tsv" "$W/feats.tsv.lxidx"
 	[ "$output" = "ok" ]
 }
 
-@test "refuses a stale index, naming it, and --reindex rebuilds it" {
+@test "--strict-index refuses a stale index, naming it, and --reindex rebuilds it" {
 	"$BIN/lx-featpack" --join --index "$W/feats.tsv" < /dev/null
 	"$PY" "$REF" corrupt "$TSV" "$W/feats.tsv" 1 1 set 334
 	touch -d '2020-01-02 03:04:05' "$W/feats.tsv"
-	run "$BIN/lx-featpack" --join --index "$W/feats.tsv" < "$W/q.mp"
+	run "$BIN/lx-featpack" --join --index --strict-index "$W/feats.tsv" < "$W/q.mp"
 	[ "$status" -eq 3 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" == "lx-featpack: $W/feats.tsv.lxidx: stale index: made for 3951820 bytes modified at "*", the file now has 3951820 bytes modified at 1577934245.000000000 (rebuild it with --reindex)" ]]
-	"$BIN/lx-featpack" --join --index --reindex "$W/feats.tsv" < "$W/q.mp" > "$W/out.mp"
+	"$BIN/lx-featpack" --join --index --strict-index --reindex "$W/feats.tsv" < "$W/q.mp" > "$W/out.mp"
 	run "$PY" "$REF" check-join "$W/out.mp" "$W/q.mp" "$W/feats.tsv"
 	[ "$output" = "ok" ]
-	"$BIN/lx-featpack" --join --index "$W/feats.tsv" < "$W/q.mp" > "$W/again.mp"
+	"$BIN/lx-featpack" --join --index --strict-index "$W/feats.tsv" < "$W/q.mp" > "$W/again.mp"
 	cmp "$W/out.mp" "$W/again.mp"
 }
 
-@test "an index is read rather than rebuilt, and each image is checked against it" {
+@test "an index is read rather than rebuilt, and each image is checked against it (--strict-index: status 3)" {
 	"$BIN/lx-featpack" --join --index "$W/feats.tsv" < /dev/null
 	# swap the ids of lines 1 and 2 in the index, keeping its header (size and mtime still match)
 	"$PY" -c '
@@ -273,7 +273,7 @@ a, b = rows[2].split("\t"), rows[3].split("\t")
 a[2], b[2] = b[2], a[2]
 rows[2], rows[3] = "\t".join(a), "\t".join(b)
 open(sys.argv[1], "w").write("\n".join(rows))' "$W/feats.tsv.lxidx"
-	run bash -c '"$1" --join --index "$2" < "$3" > /dev/null' _ "$BIN/lx-featpack" "$W/feats.tsv" "$W/q.mp"
+	run bash -c '"$1" --join --index --strict-index "$2" < "$3" > /dev/null' _ "$BIN/lx-featpack" "$W/feats.tsv" "$W/q.mp"
 	[ "$status" -eq 3 ]
 	[ "$output" = "lx-featpack: $W/feats.tsv: line 2 holds img_id COCO_train2014_000000573195, the index says COCO_train2014_000000132417 (stale index?)" ]
 }

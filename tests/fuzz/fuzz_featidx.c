@@ -1,6 +1,7 @@
 /* libFuzzer target: lx-featpack's index files (FILE.lxidx, lx-featidx(5)). The feature file is fixed (three
  * small obj36 lines, its modification time set to 1000000000.5 so that an index can name it); the input is
- * the index beside it. Every image the index names is then read through it. */
+ * the index beside it, read with LX_FEAT_INDEX_STRICT (a damaged one is refused, not rebuilt). Every image
+ * the index names is then read through it. */
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	static const char *ids[] = {"img0", "img1", "img2", "img3", ""};
 	const char *path = feature_file();
-	lx_feat_index *ix = lx_feat_index_new(LX_FEAT_INDEX_FILE, 2);
+	lx_feat_index *ix = lx_feat_index_new(LX_FEAT_INDEX_FILE | LX_FEAT_INDEX_STRICT, 2);
 	const lx_feat_image *im;
 	lx_err e;
 	size_t i;
