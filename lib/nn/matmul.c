@@ -487,9 +487,10 @@ static int packed_rows(product_packed *p, int r0, int r1)
 static void packed_part(void *arg, int i, int parts)
 {
 	product_packed *p = arg;
-	int a, b;
+	int a = (int)((long)p->M * i / parts), b = (int)((long)p->M * (i + 1) / parts);
 
-	if (band(p->M, i, parts, &a, &b) && packed_rows(p, a, b))
+	/* even shares of the rows: the kernels block rows finely, and a batch of one has few */
+	if (a < b && packed_rows(p, a, b))
 		p->failed = 1;
 }
 #endif
@@ -534,7 +535,7 @@ void lx_pack_free(lx_pack *pk)
 }
 
 /* Rows a part of a product on packed weights gets at least: fewer run slower than one thread alone. */
-#define ROWS_MIN 64
+#define ROWS_MIN 8
 
 int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
                         int in)
