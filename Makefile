@@ -128,20 +128,23 @@ check-headers:
 bench-tokenize: $(O)/bin/lx-tokenize
 	LX_BIN=$(abspath $(O)/bin) sh bench/tokenize.sh
 
-# Every benchmark: the encoder, training, the tokenizer, the feature join. Benchmarks are not tests.
-bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain
+# Every benchmark: the encoder, training, the tokenizer, the feature join, the whole pipeline. Benchmarks are
+# not tests.
+bench: bench-encode bench-train bench-tokenize bench-featpack bench-explain bench-pipeline
 
 # Join throughput of lx-featpack (bench/featpack.sh; IMAGES, BOXES, DIM, QUESTIONS may be set).
 bench-featpack: all
 	LX_BIN=$(abspath $(O)/bin) sh bench/featpack.sh
 
 # Debian packages: DEBS to build and run the tools (and the demo's answer table, in python3), TEST_DEBS
-# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs; BENCH_DEBS, the
-# PyTorch peer that `make bench-encode` runs beside lx (skipped without it). `make deps` / `make test-deps`
-# install what is missing when run as root and otherwise print the exact apt-get command.
+# for every test, fuzzing and the benchmarks; CHECK_DEBS, the part `make check` needs (slurm-wlm and munge for
+# the single-node cluster of tests/slurm.bats); BENCH_DEBS, the PyTorch peer that `make bench-encode` runs
+# beside lx (skipped without it). `make deps` / `make test-deps` install what is missing when run as root and
+# otherwise print the exact apt-get command.
 DEBS = build-essential pkg-config libopenblas-dev libdnnl-dev libmsgpack-dev libutf8proc-dev libjansson-dev \
        zlib1g-dev libpng-dev libjpeg62-turbo-dev libfreetype-dev libyaml-dev fonts-dejavu-core python3
-CHECK_DEBS = bats time parallel python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium
+CHECK_DEBS = bats time parallel strace python3-numpy python3-msgpack python3-msgpack-numpy python3-pil chromium \
+             slurm-wlm munge
 TEST_DEBS = $(CHECK_DEBS) clang libclang-rt-14-dev valgrind
 BENCH_DEBS = python3-torch
 define install_missing
@@ -193,6 +196,16 @@ check-peer:
 	/usr/bin/python3 bench/peer.py check tests/fixtures/micro
 	/usr/bin/python3 bench/peer_explain.py check tests/fixtures/tiny tests/fixtures/relevance-tiny
 
+# A generated VQA evaluation end to end, tokenize to submission, with models/demo and with lxmert-base's
+# shapes: records/s and CPU per stage (bench/pipeline.sh; QUESTIONS, BASE_QUESTIONS, ENCODE_OPTS, HEAD_OPTS).
+bench-pipeline: all $(O)/bench/bin/mkmodel
+	$(BENCH_ENV) sh bench/pipeline.sh
+
+# What int8 and bf16 cost models/demo against float32: answers and VQA score on the sample and the held-out
+# template questions (bench/demo_accuracy.sh).
+bench-accuracy: all
+	LX_BIN=$(abspath $(O)/bin) sh bench/demo_accuracy.sh
+
 # Training speed at lxmert-base shapes (bench/train.sh; BENCH_TRAIN_STEPS sets the timed steps, 3 by default).
 bench-train: all $(BENCH)
 	$(BENCH_ENV) sh bench/train.sh
@@ -231,7 +244,8 @@ install: all
 clean:
 	rm -rf build bin build-asan build-fuzz build-openblas bench/out
 
-.PHONY: all bench bench-deps bench-detect bench-encode bench-explain check-peer bench-featpack bench-tokenize bench-train \
+.PHONY: all bench bench-accuracy bench-deps bench-detect bench-encode bench-explain check-peer bench-featpack bench-pipeline \
+        bench-tokenize bench-train \
         check check-asan check-deps check-openblas check-headers check-layers check-long \
         check-valgrind deps demo fuzz fuzz-build install clean test-deps train-demo
 .SECONDARY:

@@ -8,17 +8,19 @@
 
 #include "lx.h"
 #include "lx_detect.h"
+#include "lx_names.h"
 #include "tool.h"
 
 #define TOOL "lx-detect"
 #define CACHE 16
 
 typedef struct {
-	const char *model, *join_dir, *key;
+	const char *model, *join_dir, *key, *objects_file, *attrs_file;
 	int max_boxes, min_boxes, keep_going, progress;
+	lx_names *objects, *attrs;  /* --objects, --attributes: loaded in main */
 } options;
 
-enum { O_MAX_BOXES = 256, O_MIN_BOXES };
+enum { O_MAX_BOXES = 256, O_MIN_BOXES, O_OBJECTS, O_ATTRIBUTES };
 
 static const char synopsis[] = "-m DIR [options] [IMAGE...]\n-m DIR --join PHOTOS [options]";
 static const char about[] =
@@ -32,6 +34,9 @@ static const tool_option option_table[] = {
 	{'k', "key", "NAME", "with --join: the field naming the image (img_id)"},
 	{O_MAX_BOXES, "max-boxes", "N", "at most N boxes an image (the config's MAX_DETECTIONS)"},
 	{O_MIN_BOXES, "min-boxes", "N", "try NMS thresholds until N boxes remain (MIN_DETECTIONS)"},
+	{O_OBJECTS, "objects", "FILE", "add each box's object name (objects_vocab.txt) as the field objects"},
+	{O_ATTRIBUTES, "attributes", "FILE", "add each box's attribute name (attributes_vocab.txt) as attributes"},
+	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -39,6 +44,9 @@ static const tool_option option_table[] = {
 static const tool_info info = {TOOL, synopsis, about, option_table};
 
 static int fail(lx_status st, const char *msg) { return tool_fail(st, "%s", msg); }
+
+static tool_shard shard;  /* --shard K/N, over the images named */
+static long position;     /* the image in hand among them, from 0 */
 
 static void parse_options(int argc, char **argv, options *o)
 {
@@ -53,11 +61,16 @@ static void parse_options(int argc, char **argv, options *o)
 		case 'k': o->key = optarg; break;
 		case O_MAX_BOXES: o->max_boxes = (int)tool_long(optarg, "--max-boxes", 1, 1000000); break;
 		case O_MIN_BOXES: o->min_boxes = (int)tool_long(optarg, "--min-boxes", 0, 1000000); break;
+		case O_OBJECTS: o->objects_file = optarg; break;
+		case O_ATTRIBUTES: o->attrs_file = optarg; break;
 		case TOOL_KEEP_GOING: o->keep_going = 1; break;
 		case TOOL_PROGRESS: o->progress = 1; break;
+		case TOOL_SHARD: tool_shard_parse(&shard, optarg); break;
 		}
 	}
 	tool_require(o->model, "-m DIR");
+	if (o->join_dir && shard.n)
+		tool_usage("--shard selects images named on the command line or stdin, not --join's records");
 	if (o->join_dir && optind < argc)
 		tool_usage("--join takes records on stdin, not IMAGE arguments");
 	if (o->key && !o->join_dir)
@@ -73,8 +86,25 @@ static int add_tensor(lx_record *rec, const char *key, lx_dtype t, int ndim, int
 	return lx_record_add_tensor(rec, key, t, ndim, shape, data) == LX_OK;
 }
 
-/* The fields lx-featpack writes for an image (formats/feat-stream.md), but img_id. */
-static lx_status add_fields(lx_record *rec, const lx_detection *r, lx_err *e)
+/* A field of n names: list's names of ids. */
+static int add_names(lx_record *rec, const char *key, const lx_names *list, const int32_t *ids, int n)
+{
+	msgpack_packer *pk = lx_record_add_packer(rec, key);
+
+	if (!pk)
+		return 0;
+	msgpack_pack_array(pk, (size_t)n);
+	for (int i = 0; i < n; i++) {
+		const char *s = lx_names_get(list, ids[i]);
+		msgpack_pack_str(pk, strlen(s));
+		msgpack_pack_str_body(pk, s, strlen(s));
+	}
+	return 1;
+}
+
+/* The fields lx-featpack writes for an image (formats/feat-stream.md), but img_id; with --objects and
+ * --attributes, the names of obj_ids and attr_ids after them. */
+static lx_status add_fields(lx_record *rec, const lx_detection *r, const options *o, lx_err *e)
 {
 	int n = r->n;
 
@@ -85,7 +115,9 @@ static lx_status add_fields(lx_record *rec, const lx_detection *r, lx_err *e)
 	    !add_tensor(rec, "obj_ids", LX_I32, 1, n, 0, r->obj_ids) ||
 	    !add_tensor(rec, "obj_conf", LX_F32, 1, n, 0, r->obj_conf) ||
 	    !add_tensor(rec, "attr_ids", LX_I32, 1, n, 0, r->attr_ids) ||
-	    !add_tensor(rec, "attr_conf", LX_F32, 1, n, 0, r->attr_conf))
+	    !add_tensor(rec, "attr_conf", LX_F32, 1, n, 0, r->attr_conf) ||
+	    (o->objects && !add_names(rec, "objects", o->objects, r->obj_ids, n)) ||
+	    (o->attrs && !add_names(rec, "attributes", o->attrs, r->attr_ids, n)))
 		return lx_errf(e, LX_EIO, "out of memory");
 	return LX_OK;
 }
@@ -137,7 +169,7 @@ static lx_status keep_going(lx_record *rec, const char *path, lx_writer *w, long
 
 /* ---- file mode ---- */
 
-/* The file name without its directory and its last extension. */
+/* The file name without its directory and its last extension; with --shard, the image's position. */
 static lx_status add_img_id(lx_record *rec, const char *path, lx_err *e)
 {
 	const char *base = strrchr(path, '/'), *dot;
@@ -146,7 +178,7 @@ static lx_status add_img_id(lx_record *rec, const char *path, lx_err *e)
 	dot = strrchr(base, '.');
 	if (lx_record_add_str(rec, "img_id", base, dot && dot != base ? (size_t)(dot - base) : strlen(base)))
 		return lx_errf(e, LX_EIO, "out of memory");
-	return LX_OK;
+	return tool_shard_mark(&shard, rec, position, e);
 }
 
 static lx_status one_file(lx_detector *d, const char *path, const options *o, lx_writer *w, long *bad, lx_err *e)
@@ -158,7 +190,7 @@ static lx_status one_file(lx_detector *d, const char *path, const options *o, lx
 	if (!rec)
 		return lx_errf(e, LX_EIO, "out of memory");
 	if (!(st = add_img_id(rec, path, e)) && !(st = detect_file(d, path, &r, e))) {
-		st = add_fields(rec, &r, e);
+		st = add_fields(rec, &r, o, e);
 		lx_detection_destroy(&r);
 		if (!st)
 			st = lx_writer_put(w, rec, e);
@@ -175,9 +207,12 @@ static lx_status files(lx_detector *d, char **argv, int argc, const options *o, 
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
+	long n = 0;
 
 	if (argc) {
 		for (int i = 0; i < argc && !st && !tool_interrupted(); i++) {
+			if (!tool_shard_has(&shard, position = i))
+				continue;
 			st = one_file(d, argv[i], o, w, bad, e);
 			tool_progress_tick(pr, ++*records, 0);
 		}
@@ -186,7 +221,7 @@ static lx_status files(lx_detector *d, char **argv, int argc, const options *o, 
 	while (!st && !tool_interrupted() && (len = getline(&line, &cap, stdin)) >= 0) {
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
-		if (!len)
+		if (!len || !tool_shard_has(&shard, position = n++))
 			continue;
 		st = one_file(d, line, o, w, bad, e);
 		tool_progress_tick(pr, ++*records, 0);
@@ -287,7 +322,7 @@ static lx_status join_record(lx_detector *d, const options *o, cached *cache, lo
 		return st;
 	if (c->st)
 		return lx_errf(e, c->st, "stdin: record %ld: %s", lx_record_index(rec) + 1, c->msg);
-	return add_fields(rec, &c->r, e);
+	return add_fields(rec, &c->r, o, e);
 }
 
 static lx_status join(lx_detector *d, const options *o, lx_writer *w, tool_progress *pr, long *records, long *bad,
@@ -327,6 +362,20 @@ static lx_status join(lx_detector *d, const options *o, lx_writer *w, tool_progr
 	return st;
 }
 
+/* --objects, --attributes: a VG vocabulary file (the first synonym of each line) of exactly want names. */
+static lx_status load_names(lx_names **out, const char *path, int want, const char *key, lx_err *e)
+{
+	lx_status st = lx_names_load(out, path, LX_NAMES_FIRST, e);
+
+	if (!st && lx_names_count(*out) != want) {
+		st = lx_errf(e, LX_EMODEL, "%s: %d names, but the detector's %s is %d", path, lx_names_count(*out), key,
+		             want);
+		lx_names_free(*out);
+		*out = NULL;
+	}
+	return st;
+}
+
 int main(int argc, char **argv)
 {
 	options o;
@@ -341,6 +390,14 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	if ((st = lx_detector_open(&d, o.model, &e)))
 		return fail(st, e.msg);
+	if ((o.objects_file && (st = load_names(&o.objects, o.objects_file, lx_detector_config(d)->classes,
+	                                        "ROI_HEADS.NUM_CLASSES", &e))) ||
+	    (o.attrs_file && (st = load_names(&o.attrs, o.attrs_file, lx_detector_config(d)->attrs,
+	                                      "ROI_BOX_HEAD.NUM_ATTRS", &e)))) {
+		lx_names_free(o.objects);
+		lx_detector_free(d);
+		return fail(st, e.msg);
+	}
 	if (o.max_boxes > 0)
 		lx_detector_config(d)->max_det = o.max_boxes;
 	if (o.min_boxes >= 0)
@@ -366,6 +423,8 @@ int main(int argc, char **argv)
 	quiet = st == LX_EIO && lx_writer_broken_pipe(w);
 	lx_writer_free(w);
 	lx_detector_free(d);
+	lx_names_free(o.objects);
+	lx_names_free(o.attrs);
 	if (st && !quiet)
 		return fail(st, e.msg);
 	if (!st && tool_interrupted()) {

@@ -6,12 +6,12 @@
 #include "lx.h"
 #include "tool.h"
 
-enum { O_ATTENTIONS = 256, O_HIDDEN, O_INT8, O_BF16 };
+enum { O_ATTENTIONS = 256, O_HIDDEN, O_INT8, O_BF16, O_KEEP_FEATURES };
 
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
 	"Reads records (input_ids, visual_feats, visual_pos, ...) on stdin and writes them on stdout\n"
-	"with language_output, vision_output and pooled_output added. See lx-encode(1).";
+	"with language_output, vision_output and pooled_output added, visual_feats left out. See lx-encode(1).";
 
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
@@ -21,6 +21,8 @@ static const tool_option option_table[] = {
 	{TOOL_THREADS, "threads", "N", "threads of the matrix products (OpenBLAS's choice)"},
 	{O_INT8, "int8", NULL, "compute the linear layers in int8 (weights quantized at open)"},
 	{O_BF16, "bf16", NULL, "compute the linear layers in bfloat16 (weights rounded at open)"},
+	{O_KEEP_FEATURES, "keep-features", NULL, "keep visual_feats in the output records (left out unless a record\n"
+	 "has feat_mask, or with --attentions)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -74,9 +76,24 @@ static lx_status add_outputs(lx_record *rec, const lx_config *c, const lx_exampl
 	return LX_OK;
 }
 
+/* Leaves the region features of an encoded record out of its output: lx-head and lx-attnviz do not read
+ * them, and at 36 x 2048 floats they are most of a record's bytes. A record with feat_mask keeps them
+ * (lx-head's feature loss takes them as its targets), and so does every record with --attentions (whose
+ * maps go on through lx-explain, which encodes the record again, to lx-attnviz). */
+static void drop_features(lx_record *rec, int images)
+{
+	if (lx_record_get(rec, "feat_mask"))
+		return;
+	if (images == 2) {
+		lx_record_remove(rec, "visual_feats0");
+		lx_record_remove(rec, "visual_feats1");
+	} else
+		lx_record_remove(rec, "visual_feats");
+}
+
 /* The run: options, the model, and the batch in hand. */
 typedef struct {
-	int want, batch;
+	int want, batch, keep_features;
 	const lx_config *c;
 	tool_run t;
 	slot *slots;
@@ -139,6 +156,8 @@ static lx_status one_batch(run *r, lx_encoder *enc, lx_err *err)
 		for (m = 0; !rc && s->encode && m < s->images; m++)
 			if ((rc = add_outputs(s->rec, r->c, &s->in[m].x, &r->outs[j++], r->want, sfx[s->images - 1][m])))
 				lx_errf(err, rc, "out of memory");
+		if (!rc && s->encode && !r->keep_features && !(r->want & LX_WANT_ATTN))
+			drop_features(s->rec, s->images);
 		if (!rc)
 			rc = lx_writer_put(r->t.wr, s->rec, err);
 		lx_record_free(s->rec);
@@ -182,6 +201,7 @@ int main(int argc, char **argv)
 		case TOOL_THREADS: threads = (int)tool_long(optarg, "--threads", 1, 1 << 20); break;
 		case O_INT8: compute = LX_I8; break;
 		case O_BF16: compute = LX_BF16; break;
+		case O_KEEP_FEATURES: r.keep_features = 1; break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}

@@ -15,6 +15,7 @@
 
 typedef struct {
 	int join, max_boxes, normalized, progress, cache, index_flags, keep_going;
+	tool_shard shard;   /* --shard K/N over the images of the files, in order */
 	const char *keys[MAX_KEYS];
 	int nkeys;
 } options;
@@ -43,6 +44,7 @@ static const tool_option option_table[] = {
 	{'m', NULL, "N", NULL}, /* -m is the model in every other tool: refused with a pointer to --max-boxes */
 	{O_NO_NORMALIZE, "no-normalize", NULL, "the file's boxes are already in [0, 1]"},
 	{TOOL_KEEP_GOING, "keep-going", NULL, "with --join: write a bad record with an error field and go on"},
+	TOOL_OPT_SHARD,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
 };
@@ -71,6 +73,7 @@ static void parse_options(int argc, char **argv, options *o)
 		case O_NO_NORMALIZE: o->normalized = 1; break;
 		case TOOL_PROGRESS: o->progress = 1; break;
 		case TOOL_KEEP_GOING: o->keep_going = 1; break;
+		case TOOL_SHARD: tool_shard_parse(&o->shard, optarg); break;
 		}
 	}
 	if (optind >= argc)
@@ -81,6 +84,8 @@ static void parse_options(int argc, char **argv, options *o)
 		tool_usage("--keep-going needs --join");
 	if (o->nkeys && !o->join)
 		tool_usage("--key needs --join");
+	if (o->shard.n && o->join)
+		tool_usage("--shard selects the images of the files, not --join's records (shard them upstream)");
 }
 
 /* ---- files named on the command line: a directory stands for its .npz and .npy files, by name ---- */
@@ -231,7 +236,7 @@ static lx_status add_image(lx_record *rec, const lx_feat_image *im, const char *
 /* ---- converting: every image of every file, in order ---- */
 
 static lx_status convert_file(const char *path, const options *o, tool_run *t, lx_feat_image *im, scratch *sc,
-                              lx_err *e)
+                              long *pos, lx_err *e)
 {
 	lx_feat_file *f;
 	lx_status st;
@@ -240,14 +245,16 @@ static lx_status convert_file(const char *path, const options *o, tool_run *t, l
 	if ((st = lx_feat_open(&f, path, e)))
 		return st;
 	while (!tool_interrupted() && !(st = lx_feat_next(f, im, &got, e)) && got) {
-		lx_record *rec = lx_record_new();
-		if (!rec) {
+		lx_record *rec;
+		if (!tool_shard_has(&o->shard, ++*pos))
+			continue;
+		if (!(rec = lx_record_new())) {
 			st = lx_errf(e, LX_EIO, "out of memory");
 			break;
 		}
 		if (lx_record_add_str(rec, "img_id", im->img_id, strlen(im->img_id)))
 			st = lx_errf(e, LX_EIO, "out of memory");
-		if (!st && !(st = add_image(rec, im, "", o, sc, e)))
+		if (!st && !(st = add_image(rec, im, "", o, sc, e)) && !(st = tool_shard_mark(&o->shard, rec, *pos, e)))
 			st = lx_writer_put(t->wr, rec, e);
 		lx_record_free(rec);
 		if (st)
@@ -264,10 +271,11 @@ static lx_status convert(const paths *p, const options *o, tool_run *t, lx_err *
 	scratch sc = {NULL, NULL, 0};
 	size_t i;
 	lx_status st = LX_OK;
+	long pos = -1;
 
 	lx_feat_image_init(&im);
 	for (i = 0; i < p->n && !st && !tool_interrupted(); i++)
-		st = convert_file(p->v[i], o, t, &im, &sc, e);
+		st = convert_file(p->v[i], o, t, &im, &sc, &pos, e);
 	lx_feat_image_destroy(&im);
 	free(sc.pos);
 	free(sc.pix);

@@ -17,6 +17,12 @@
 enum { O_HEADS = 256, O_TOP, O_ALL_LOGITS, O_LABELS, O_OBJECTS, O_ATTRIBUTES, O_ANSWER_PROB, O_JSON, O_JSON_TENSORS,
        O_SUBMIT, O_SCORE, O_SCORE_FILE, O_DROP_FAILED };
 
+/* --batch: records whose answer scores are computed together, one product per layer of the answer head for
+ * all of them, so that its weights (9500 x 1536 in lxmert-base) are read once a batch, not once a record.
+ * The default is 1, whose scores are those of every earlier lx-head to the bit (a product over one row is
+ * summed in another order than over many), or SUBMIT_BATCH with --submit, which writes no score. */
+enum { SUBMIT_BATCH = 64, MAX_BATCH = 4096 };
+
 static const char synopsis[] = "-m DIR [options]";
 static const char about[] =
 	"Reads lx-encode's records on stdin and adds the outputs of LXMERT's heads: answers, match\n"
@@ -26,7 +32,7 @@ static const char about[] =
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory"},
 	{O_HEADS, "heads", "LIST", "the heads to run: qa, match, mlm, obj, nlvr2, comma-separated (every head the\n"
-	 "model has)"},
+	 "model has; with --submit, those the submission needs)"},
 	{O_TOP, "top", "K", "answers and words for each [MASK] listed (5)"},
 	{O_ALL_LOGITS, "all-logits", NULL, "write the masked-LM logits of every position"},
 	{O_LABELS, "labels", "FILE", "the answer names (DIR/answers.json or answers.txt)"},
@@ -40,6 +46,8 @@ static const tool_option option_table[] = {
 	{O_SCORE_FILE, "score-file", "F", "also write the scores to F as one JSON line"},
 	{O_DROP_FAILED, "drop-failed", NULL, "leave error records out of --submit (they are kept with an empty answer or\n"
 	 "False) and out of --score (they count as wrong)"},
+	{TOOL_BATCH, "batch", "N", "compute the answers of up to N records together (1; 64 with --submit)"},
+	{TOOL_THREADS, "threads", "N", "threads of the matrix products (every online core)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -48,7 +56,7 @@ static const tool_info info = {"lx-head", synopsis, about, option_table};
 
 
 enum { OUT_STREAM, OUT_JSON, OUT_SUBMIT };
-enum { SUB_VQA, SUB_GQA, SUB_NLVR2 };
+enum { SUB_VQA = LX_SUBMIT_VQA, SUB_GQA = LX_SUBMIT_GQA, SUB_NLVR2 = LX_SUBMIT_NLVR2 };
 enum { PROB_AUTO, PROB_SIGMOID, PROB_SOFTMAX };
 
 /* A buffer grown to the largest size asked of it. */
@@ -82,11 +90,15 @@ typedef struct {
 	lx_heads *h;
 	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, drop_failed;
 	lx_names *answers, *objects, *attrs, *vocab;
-	FILE *score_file;
+	lx_lock *score_lock;  /* --score-file's, held from the start: written at the end, atomically */
 	const char *score_path;
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat, pooled2;
 	buf target;
+	buf batch_in, batch_qa;  /* the batch's pooled outputs [M, H] and answer scores [M, num_qa_labels] */
+	int batch;               /* --batch */
+	int *row;                /* [batch]: each record's row in batch_qa, -1 for none */
+	int qa_row;              /* the row of the record in hand, -1: run_qa computes its scores itself */
 	lx_labels_data labels;
 	/* the record in hand */
 	const char *sfx;  /* the suffix of its fields: "" for one image, "0" or "1" for an image of a pair */
@@ -95,9 +107,7 @@ typedef struct {
 	/* totals */
 	double loss_sum[LX_NLOSS], loss_total, vqa_sum;
 	long loss_n[LX_NLOSS], loss_records, vqa_n;
-	double score_sum;
-	long questions, pairs, correct;
-	long failed;  /* error records scored as wrong answers */
+	lx_score sc;  /* --score (error records scored as wrong answers in sc.failed) */
 	pair pr;
 	long submitted;
 	long passed;  /* error records left out of a submission */
@@ -203,17 +213,6 @@ static void pack_top(msgpack_packer *pk, const float *x, const float *p, int n, 
 
 static lx_status oom(lx_err *e) { return lx_errf(e, LX_EIO, "out of memory"); }
 
-static int is_number(const msgpack_object *o, double *v)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 1;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 1;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 1;
-	default: return 0;
-	}
-}
-
 /* The authors' VQA/GQA loss of the record's soft-score label (a map answer -> score; answers not in the
  * list are left out, as the authors' GQA data loader does). */
 static lx_status vqa_loss(state *s, lx_record *rec, const msgpack_object *label, const float *q, lx_err *e)
@@ -249,7 +248,9 @@ static lx_status run_qa(state *s, lx_record *rec, lx_err *e)
 
 	if (!q || !p || !idx)
 		return oom(e);
-	if ((rc = lx_heads_answer(s->h, s->pooled.p, q, e)))
+	if (s->qa_row >= 0 && !*s->sfx)
+		memcpy(q, (float *)s->batch_qa.p + (size_t)s->qa_row * A, (size_t)A * 4);
+	else if ((rc = lx_heads_answer(s->h, s->pooled.p, q, e)))
 		return rc;
 	if (s->prob == PROB_SOFTMAX)
 		lx_softmax(q, A, p);
@@ -520,31 +521,37 @@ static lx_status run_heads(state *s, lx_record *rec, lx_err *e)
 	return s->heads & LX_HEAD_NLVR2 ? run_nlvr2(s, rec, e) : LX_OK;
 }
 
+/* The answer head over the pooled outputs of a batch's one-image records at once; run_qa takes each
+ * record's row (the scores of the record alone to float rounding: --batch). A record whose pooled_output
+ * cannot be read gets no row, and run_qa then says what is wrong with it, in its turn. */
+static void answer_batch(state *s, lx_record *const *recs, const int *passes, int n)
+{
+	int H = s->c->hidden_size, A = s->c->num_qa_labels, M = 0, i;
+	float *in = grow(&s->batch_in, (size_t)n * H * 4), *out = grow(&s->batch_qa, (size_t)n * A * 4);
+	int64_t shape[1];
+	lx_err e;
+
+	for (i = 0; i < n; i++) {
+		s->row[i] = -1;
+		if (n == 1 || !in || !out || !(s->heads & LX_HEAD_QA) || passes[i] || is_pair(recs[i]) ||
+		    get_floats(recs[i], "pooled_output", NULL, H, "", &s->pooled, shape, &e))
+			continue;
+		memcpy(in + (size_t)M * H, s->pooled.p, (size_t)H * 4);
+		s->row[i] = M++;
+	}
+	if (M && lx_heads_answer_rows(s->h, in, M, out, &e))
+		for (i = 0; i < n; i++)
+			s->row[i] = -1;
+}
+
 /* ---- scores ---- */
 
 /* VQA/GQA: the label dict's score of the predicted answer, 0 when it is not there. */
 static lx_status score_answer(state *s, const msgpack_object *label, lx_err *e)
 {
-	const char *pred;
-	size_t n;
-	uint32_t i;
-	double v;
-
 	if (s->pred < 0 || !s->answers)
 		return lx_errf(e, LX_EINPUT, "field label: a VQA/GQA label needs the qa head and answer names");
-	pred = lx_names_get(s->answers, s->pred);
-	n = strlen(pred);
-	for (i = 0; i < label->via.map.size; i++) {
-		const msgpack_object *k = &label->via.map.ptr[i].key, *val = &label->via.map.ptr[i].val;
-		if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != n || memcmp(k->via.str.ptr, pred, n))
-			continue;
-		if (!is_number(val, &v))
-			return lx_errf(e, LX_EINPUT, "field label: the score of \"%s\" is not a number", pred);
-		s->score_sum += v;
-		break;
-	}
-	s->questions++;
-	return LX_OK;
+	return lx_score_answer(&s->sc, label, lx_names_get(s->answers, s->pred), e);
 }
 
 static void submit_nlvr2_line(state *s, const pair *p, int pred)
@@ -563,8 +570,8 @@ static void close_pair(state *s)
 		return;
 	pred = p->forced >= 0 ? p->forced : p->prob / p->n >= 0.5;
 	if (s->score && p->has_label) {
-		s->pairs++;
-		s->correct += pred == p->label;
+		s->sc.pairs++;
+		s->sc.correct += pred == p->label;
 	}
 	if (s->out == OUT_SUBMIT && s->submit == SUB_NLVR2)
 		submit_nlvr2_line(s, p, pred);
@@ -615,29 +622,13 @@ static lx_status nlvr2_record(state *s, const lx_record *rec, int has_label, int
 /* The question id of a VQA or GQA record, NULL if it has none. */
 static const msgpack_object *question_id(const state *s, const lx_record *rec)
 {
-	const msgpack_object *id = lx_record_get(rec, "question_id");
-
-	return !id && s->submit == SUB_GQA ? lx_record_get(rec, "questionId") : id;
+	return lx_submit_id(rec, s->submit);
 }
 
 /* One entry of a VQA or GQA submission. */
 static void submit_entry(state *s, const msgpack_object *id, const char *answer)
 {
-	char ids[256];
-
-	fputs(s->submitted++ ? ",\n" : "[\n", stdout);
-	if (s->submit == SUB_VQA) {
-		fputs("{\"question_id\": ", stdout);
-		lx_json_value(stdout, id);
-		fputs(", \"answer\": ", stdout);
-	} else {
-		lx_object_text(id, ids, sizeof ids);
-		fputs("{\"questionId\": ", stdout);
-		lx_json_str(stdout, ids, strlen(ids), LX_JSON_SHORT);
-		fputs(", \"prediction\": ", stdout);
-	}
-	lx_json_str(stdout, answer, strlen(answer), LX_JSON_SHORT);
-	fputs("}", stdout);
+	lx_submit_entry(stdout, s->submit, s->submitted++, id, answer);
 }
 
 static lx_status put_submit(state *s, const lx_record *rec, lx_err *e)
@@ -677,10 +668,10 @@ static int keep_failed(state *s, const lx_record *rec, long n)
 	if (s->score && label && (label->type == MSGPACK_OBJECT_MAP || nlvr2)) {
 		if (nlvr2) {
 			close_pair(s);
-			s->pairs++;
+			s->sc.pairs++;
 		} else
-			s->questions++;
-		s->failed++;
+			s->sc.questions++;
+		s->sc.failed++;
 		kept = 1;
 	}
 	if (kept) {
@@ -794,6 +785,17 @@ static int parse_heads(const char *list)
 	return bits;
 }
 
+/* The heads a submission needs, of those the model has: the answer head for VQA and GQA; for NLVR2, those
+ * that give P(true): the NLVR2 classifier, the match head, a two-answer qa head. */
+static int submit_heads(const state *s)
+{
+	int have = lx_heads_available(s->m);
+
+	if (s->submit != SUB_NLVR2)
+		return have & LX_HEAD_QA;
+	return have & (LX_HEAD_NLVR2 | LX_HEAD_MATCH | (s->c->num_qa_labels == 2 ? LX_HEAD_QA : 0));
+}
+
 static lx_status setup(state *s, const char *dir, const char *labels, const char *objects, const char *attrs, lx_err *e)
 {
 	const lx_config *c = s->c;
@@ -825,8 +827,8 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
 	}
-	if (s->score_path && !(s->score_file = fopen(s->score_path, "w")))
-		return lx_errf(e, LX_EIO, "%s: %s", s->score_path, strerror(errno));
+	if (s->score_path && lx_lock_take(s->score_path, &s->score_lock, e))
+		return e->status;
 	if (!(s->h = lx_heads_new(s->m)))
 		return lx_errf(e, LX_EIO, "out of memory");
 	return LX_OK;
@@ -850,62 +852,41 @@ static void summaries(state *s)
 		fprintf(stderr, "%s: vqa_loss over %ld questions: mean %.6g\n", tool_name, s->vqa_n, s->vqa_sum / s->vqa_n);
 	if (!s->score)
 		return;
-	if (s->questions || !s->pairs)
-		fprintf(stderr, "%s: score %.6f over %ld questions%s", tool_name,
-		        s->questions ? s->score_sum / s->questions : 0.0, s->questions, s->failed ? "" : "\n");
-	if (s->failed && (s->questions || !s->pairs))
-		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
-	if (s->pairs)
-		fprintf(stderr, "%s: NLVR2 accuracy %.6f over %ld pairs%s", tool_name, (double)s->correct / s->pairs,
-		        s->pairs, s->failed && !s->questions ? "" : "\n");
-	if (s->failed && s->pairs && !s->questions)
-		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
+	lx_score_print(&s->sc, stderr, tool_name);
 }
 
+static lx_status score_json(void *ctx, FILE *f, const char *path, lx_err *e)
+{
+	const state *s = ctx;
+
+	lx_score_json(&s->sc, f);
+	return LX_OK;
+}
+
+/* --score-file: written whole at the end, the previous one kept until then */
 static lx_status write_score_file(state *s, lx_err *e)
 {
-	FILE *f = s->score_file;
-
-	if (!f)
-		return LX_OK;
-	fputc('{', f);
-	if (s->questions || !s->pairs) {
-		fputs("\"score\": ", f);
-		lx_json_num(f, s->questions ? s->score_sum / s->questions : 0.0, 0);
-		fprintf(f, ", \"questions\": %ld", s->questions);
-	}
-	if (s->pairs) {
-		fputs(s->questions ? ", \"nlvr2_accuracy\": " : "\"nlvr2_accuracy\": ", f);
-		lx_json_num(f, (double)s->correct / s->pairs, 0);
-		fprintf(f, ", \"pairs\": %ld", s->pairs);
-	}
-	if (s->failed)
-		fprintf(f, ", \"failed\": %ld", s->failed);
-	fputs("}\n", f);
-	s->score_file = NULL;
-	if (fclose(f) != 0)
-		return lx_errf(e, LX_EIO, "%s: write failed: %s", s->score_path, strerror(errno));
-	return LX_OK;
+	return s->score_path ? lx_write_atomic(s->score_path, score_json, s, e) : LX_OK;
 }
 
 static void finish_output(state *s)
 {
 	close_pair(s);
-	if (s->out == OUT_SUBMIT && s->submit != SUB_NLVR2)
-		fputs(s->submitted ? "\n]\n" : "[]\n", stdout);
+	if (s->out == OUT_SUBMIT)
+		lx_submit_end(stdout, s->submit, s->submitted);
 }
 
 static void cleanup(state *s)
 {
 	buf *b[] = {&s->pooled, &s->lang, &s->visn, &s->ids, &s->qa, &s->qa_p, &s->rows, &s->logits,
 	            &s->prob_v, &s->pos, &s->top_idx, &s->obj, &s->attr, &s->feat, &s->target,
-	            &s->pooled2};
+	            &s->pooled2, &s->batch_in, &s->batch_qa};
 	size_t i;
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
 		free(b[i]->p);
-	if (s->score_file)
-		fclose(s->score_file);
+	free(s->row);
+	lx_lock_release(s->score_lock);
 	lx_json_free(s->json);
 	lx_labels_data_destroy(&s->labels);
 	lx_names_free(s->answers);
@@ -920,12 +901,13 @@ int main(int argc, char **argv)
 {
 	static const char *const subs[] = {"vqa", "gqa", "nlvr2", NULL}, *probs[] = {"auto", "sigmoid", "softmax", NULL};
 	const char *dir = NULL, *labels = NULL, *objects = NULL, *attrs = NULL;
-	int ch, progress = 0, keep_going = 0, heads = 0, json = 0, submit = -1, pass_it, quiet;
+	int ch, progress = 0, keep_going = 0, heads = 0, json = 0, submit = -1, threads = 0, quiet, n, i;
+	int *passes = NULL;
 	state s;
 	tool_run t;
-	lx_record *rec;
-	lx_err err = {0, ""};
-	lx_status rc = LX_OK, st;
+	lx_record **recs = NULL;
+	lx_err err = {0, ""}, rerr = {0, ""};
+	lx_status rc = LX_OK, rd = LX_OK, st;
 
 	memset(&s, 0, sizeof s);
 	s.top = 5;
@@ -945,6 +927,8 @@ int main(int argc, char **argv)
 		case O_SCORE: s.score = 1; break;
 		case O_SCORE_FILE: s.score = 1; s.score_path = optarg; break;
 		case O_DROP_FAILED: s.drop_failed = 1; break;
+		case TOOL_BATCH: s.batch = (int)tool_long(optarg, "--batch", 1, MAX_BATCH); break;
+		case TOOL_THREADS: threads = (int)tool_long(optarg, "--threads", 1, 1 << 20); break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;
 		}
@@ -955,28 +939,49 @@ int main(int argc, char **argv)
 		tool_usage("--json and --submit cannot be used together");
 	s.out = json ? OUT_JSON : submit >= 0 ? OUT_SUBMIT : OUT_STREAM;
 	s.submit = submit;
+	if (!s.batch)
+		s.batch = s.out == OUT_SUBMIT ? SUBMIT_BATCH : 1;
+	if (threads)
+		lx_set_threads(threads);
 	if ((rc = lx_model_open(&s.m, dir, &err)))
 		return tool_fail(rc, "%s", err.msg);
 	s.c = lx_model_config(s.m);
-	s.heads = heads ? heads : lx_heads_available(s.m);
+	s.heads = heads ? heads : s.out == OUT_SUBMIT ? submit_heads(&s) : lx_heads_available(s.m);
 	if (!s.heads)
 		rc = lx_errf(&err, LX_EMODEL, "%s: the model has no heads (answer_head.*, cls.*, obj_predict_head.*)", dir);
 	if (rc || (rc = lx_heads_require(s.m, s.heads, &err)) || (rc = setup(&s, dir, labels, objects, attrs, &err))) {
 		cleanup(&s);
 		return tool_fail(rc, "%s", err.msg);
 	}
-	if (tool_run_init(&t, stdin, "stdin", s.out == OUT_STREAM, keep_going, progress)) {
+	s.row = malloc((size_t)s.batch * sizeof *s.row);
+	passes = malloc((size_t)s.batch * sizeof *passes);
+	recs = malloc((size_t)s.batch * sizeof *recs);
+	if (tool_run_init(&t, stdin, "stdin", s.out == OUT_STREAM, keep_going, progress) || !s.row || !passes || !recs) {
+		free(passes);
+		free(recs);
 		tool_run_free(&t);
 		cleanup(&s);
 		return tool_fail(LX_EIO, "out of memory");
 	}
 	tool_signals(NULL);
-	while (!(rc = tool_next(&t, &rec, &pass_it, &err)) && rec) {
-		rc = pass_it ? pass(&s, &t, rec, &err) : one_record(&s, &t, rec, &err);
-		lx_record_free(rec);
-		if (rc)
+	/* a batch read, its answer scores computed together, then each record as it came; a read that fails
+	 * counts after the records read before it */
+	while (!rc && !rd) {
+		for (n = 0; n < s.batch && !(rd = tool_next(&t, &recs[n], &passes[n], &rerr)) && recs[n]; n++)
+			;
+		answer_batch(&s, recs, passes, n);
+		for (i = 0; i < n; i++) {
+			s.qa_row = s.row[i];
+			if (!rc && !(rc = passes[i] ? pass(&s, &t, recs[i], &err) : one_record(&s, &t, recs[i], &err)))
+				tool_done(&t, 1);
+			lx_record_free(recs[i]);
+		}
+		if (n < s.batch)
 			break;
-		tool_done(&t, 1);
+	}
+	if (!rc && rd) {
+		rc = rd;
+		err = rerr;
 	}
 	finish_output(&s);
 	rc = tool_flush(&t, rc, &err, &quiet);
@@ -990,6 +995,8 @@ int main(int argc, char **argv)
 			rc = st, tool_warn("%s", err.msg);
 	}
 	tool_run_free(&t);
+	free(passes);
+	free(recs);
 	cleanup(&s);
 	return rc;
 }

@@ -28,6 +28,7 @@ static const tool_option option_table[] = {
 	{O_MAX_LENGTH, "max-length", "N", "keep [CLS], the first N-2 pieces and [SEP] (LXMERT uses 20)"},
 	{O_REPLACE, "replace-invalid", NULL, "read invalid UTF-8 as U+FFFD, which the tokenizer drops (default: an error)"},
 	{O_DECODE, "decode", NULL, "the reverse: records with input_ids in, one line of text each out"},
+	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
 	TOOL_OPT_END,
@@ -47,6 +48,8 @@ typedef struct {
 	size_t fixcap;
 	int32_t *ids;       /* --decode: input_ids of a record */
 	size_t idscap;
+	tool_shard shard;   /* --shard K/N */
+	long pos;           /* lines and array elements read, over every file */
 } ctx;
 
 /* ---- text to records ---- */
@@ -55,47 +58,6 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
 	msgpack_pack_str(pk, n);
 	msgpack_pack_str_body(pk, s, n);
-}
-
-/* A JSON value as msgpack: int, float64, str, bool, nil, array, map with str keys. */
-static void pack_json(msgpack_packer *pk, json_t *j)
-{
-	const char *k;
-	json_t *x;
-	size_t i;
-
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach(j, k, x) {
-			pack_str(pk, k, strlen(k));
-			pack_json(pk, x);
-		}
-		break;
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, x)
-			pack_json(pk, x);
-		break;
-	case JSON_STRING:
-		pack_str(pk, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		msgpack_pack_int64(pk, json_integer_value(j));
-		break;
-	case JSON_REAL:
-		msgpack_pack_double(pk, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		msgpack_pack_true(pk);
-		break;
-	case JSON_FALSE:
-		msgpack_pack_false(pk);
-		break;
-	case JSON_NULL:
-		msgpack_pack_nil(pk);
-		break;
-	}
 }
 
 static const char *json_kind(const json_t *j)
@@ -117,8 +79,7 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
                            const char **text, size_t *tlen, lx_err *e)
 {
 	json_error_t je;
-	json_t *t, *x;
-	const char *k;
+	json_t *t;
 
 	if (len == 0)
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, c->in_array ? "nothing there" : "empty line");
@@ -126,12 +87,8 @@ static lx_status from_json(ctx *c, lx_record *rec, const char *line, size_t len,
 		return lx_errf(e, LX_EINPUT, "%s: not JSON (%s)", where, je.text);
 	if (!json_is_object(*root))
 		return lx_errf(e, LX_EINPUT, "%s: %s, expected a JSON object", where, json_kind(*root));
-	json_object_foreach(*root, k, x) {
-		msgpack_packer *pk = lx_record_add_packer(rec, k);
-		if (!pk)
-			return lx_errf(e, LX_EIO, "out of memory");
-		pack_json(pk, x);
-	}
+	if (lx_json_fields(rec, *root))
+		return lx_errf(e, LX_EIO, "out of memory");
 	if (json_is_string(json_object_get(*root, "error"))) { /* refused upstream: passed on as it is */
 		*text = NULL;
 		return LX_OK;
@@ -199,7 +156,10 @@ static lx_status encode_line(ctx *c, const char *where, const char *line, size_t
 	json_t *root = NULL;
 	lx_record *rec;
 	lx_status st;
+	long pos = c->pos++;
 
+	if (!tool_shard_has(&c->shard, pos))
+		return LX_OK;
 	if (!(rec = lx_record_new()))
 		return lx_errf(e, LX_EIO, "out of memory");
 	st = check_utf8(c, where, &line, &len, e);
@@ -219,6 +179,8 @@ static lx_status encode_line(ctx *c, const char *where, const char *line, size_t
 		st = lx_errf(e, LX_EIO, "out of memory");
 	if (st)
 		st = tool_refuse(&c->t, rec, st, e);
+	if (!st)
+		st = tool_shard_mark(&c->shard, rec, pos, e);
 	if (!st)
 		st = lx_writer_put(c->t.wr, rec, e);
 	json_decref(root);
@@ -451,6 +413,7 @@ static void parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_
 		case O_TOKENS: c->tokens = 1; break;
 		case O_REPLACE: c->replace_invalid = 1; break;
 		case O_DECODE: c->decode = 1; break;
+		case TOOL_SHARD: tool_shard_parse(&c->shard, optarg); break;
 		case TOOL_PROGRESS: *progress = 1; break;
 		case TOOL_KEEP_GOING: *keep_going = 1; break;
 		case O_MAX_LENGTH: c->max_length = (int)tool_long(optarg, "--max-length", 2, INT_MAX); break;
@@ -460,6 +423,8 @@ static void parse_args(ctx *c, int argc, char **argv, char *vocab, size_t vocab_
 		tool_usage("give the vocabulary with exactly one of -m DIR and --vocab FILE");
 	if (c->decode && (c->jsonl || c->tokens || c->max_length || strcmp(c->field, "sent") || *keep_going))
 		tool_usage("--decode takes none of --jsonl, --field, --tokens, --max-length and --keep-going");
+	if (c->decode && c->shard.n)
+		tool_usage("--shard selects lines of text, not --decode's records");
 	if (strcmp(c->field, "sent") && !c->jsonl)
 		tool_usage("--field needs --jsonl");
 	if (vfile)

@@ -255,6 +255,39 @@ int tool_choice(const char *arg, const char *opt, const char *const *names)
 	tool_usage("%s takes %s, not '%s'", opt, list, arg);
 }
 
+/* ---- shards ---- */
+
+void tool_shard_parse(tool_shard *s, const char *arg)
+{
+	char *end;
+	long k, n;
+
+	errno = 0;
+	k = strtol(arg, &end, 10);
+	if (!errno && end != arg && *end == '/' && isdigit((unsigned char)end[1])) {
+		n = strtol(end + 1, &end, 10);
+		if (!errno && !*end && n >= 1 && n <= TOOL_MAX_SHARDS && k >= 0 && k < n) {
+			s->k = k;
+			s->n = n;
+			return;
+		}
+	}
+	tool_usage("--shard takes K/N, N from 1 to %ld and K from 0 to N-1 (Slurm's --array=0-(N-1)), not '%s'",
+	           TOOL_MAX_SHARDS, arg);
+}
+
+int tool_shard_has(const tool_shard *s, long i)
+{
+	return !s->n || i % s->n == s->k;
+}
+
+lx_status tool_shard_mark(const tool_shard *s, lx_record *rec, long i, lx_err *e)
+{
+	if (s->n && (lx_record_add_int(rec, LX_POSITION, i) || lx_record_add_int(rec, LX_SHARDS, s->n)))
+		return lx_errf(e, LX_EIO, "out of memory");
+	return LX_OK;
+}
+
 /* ---- signals ---- */
 
 static volatile sig_atomic_t stop_flag;

@@ -30,11 +30,14 @@ typedef struct {
 } tool_option;
 
 /* Keys and entries of the options that mean the same in every tool that has them. */
-enum { TOOL_KEEP_GOING = 1000, TOOL_PROGRESS, TOOL_THREADS, TOOL_BATCH, TOOL_QUIET };
+enum { TOOL_KEEP_GOING = 1000, TOOL_PROGRESS, TOOL_THREADS, TOOL_BATCH, TOOL_QUIET, TOOL_SHARD };
 #define TOOL_OPT_KEEP_GOING \
 	{TOOL_KEEP_GOING, "keep-going", NULL, "write a bad record as an error record (the error field) and go on"}
 #define TOOL_OPT_PROGRESS {TOOL_PROGRESS, "progress", NULL, "show progress on stderr even when it is not a terminal"}
 #define TOOL_OPT_END {0, NULL, NULL, NULL}
+#define TOOL_OPT_SHARD \
+	{TOOL_SHARD, "shard", "K/N", "only records K, K+N, K+2N, ... of the input (K from 0 to N-1), each with\n" \
+	 "its position and the number of shards (fields position, shards)"}
 
 /* A tool: its name, its synopsis lines (without "usage: NAME ", '\n' between them), a few lines on what it
  * does, and its options (ending with {0}). -h/--help and -V/--version are added by tool_options. */
@@ -69,6 +72,24 @@ TOOL_NORETURN void tool_usage(const char *fmt, ...) TOOL_PRINTF(1, 2);
 long tool_long(const char *arg, const char *opt, long lo, long hi);
 double tool_real(const char *arg, const char *opt, double lo, double hi);
 int tool_choice(const char *arg, const char *opt, const char *const *names);
+
+/* ---- shards (--shard K/N) ---------------------------------------------------------------------------- */
+
+/* The tools that start a pipeline (lx-tokenize, lx-detect, lx-featpack converting a file) take --shard K/N:
+ * record i of the whole input (from 0) belongs to shard i mod N, and a record of the shard carries the fields
+ * position (i) and shards (N), by which lx-merge puts the shards' results back in input order
+ * (formats/stream.md). n is 0 without --shard: every record, and no fields added. */
+typedef struct {
+	long k, n;
+} tool_shard;
+
+/* The argument of --shard as K/N, N from 1 to TOOL_MAX_SHARDS and K from 0 to N-1; a usage error otherwise. */
+#define TOOL_MAX_SHARDS 1000000L
+void tool_shard_parse(tool_shard *s, const char *arg);
+/* Whether record i (from 0) is in the shard. */
+int tool_shard_has(const tool_shard *s, long i);
+/* With --shard: adds position i and shards to rec. LX_EIO when memory runs out. */
+lx_status tool_shard_mark(const tool_shard *s, lx_record *rec, long i, lx_err *e);
 
 /* ---- messages --------------------------------------------------------------------------------------- */
 

@@ -84,4 +84,12 @@ void lx_json_free(lx_json *j);
  * is set, else left out. A tensor that cannot be converted is LX_EINPUT before anything is written. */
 lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors, lx_err *e);
 
+/* ---- JSON input ------------------------------------------------------------------------------------- */
+
+struct json_t; /* jansson's value */
+
+/* Adds the fields of obj (a jansson object) to rec in their order: integers as msgpack integers, reals as
+ * float64, strings, booleans, null, arrays and objects (str keys). LX_EIO when memory runs out. */
+lx_status lx_json_fields(lx_record *rec, struct json_t *obj);
+
 #endif

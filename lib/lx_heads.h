@@ -44,6 +44,10 @@ void lx_heads_free(lx_heads *h);
  * memory runs out. */
 /* score[num_qa_labels] from pooled[H]. */
 lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err *e);
+/* The same over M rows at once, score[M, num_qa_labels] from pooled[M, H]: one product per layer for all
+ * of them. A row's scores may differ from lx_heads_answer's on it alone in the last bits (the products sum
+ * in another order over one row than over many). */
+lx_status lx_heads_answer_rows(lx_heads *h, const float *pooled, int M, float *score, lx_err *e);
 /* logits[2] of the NLVR2 classifier from the pooled outputs of the statement with image 0 and with image 1
  * (each [H]). */
 lx_status lx_heads_nlvr2(lx_heads *h, const float *pooled0, const float *pooled1, float *logits, lx_err *e);
@@ -139,5 +143,31 @@ void lx_softmax(const float *x, int n, float *p);
 double lx_sigmoid(double x);
 /* Indices of the k largest values of x[n] (k <= n), largest first; equal values keep index order. */
 void lx_topk(const float *x, int n, int k, int *idx);
+
+/* ---- scores and submission files (lx-head, lx-merge) ------------------------------------------------ */
+
+/* The totals of --score: VQA/GQA questions (sum: the label scores of the predicted answers, added in record
+ * order), NLVR2 pairs and how many were right, and error records counted as wrong. */
+typedef struct {
+	double sum;
+	long questions, pairs, correct, failed;
+} lx_score;
+
+/* A VQA/GQA question: adds the score its label (a map answer -> score) gives answer, 0 when the map does not
+ * name it, and counts the question. LX_EINPUT when that score is not a number. */
+lx_status lx_score_answer(lx_score *s, const msgpack_object *label, const char *answer, lx_err *e);
+/* The summary lines on f, each starting "prefix: " ("lx-head: score 0.645000 over 20 questions"). */
+void lx_score_print(const lx_score *s, FILE *f, const char *prefix);
+/* The score file's one JSON line on f (lx-head(1), --score-file). */
+void lx_score_json(const lx_score *s, FILE *f);
+
+/* Submission files (formats/submission.md). */
+enum { LX_SUBMIT_VQA, LX_SUBMIT_GQA, LX_SUBMIT_NLVR2 };
+/* The id a VQA or GQA submission gives rec: question_id, or for GQA questionId; NULL when it has neither. */
+const msgpack_object *lx_submit_id(const lx_record *rec, int set);
+/* One entry of a VQA or GQA submission on f, after n entries. */
+void lx_submit_entry(FILE *f, int set, long n, const msgpack_object *id, const char *answer);
+/* The end of a VQA or GQA submission of n entries (nothing for NLVR2's lines). */
+void lx_submit_end(FILE *f, int set, long n);
 
 #endif

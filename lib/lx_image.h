@@ -25,8 +25,12 @@ typedef struct {
 /* A w x h image filled with rgb; w and h in [1, 32768]. */
 lx_status lx_image_new(lx_image **out, int w, int h, uint32_t rgb, lx_err *e);
 void lx_image_free(lx_image *im);
-/* Reads a PNG or JPEG file (told apart by their first bytes; grey, palette and alpha PNGs become RGB, alpha
- * over white). LX_EMODEL (a named file that cannot be used) with the path in the message on any failure. */
+/* Reads a PNG or JPEG file (told apart by their first bytes) as OpenCV's imread (IMREAD_COLOR) does, so that
+ * the detector sees the demo's pixels and the attention pictures the detector's photo: a JPEG's EXIF
+ * orientation (APP1, tag 0x0112, 2 to 8) applied, grey to RGB; a PNG's alpha or tRNS transparency dropped (the
+ * colours as stored, nothing composited), 16-bit samples >> 8, palettes and grey of any depth to RGB, gAMA and
+ * the other colour chunks ignored. LX_EMODEL (a named file that cannot be used) with the path in the message
+ * on any failure. */
 lx_status lx_image_load(lx_image **out, const char *path, lx_err *e);
 /* Writes im as an 8-bit RGB PNG file. LX_EIO on failure. */
 lx_status lx_image_write_png(const lx_image *im, const char *path, lx_err *e);

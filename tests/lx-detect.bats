@@ -19,6 +19,18 @@ setup() {
 	[ "$output" = "ok" ]
 }
 
+@test "a second configuration (frcnn-groups): the demo's detections with groups, no caffe max-pool, 9x9 pooling, four NMS thresholds" {
+	G="$FIX/frcnn-groups"
+	"$BIN/lx-detect" -m "$G" "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
+		"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
+	run "$PY" "$REF" golden "$W/out.mp" "$G"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+	# 11, 10, 10 and 12 detections: the first threshold keeps too few on two photos, MAX_DETECTIONS cuts the fourth
+	run "$PY" -c 'import json, sys; print(*[c["detections"] for c in json.load(open(sys.argv[1]))["cases"]])' "$G/golden.json"
+	[ "$output" = "11 10 10 12" ]
+}
+
 @test "reads image paths from stdin without arguments, in their order" {
 	"$BIN/lx-detect" -m "$M" "$IMG/001763.png" "$IMG/000456.jpg" > "$W/args.mp"
 	printf '%s\n' "$IMG/001763.png" "" "$IMG/000456.jpg" | "$BIN/lx-detect" -m "$M" > "$W/stdin.mp"
@@ -49,6 +61,30 @@ setup() {
 	run "$BIN/lx-detect" -m "$M" "$W/dot.png"
 	[ "$status" -eq 0 ]
 	[ -n "$output" ]
+}
+
+@test "a JPEG's EXIF orientation is applied as imread does: the same record as the photo turned by numpy" {
+	# turned.jpg: a photo with orientation 6 (to be turned 90 degrees clockwise); upright.png: PIL's decoding of
+	# the same file turned clockwise by numpy and stored losslessly
+	"$PY" -c '
+import struct, sys
+import numpy as np
+from PIL import Image
+tiff = b"II" + struct.pack("<HI", 42, 8) + struct.pack("<HHHIHHI", 1, 0x0112, 3, 1, 6, 0, 0)
+Image.open(sys.argv[1]).save(sys.argv[2], quality=90, exif=b"Exif\0\0" + tiff)
+Image.fromarray(np.rot90(np.asarray(Image.open(sys.argv[2]).convert("RGB")), -1).copy()).save(sys.argv[3])
+' "$IMG/000456.jpg" "$W/turned.jpg" "$W/upright.png"
+	"$BIN/lx-detect" -m "$M" "$W/turned.jpg" "$W/upright.png" > "$W/out.mp"
+	run "$PY" -c '
+import msgpack, msgpack_numpy, sys
+a, b = msgpack.Unpacker(open(sys.argv[1], "rb"), object_hook=msgpack_numpy.decode, raw=False)
+assert (a["img_id"], b["img_id"]) == ("turned", "upright")
+assert (a["img_h"], a["img_w"]) == (500, 375) == (b["img_h"], b["img_w"]), (a["img_h"], a["img_w"])
+for k in a:
+    if k != "img_id":
+        assert (a[k] == b[k]).all() if hasattr(a[k], "all") else a[k] == b[k], k
+print("ok")' "$W/out.mp"
+	[ "$output" = "ok" ]
 }
 
 @test "bad images: one line naming the file, status 1, every earlier record written" {

@@ -62,7 +62,41 @@ bad_record() {
 	$GOLD inputs "$FIX/micro/golden.safetensors" 0 > "$T/in.mp"
 	"$ENC" -m "$FIX/micro" < "$T/in.mp" > "$T/out.mp"
 	run $PY -c 'import sys; from lxtest import read_records; r, = read_records(); print(" ".join(sorted(r)))' < "$T/out.mp"
-	[ "$output" = "case input_ids language_output pooled_output vision_output visual_feats visual_pos" ]
+	[ "$output" = "case input_ids language_output pooled_output vision_output visual_pos" ]
+}
+
+@test "leaves visual_feats out unless --keep-features, --attentions or the record's feat_mask keeps them as they came" {
+	$GOLD inputs "$FIX/micro/golden.safetensors" > "$T/in.mp"
+	$PY - "$T/in.mp" > "$T/mask.mp" <<'EOF'
+import sys
+import numpy as np
+from lxtest import read_records, write_records
+recs = read_records(open(sys.argv[1], "rb"))
+recs[1]["feat_mask"] = np.ones(len(recs[1]["visual_pos"]), np.float32)
+write_records(recs)
+EOF
+	"$ENC" -m "$FIX/micro" < "$T/mask.mp" > "$T/drop.mp"
+	"$ENC" -m "$FIX/micro" --keep-features < "$T/mask.mp" > "$T/keep.mp"
+	"$ENC" -m "$FIX/micro" --attentions < "$T/mask.mp" > "$T/att.mp"
+	$PY -c 'import sys; from lxtest import read_records; assert all("visual_feats" in r and "vision_attentions" in r for r in read_records())' < "$T/att.mp"
+	$PY "$TOP/tests/py/nlvr2_cases.py" inputs "$FIX/nlvr2-micro" | "$ENC" -m "$FIX/micro" > "$T/pairs.mp"
+	$PY -c 'import sys; from lxtest import read_records; r = read_records(); assert r and all("visual_feats0" not in x and "visual_feats1" not in x and "visual_pos1" in x and "pooled_output1" in x for x in r)' < "$T/pairs.mp"
+	$PY - "$T/mask.mp" "$T/drop.mp" "$T/keep.mp" <<'EOF'
+import sys
+import numpy as np
+from lxtest import read_records
+i, d, k = (read_records(open(p, "rb")) for p in sys.argv[1:])
+assert len(i) == len(d) == len(k) >= 2
+for n, (a, b, c) in enumerate(zip(i, d, k)):
+    assert ("visual_feats" in b) == (n == 1), n
+    assert list(c) == list(a) + ["language_output", "vision_output", "pooled_output"], list(c)
+    assert np.array_equal(c["visual_feats"], a["visual_feats"])
+    assert np.array_equal(b["visual_pos"], a["visual_pos"])
+    if n == 1:
+        assert np.array_equal(b["visual_feats"], a["visual_feats"])
+    for f in ("language_output", "vision_output", "pooled_output"):
+        assert np.array_equal(b[f], c[f]), f
+EOF
 }
 
 @test "carries unknown fields through unchanged" {
@@ -367,6 +401,7 @@ outs = ["language_output", "vision_output", "pooled_output", "language_hidden_st
 assert len(pairs) * 2 == len(singles) == 12
 for i, p in enumerate(pairs):
     assert not any(k in p for k in outs), sorted(p)
+    assert "visual_feats0" in p and "visual_feats1" in p, sorted(p)  # kept with --attentions
     for k in "01":
         s = singles[2 * i + int(k)]
         for o in outs:

@@ -506,6 +506,66 @@ write_records(recs)' > "$T/in"
 	$PY -c 'import json, sys; s = json.load(open(sys.argv[1])); assert [x["question_id"] for x in s] == [1000, 1001]' "$T/sub"
 }
 
+# ---- batches, threads and the heads a submission needs ----
+
+@test "--batch N gives numpy's answers, and scores within 1e-5 of --batch 1, whatever N and --threads" {
+	qa_model "$T/m" 3129
+	outputs 0 1 2 3 4 5 > "$T/in"
+	for c in 0 1 2 3 4 5; do $PY "$CASES" answer-head "$T/m" "$TINY/golden.safetensors" $c > "$T/l$c"; done
+	"$BIN/lx-head" -m "$T/m" --heads qa < "$T/in" > "$T/b1"
+	for b in 2 4 64; do
+		"$BIN/lx-head" -m "$T/m" --heads qa --batch $b --threads 2 < "$T/in" > "$T/b$b"
+	done
+	$PY - "$T" <<'EOF'
+import sys, numpy as np
+from lxtest import read_records
+t = sys.argv[1]
+one = read_records(open(t + "/b1", "rb"))
+want = [np.loadtxt("%s/l%d" % (t, c)) for c in range(6)]
+for b in (2, 4, 64):
+    got = read_records(open("%s/b%d" % (t, b), "rb"))
+    assert [r["case"] for r in got] == list(range(6))
+    for r, o, w in zip(got, one, want):
+        q = r["question_answering_score"]
+        assert np.abs(q - o["question_answering_score"]).max() <= 1e-5, b
+        assert np.abs(q - w).max() <= 1e-4, b
+        assert r["answers"][0]["index"] == int(np.argmax(w)) == o["answers"][0]["index"]
+EOF
+}
+
+@test "--batch: a bad record inside a batch stops the run after writing every record before it" {
+	outputs 0 1 2 3 | $PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+del recs[2]["pooled_output"]
+write_records(recs)' > "$T/in"
+	"$BIN/lx-head" -m "$TINY" --heads qa --batch 4 < "$T/in" > "$T/out" 2> "$T/err" && exit 1 || [ $? -eq 1 ]
+	[ "$(cat "$T/err")" = "lx-head: stdin: record 3 (id 1002): field pooled_output is missing (the qa and match heads need lx-encode's pooled_output)" ]
+	$PY -c 'import sys; from lxtest import read_records; r = read_records(open(sys.argv[1], "rb")); assert [x["case"] for x in r] == [0, 1] and all("answers" in x for x in r)' "$T/out"
+}
+
+@test "--submit vqa runs only the answer head: records with pooled_output alone are answered as numpy answers them" {
+	qa_model "$T/m" 3129
+	outputs 0 2 | $PY -c '
+from lxtest import read_records, write_records
+recs = read_records()
+for r in recs:
+    del r["language_output"], r["vision_output"], r["input_ids"], r["visual_feats"]
+write_records(recs)' > "$T/in"
+	"$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" --submit vqa < "$T/in" > "$T/sub"
+	for c in 0 2; do $PY "$CASES" answer-head "$T/m" "$TINY/golden.safetensors" $c > "$T/l$c"; done
+	$PY - "$T" "$LAB/vqa_trainval_label2ans.json" <<'EOF'
+import json, sys, numpy as np
+t, lab = sys.argv[1:]
+ans = json.load(open(lab))
+want = [{"question_id": 1000 + c, "answer": ans[int(np.argmax(np.loadtxt("%s/l%d" % (t, c))))]} for c in (0, 2)]
+assert json.load(open(t + "/sub")) == want
+EOF
+	# the stream still runs every head, and says what the mlm head misses
+	run "$BIN/lx-head" -m "$T/m" --labels "$LAB/vqa_trainval_label2ans.json" < "$T/in"
+	[ "$status" -eq 1 ]
+}
+
 # ---- usage ----
 
 @test "--submit vqa without answer names is a usage error" {

@@ -4,7 +4,7 @@
 
 load helpers
 
-TOOLS="lx-tokenize lx-featpack lx-encode lx-head lx-attnviz lx-convert lx-train lx-explain lx-detect"
+TOOLS="lx-tokenize lx-featpack lx-encode lx-head lx-attnviz lx-convert lx-train lx-explain lx-detect lx-merge"
 
 # The options a man page's OPTIONS section documents: the -x and --name in the tag line of each .TP.
 man_options() {

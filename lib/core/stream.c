@@ -296,6 +296,17 @@ const char *lx_object_text(const msgpack_object *o, char *dst, size_t n)
 	return dst;
 }
 
+int lx_object_number(const msgpack_object *o, double *v)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: *v = (double)o->via.u64; return 1;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *v = (double)o->via.i64; return 1;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64: *v = o->via.f64; return 1;
+	default: return 0;
+	}
+}
+
 const char *lx_record_id(const lx_record *rec, char *buf, size_t n)
 {
 	static const char *keys[] = {"question_id", "questionId", "uid", "identifier", "img_id", "id"};

@@ -46,11 +46,12 @@ static void im2col(const det_conv *c, const float *x, int c0, int cg, int h, int
 /* The most primitives kept; past it they are all dropped and made again as shapes come (many image sizes). */
 #define DET_MAX_PRIMS 1024
 
-/* One primitive: layer c on input [n][cin][h][w], with or without the sum and the ReLU. */
+/* One primitive: layer c on input [n][cin][h][w] (or [n][h][w][cin], nhwc), with or without the sum and the
+ * ReLU. */
 typedef struct {
 	const det_conv *c;
 	const float *w_data, *b_data;  /* c's weights and bias when made: a layer at the same place with others is another */
-	int n, h, w, acc, relu;
+	int n, h, w, acc, relu, nhwc;
 	dnnl_primitive_t conv, src_in, dst_in, dst_out;  /* the three reorders are NULL where the layout is plain */
 	dnnl_memory_t user_src, user_dst, src, dst, wei, bias;
 	int owns_wei;                                    /* wei was reordered for this primitive, not borrowed */
@@ -186,7 +187,8 @@ static dnnl_status_t weights_for(det_engine *g, det_prim *p, const dnnl_memory_d
 }
 
 /* The primitive of c on [n][cin][h][w], made: oneDNN picks the layouts (format any); the plain ones are
- * reordered to them around the convolution. */
+ * reordered to them around the convolution. In NHWC the convolution runs in that layout itself (oneDNN's
+ * kernels take it), so that the maps pass from one layer to the next as they are. */
 static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 {
 	const det_conv *c = p->c;
@@ -202,15 +204,15 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	const dnnl_memory_desc_t *src_md, *dst_md, *wei_md;
 	dnnl_status_t s;
 
-	dnnl_memory_desc_init_by_tag(&src_plain, 4, sd, dnnl_f32, dnnl_nchw);
-	dnnl_memory_desc_init_by_tag(&dst_plain, 4, dd, dnnl_f32, dnnl_nchw);
+	dnnl_memory_desc_init_by_tag(&src_plain, 4, sd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_nchw);
+	dnnl_memory_desc_init_by_tag(&dst_plain, 4, dd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_nchw);
 	if (c->groups > 1)
 		dnnl_memory_desc_init_by_tag(&wei_plain, 5, gwd, dnnl_f32, dnnl_goihw);
 	else
 		dnnl_memory_desc_init_by_tag(&wei_plain, 4, wd, dnnl_f32, dnnl_oihw);
 	dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
-	dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any);
-	dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&wei_any, c->groups > 1 ? 5 : 4, c->groups > 1 ? gwd : wd, dnnl_f32,
 	                             dnnl_format_tag_any);
 	if ((s = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
@@ -245,15 +247,16 @@ out:
 }
 
 /* The primitive for this layer and shape: found, or made and kept. */
-static lx_status prim_get(det_engine *g, const det_conv *c, int n, int h, int w, int acc, int relu, det_prim **out,
-                          lx_err *e)
+static lx_status prim_get(det_engine *g, const det_conv *c, int n, int h, int w, int acc, int relu, int nhwc,
+                          det_prim **out, lx_err *e)
 {
 	det_prim *p;
 	dnnl_status_t s;
 
 	for (int i = 0; i < g->np; i++) {
 		p = &g->p[i];
-		if (p->c == c && p->w_data == c->w && p->b_data == c->b && p->n == n && p->h == h && p->w == w && p->acc == acc && p->relu == relu) {
+		if (p->c == c && p->w_data == c->w && p->b_data == c->b && p->n == n && p->h == h && p->w == w &&
+		    p->acc == acc && p->relu == relu && p->nhwc == nhwc) {
 			*out = p;
 			return LX_OK;
 		}
@@ -263,7 +266,8 @@ static lx_status prim_get(det_engine *g, const det_conv *c, int n, int h, int w,
 	if (!g->p && !(g->p = calloc(DET_MAX_PRIMS, sizeof *g->p)))
 		return lx_errf(e, LX_EIO, "out of memory (oneDNN primitives)");
 	p = &g->p[g->np];
-	*p = (det_prim){.c = c, .w_data = c->w, .b_data = c->b, .n = n, .h = h, .w = w, .acc = acc, .relu = relu};
+	*p = (det_prim){.c = c, .w_data = c->w, .b_data = c->b, .n = n, .h = h, .w = w, .acc = acc, .relu = relu,
+	                .nhwc = nhwc};
 	if ((s = prim_make(g, p))) {
 		prim_destroy(p);
 		return dnnl_fail(e, "making a convolution", s);
@@ -290,7 +294,7 @@ static void *scratch(det_engine *g, int i, size_t n)
 }
 
 static lx_status dnnl_conv_run(const det_conv *c, const float *x, int n, int h, int w, float *y, int acc, int relu,
-                               lx_err *e)
+                               int nhwc, lx_err *e)
 {
 	det_engine *g = c->eng;
 	det_prim *p = NULL;
@@ -298,7 +302,7 @@ static lx_status dnnl_conv_run(const det_conv *c, const float *x, int n, int h, 
 	dnnl_status_t s;
 	lx_status rc;
 
-	if ((rc = prim_get(g, c, n, h, w, acc, relu, &p, e)))
+	if ((rc = prim_get(g, c, n, h, w, acc, relu, nhwc, &p, e)))
 		return rc;
 	if ((s = dnnl_memory_set_data_handle(p->user_src, (void *)x)) || (s = dnnl_memory_set_data_handle(p->user_dst, y)))
 		return dnnl_fail(e, "binding a convolution's data", s);
@@ -346,7 +350,7 @@ lx_status det_conv_run(const det_conv *c, const float *x, int batch, int h, int 
 
 #ifdef LX_DNNL
 	if (c->eng)
-		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, e);
+		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, 0, e);
 #endif
 	if (!direct && !(col = malloc((size_t)kk * plane * sizeof *col + 1)))
 		return lx_errf(e, LX_EIO, "out of memory (convolution of %d x %d)", h, w);
@@ -378,4 +382,28 @@ lx_status det_conv_run(const det_conv *c, const float *x, int batch, int h, int 
 	}
 	free(col);
 	return LX_OK;
+}
+
+lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate,
+                            int relu, lx_err *e)
+{
+	int oh = det_conv_out(c, h), ow = det_conv_out(c, w);
+	size_t nx = (size_t)batch * c->cin * h * w, ny = (size_t)batch * c->cout * oh * ow;
+	float *xc, *yc;
+	lx_status rc;
+
+#ifdef LX_DNNL
+	if (c->eng)
+		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, 1, e);
+#endif
+	if (!(xc = malloc((nx + ny) * sizeof *xc + 1)))
+		return lx_errf(e, LX_EIO, "out of memory (convolution of %d x %d)", h, w);
+	yc = xc + nx;
+	det_transpose(x, batch, h * w, c->cin, xc);
+	if (accumulate)
+		det_transpose(y, batch, oh * ow, c->cout, yc);
+	if (!(rc = det_conv_run(c, xc, batch, h, w, yc, accumulate, relu, e)))
+		det_transpose(yc, batch, c->cout, oh * ow, y);
+	free(xc);
+	return rc;
 }

@@ -329,7 +329,13 @@ static lx_status oom(lx_err *e, const char *what)
 	return lx_errf(e, LX_EIO, "out of memory (%s)", what);
 }
 
-/* One bottleneck block on n maps x [n][in][h][w] into y [n][out][*oh][*ow]. */
+/* A convolution in NCHW, or in NHWC where the detector runs on oneDNN (the layout kept through the blocks). */
+static lx_status conv(const det_conv *c, const float *x, int n, int h, int w, float *y, int acc, int relu, lx_err *e)
+{
+	return c->eng ? det_conv_run_nhwc(c, x, n, h, w, y, acc, relu, e) : det_conv_run(c, x, n, h, w, y, acc, relu, e);
+}
+
+/* One bottleneck block on n maps x [n][in][h][w] into y [n][out][*oh][*ow] (NHWC on oneDNN: [n][h][w][in]). */
 static lx_status block_run(const det_block *k, const float *x, int n, int h, int w, float *y, int *oh, int *ow,
                            lx_err *e)
 {
@@ -342,14 +348,14 @@ static lx_status block_run(const det_block *k, const float *x, int n, int h, int
 	if (!t1 || !t2)
 		rc = oom(e, "a ResNet block");
 	if (!rc)
-		rc = k->has_shortcut ? det_conv_run(&k->shortcut, x, n, h, w, y, 0, 0, e)
+		rc = k->has_shortcut ? conv(&k->shortcut, x, n, h, w, y, 0, 0, e)
 		                     : (memcpy(y, x, (size_t)n * k->conv3.cout * h2 * w2 * sizeof *y), LX_OK);
 	if (!rc)
-		rc = det_conv_run(&k->conv1, x, n, h, w, t1, 0, 1, e);
+		rc = conv(&k->conv1, x, n, h, w, t1, 0, 1, e);
 	if (!rc)
-		rc = det_conv_run(&k->conv2, t1, n, h1, w1, t2, 0, 1, e);
+		rc = conv(&k->conv2, t1, n, h1, w1, t2, 0, 1, e);
 	if (!rc)
-		rc = det_conv_run(&k->conv3, t2, n, h2, w2, y, 1, 1, e);
+		rc = conv(&k->conv3, t2, n, h2, w2, y, 1, 1, e);
 	free(t1);
 	free(t2);
 	*oh = h2;
@@ -414,15 +420,20 @@ static lx_status preprocess(const lx_detector *d, const lx_image *im, lx_detect_
 	return LX_OK;
 }
 
+/* The stem, its max-pool and the blocks to res4 (NCHW in t->res4). On oneDNN the maps are NHWC from the image
+ * to res4, which alone is turned back. */
 static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 {
-	int h = det_conv_out(&d->stem, t->h), w = det_conv_out(&d->stem, t->w), ph, pw;
-	float *x = malloc((size_t)d->stem.cout * h * w * sizeof *x + 1), *y;
+	int h = det_conv_out(&d->stem, t->h), w = det_conv_out(&d->stem, t->w), ph, pw, nhwc = d->eng != NULL;
+	size_t npix = (size_t)t->h * t->w;
+	float *x = malloc(((size_t)d->stem.cout * h * w + (nhwc ? 3 * npix : 0)) * sizeof *x + 1), *y;
 	lx_status rc;
 
 	if (!x)
 		return oom(e, "the stem");
-	if ((rc = det_conv_run(&d->stem, t->image, 1, t->h, t->w, x, 0, 1, e))) {
+	if (nhwc)
+		det_transpose(t->image, 1, 3, (int)npix, x + (size_t)d->stem.cout * h * w);
+	if ((rc = conv(&d->stem, nhwc ? x + (size_t)d->stem.cout * h * w : t->image, 1, t->h, t->w, x, 0, 1, e))) {
 		free(x);
 		return rc;
 	}
@@ -430,13 +441,22 @@ static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 		free(x);
 		return oom(e, "the stem");
 	}
-	det_maxpool(x, d->stem.cout, h, w, d->c.caffe_maxpool, y, &ph, &pw);
+	det_maxpool(x, d->stem.cout, h, w, d->c.caffe_maxpool, nhwc, y, &ph, &pw);
 	free(x);
 	if (ph < 1 || pw < 1) {
 		free(y);
 		return lx_errf(e, LX_EINPUT, "a %d x %d image is too small for the network", t->w, t->h);
 	}
 	rc = blocks_run(d->blocks, d->nblocks[0] + d->nblocks[1] + d->nblocks[2], &y, 1, &ph, &pw, e);
+	if (!rc && nhwc) {
+		if (!(x = malloc((size_t)d->c4 * ph * pw * sizeof *x + 1)))
+			rc = oom(e, "res4");
+		else {
+			det_transpose(y, 1, ph * pw, d->c4, x);
+			free(y);
+			y = x;
+		}
+	}
 	t->res4 = y;
 	t->fc = d->c4;
 	t->fh = ph;
@@ -516,10 +536,11 @@ out:
 	return rc;
 }
 
-/* RoIPool and res5 on the proposals, ROI_BATCH at a time, each averaged over space into roi_pooled. */
+/* RoIPool and res5 on the proposals, ROI_BATCH at a time, each averaged over space into roi_pooled (res5 in
+ * NHWC on oneDNN: the pooled maps turned once before it). */
 static lx_status roi_features(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 {
-	int r = d->c.pooler, i0, i, ch;
+	int r = d->c.pooler, i0, i, ch, nhwc = d->eng != NULL;
 	size_t per = (size_t)d->c4 * r * r;
 	lx_status rc = LX_OK;
 
@@ -527,18 +548,22 @@ static lx_status roi_features(const lx_detector *d, lx_detect_trace *t, lx_err *
 		return oom(e, "the proposals' features");
 	for (i0 = 0; !rc && i0 < t->p; i0 += ROI_BATCH) {
 		int n = t->p - i0 < ROI_BATCH ? t->p - i0 : ROI_BATCH, h = r, w = r;
-		float *x = malloc((size_t)n * per * sizeof *x + 1);
+		float *x = malloc((size_t)n * per * (nhwc ? 2 : 1) * sizeof *x + 1);
 		if (!x)
 			return oom(e, "the proposals' features");
 		for (i = 0; i < n; i++)
-			det_roipool(t->res4, d->c4, t->fh, t->fw, t->proposals + 4 * (i0 + i), 1.0f / 16, r, x + i * per);
+			det_roipool(t->res4, d->c4, t->fh, t->fw, t->proposals + 4 * (i0 + i), 1.0f / 16, r,
+			            x + (nhwc ? (size_t)n * per : 0) + i * per);
+		if (nhwc)
+			det_transpose(x + (size_t)n * per, n, d->c4, r * r, x);
 		rc = blocks_run(d->res5, 3, &x, n, &h, &w, e);
 		for (i = 0; !rc && i < n; i++)
 			for (ch = 0; ch < d->c5; ch++) {
-				const float *p = x + ((size_t)i * d->c5 + ch) * h * w;
+				size_t at = nhwc ? (size_t)i * h * w * d->c5 + ch : ((size_t)i * d->c5 + ch) * h * w;
+				size_t step = nhwc ? (size_t)d->c5 : 1;
 				double s = 0;
 				for (int j = 0; j < h * w; j++)
-					s += p[j];
+					s += x[at + j * step];
 				t->roi_pooled[(size_t)(i0 + i) * d->c5 + ch] = (float)(s / (h * w));
 			}
 		free(x);

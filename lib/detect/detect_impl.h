@@ -29,6 +29,10 @@ int det_conv_out(const det_conv *c, int n);
  * already holds values to add to (the shortcut); then max(0, y) when relu. LX_EIO when memory runs out. */
 lx_status det_conv_run(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate, int relu,
                        lx_err *e);
+/* The same with x [batch][h][w][cin] and y [batch][oh][ow][cout] (NHWC): oneDNN runs it in that layout, so that
+ * a chain of convolutions needs no reorder between them; without oneDNN it goes through NCHW copies. */
+lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate,
+                            int relu, lx_err *e);
 
 /* The demo's resize: the size an h x w image becomes (shortest side min_size, longest at most max_size). */
 void det_resize_size(int h, int w, int min_size, int max_size, int *oh, int *ow);
@@ -46,7 +50,10 @@ int det_order(const float *scores, int n, int *order);
 int det_nms(const float *boxes, const float *scores, int n, double thresh, int *keep, lx_err *e);
 /* torchvision's RoIPool of one box (x1, y1, x2, y2, input pixels) on a [c][h][w] map: [c][r][r]. */
 void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, float *out);
-/* The max-pool after the stem: 3x3 stride 2, caffe (no padding, ceil) or padding 1 (floor). */
-void det_maxpool(const float *x, int c, int h, int w, int caffe, float *y, int *oh, int *ow);
+/* The max-pool after the stem: 3x3 stride 2, caffe (no padding, ceil) or padding 1 (floor), on x [c][h][w]
+ * into y [c][oh][ow], or with nhwc on [h][w][c] into [oh][ow][c]. */
+void det_maxpool(const float *x, int c, int h, int w, int caffe, int nhwc, float *y, int *oh, int *ow);
+/* n matrices [rows][cols] to [cols][rows]: NCHW to NHWC is rows c, cols h * w; back, rows h * w, cols c. */
+void det_transpose(const float *x, int n, int rows, int cols, float *y);
 
 #endif

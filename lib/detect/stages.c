@@ -219,9 +219,10 @@ void det_roipool(const float *map, int c, int h, int w, const float *box, float 
 		}
 }
 
-void det_maxpool(const float *x, int c, int h, int w, int caffe, float *y, int *oh, int *ow)
+void det_maxpool(const float *x, int c, int h, int w, int caffe, int nhwc, float *y, int *oh, int *ow)
 {
 	int pad = caffe ? 0 : 1, ch, oy, ox, ky, kx;
+	size_t ics, ips, ocs, ops;  /* channel and pixel strides in and out */
 
 	if (caffe) {
 		*oh = (h - 3 + 1) / 2 + 1;  /* ceil((h - 3) / 2) + 1 */
@@ -234,18 +235,36 @@ void det_maxpool(const float *x, int c, int h, int w, int caffe, float *y, int *
 		*oh = (h + 2 - 3) / 2 + 1;
 		*ow = (w + 2 - 3) / 2 + 1;
 	}
+	ics = nhwc ? 1 : (size_t)h * w;
+	ocs = nhwc ? 1 : (size_t)*oh * *ow;
+	ips = ops = nhwc ? (size_t)c : 1;
 	for (ch = 0; ch < c; ch++) {
-		const float *p = x + (size_t)ch * h * w;
+		const float *p = x + ch * ics;
 		for (oy = 0; oy < *oh; oy++)
 			for (ox = 0; ox < *ow; ox++) {
 				float m = -INFINITY;
 				for (ky = 0; ky < 3; ky++)
 					for (kx = 0; kx < 3; kx++) {
 						int iy = oy * 2 - pad + ky, ix = ox * 2 - pad + kx;
-						if (iy >= 0 && iy < h && ix >= 0 && ix < w && (p[(size_t)iy * w + ix] > m || isnan(p[(size_t)iy * w + ix])))
-							m = p[(size_t)iy * w + ix];
+						float v;
+						if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+							continue;
+						v = p[((size_t)iy * w + ix) * ips];
+						if (v > m || isnan(v))
+							m = v;
 					}
-				y[((size_t)ch * *oh + oy) * *ow + ox] = m;
+				y[ch * ocs + ((size_t)oy * *ow + ox) * ops] = m;
 			}
+	}
+}
+
+void det_transpose(const float *x, int n, int rows, int cols, float *y)
+{
+	for (int b = 0; b < n; b++) {
+		const float *xb = x + (size_t)b * rows * cols;
+		float *yb = y + (size_t)b * rows * cols;
+		for (int r = 0; r < rows; r++)
+			for (int c = 0; c < cols; c++)
+				yb[(size_t)c * rows + r] = xb[(size_t)r * cols + c];
 	}
 }

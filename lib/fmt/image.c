@@ -41,35 +41,97 @@ void lx_image_free(lx_image *im)
 
 /* ---- PNG ---- */
 
+/* Reading follows OpenCV's imread (IMREAD_COLOR): 16-bit samples keep their high byte (>> 8), an alpha
+ * channel or tRNS transparency is dropped (not composited), palettes and grey (1, 2 and 4 bits scaled to 8)
+ * become RGB, gAMA and the other colour chunks are ignored: the samples as stored. */
+
+typedef struct {
+	jmp_buf jump;
+	char msg[160];
+} png_fail;
+
+static void png_error_fn(png_structp png, png_const_charp msg)
+{
+	png_fail *f = png_get_error_ptr(png);
+
+	snprintf(f->msg, sizeof f->msg, "%s", msg);
+	longjmp(f->jump, 1);
+}
+
+static void png_warning_fn(png_structp png, png_const_charp msg)
+{
+	(void)png;
+	(void)msg;
+}
+
 static lx_status load_png(lx_image **out, const char *path, lx_err *e)
 {
-	png_image pi;
-	png_color white = {255, 255, 255};
-	lx_status rc;
+	png_fail fail = {.msg = "unreadable"};
+	png_structp png;
+	png_infop info = NULL;
+	lx_image *volatile im = NULL;
+	png_bytep *volatile rows = NULL;
+	volatile lx_status rc = LX_OK;
+	png_uint_32 w, h, y;
+	int depth, type;
+	FILE *f = fopen(path, "rb");
 
-	memset(&pi, 0, sizeof pi);
-	pi.version = PNG_IMAGE_VERSION;
-	if (!png_image_begin_read_from_file(&pi, path))
-		return lx_errf(e, LX_EMODEL, "%s: not a readable PNG image: %s", path, pi.message);
-	pi.format = PNG_FORMAT_RGB;
-	if (pi.width < 1 || pi.width > MAX_SIDE || pi.height < 1 || pi.height > MAX_SIDE) {
+	*out = NULL;
+	if (!f)
+		return lx_errf(e, LX_EMODEL, "%s: %s", path, strerror(errno));
+	png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, png_error_fn, png_warning_fn);
+	if (!png || !(info = png_create_info_struct(png))) {
+		png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
+		fclose(f);
+		return lx_errf(e, LX_EIO, "%s: out of memory", path);
+	}
+	if (setjmp(fail.jump)) {
+		if (!rc)
+			rc = lx_errf(e, LX_EMODEL, "%s: not a readable PNG image: %s", path, fail.msg);
+		goto done;
+	}
+	png_init_io(png, f);
+	png_read_info(png, info);
+	png_get_IHDR(png, info, &w, &h, &depth, &type, NULL, NULL, NULL);
+	if (w < 1 || w > MAX_SIDE || h < 1 || h > MAX_SIDE) {
 		rc = lx_errf(e, LX_EMODEL, "%s: a %lu x %lu PNG image, expected sides from 1 to %d", path,
-		             (unsigned long)pi.width, (unsigned long)pi.height, MAX_SIDE);
-		png_image_free(&pi);
-		return rc;
+		             (unsigned long)w, (unsigned long)h, MAX_SIDE);
+		goto done;
 	}
-	if ((rc = lx_image_new(out, (int)pi.width, (int)pi.height, 0xffffff, e))) {
-		png_image_free(&pi);
-		return rc;
+	if (depth == 16)
+		png_set_strip_16(png);
+	if (type == PNG_COLOR_TYPE_PALETTE)
+		png_set_palette_to_rgb(png);
+	if (!(type & PNG_COLOR_MASK_COLOR)) {
+		if (depth < 8)
+			png_set_expand_gray_1_2_4_to_8(png);
+		png_set_gray_to_rgb(png);
 	}
-	if (!png_image_finish_read(&pi, &white, (*out)->px, 0, NULL)) {
-		lx_image_free(*out);
-		*out = NULL;
-		rc = lx_errf(e, LX_EMODEL, "%s: not a readable PNG image: %s", path, pi.message);
-		png_image_free(&pi);
-		return rc;
+	png_set_strip_alpha(png);
+	png_set_interlace_handling(png);
+	png_read_update_info(png, info);
+	if (png_get_rowbytes(png, info) != (size_t)w * 3) {
+		rc = lx_errf(e, LX_EMODEL, "%s: a PNG image whose rows do not decode to RGB", path);
+		goto done;
 	}
-	return LX_OK;
+	if ((rc = lx_image_new((lx_image **)&im, (int)w, (int)h, 0, e)))
+		goto done;
+	if (!(rows = malloc((size_t)h * sizeof *rows))) {
+		rc = lx_errf(e, LX_EIO, "%s: out of memory", path);
+		goto done;
+	}
+	for (y = 0; y < h; y++)
+		rows[y] = im->px + (size_t)y * w * 3;
+	png_read_image(png, rows);
+	png_read_end(png, NULL);
+	*out = im;
+	im = NULL;
+done:
+	png_destroy_read_struct(&png, &info, NULL);
+	free(rows);
+	lx_image_free(im);
+	fclose(f);
+	return rc;
 }
 
 lx_status lx_image_write_png(const lx_image *im, const char *path, lx_err *e)
@@ -140,6 +202,63 @@ static void jpeg_warn(j_common_ptr cinfo, int level)
 	}
 }
 
+/* The EXIF orientation (1 to 8) of the first APP1 marker holding "Exif\0\0", or 1 (none, or unreadable). */
+static int exif_orientation(j_decompress_ptr ci)
+{
+	jpeg_saved_marker_ptr m;
+
+	for (m = ci->marker_list; m; m = m->next) {
+		const JOCTET *t = m->data + 6;
+		size_t n, ifd, k, count;
+		int le;
+
+		if (m->marker != JPEG_APP0 + 1 || m->data_length < 6 + 8 || memcmp(m->data, "Exif\0\0", 6))
+			continue;
+		n = m->data_length - 6;
+		le = t[0] == 'I';
+		if (!((le && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M')))
+			return 1;
+#define U16(p) (le ? ((size_t)(p)[0] | (size_t)(p)[1] << 8) : ((size_t)(p)[0] << 8 | (size_t)(p)[1]))
+#define U32(p) (le ? (U16(p) | U16((p) + 2) << 16) : (U16(p) << 16 | U16((p) + 2)))
+		ifd = U32(t + 4);
+		if (ifd > n - 2)
+			return 1;
+		count = U16(t + ifd);
+		for (k = 0; k < count && ifd + 2 + 12 * (k + 1) <= n; k++) {
+			const JOCTET *en = t + ifd + 2 + 12 * k;
+			if (U16(en) == 0x0112) {
+				size_t v = U16(en + 2) == 3 ? U16(en + 8) : 1;
+				return v >= 1 && v <= 8 ? (int)v : 1;
+			}
+		}
+#undef U16
+#undef U32
+		return 1;
+	}
+	return 1;
+}
+
+/* The image as EXIF orientation o says it is to be seen (OpenCV's imread): 2 mirrored left-right, 3 turned
+ * 180 degrees, 4 mirrored top-bottom, 5 transposed, 6 turned 90 degrees clockwise, 7 transposed and turned 180
+ * degrees, 8 turned 90 degrees anticlockwise. NULL when out of memory. */
+static lx_image *orient(const lx_image *s, int o)
+{
+	int ow = o >= 5 ? s->h : s->w, oh = o >= 5 ? s->w : s->h, x, y;
+	int fx = o == 2 || o == 3 || o == 6 || o == 7, fy = o == 3 || o == 4 || o == 7 || o == 8;
+	lx_image *d;
+	lx_err e;
+
+	if (lx_image_new(&d, ow, oh, 0, &e))
+		return NULL;
+	for (y = 0; y < oh; y++)
+		for (x = 0; x < ow; x++) {
+			int px = fx ? ow - 1 - x : x, py = fy ? oh - 1 - y : y;
+			int sx = o >= 5 ? py : px, sy = o >= 5 ? px : py;
+			memcpy(d->px + ((size_t)y * ow + x) * 3, s->px + ((size_t)sy * s->w + sx) * 3, 3);
+		}
+	return d;
+}
+
 static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 {
 	struct jpeg_decompress_struct ci;
@@ -147,6 +266,7 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 	FILE *f = fopen(path, "rb");
 	lx_image *volatile im = NULL;
 	lx_status rc;
+	int o;
 
 	*out = NULL;
 	if (!f)
@@ -163,7 +283,9 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 	}
 	jpeg_create_decompress(&ci);
 	jpeg_stdio_src(&ci, f);
+	jpeg_save_markers(&ci, JPEG_APP0 + 1, 0xffff);
 	jpeg_read_header(&ci, TRUE);
+	o = exif_orientation(&ci);  /* the saved markers go when the decompression finishes */
 	if (ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK) {
 		jpeg_destroy_decompress(&ci);
 		fclose(f);
@@ -174,7 +296,12 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 	if ((rc = lx_image_new((lx_image **)&im, (int)ci.output_width, (int)ci.output_height, 0xffffff, e))) {
 		jpeg_destroy_decompress(&ci);
 		fclose(f);
-		return rc == LX_EIO ? rc : lx_errf(e, LX_EMODEL, "%s: %s", path, e->msg);
+		if (rc != LX_EIO) {
+			char msg[sizeof e->msg];
+			snprintf(msg, sizeof msg, "%s", e->msg);
+			rc = lx_errf(e, LX_EMODEL, "%s: %s", path, msg);
+		}
+		return rc;
 	}
 	while (ci.output_scanline < ci.output_height) {
 		JSAMPROW row = im->px + (size_t)ci.output_scanline * (size_t)im->w * 3;
@@ -186,6 +313,13 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 	if (fail.warned) {
 		lx_image_free(im);
 		return lx_errf(e, LX_EMODEL, "%s: not a readable JPEG image: %s", path, fail.msg);
+	}
+	if (o != 1) {
+		lx_image *turned = orient(im, o);
+		lx_image_free(im);
+		if (!turned)
+			return lx_errf(e, LX_EIO, "%s: out of memory", path);
+		im = turned;
 	}
 	*out = im;
 	return LX_OK;

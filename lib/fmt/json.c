@@ -1,8 +1,10 @@
 /* json.c - JSON output: one string escaper for every JSON liblx and the tools write, numbers that read back
- * exactly, and a record as one JSON object (lx-head --json). */
+ * exactly, and a record as one JSON object (lx-head --json); and JSON objects read into records. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "lx_fmt.h"
 
@@ -267,4 +269,67 @@ lx_status lx_json_record(lx_json *j, FILE *f, const lx_record *rec, int tensors,
 	fputs("}\n", f);
 	msgpack_unpacked_destroy(&up);
 	return rc;
+}
+
+/* ---- JSON input ---- */
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+/* A JSON value as msgpack: int, float64, str, bool, nil, array, map with str keys. */
+static void pack_json(msgpack_packer *pk, json_t *j)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		msgpack_pack_map(pk, json_object_size(j));
+		json_object_foreach(j, k, x) {
+			pack_str(pk, k, strlen(k));
+			pack_json(pk, x);
+		}
+		break;
+	case JSON_ARRAY:
+		msgpack_pack_array(pk, json_array_size(j));
+		json_array_foreach(j, i, x)
+			pack_json(pk, x);
+		break;
+	case JSON_STRING:
+		pack_str(pk, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		msgpack_pack_int64(pk, json_integer_value(j));
+		break;
+	case JSON_REAL:
+		msgpack_pack_double(pk, json_real_value(j));
+		break;
+	case JSON_TRUE:
+		msgpack_pack_true(pk);
+		break;
+	case JSON_FALSE:
+		msgpack_pack_false(pk);
+		break;
+	case JSON_NULL:
+		msgpack_pack_nil(pk);
+		break;
+	}
+}
+
+lx_status lx_json_fields(lx_record *rec, struct json_t *obj)
+{
+	const char *k;
+	json_t *x;
+
+	json_object_foreach(obj, k, x) {
+		msgpack_packer *pk = lx_record_add_packer(rec, k);
+		if (!pk)
+			return LX_EIO;
+		pack_json(pk, x);
+	}
+	return LX_OK;
 }

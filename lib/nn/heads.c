@@ -86,55 +86,60 @@ void lx_heads_free(lx_heads *h)
 /* Scratch buffer i with room for n floats (contents not kept), or NULL when memory runs out. */
 static float *scratch(lx_heads *h, int i, size_t n)
 {
-	if (n > h->cap[i]) {
-		free(h->buf[i]);
-		h->buf[i] = malloc((n ? n : 1) * sizeof(float));
-		h->cap[i] = h->buf[i] ? n : 0;
-	}
-	return h->buf[i];
+	return lx_grow_floats(&h->buf[i], &h->cap[i], n);
 }
 
 static lx_status no_memory(lx_err *e) { return lx_errf(e, LX_EIO, "out of memory in the heads"); }
 
 /* ---- the heads ---- */
 
-lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err *e)
+/* y[M, out] = LayerNorm(gelu(x W0^T + b0)) W3^T + b3 over M rows x[M, in], the hidden width 2H: the answer
+ * head and the NLVR2 classifier (gelu in its erf form and eps 1e-12 whatever the config says). */
+static lx_status classifier(lx_heads *h, int head, const float *x, int M, int in, const lx_linear_w *l0,
+                            const lx_norm_w *ln, const lx_linear_w *l3, int out, float *y, lx_err *e)
 {
-	const lx_config *c = lx_model_config(h->m);
-	const lx_weights *w = lx_model_weights(h->m);
-	int H = c->hidden_size;
+	int H2 = 2 * lx_model_config(h->m)->hidden_size;
 	float *hid;
 	lx_status rc;
 
-	if ((rc = lx_heads_require(h->m, LX_HEAD_QA, e)))
+	if ((rc = lx_heads_require(h->m, head, e)))
 		return rc;
-	if (!(hid = scratch(h, S_HID, 2 * (size_t)H)))
+	if (M <= 0)
+		return LX_OK;
+	if (!(hid = scratch(h, S_HID, (size_t)M * H2)))
 		return no_memory(e);
-	lx_op_linear(hid, pooled, 1, &w->qa0, 2 * H, H);
-	lx_op_gelu(hid, 2 * (size_t)H, 0);
-	lx_op_add_norm(hid, NULL, 1, 2 * H, &w->qa_ln, HEAD_EPS);
-	lx_op_linear(score, hid, 1, &w->qa3, c->num_qa_labels, 2 * H);
+	lx_op_linear(hid, x, M, l0, H2, in);
+	lx_op_gelu(hid, (size_t)M * H2, 0);
+	lx_op_add_norm(hid, NULL, M, H2, ln, HEAD_EPS);
+	lx_op_linear(y, hid, M, l3, out, H2);
 	return LX_OK;
+}
+
+lx_status lx_heads_answer_rows(lx_heads *h, const float *pooled, int M, float *score, lx_err *e)
+{
+	const lx_weights *w = lx_model_weights(h->m);
+	const lx_config *c = lx_model_config(h->m);
+
+	return classifier(h, LX_HEAD_QA, pooled, M, c->hidden_size, &w->qa0, &w->qa_ln, &w->qa3, c->num_qa_labels,
+	                  score, e);
+}
+
+lx_status lx_heads_answer(lx_heads *h, const float *pooled, float *score, lx_err *e)
+{
+	return lx_heads_answer_rows(h, pooled, 1, score, e);
 }
 
 lx_status lx_heads_nlvr2(lx_heads *h, const float *pooled0, const float *pooled1, float *logits, lx_err *e)
 {
 	const lx_weights *w = lx_model_weights(h->m);
 	int H = lx_model_config(h->m)->hidden_size;
-	float *in, *hid;
-	lx_status rc;
+	float *in;
 
-	if ((rc = lx_heads_require(h->m, LX_HEAD_NLVR2, e)))
-		return rc;
-	if (!(in = scratch(h, S_ROWS, 2 * (size_t)H)) || !(hid = scratch(h, S_HID, 2 * (size_t)H)))
+	if (!(in = scratch(h, S_ROWS, 2 * (size_t)H)))
 		return no_memory(e);
 	memcpy(in, pooled0, (size_t)H * sizeof *in);
 	memcpy(in + H, pooled1, (size_t)H * sizeof *in);
-	lx_op_linear(hid, in, 1, &w->nlvr2_0, 2 * H, 2 * H);
-	lx_op_gelu(hid, 2 * (size_t)H, 0);
-	lx_op_add_norm(hid, NULL, 1, 2 * H, &w->nlvr2_ln, HEAD_EPS);
-	lx_op_linear(logits, hid, 1, &w->nlvr2_3, 2, 2 * H);
-	return LX_OK;
+	return classifier(h, LX_HEAD_NLVR2, in, 1, 2 * H, &w->nlvr2_0, &w->nlvr2_ln, &w->nlvr2_3, 2, logits, e);
 }
 
 lx_status lx_heads_match(lx_heads *h, const float *pooled, float *score, lx_err *e)
@@ -147,16 +152,24 @@ lx_status lx_heads_match(lx_heads *h, const float *pooled, float *score, lx_err 
 	return LX_OK;
 }
 
-/* hid[M, H] = LayerNorm(act(rows W + b)): the prediction-head transform of cls.predictions and
- * obj_predict_head. */
-static void transform(const lx_config *c, const lx_linear_w *dense, const lx_norm_w *ln, const float *rows, int M,
-                      float *hid)
+/* *hid[M, H] = LayerNorm(act(rows W + b)) in scratch: the prediction-head transform of cls.predictions and
+ * obj_predict_head, after the head is required; *hid NULL for M of 0. */
+static lx_status transform(lx_heads *h, int head, const lx_linear_w *dense, const lx_norm_w *ln, const float *rows,
+                           int M, float **hid, lx_err *e)
 {
+	const lx_config *c = lx_model_config(h->m);
 	int H = c->hidden_size;
+	lx_status rc;
 
-	lx_op_linear(hid, rows, M, dense, H, H);
-	lx_op_gelu(hid, (size_t)M * H, c->gelu_tanh);
-	lx_op_add_norm(hid, NULL, M, H, ln, HEAD_EPS);
+	*hid = NULL;
+	if ((rc = lx_heads_require(h->m, head, e)) || M == 0)
+		return rc;
+	if (!(*hid = scratch(h, S_HID, (size_t)M * H)))
+		return no_memory(e);
+	lx_op_linear(*hid, rows, M, dense, H, H);
+	lx_op_gelu(*hid, (size_t)M * H, c->gelu_tanh);
+	lx_op_add_norm(*hid, NULL, M, H, ln, HEAD_EPS);
+	return LX_OK;
 }
 
 lx_status lx_heads_mlm(lx_heads *h, const float *rows, int M, float *logits, lx_err *e)
@@ -167,13 +180,8 @@ lx_status lx_heads_mlm(lx_heads *h, const float *rows, int M, float *logits, lx_
 	float *hid;
 	lx_status rc;
 
-	if ((rc = lx_heads_require(h->m, LX_HEAD_MLM, e)))
+	if ((rc = transform(h, LX_HEAD_MLM, &w->mlm_dense, &w->mlm_ln, rows, M, &hid, e)) || !hid)
 		return rc;
-	if (M == 0)
-		return LX_OK;
-	if (!(hid = scratch(h, S_HID, (size_t)M * c->hidden_size)))
-		return no_memory(e);
-	transform(c, &w->mlm_dense, &w->mlm_ln, rows, M, hid);
 	lx_op_linear(logits, hid, M, &dec, c->vocab_size, c->hidden_size);
 	return LX_OK;
 }
@@ -186,13 +194,8 @@ lx_status lx_heads_obj(lx_heads *h, const float *visn, int N, float *obj, float 
 	float *hid;
 	lx_status rc;
 
-	if ((rc = lx_heads_require(h->m, LX_HEAD_OBJ, e)))
+	if ((rc = transform(h, LX_HEAD_OBJ, &w->obj_dense, &w->obj_ln, visn, N, &hid, e)) || !hid)
 		return rc;
-	if (N == 0)
-		return LX_OK;
-	if (!(hid = scratch(h, S_HID, (size_t)N * H)))
-		return no_memory(e);
-	transform(c, &w->obj_dense, &w->obj_ln, visn, N, hid);
 	if (obj)
 		lx_op_linear(obj, hid, N, &w->obj_obj, c->num_object_labels, H);
 	if (attr)

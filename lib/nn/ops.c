@@ -2,9 +2,20 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/ops.h"
+
+float *lx_grow_floats(float **buf, size_t *cap, size_t n)
+{
+	if (n > *cap || !*buf) {
+		free(*buf);
+		*buf = malloc((n ? n : 1) * sizeof(float));
+		*cap = *buf ? n : 0;
+	}
+	return *buf;
+}
 
 /* y[M, n] += b[n] on every row. */
 LX_VEC static void add_bias(float *restrict y, const float *restrict b, int M, int n)

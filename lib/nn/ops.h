@@ -64,6 +64,9 @@ void lx_pack_free(lx_pack *pk);
 int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
                         int in);
 
+/* *buf with room for n floats, grown (contents not kept) when *cap is less; NULL when memory runs out. */
+float *lx_grow_floats(float **buf, size_t *cap, size_t n);
+
 /* y[M, out] = x[M, in] W^T + b, with W in PyTorch's (out, in) layout (one lx_op_matmul). */
 void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out, int in);
 

@@ -503,12 +503,7 @@ static void encoder_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, i
 /* Head scratch buffer i with room for n floats (contents not kept), or NULL when memory runs out. */
 static float *hbuf(lx_tape *t, int i, size_t n)
 {
-	if (n > t->hcap[i]) {
-		free(t->hb[i]);
-		t->hb[i] = malloc((n ? n : 1) * sizeof(float));
-		t->hcap[i] = t->hb[i] ? n : 0;
-	}
-	return t->hb[i];
+	return lx_grow_floats(&t->hb[i], &t->hcap[i], n);
 }
 
 /* Room for k ints in t->idx; -1 when memory runs out. */

@@ -63,17 +63,6 @@ static void free_strings(char **s, int n)
 
 static int is_str(const msgpack_object *o) { return o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN; }
 
-static int number(const msgpack_object *o, double *d)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: *d = (double)o->via.u64; return 1;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: *d = (double)o->via.i64; return 1;
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: *d = o->via.f64; return 1;
-	default: return 0;
-	}
-}
-
 static lx_status decode_map(lx_view *v, const lx_record *rec, int k, lx_err *e)
 {
 	const char *field = fields[k];
@@ -247,9 +236,9 @@ static lx_status texts(const lx_record *rec, lx_view *v, lx_err *e)
 			if (k->via.str.size == 6 && !memcmp(k->via.str.ptr, "answer", 6) && is_str(val))
 				a = val;
 			else if (k->via.str.size == 5 && !memcmp(k->via.str.ptr, "score", 5))
-				number(val, &s);
+				lx_object_number(val, &s);
 			else if (k->via.str.size == 5 && !memcmp(k->via.str.ptr, "index", 5))
-				number(val, &x);
+				lx_object_number(val, &x);
 		}
 		if (!a)
 			return lx_errf(e, LX_EINPUT, "field answers: item %u has no string 'answer'", i);
@@ -271,7 +260,7 @@ static lx_status relevance(const lx_record *rec, lx_view *v, lx_err *e)
 	lx_status rc;
 	double a;
 
-	v->rel_answer = o && number(o, &a) ? (long)a : -1;
+	v->rel_answer = o && lx_object_number(o, &a) ? (long)a : -1;
 	for (i = 0; i < 2; i++)
 		if ((rc = lx_record_tensor(rec, keys[i], &t[i], &present[i], e)))
 			return rc;
@@ -333,7 +322,7 @@ static int positive_field(const lx_record *rec, const char *key, double *d)
 {
 	const msgpack_object *o = lx_record_get(rec, key);
 
-	return o && number(o, d) && *d >= 1 && *d <= 100000;
+	return o && lx_object_number(o, d) && *d >= 1 && *d <= 100000;
 }
 
 /* The photo named by img_id in images, if there: *photo NULL when there is none. */

@@ -18,7 +18,7 @@ import re
 import sys
 
 COMMANDS = {
-    "lx-tokenize", "lx-featpack", "lx-encode", "lx-head", "lx-attnviz", "lx-convert", "lx-train", "lx-detect",
+    "lx-tokenize", "lx-featpack", "lx-encode", "lx-head", "lx-attnviz", "lx-convert", "lx-train", "lx-detect", "lx-merge",
     "make", "python3", "/usr/bin/python3", "parallel", "huggingface-cli", "cp", "printf", "echo", "jq", "grep",
     "split", "cat", "cc", "mkdir", "cd", "ls", "head", "for", "sh", "bash", "rm", "mv", "./pooled",
 }

@@ -160,7 +160,7 @@ def shapes(config):
     H, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     l, r, x = cfg["l_layers"], cfg["r_layers"], cfg["x_layers"]
     for rec in read_records():
-        T, N = len(rec["input_ids"]), len(rec["visual_feats"])
+        T, N = len(rec["input_ids"]), len(rec["visual_pos"])
         want = {
             "language_output": (T, H), "vision_output": (N, H), "pooled_output": (H,),
             "language_hidden_states": (l + x, T, H), "vision_hidden_states": (r + x, N, H),

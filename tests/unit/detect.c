@@ -2,6 +2,9 @@
  * tests/unit/detect.c - the detector (lib/detect/) stage by stage against the demo's own outputs on the four
  * photos of tests/fixtures/frcnn-tiny (golden.safetensors), and the stages the golden file does not hold
  * (anchors, RoIPool, NMS, the max-pool, the resize arithmetic, the convolution) against hand calculations.
+ * The same stages against tests/fixtures/frcnn-groups, the demo's code run on a second configuration (grouped
+ * convolutions, no caffe max-pool, RoIPool 9x9 with res5 halving, four NMS thresholds, PIXEL_STD, other anchors,
+ * box weights and RPN settings), so that nothing is fixed to one fixture's numbers.
  * Run from the top of the tree.
  */
 #include <math.h>
@@ -12,7 +15,7 @@
 #include "detect/detect_impl.h"
 #include "lx_fmt.h"
 
-#define FIX "tests/fixtures/frcnn-tiny"
+#define IMAGES "tests/fixtures/frcnn-tiny/images"
 
 static const char *images[] = {"000456.jpg", "001150.jpg", "001763.png", "COCO_train2014_000000132417.jpg"};
 
@@ -67,13 +70,18 @@ static void compare_ids(lx_st *g, int k, const char *stage, const int32_t *got, 
 	free(ref);
 }
 
-static void golden_cases(void)
+/* Every stage of the demo on the four photos with the detector in fix (the golden file beside it). */
+static void golden_cases(const char *fix)
 {
-	lx_detector *d;
+	char gpath[256];
+	lx_detector *d = NULL;
 	lx_st *g;
 	lx_err e;
 
-	if (lx_detector_open(&d, FIX, &e) || lx_st_open(&g, FIX "/golden.safetensors", &e)) {
+	printf("%s\n", fix);
+	snprintf(gpath, sizeof gpath, "%s/golden.safetensors", fix);
+	if (lx_detector_open(&d, fix, &e) || lx_st_open(&g, gpath, &e)) {
+		lx_detector_free(d);
 		CHECKF(0, "%s", e.msg);
 		return;
 	}
@@ -87,7 +95,7 @@ static void golden_cases(void)
 		float sc[2] = {0, 0};
 		int classes = lx_detector_config(d)->classes, attrs = lx_detector_config(d)->attrs;
 
-		snprintf(path, sizeof path, FIX "/images/%s", images[k]);
+		snprintf(path, sizeof path, IMAGES "/%s", images[k]);
 		if (lx_image_load(&im, path, &e) || lx_detect(d, im, &r, &t, &e)) {
 			CHECKF(0, "%s: %s", path, e.msg);
 			continue;
@@ -192,10 +200,19 @@ static void maxpool(void)
 
 	for (int i = 0; i < 36; i++)
 		x[i] = (float)i;
-	det_maxpool(x, 1, 6, 6, 1, y, &oh, &ow);
+	det_maxpool(x, 1, 6, 6, 1, 0, y, &oh, &ow);
 	CHECK(oh == 3 && ow == 3 && y[0] == 14 && y[2] == 17 && y[8] == 35);
-	det_maxpool(x, 1, 6, 6, 0, y, &oh, &ow);
+	det_maxpool(x, 1, 6, 6, 0, 0, y, &oh, &ow);
 	CHECK(oh == 3 && ow == 3 && y[0] == 7 && y[1] == 9 && y[8] == 35);
+	/* NHWC, two channels: the second holds minus the first, so its maxima are minus the first's minima */
+	float x2[72], y2[32];
+	for (int i = 0; i < 36; i++) {
+		x2[2 * i] = (float)i;
+		x2[2 * i + 1] = -(float)i;
+	}
+	det_maxpool(x2, 2, 6, 6, 1, 1, y2, &oh, &ow);
+	CHECK(oh == 3 && ow == 3 && y2[0] == 14 && y2[1] == 0 && y2[4] == 17 && y2[5] == -4 && y2[16] == 35 &&
+	      y2[17] == -28);
 }
 
 /* The demo's resize sizes, by hand. */
@@ -216,11 +233,13 @@ static void resize_size(void)
 }
 
 /* A grouped, strided, dilated, padded convolution against the sum written out directly, added to y's ones
- * (acc) or not, with or without the ReLU, on engine eng (NULL: im2col + sgemm). */
-static void conv_case(det_engine *eng, int accumulate, int relu)
+ * (acc) or not, with or without the ReLU, on engine eng (NULL: im2col + sgemm), in NCHW or NHWC (the maps
+ * turned by hand around det_conv_run_nhwc). */
+static void conv_case(det_engine *eng, int accumulate, int relu, int nhwc)
 {
 	enum { CIN = 4, COUT = 6, K = 3, H = 9, W = 7, G = 2 };
 	float w[COUT * (CIN / G) * K * K], b[COUT], x[2 * CIN * H * W], y[2 * COUT * 20], *acc;
+	float xt[2 * CIN * H * W], yt[2 * COUT * 20];
 	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b, eng};
 	int oh = det_conv_out(&c, H), ow = det_conv_out(&c, W), i, n, o, oy, ox;
 	unsigned s = 1;
@@ -234,7 +253,18 @@ static void conv_case(det_engine *eng, int accumulate, int relu)
 		x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 32 - 4;
 	for (i = 0; i < 2 * COUT * oh * ow; i++)
 		y[i] = 1;
-	CHECK(!det_conv_run(&c, x, 2, H, W, y, accumulate, relu, NULL));
+	if (nhwc) {
+		for (n = 0; n < 2; n++)
+			for (i = 0; i < CIN * H * W; i++)
+				xt[n * CIN * H * W + (i % (H * W)) * CIN + i / (H * W)] = x[n * CIN * H * W + i];
+		for (i = 0; i < 2 * COUT * oh * ow; i++)
+			yt[i] = 1;
+		CHECK(!det_conv_run_nhwc(&c, xt, 2, H, W, yt, accumulate, relu, NULL));
+		for (n = 0; n < 2; n++)
+			for (i = 0; i < COUT * oh * ow; i++)
+				y[n * COUT * oh * ow + i] = yt[n * COUT * oh * ow + (i % (oh * ow)) * COUT + i / (oh * ow)];
+	} else
+		CHECK(!det_conv_run(&c, x, 2, H, W, y, accumulate, relu, NULL));
 	acc = y;
 	for (n = 0; n < 2; n++)
 		for (o = 0; o < COUT; o++)
@@ -252,8 +282,8 @@ static void conv_case(det_engine *eng, int accumulate, int relu)
 							}
 					if (relu && sum < 0)
 						sum = 0;
-					CHECKF(NEAR(*acc, sum), "conv%s (acc %d, relu %d) [%d][%d][%d][%d]: %g, summed %g",
-					       eng ? " (oneDNN)" : "", accumulate, relu, n, o, oy, ox, *acc, sum);
+					CHECKF(NEAR(*acc, sum), "conv%s%s (acc %d, relu %d) [%d][%d][%d][%d]: %g, summed %g",
+					       eng ? " (oneDNN)" : "", nhwc ? " NHWC" : "", accumulate, relu, n, o, oy, ox, *acc, sum);
 					acc++;
 				}
 }
@@ -265,10 +295,10 @@ static void conv(void)
 
 	CHECK(!det_engine_new(&eng, NULL));
 	for (int pass = 0; pass < 2; pass++)
-		for (int k = 0; k < 4; k++) {
-			conv_case(NULL, k & 1, k >> 1);
+		for (int k = 0; k < 8; k++) {
+			conv_case(NULL, k & 1, k >> 1 & 1, k >> 2);
 			if (eng)
-				conv_case(eng, k & 1, k >> 1);
+				conv_case(eng, k & 1, k >> 1 & 1, k >> 2);
 		}
 	det_engine_free(eng);
 }
@@ -281,6 +311,7 @@ int main(void)
 	maxpool();
 	resize_size();
 	conv();
-	golden_cases();
+	golden_cases("tests/fixtures/frcnn-tiny");
+	golden_cases("tests/fixtures/frcnn-groups");
 	return check_done("detect");
 }
