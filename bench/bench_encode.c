@@ -1,8 +1,12 @@
 /*
  * bench_encode - how fast lx_encode runs on a model directory, beside the machine's own sgemm rate.
  *
- *   bench_encode DIR [T N]     (default T=20 words, N=36 boxes: VQA with the authors' features)
+ *   bench_encode [--int8|--bf16] [--threads N --batch B] DIR [T N]
+ *                              (default T=20 words, N=36 boxes: VQA with the authors' features)
  *   bench_encode --backend     prints the backend the matrix products run on (LX_MATMUL, built-in ones)
+ *
+ * --int8 / --bf16 open the model computing in that precision (lx_model_open_as); --threads and --batch
+ * time that one configuration only (for perf record / perf stat).
  *
  * For batch 1, 8 and 32 and 1 and 2 threads: questions/s, ms/question, achieved GFLOP/s, and the ratio to
  * lx_op_matmul's rate (on the backend it prints) on the model's largest product (rows = batch x (T+N) / 2,
@@ -30,12 +34,12 @@ static double flops_per_question(const lx_config *c, double T, double N)
 
 int main(int argc, char **argv)
 {
-	static const int batches[] = {1, 8, 32}, threads[] = {1, 2};
+	int batches[] = {1, 8, 32}, threads[] = {1, 2}, nb = 3, nt = 2, compute = LX_F32;
 	lx_model *m;
 	lx_err e;
 	const lx_config *c;
 	double t0, open_ms, fq;
-	int T = argc > 3 ? atoi(argv[2]) : 20, N = argc > 3 ? atoi(argv[3]) : 36, bi, ti, i;
+	int T, N, bi, ti, i;
 	int32_t *ids;
 	float *feats, *pos;
 	lx_example ex[32];
@@ -45,12 +49,29 @@ int main(int argc, char **argv)
 		printf("%s\n", lx_matmul_backend());
 		return 0;
 	}
-	if (argc < 2) {
-		fprintf(stderr, "usage: bench_encode DIR [T N]\n");
+	for (; argc > 2 && argv[1][0] == '-'; argc--, argv++)
+		if (!strcmp(argv[1], "--int8"))
+			compute = LX_I8;
+		else if (!strcmp(argv[1], "--bf16"))
+			compute = LX_BF16;
+		else if (!strcmp(argv[1], "--threads") && argc > 3) {
+			threads[0] = atoi(argv[2]);
+			nt = 1;
+			argc--, argv++;
+		} else if (!strcmp(argv[1], "--batch") && argc > 3) {
+			batches[0] = atoi(argv[2]);
+			nb = 1;
+			argc--, argv++;
+		} else
+			break;
+	if (argc < 2 || argv[1][0] == '-' || batches[0] < 1 || batches[0] > 32 || threads[0] < 1) {
+		fprintf(stderr, "usage: bench_encode [--int8|--bf16] [--threads N] [--batch B (1-32)] DIR [T N]\n");
 		return 2;
 	}
+	T = argc > 3 ? atoi(argv[2]) : 20;
+	N = argc > 3 ? atoi(argv[3]) : 36;
 	t0 = lx_now();
-	if (lx_model_open(&m, argv[1], &e)) {
+	if (lx_model_open_as(&m, argv[1], compute, &e)) {
 		fprintf(stderr, "bench_encode: %s\n", e.msg);
 		return 3;
 	}
@@ -74,15 +95,16 @@ int main(int argc, char **argv)
 		ex[i].visual_feats = feats;
 		ex[i].visual_pos = pos;
 	}
-	printf("model %s: open %.1f ms; T=%d N=%d: %.2f GFLOP per question; matrix products on %s\n", argv[1], open_ms,
-	       T, N, fq / 1e9, lx_matmul_backend());
+	printf("model %s%s: open %.1f ms; T=%d N=%d: %.2f GFLOP per question; matrix products on %s\n", argv[1],
+	       compute == LX_I8 ? " (int8)" : compute == LX_BF16 ? " (bf16)" : "", open_ms, T, N, fq / 1e9,
+	       lx_matmul_backend());
 	printf("%7s %7s %12s %12s %10s %12s %7s\n", "threads", "batch", "questions/s", "ms/question", "GFLOP/s",
 	       "sgemm GF/s", "ratio");
-	for (ti = 0; ti < 2; ti++) {
+	for (ti = 0; ti < nt; ti++) {
 		double peak;
 		lx_set_threads(threads[ti]);
 		peak = sgemm_rate(32 * (T + N) / 2, c->intermediate_size, c->hidden_size);
-		for (bi = 0; bi < 3; bi++) {
+		for (bi = 0; bi < nb; bi++) {
 			int b = batches[bi], runs = 0;
 			lx_encoder *enc = lx_encoder_new(m, 0);
 			double t;

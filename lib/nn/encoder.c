@@ -47,20 +47,23 @@ void lx_drop_apply(const lx_dropout *d, uint32_t site, uint64_t first, float *x,
 static void linears(lx_encoder *enc, float *const *y, const float *x, int rows, const lx_linear_w *const *l, int n,
                     int out, int in)
 {
-	unsigned char *a = (unsigned char *)enc->buf[B_QACT];
+	signed char *a = (signed char *)enc->buf[B_QACT];
 	float *s = enc->buf[B_QSCALE];
+	lx_pack *pk = enc->packed ? enc->pack : NULL;
 	int i, quantized = 0;
 
 	for (i = 0; i < n; i++)
 		if (l[i]->q) {
 			if (!quantized++)
 				lx_op_quantize(a, s, x, rows, in);
-			lx_op_linear_int8(y[i], a, s, rows, l[i], out, in);
+			if (lx_op_linear_packed(pk, y[i], a, s, rows, l[i], out, in))
+				lx_op_linear_int8(y[i], a, s, rows, l[i], out, in);
 		} else if (l[i]->bf) {
 			if (!quantized++)
 				lx_op_to_bf16((unsigned short *)a, x, (size_t)rows * in);
-			lx_op_linear_bf16(y[i], (unsigned short *)a, rows, l[i], out, in);
-		} else
+			if (lx_op_linear_packed(pk, y[i], a, NULL, rows, l[i], out, in))
+				abort(); /* lx_bf16_available said yes: a shape oneDNN cannot do is a bug */
+		} else if (lx_op_linear_packed(pk, y[i], x, NULL, rows, l[i], out, in))
 			lx_op_linear(y[i], x, rows, l[i], out, in);
 }
 
@@ -76,7 +79,7 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const attn_group *g = enc->groups;
-	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h, r, j;
+	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h;
 	int drop = enc->drop.p > 0 && a->probs;
 	float scale = sqrtf((float)dh), *const qkv[3] = {a->q, a->k, a->v};
 	const lx_linear_w *const wqkv[3] = {&w->q, &w->k, &w->v};
@@ -90,20 +93,7 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 		for (h = 0; h < nh; h++) {
 			float *S = P + (size_t)h * tq * tk;
 			lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H, 0.0f, S, tk);
-			for (r = 0; r < tq; r++) {
-				float *s = S + (size_t)r * tk, mx = -INFINITY, sum = 0;
-				for (j = 0; j < tk; j++) {
-					s[j] /= scale;
-					if (mask)
-						s[j] += (1.0f - mask[j]) * -FLT_MAX;
-					if (s[j] > mx)
-						mx = s[j];
-				}
-				for (j = 0; j < tk; j++)
-					sum += (s[j] = expf(s[j] - mx));
-				for (j = 0; j < tk; j++)
-					s[j] /= sum;
-			}
+			lx_op_softmax_rows(S, tq, tk, scale, mask);
 			if (drop) {
 				/* the probabilities stay as they were; their dropped copy goes through the scratch */
 				float *D = enc->buf[B_SCORES];
@@ -353,6 +343,7 @@ lx_encoder *lx_encoder_new(const lx_model *m, int want)
 		return NULL;
 	enc->m = m;
 	enc->want = want;
+	enc->pack = lx_pack_new();
 	return enc;
 }
 
@@ -364,6 +355,7 @@ void lx_encoder_free(lx_encoder *enc)
 		return;
 	for (i = 0; i < NBUF; i++)
 		free(enc->buf[i]);
+	lx_pack_free(enc->pack);
 	free(enc->ints);
 	free(enc->groups);
 	free(enc->ptrs);
@@ -538,6 +530,7 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 
 	if ((rc = lx_enc_prepare(enc, ex, n, e)))
 		return rc;
+	enc->packed = 1;
 	if (att) {
 		base[0] = attn_bases(enc->ptrs, enc->buf[B_AL], ex, n, c->l_layers, nh, 0, 0);
 		base[1] = attn_bases(enc->ptrs + n, enc->buf[B_AR], ex, n, c->r_layers, nh, 1, 1);
@@ -596,5 +589,6 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 			o->attn_xvs = base[5][i];
 		}
 	}
+	enc->packed = 0;
 	return LX_OK;
 }

@@ -56,6 +56,8 @@ struct lx_encoder {
 	const lx_model *m;
 	int want;
 	lx_dropout drop;     /* training only; p = 0 in inference */
+	struct lx_pack *pack; /* the linear layers' packed weights (lx_encode only: training changes weights) */
+	int packed;          /* set while lx_encode runs: linear layers use pack */
 	float *buf[NBUF];    /* see size_buffers for each one's size */
 	size_t cap[NBUF];
 	int cap_n;           /* examples the per-example arrays hold */

@@ -13,9 +13,12 @@
  * was not built in, dnnl when built in (it measures faster: README, "Performance").
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #ifdef LX_DNNL
@@ -129,9 +132,34 @@ void lx_op_matmul(char ta, char tb, int M, int N, int K, float alpha, const floa
 
 static int per_tensor = -1;
 
-void lx_op_quantize(unsigned char *a, float *s, const float *x, int M, int K)
+/* The largest |x[k]| over k in [0, n), in 16 lanes (vectorized). */
+LX_VEC static float max_abs(const float *restrict x, int n)
 {
-	int m, k;
+	float m[16] = {0}, r = 0;
+	int k, j;
+
+	for (k = 0; k + 16 <= n; k += 16)
+		for (j = 0; j < 16; j++)
+			m[j] = fabsf(x[k + j]) > m[j] ? fabsf(x[k + j]) : m[j];
+	for (; k < n; k++)
+		r = fabsf(x[k]) > r ? fabsf(x[k]) : r;
+	for (j = 0; j < 16; j++)
+		r = m[j] > r ? m[j] : r;
+	return r;
+}
+
+LX_VEC static void quantize_row(signed char *restrict q, const float *restrict x, float inv, int n)
+{
+	int k;
+
+	/* x / s is in [-127, 127]: + 128.5 truncated is round to nearest (ties up) of x / s + 128 */
+	for (k = 0; k < n; k++)
+		q[k] = (signed char)((int)(x[k] * inv + 128.5f) - 128);
+}
+
+void lx_op_quantize(signed char *a, float *s, const float *x, int M, int K)
+{
+	int m;
 	float all = 0;
 
 	if (per_tensor < 0) {
@@ -139,75 +167,64 @@ void lx_op_quantize(unsigned char *a, float *s, const float *x, int M, int K)
 		per_tensor = v && !strcmp(v, "tensor");
 	}
 	for (m = 0; m < M; m++) {
-		const float *r = x + (size_t)m * K;
-		float mx = 0;
-		for (k = 0; k < K; k++)
-			mx = fabsf(r[k]) > mx ? fabsf(r[k]) : mx;
+		float mx = max_abs(x + (size_t)m * K, K);
 		s[m] = mx > 0 ? mx / 127 : 1;
 		all = s[m] > all ? s[m] : all;
 	}
 	for (m = 0; m < M; m++) {
-		const float *r = x + (size_t)m * K;
-		unsigned char *q = a + (size_t)m * K;
-		float inv;
 		if (per_tensor)
 			s[m] = all;
-		inv = 1 / s[m];
-		/* x / s is in [-127, 127]: + 128.5 truncated is round to nearest (ties up) of x / s + 128 */
-		for (k = 0; k < K; k++)
-			q[k] = (unsigned char)(int)(r[k] * inv + 128.5f);
+		quantize_row(a + (size_t)m * K, x + (size_t)m * K, 1 / s[m], K);
+	}
+}
+
+/* y[m, j] = acc[m, j] s[m] qs[j] + b[j] over n columns, in place: acc is y's own bytes read as int32 sums. */
+LX_VEC static void int8_scale(float *y, int M, int n, int ld, const float *s, const float *restrict qs,
+                              const float *restrict b)
+{
+	int m, j;
+
+	for (m = 0; m < M; m++) {
+		float *r = y + (size_t)m * ld, sm = s[m];
+		const int32_t *acc = (const int32_t *)r;
+		if (b)
+			for (j = 0; j < n; j++)
+				r[j] = (float)acc[j] * sm * qs[j] + b[j];
+		else
+			for (j = 0; j < n; j++)
+				r[j] = (float)acc[j] * sm * qs[j];
 	}
 }
 
 typedef struct {
 	float *y;
-	const unsigned char *a;
+	const signed char *a;
 	const float *s;
 	const lx_linear_w *l;
 	int M, out, in;
 } product_int8;
 
-/* Columns [c0, c1) of an int8 linear product: int32 sums into y's own bytes, then scaled in place. */
-static void int8_columns(const product_int8 *p, int c0, int c1)
-{
-	int32_t *acc = (int32_t *)p->y;
-	int m, j, k, K = p->in;
-
-#ifdef LX_DNNL
-	if (chosen() == MM_DNNL) {
-		int32_t zero = 0;
-		dnnl_gemm_u8s8s32('N', 'T', 'F', p->M, c1 - c0, K, 1.0f, p->a, K, 128, (const int8_t *)p->l->q +
-		                  (size_t)c0 * K, K, 0, 0.0f, acc + c0, p->out, &zero);
-	} else
-#endif
-		/* the plain C kernel of a build or a run without oneDNN */
-		for (m = 0; m < p->M; m++)
-			for (j = c0; j < c1; j++) {
-				const unsigned char *x = p->a + (size_t)m * K;
-				const signed char *w = p->l->q + (size_t)j * K;
-				int32_t sum = 0;
-				for (k = 0; k < K; k++)
-					sum += ((int32_t)x[k] - 128) * w[k];
-				acc[(size_t)m * p->out + j] = sum;
-			}
-	for (m = 0; m < p->M; m++) {
-		float *y = p->y + (size_t)m * p->out, s = p->s[m];
-		for (j = c0; j < c1; j++)
-			y[j] = (float)acc[(size_t)m * p->out + j] * s * p->l->qs[j] + (p->l->b ? p->l->b[j] : 0);
-	}
-}
-
+/* Columns [c0, c1) of an int8 linear product in plain C (a build or a run without oneDNN; slow: for tests). */
 static void int8_part(void *arg, int i, int parts)
 {
 	const product_int8 *p = arg;
-	int a, b;
+	int32_t *acc = (int32_t *)p->y;
+	int m, j, k, K = p->in, c0, c1;
 
-	if (band(p->out, i, parts, &a, &b))
-		int8_columns(p, a, b);
+	if (!band(p->out, i, parts, &c0, &c1))
+		return;
+	for (m = 0; m < p->M; m++)
+		for (j = c0; j < c1; j++) {
+			const signed char *x = p->a + (size_t)m * K, *w = p->l->q + (size_t)j * K;
+			int32_t sum = 0;
+			for (k = 0; k < K; k++)
+				sum += x[k] * w[k];
+			acc[(size_t)m * p->out + j] = sum;
+		}
+	int8_scale(p->y + c0, p->M, c1 - c0, p->out, p->s, p->l->qs + c0, p->l->b ? p->l->b + c0 : NULL);
 }
 
-void lx_op_linear_int8(float *y, const unsigned char *a, const float *s, int M, const lx_linear_w *l, int out,
-                       int in)
+void lx_op_linear_int8(float *y, const signed char *a, const float *s, int M, const lx_linear_w *l, int out, int in)
 {
 	product_int8 p = {y, a, s, l, M, out, in};
 
@@ -217,27 +234,75 @@ void lx_op_linear_int8(float *y, const unsigned char *a, const float *s, int M, 
 
 /* ---- bfloat16 ---- */
 
-void lx_op_to_bf16(unsigned short *a, const float *x, size_t n)
+LX_VEC void lx_op_to_bf16(unsigned short *restrict a, const float *restrict x, size_t n)
 {
 	size_t k;
 
-	for (k = 0; k < n; k++)
-		a[k] = lx_float_to_bf16(x[k]);
+	/* round to nearest even, as lx_float_to_bf16 (the inputs are finite: lx_example_check) */
+	for (k = 0; k < n; k++) {
+		uint32_t u;
+		memcpy(&u, &x[k], 4);
+		a[k] = (unsigned short)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+	}
 }
 
 #ifdef LX_DNNL
-/* oneDNN's matmul primitive, y[M, n] = a[M, K] w[n, K]^T + b in bfloat16 with float32 sums and output (ldy
- * apart), made for each shape once a thread and kept. */
-typedef struct {
-	int M, N, K, ldy, bias;
-	dnnl_primitive_t p;
-	dnnl_memory_desc_t md[4]; /* src, weights, bias, dst */
-} bf16_prim;
-
-#define BF16_CACHE 32
-static __thread bf16_prim cache[BF16_CACHE];
-static __thread int cached;
 static dnnl_engine_t engine;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static void engine_make(void)
+{
+	if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
+		engine = NULL;
+}
+#endif
+
+int lx_bf16_available(void)
+{
+#ifdef LX_DNNL
+	static int ok = -1;
+
+	if (ok < 0) {
+		pthread_once(&engine_once, engine_make);
+		ok = chosen() == MM_DNNL && engine &&
+		     (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+	}
+	return ok;
+#else
+	return 0;
+#endif
+}
+
+/* ---- linear layers on packed weights ---- */
+
+#ifdef LX_DNNL
+/*
+ * oneDNN's matmul primitive on weights reordered once into the layout it prefers (format_tag_any): a layer is
+ * packed at its first product and kept; the primitives, one per precision and shape (rows, out, in, bias), are
+ * made once and shared by every layer of that shape. Int8 products take signed bytes (no zero point) and
+ * return int32 sums, scaled here (int8_scale) as the plain kernel does; float32 and bfloat16 ones add the
+ * bias themselves.
+ */
+enum { PK_F32, PK_BF16, PK_I8 };
+
+typedef struct {
+	const void *key;       /* the layer's weights: l->w, l->bf or l->q */
+	dnnl_memory_t w;       /* the packed copy */
+} packed_layer;
+
+typedef struct {
+	int kind, M, N, K, bias;
+	dnnl_primitive_t p;
+	dnnl_memory_desc_t md[4]; /* src, weights (packed), bias, dst */
+	dnnl_memory_desc_t scratch;
+} packed_prim;
+
+struct lx_pack {
+	pthread_mutex_t mu;
+	packed_layer *layer;
+	packed_prim **prim;   /* each allocated alone: a thread keeps using its own while another adds one */
+	int nlayer, caplayer, nprim, capprim;
+};
+
 static dnnl_stream_t stream_of_thread(void)
 {
 	static __thread dnnl_stream_t s;
@@ -247,98 +312,249 @@ static dnnl_stream_t stream_of_thread(void)
 	return s;
 }
 
-static bf16_prim *bf16_find(int M, int N, int K, int ldy, int bias)
+static const dnnl_data_type_t src_type[3] = {dnnl_f32, dnnl_bf16, dnnl_s8};
+
+/* The primitive for M rows of that kind and shape, made on first use; NULL when oneDNN refuses it. */
+static packed_prim *prim_find(lx_pack *pk, int kind, int M, int N, int K, int bias)
 {
-	bf16_prim *c;
+	packed_prim *c;
 	dnnl_matmul_desc_t d;
 	dnnl_primitive_desc_t pd;
+	dnnl_memory_desc_t wany;
+	dnnl_primitive_attr_t attr;
+	dnnl_data_type_t t = src_type[kind];
 	int i;
 
-	for (i = 0; i < cached; i++)
-		if (cache[i].M == M && cache[i].N == N && cache[i].K == K && cache[i].ldy == ldy && cache[i].bias == bias)
-			return &cache[i];
-	if (cached == BF16_CACHE) { /* full: the oldest goes */
-		dnnl_primitive_destroy(cache[0].p);
-		memmove(cache, cache + 1, (BF16_CACHE - 1) * sizeof *cache);
-		cached--;
+	for (i = 0; i < pk->nprim; i++) {
+		c = pk->prim[i];
+		if (c->kind == kind && c->M == M && c->N == N && c->K == K && c->bias == bias)
+			return c;
 	}
-	c = &cache[cached];
-	*c = (bf16_prim){M, N, K, ldy, bias, NULL, {{0}}};
-	dnnl_memory_desc_init_by_strides(&c->md[0], 2, (dnnl_dims_t){M, K}, dnnl_bf16, (dnnl_dims_t){K, 1});
-	dnnl_memory_desc_init_by_strides(&c->md[1], 2, (dnnl_dims_t){K, N}, dnnl_bf16, (dnnl_dims_t){1, K});
-	dnnl_memory_desc_init_by_strides(&c->md[2], 2, (dnnl_dims_t){1, N}, dnnl_f32, (dnnl_dims_t){N, 1});
-	dnnl_memory_desc_init_by_strides(&c->md[3], 2, (dnnl_dims_t){M, N}, dnnl_f32, (dnnl_dims_t){ldy, 1});
-	if (dnnl_matmul_desc_init(&d, &c->md[0], &c->md[1], bias ? &c->md[2] : NULL, &c->md[3]) ||
-	    dnnl_primitive_desc_create(&pd, &d, NULL, engine, NULL))
+	if (pk->nprim == pk->capprim) {
+		int cap = pk->capprim ? 2 * pk->capprim : 16;
+		packed_prim **np = realloc(pk->prim, (size_t)cap * sizeof *np);
+		if (!np)
+			return NULL;
+		pk->prim = np;
+		pk->capprim = cap;
+	}
+	if (!(c = malloc(sizeof *c)))
 		return NULL;
+	*c = (packed_prim){kind, M, N, K, bias, NULL, {{0}}, {0}};
+	dnnl_memory_desc_init_by_tag(&c->md[0], 2, (dnnl_dims_t){M, K}, t, dnnl_ab);
+	dnnl_memory_desc_init_by_tag(&wany, 2, (dnnl_dims_t){K, N}, t, dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&c->md[2], 2, (dnnl_dims_t){1, N}, dnnl_f32, dnnl_ab);
+	dnnl_memory_desc_init_by_tag(&c->md[3], 2, (dnnl_dims_t){M, N}, kind == PK_I8 ? dnnl_s32 : dnnl_f32, dnnl_ab);
+	/* each thread brings its own scratch memory: the threads run one primitive at the same time */
+	if (dnnl_primitive_attr_create(&attr)) {
+		free(c);
+		return NULL;
+	}
+	i = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) ||
+	    dnnl_matmul_desc_init(&d, &c->md[0], &wany, bias && kind != PK_I8 ? &c->md[2] : NULL, &c->md[3]) ||
+	    dnnl_primitive_desc_create(&pd, &d, attr, engine, NULL);
+	dnnl_primitive_attr_destroy(attr);
+	if (i) {
+		free(c);
+		return NULL;
+	}
+	c->md[1] = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+	c->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
 	i = dnnl_primitive_create(&c->p, pd);
 	dnnl_primitive_desc_destroy(pd);
-	if (i)
+	if (i) {
+		free(c);
 		return NULL;
-	cached++;
+	}
+	pk->prim[pk->nprim++] = c;
 	return c;
 }
-#endif
 
-int lx_bf16_available(void)
+/* The packed weights of l (reordered now if they were not), in the layout of primitive c. */
+static dnnl_memory_t layer_find(lx_pack *pk, const packed_prim *c, const void *key)
 {
-#ifdef LX_DNNL
-	static int ok = -1;
+	dnnl_memory_desc_t plain;
+	dnnl_memory_t src = NULL, dst = NULL;
+	dnnl_primitive_desc_t rpd = NULL;
+	dnnl_primitive_t r = NULL;
+	int i, ok;
 
-	if (ok < 0)
-		ok = chosen() == MM_DNNL &&
-		     (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 &&
-		     dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
-	return ok;
-#else
-	return 0;
-#endif
+	for (i = 0; i < pk->nlayer; i++)
+		if (pk->layer[i].key == key) {
+			/* one layout whatever the rows (so far always; checked rather than assumed) */
+			const dnnl_memory_desc_t *md;
+			dnnl_memory_get_memory_desc(pk->layer[i].w, &md);
+			return dnnl_memory_desc_equal(md, &c->md[1]) ? pk->layer[i].w : NULL;
+		}
+	if (pk->nlayer == pk->caplayer) {
+		int cap = pk->caplayer ? 2 * pk->caplayer : 64;
+		packed_layer *nl = realloc(pk->layer, (size_t)cap * sizeof *nl);
+		if (!nl)
+			return NULL;
+		pk->layer = nl;
+		pk->caplayer = cap;
+	}
+	/* PyTorch's (out, in) rows are the columns of the product's (in, out) weights */
+	dnnl_memory_desc_init_by_strides(&plain, 2, (dnnl_dims_t){c->K, c->N}, src_type[c->kind], (dnnl_dims_t){1, c->K});
+	ok = !dnnl_memory_create(&src, &plain, engine, (void *)key) &&
+	     !dnnl_memory_create(&dst, &c->md[1], engine, DNNL_MEMORY_ALLOCATE) &&
+	     !dnnl_reorder_primitive_desc_create(&rpd, &plain, engine, &c->md[1], engine, NULL) &&
+	     !dnnl_primitive_create(&r, rpd) &&
+	     !dnnl_primitive_execute(r, stream_of_thread(), 2,
+	                             (dnnl_exec_arg_t[]){{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}) &&
+	     !dnnl_stream_wait(stream_of_thread());
+	dnnl_primitive_destroy(r);
+	dnnl_primitive_desc_destroy(rpd);
+	dnnl_memory_destroy(src);
+	if (!ok) {
+		dnnl_memory_destroy(dst);
+		return NULL;
+	}
+	if (c->kind != PK_F32) {
+		/* nothing reads the reduced-precision weights again: their pages can leave the resident set (a
+		 * stored int8 model's mapping), contents kept */
+		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)key + page - 1) / page * page,
+		          end = ((uintptr_t)key + (size_t)c->N * c->K * (c->kind == PK_I8 ? 1 : 2)) / page * page;
+		if (end > a)
+			madvise((void *)a, end - a, MADV_PAGEOUT);
+	}
+	pk->layer[pk->nlayer++] = (packed_layer){key, dst};
+	return dst;
 }
 
 typedef struct {
+	lx_pack *pk;
 	float *y;
-	const unsigned short *a;
+	const void *x;
+	const float *s;
 	const lx_linear_w *l;
-	int M, out, in;
-} product_bf16;
+	int kind, M, out, in, failed;
+} product_packed;
 
-static void bf16_part(void *arg, int i, int parts)
+/* Rows [r0, r1) of a product on packed weights. */
+static int packed_rows(product_packed *p, int r0, int r1)
 {
-	const product_bf16 *p = arg;
-	int c0, c1;
+	const lx_linear_w *l = p->l;
+	int bias = l->b != NULL, k, n = 0, ok, M = r1 - r0;
+	size_t esz = p->kind == PK_F32 ? 4 : p->kind == PK_BF16 ? 2 : 1;
+	packed_prim *c;
+	dnnl_memory_t wm, sm = NULL, m[4] = {NULL, NULL, NULL, NULL};
+	dnnl_exec_arg_t args[5];
+	static __thread void *scratch; /* this thread's scratch memory for oneDNN, kept */
+	static __thread size_t scratch_cap;
+	size_t sz;
+	void *ptr[4];
+	static const int arg_of[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
 
-	if (!band(p->out, i, parts, &c0, &c1))
-		return;
-#ifdef LX_DNNL
-	{
-		bf16_prim *c = bf16_find(p->M, c1 - c0, p->in, p->out, p->l->b != NULL);
-		dnnl_memory_t m[4] = {NULL, NULL, NULL, NULL};
-		void *ptr[4] = {(void *)p->a, (void *)(p->l->bf + (size_t)c0 * p->in), (void *)(p->l->b ? p->l->b + c0 : NULL),
-		                p->y + c0};
-		dnnl_exec_arg_t args[4];
-		int k, n = 0;
-		static const int arg_of[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
-		if (!c)
-			abort(); /* lx_bf16_available said yes: a shape oneDNN cannot do is a bug */
-		for (k = 0; k < 4; k++)
-			if (ptr[k]) {
-				dnnl_memory_create(&m[k], &c->md[k], engine, ptr[k]);
-				args[n++] = (dnnl_exec_arg_t){arg_of[k], m[k]};
-			}
-		dnnl_primitive_execute(c->p, stream_of_thread(), n, args);
-		dnnl_stream_wait(stream_of_thread());
-		for (k = 0; k < 4; k++)
-			dnnl_memory_destroy(m[k]);
+	pthread_mutex_lock(&p->pk->mu);
+	c = prim_find(p->pk, p->kind, M, p->out, p->in, bias);
+	wm = c ? layer_find(p->pk, c, p->kind == PK_F32 ? (const void *)l->w : p->kind == PK_BF16 ? (const void *)l->bf
+	                                                                                          : (const void *)l->q)
+	       : NULL;
+	pthread_mutex_unlock(&p->pk->mu);
+	if (!wm)
+		return -1;
+	ptr[0] = (char *)p->x + (size_t)r0 * p->in * esz;
+	ptr[2] = bias && p->kind != PK_I8 ? (void *)l->b : NULL;
+	ptr[3] = p->y + (size_t)r0 * p->out;
+	ok = 1;
+	for (k = 0; k < 4; k++) {
+		if (k == 1) {
+			args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+			continue;
+		}
+		if (!ptr[k])
+			continue;
+		ok = ok && !dnnl_memory_create(&m[k], &c->md[k], engine, ptr[k]);
+		args[n++] = (dnnl_exec_arg_t){arg_of[k], m[k]};
 	}
+	sz = dnnl_memory_desc_get_size(&c->scratch);
+	if (sz > scratch_cap) {
+		free(scratch);
+		scratch_cap = (scratch = malloc(sz)) ? sz : 0;
+	}
+	ok = ok && scratch_cap >= sz && !dnnl_memory_create(&sm, &c->scratch, engine, scratch);
+	args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, sm};
+	ok = ok && !dnnl_primitive_execute(c->p, stream_of_thread(), n, args) && !dnnl_stream_wait(stream_of_thread());
+	for (k = 0; k < 4; k++)
+		dnnl_memory_destroy(m[k]);
+	dnnl_memory_destroy(sm);
+	if (ok && p->kind == PK_I8)
+		int8_scale(p->y + (size_t)r0 * p->out, M, p->out, p->out, p->s + r0, l->qs, l->b);
+	return ok ? 0 : -1;
+}
+
+static void packed_part(void *arg, int i, int parts)
+{
+	product_packed *p = arg;
+	int a = (int)((long)p->M * i / parts), b = (int)((long)p->M * (i + 1) / parts);
+
+	/* even shares of the rows: the kernels block rows finely, and a batch of one has few */
+	if (a < b && packed_rows(p, a, b))
+		p->failed = 1;
+}
+#endif
+
+lx_pack *lx_pack_new(void)
+{
+#ifdef LX_DNNL
+	lx_pack *pk;
+
+	if (chosen() != MM_DNNL)
+		return NULL;
+	pthread_once(&engine_once, engine_make);
+	if (!engine || !(pk = calloc(1, sizeof *pk)))
+		return NULL;
+	pthread_mutex_init(&pk->mu, NULL);
+	return pk;
 #else
-	(void)p;
+	return NULL;
 #endif
 }
 
-void lx_op_linear_bf16(float *y, const unsigned short *a, int M, const lx_linear_w *l, int out, int in)
+void lx_pack_free(lx_pack *pk)
 {
-	product_bf16 p = {y, a, l, M, out, in};
+#ifdef LX_DNNL
+	int i;
 
-	if (M > 0 && out > 0)
-		lx_par_run(threads_for(M, out, in), bf16_part, &p);
+	if (!pk)
+		return;
+	for (i = 0; i < pk->nprim; i++) {
+		dnnl_primitive_destroy(pk->prim[i]->p);
+		free(pk->prim[i]);
+	}
+	for (i = 0; i < pk->nlayer; i++)
+		dnnl_memory_destroy(pk->layer[i].w);
+	free(pk->prim);
+	free(pk->layer);
+	pthread_mutex_destroy(&pk->mu);
+	free(pk);
+#else
+	(void)pk;
+#endif
+}
+
+/* Rows a part of a product on packed weights gets at least: fewer run slower than one thread alone. */
+#define ROWS_MIN 8
+
+int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
+                        int in)
+{
+#ifdef LX_DNNL
+	product_packed p = {pk, y, x, s, l, l->q ? PK_I8 : l->bf ? PK_BF16 : PK_F32, M, out, in, 0};
+	int nt;
+
+	if (!pk)
+		return -1;
+	if (M <= 0 || out <= 0)
+		return 0;
+	nt = threads_for(M, out, in);
+	while (nt > 1 && M < ROWS_MIN * nt)
+		nt--;
+	lx_par_run(nt, packed_part, &p);
+	return p.failed ? -1 : 0;
+#else
+	(void)pk, (void)y, (void)x, (void)s, (void)M, (void)l, (void)out, (void)in;
+	return -1;
+#endif
 }

@@ -24,25 +24,45 @@ void lx_par_run(int parts, void (*fn)(void *arg, int part, int parts), void *arg
  * machine's online cores. */
 int lx_threads(void);
 
+/* Loops worth vectorizing: optimized as at -O3, with an AVX-512 copy chosen at load time where the CPU has
+ * it (GCC on x86-64; elsewhere plain functions). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define LX_VEC __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "default")))
+#else
+#define LX_VEC
+#endif
+
 /* ---- int8 (the linear layers of a model opened for it: lx_model_open_as) ---- */
 
-/* a[M, K] = x / s rounded, + 128, as unsigned bytes, with s[M] the scale of each row (max |x| / 127), or
+/* a[M, K] = x / s rounded, as signed bytes in [-127, 127], with s[M] the scale of each row (max |x| / 127), or
  * with LX_INT8_ACT=tensor in the environment one scale for every row (s[m] all equal). */
-void lx_op_quantize(unsigned char *a, float *s, const float *x, int M, int K);
-/* y[M, out] = (a - 128) q^T, times s[m] qs[j], + b: the linear layer l (int8 weights) over activations
- * lx_op_quantize made. On oneDNN, dnnl_gemm_u8s8s32; on OpenBLAS, a plain C kernel (slow: for tests). */
-void lx_op_linear_int8(float *y, const unsigned char *a, const float *s, int M, const lx_linear_w *l, int out,
+void lx_op_quantize(signed char *a, float *s, const float *x, int M, int K);
+/* y[M, out] = a q^T, times s[m] qs[j], + b: the linear layer l (int8 weights) over activations lx_op_quantize
+ * made, in plain C (slow: for tests and builds without oneDNN, where lx_op_linear_packed does it). */
+void lx_op_linear_int8(float *y, const signed char *a, const float *s, int M, const lx_linear_w *l, int out,
                        int in);
 
 /* ---- bfloat16 (the same, lx_model_open_as(..., LX_BF16)) ---- */
 
 /* Whether bfloat16 products run here: oneDNN built in and chosen, on a CPU with avx512_bf16. */
 int lx_bf16_available(void);
-/* a[n] = x[n] rounded to bfloat16. */
+/* a[n] = x[n] rounded to bfloat16 (x finite). */
 void lx_op_to_bf16(unsigned short *a, const float *x, size_t n);
-/* y[M, out] = a[M, in] bf^T + b for a linear layer l with bfloat16 weights (float32 sums): oneDNN's matmul
- * primitive. Only where lx_bf16_available. */
-void lx_op_linear_bf16(float *y, const unsigned short *a, int M, const lx_linear_w *l, int out, int in);
+
+/* ---- linear layers on packed weights ---- */
+
+/* The weights of a model's linear layers reordered into the layout the matrix library computes fastest on,
+ * each packed at its first product and kept until lx_pack_free: the weights must not change meanwhile. NULL
+ * when the backend has no such layout (OpenBLAS) or memory runs out. */
+typedef struct lx_pack lx_pack;
+lx_pack *lx_pack_new(void);
+void lx_pack_free(lx_pack *pk);
+/* y[M, out] = x[M, in] l^T + b on packed weights, with x float32 for a float32 layer, bfloat16 (lx_op_to_bf16)
+ * for a layer with l->bf, int8 (lx_op_quantize, scales s[M]) for a layer with l->q. Rows are shared among
+ * liblx's threads. 0 when done; -1 when it cannot (pk NULL, or the library refused): y is then to be computed
+ * the plain way. */
+int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
+                        int in);
 
 /* *buf with room for n floats, grown (contents not kept) when *cap is less; NULL when memory runs out. */
 float *lx_grow_floats(float **buf, size_t *cap, size_t n);
@@ -53,8 +73,13 @@ void lx_op_linear(float *y, const float *x, int M, const lx_linear_w *l, int out
 /* x[M, H] = LayerNorm(x + r) over each row (r may be NULL), with gain and bias from n. */
 void lx_op_add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps);
 
-/* x = gelu(x), in place: the erf form, or the tanh approximation when tanh_form is set. */
+/* x = gelu(x), in place: the erf form, or the tanh approximation when tanh_form is set (erf and tanh within
+ * 2e-7 of libm's, vectorized). */
 void lx_op_gelu(float *x, size_t n, int tanh_form);
+
+/* Each of rows rows of s[rows, n] becomes softmax(s / scale + (1 - mask) * -FLT_MAX) (mask [n] may be NULL),
+ * with e^x within 2e-7 of libm's and masked entries exactly 0. */
+void lx_op_softmax_rows(float *s, int rows, int n, float scale, const float *mask);
 
 /* lx_op_add_norm that also keeps, for a backward pass, the normalised rows xhat[M, H] = (x + r - mean) / std
  * and rstd[M] = 1 / std (either may be NULL). lx_op_add_norm is this with neither kept. */
