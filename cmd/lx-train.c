@@ -579,14 +579,105 @@ static void save_model(const lx_trainer *t, const options *op, const lx_names *a
 		write_answers(answers, op->outdir);
 }
 
-static void save_checkpoint(const lx_trainer *t, const options *op, const char *ckpt, const int64_t *extra)
+static void save_checkpoint(const lx_trainer *t, const options *op, const char *ckpt, const int64_t *extra,
+                            const char *settings)
 {
 	lx_err e;
 	lx_status rc;
 
 	make_outdir(op);
-	if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, &e)))
+	if ((rc = lx_trainer_save_checkpoint(t, ckpt, extra, 3, settings, &e)))
 		tool_die(rc, "%s", e.msg);
+}
+
+/* ---- what a checkpoint records of its run ---- */
+
+enum { SETTINGS_MAX = 1024 };
+
+static uint64_t names_digest(const lx_names *a)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p;
+	int i;
+
+	for (i = 0; a && i < lx_names_count(a); i++)
+		for (p = (const unsigned char *)lx_names_get(a, i);; p++) {
+			h = (h ^ *p) * 0x100000001b3ULL;
+			if (!*p)
+				break;
+		}
+	return h;
+}
+
+/* Every setting the weights depend on, one "name value" a line: the model's weights as they were opened and
+ * its answer list (digests), the head --init-answers made, and the options. The records (their number) and
+ * the step are in trainer.state. */
+static void settings_text(char *buf, const options *op, uint64_t model, uint64_t answers, uint64_t init)
+{
+	char warmup[32];
+
+	snprintf(warmup, sizeof warmup, op->warmup < 0 ? "default" : "%ld", op->warmup);
+	snprintf(buf, SETTINGS_MAX,
+	         "model %016llx\nanswers %016llx\nnew-head %d\ninit-answers %016llx\nlr %.9g\nwarmup %s\nepochs %ld\n"
+	         "batch %ld\nseed %llu\ndropout %.9g\nweight-decay %.9g\nfreeze %s\nclip-norm %.9g\n"
+	         "skip-unknown-answers %s\n",
+	         (unsigned long long)model, (unsigned long long)answers, op->o.new_head, (unsigned long long)init, op->lr,
+	         warmup, op->epochs, op->batch, (unsigned long long)op->o.seed, op->o.dropout, op->o.weight_decay,
+	         op->o.freeze_encoder ? "encoder" : "none", op->clip, op->skip_unknown ? "yes" : "no");
+}
+
+/* The value of setting key in text, copied to v[n] ("" when absent). */
+static const char *setting(const char *text, const char *key, char *v, size_t n)
+{
+	size_t len = strlen(key);
+	const char *p, *end;
+
+	*v = 0;
+	for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, key, len) == 0 && p[len] == ' ') {
+			end = strchr(p + len + 1, '\n');
+			snprintf(v, n, "%.*s", (int)(end ? end - (p + len + 1) : (long)strlen(p + len + 1)), p + len + 1);
+			break;
+		}
+	return v;
+}
+
+/* --resume: the checkpoint's run must be this one, setting for setting. */
+static void check_settings(const char *ckpt, const char *saved, const char *mine)
+{
+	static const char afresh[] = "--force without --resume starts afresh";
+	const char *p;
+	char key[64], a[128], b[128];
+
+	if (!*saved)
+		tool_die(LX_EUSAGE, "%s: written by an lx-train that did not record its settings, so this run cannot be "
+		                    "checked against it; %s", ckpt, afresh);
+	for (p = mine; *p; p = strchr(p, '\n') + 1) {
+		snprintf(key, sizeof key, "%.*s", (int)(strchr(p, ' ') - p), p);
+		if (strcmp(setting(saved, key, a, sizeof a), setting(mine, key, b, sizeof b)) == 0)
+			continue;
+		if (!strcmp(key, "model"))
+			tool_die(LX_EUSAGE, "%s: saved by a run from another model (-m: its weights differ); %s", ckpt, afresh);
+		if (!strcmp(key, "answers"))
+			tool_die(LX_EUSAGE, "%s: saved by a run with another answer list; %s", ckpt, afresh);
+		if (!strcmp(key, "init-answers"))
+			tool_die(LX_EUSAGE, "%s: saved by a run whose answer head started from another --init-answers; %s", ckpt,
+			         afresh);
+		tool_die(LX_EUSAGE, "%s: saved by a run with --%s %s; this one has --%s %s; %s", ckpt, key, *a ? a : "(none)",
+		         key, b, afresh);
+	}
+}
+
+/* --force over an earlier run: its checkpoint goes out of --resume's way, to checkpoint.safetensors.old. */
+static void set_aside(const char *ckpt)
+{
+	char old[4200];
+
+	snprintf(old, sizeof old, "%s.old", ckpt);
+	if (rename(ckpt, old) == 0)
+		tool_warn("%s: the earlier run's checkpoint, set aside as %s", ckpt, old);
+	else if (errno != ENOENT)
+		tool_die(LX_EIO, "%s: %s", ckpt, strerror(errno));
 }
 
 /* --init-answers: the answer head from another model's, rows matched by answer name. */
@@ -619,7 +710,8 @@ int main(int argc, char **argv)
 	lx_losses loss;
 	lx_err e;
 	lx_status rc;
-	char ckpt[4096];
+	char ckpt[4096], settings[SETTINGS_MAX], saved[SETTINGS_MAX];
+	uint64_t model_digest;
 	int *ord;
 	long spe, total, warmup, s;
 	int64_t extra[3];
@@ -639,9 +731,18 @@ int main(int argc, char **argv)
 	if ((rc = lx_trainer_open(&t, op.model, &op.o, &e)))
 		tool_die(rc, "%s", e.msg);
 	c = lx_model_config(lx_trainer_model(t));
+	model_digest = lx_trainer_digest(t, "");
 	answers = (lx_trainer_heads(t) & LX_HEAD_QA) ? answer_list(&op, c->num_qa_labels) : NULL;
 	if (op.init_answers)
 		init_answers(t, &op, answers);
+	settings_text(settings, &op, model_digest, names_digest(answers),
+	              op.init_answers ? lx_trainer_digest(t, "answer_head.") : 0);
+	/* a checkpoint that cannot be used is found before the training set is read */
+	if (op.resume) {
+		if ((rc = lx_trainer_load_checkpoint(t, ckpt, extra, 3, saved, sizeof saved, &e)))
+			tool_die(rc, "%s", e.msg);
+		check_settings(ckpt, saved, settings);
+	}
 	dc.c = c;
 	dc.heads = lx_trainer_heads(t);
 	dc.answers = answers;
@@ -652,14 +753,11 @@ int main(int argc, char **argv)
 	spe = (train.n + op.batch - 1) / op.batch;
 	total = spe * op.epochs;
 	warmup = op.warmup >= 0 ? op.warmup : total / 10;
-	if (op.resume) {
-		if ((rc = lx_trainer_load_checkpoint(t, ckpt, extra, 3, &e)))
-			tool_die(rc, "%s", e.msg);
-		if (extra[0] != train.n || extra[1] != op.batch || extra[2] != (int64_t)op.o.seed)
-			tool_die(LX_EUSAGE, "%s: saved by a run over %lld records with --batch %lld --seed %lld; this one has %d, %ld, "
-			    "%llu", ckpt, (long long)extra[0], (long long)extra[1], (long long)extra[2], train.n, op.batch,
-			    (unsigned long long)op.o.seed);
-	}
+	if (op.resume && extra[0] != train.n)
+		tool_die(LX_EUSAGE, "%s: saved by a run over %lld training records; this one has %d; --force without --resume "
+		         "starts afresh", ckpt, (long long)extra[0], train.n);
+	if (op.force && !op.resume)
+		set_aside(ckpt);
 	extra[0] = train.n;
 	extra[1] = op.batch;
 	extra[2] = (int64_t)op.o.seed;
@@ -707,13 +805,13 @@ int main(int argc, char **argv)
 			tl = lx_now(); /* examples/s counts training only */
 		}
 		if ((op.save_every && (s + 1) % op.save_every == 0) || (op.stop_after && s + 1 == op.stop_after))
-			save_checkpoint(t, &op, ckpt, extra);
+			save_checkpoint(t, &op, ckpt, extra, settings);
 		if (op.stop_after && s + 1 == op.stop_after) {
 			tool_warn("stopped after step %ld; --resume continues", s + 1);
 			break;
 		}
 		if (tool_interrupted()) {
-			save_checkpoint(t, &op, ckpt, extra);
+			save_checkpoint(t, &op, ckpt, extra, settings);
 			tool_die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
 		}
 	}

@@ -81,13 +81,19 @@ int lx_trainer_find(const lx_trainer *t, const char *name);
 /* Writes config.json and model.safetensors (F32, or F16 when f16 is set) into the existing directory dir,
  * each atomically (lx_write_atomic), so that a failed write leaves the previous files whole. */
 lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, lx_err *e);
-/* A checkpoint in one file (weights, AdamW moments, step and the caller's extra counters), written
- * atomically (lx_write_atomic). */
+/* A checkpoint in one file (weights, AdamW moments, step, the caller's extra counters, and its settings: text
+ * recorded as it is, the caller's record of what the run depends on, or NULL), written atomically
+ * (lx_write_atomic). */
 lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, const int64_t *extra, int nextra,
-                                     lx_err *e);
+                                     const char *settings, lx_err *e);
 /* Reads a checkpoint written by lx_trainer_save_checkpoint for the same tensors; extra receives up to nextra
- * counters. LX_EMODEL if a tensor is missing or has another shape. */
-lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, lx_err *e);
+ * counters, settings[n] the settings text ("" when the checkpoint has none). LX_EMODEL if a tensor is missing
+ * or has another shape, or the settings do not fit in n bytes. */
+lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, char *settings,
+                                     size_t n, lx_err *e);
+/* A 64-bit digest (FNV-1a) of the names, shapes and current values of the tensors whose names start with
+ * prefix ("" for all): what a checkpoint records of the model it started from. */
+uint64_t lx_trainer_digest(const lx_trainer *t, const char *prefix);
 
 /* A model whose tensors come from get(ctx, name, d0, d1) (a float32 array of that shape, or NULL: missing),
  * bound as lx_model_open binds a file; heads (LX_HEAD_* bits) says which heads it has. The arrays must

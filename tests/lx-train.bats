@@ -175,7 +175,10 @@ EOF
 	[ "$output" = "lx-train: $T/empty/checkpoint.safetensors: no checkpoint to resume from" ]
 	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --stop-after 1 "$T/train" 2> /dev/null
 	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 2 --resume "$T/train"
-	[[ "$output" == *"lx-train: $T/out/checkpoint.safetensors: saved by a run over 8 records with --batch 4 --seed 1; this one has 8, 2, 1" ]]
+	[ "$output" = "lx-train: $T/out/checkpoint.safetensors: saved by a run with --batch 4; this one has --batch 2; --force without --resume starts afresh" ]
+	stream 9 1 ans > "$T/train9"
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --resume "$T/train9"
+	[ "$output" = "lx-train: $T/out/checkpoint.safetensors: saved by a run over 8 training records; this one has 9; --force without --resume starts afresh" ]
 }
 
 @test "a write that fails while saving a checkpoint leaves the previous checkpoint whole" {
@@ -342,6 +345,94 @@ END
 	# what grows is the index of where each record starts (12 bytes a record, and 4 for the epoch's order:
 	# 781 KiB at 50,000, up to 1.5 times that while an array doubles); nothing else
 	[ "$large" -le $((small + 1200)) ]
+}
+
+@test "--resume refuses a checkpoint of a run with another setting, naming it" {
+	stream 8 1 ans > "$T/train"
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --lr 1e-3 --stop-after 1 "$T/train" 2> /dev/null
+	afresh="--force without --resume starts afresh"
+	for change in "--lr 2e-3|--lr 0.001; this one has --lr 0.002" "--clip-norm 1|--clip-norm 5; this one has --clip-norm 1" \
+		"--epochs 2|--epochs 1; this one has --epochs 2" "--warmup 3|--warmup default; this one has --warmup 3" \
+		"--dropout 0|--dropout 0.100000001; this one has --dropout 0" \
+		"--weight-decay 0|--weight-decay 0.00999999978; this one has --weight-decay 0" \
+		"--seed 2|--seed 1; this one has --seed 2" "--freeze encoder|--freeze none; this one has --freeze encoder"; do
+		run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --lr 1e-3 ${change%%|*} --resume "$T/train"
+		[ "$output" = "lx-train: $T/out/checkpoint.safetensors: saved by a run with ${change#*|}; $afresh" ]
+	done
+	# another model: the tiny model with one weight changed
+	mkdir "$T/other"
+	cp "$TINY"/* "$T/other/"
+	$PY -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-4, 2); f.write(b"\0\0\x80\x3f")' "$T/other/model.safetensors"
+	run -2 "$BIN/lx-train" -m "$T/other" -o "$T/out" --batch 4 --lr 1e-3 --resume "$T/train"
+	[ "$output" = "lx-train: $T/out/checkpoint.safetensors: saved by a run from another model (-m: its weights differ); $afresh" ]
+	# the same settings resume
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --lr 1e-3 --resume "$T/train" 2> /dev/null
+	# another answer list (the same names in another order), another head to start from
+	stream 8 1 label > "$T/label"
+	"$BIN/lx-train" -m "$TINY" -o "$T/lab" --new-head 6 --labels "$ANSWERS" --batch 4 --stop-after 1 "$T/label" \
+		2> /dev/null
+	$PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))[::-1], open(sys.argv[2], "w"))' "$ANSWERS" \
+		"$T/reversed.json"
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/lab" --new-head 6 --labels "$T/reversed.json" --batch 4 --resume "$T/label"
+	[ "$output" = "lx-train: $T/lab/checkpoint.safetensors: saved by a run with another answer list; $afresh" ]
+	other_head "$T/head"
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/lab" --new-head 6 --labels "$ANSWERS" --init-answers "$T/head" --batch 4 \
+		--resume "$T/label"
+	[ "${lines[-1]}" = "lx-train: $T/lab/checkpoint.safetensors: saved by a run whose answer head started from another --init-answers; $afresh" ]
+}
+@test "--resume refuses a checkpoint that does not record its settings, saying how to start afresh" {
+	stream 8 1 ans > "$T/train"
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --stop-after 1 "$T/train" 2> /dev/null
+	# the checkpoint as an earlier lx-train wrote it: without the tensor trainer.settings
+	$PY - "$T/out/checkpoint.safetensors" <<'END'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+head, body = json.loads(data[8:8 + n]), data[8 + n:]
+assert "trainer.settings" in head
+out, blobs, off = {}, [], 0
+for k, v in head.items():
+    if k in ("__metadata__", "trainer.settings"):
+        continue
+    raw = body[v["data_offsets"][0]:v["data_offsets"][1]]
+    out[k] = dict(v, data_offsets=[off, off + len(raw)])
+    blobs.append(raw)
+    off += len(raw)
+h = json.dumps(out).encode()
+h += b" " * (-(len(h) + 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+END
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --resume "$T/train"
+	[ "$output" = "lx-train: $T/out/checkpoint.safetensors: written by an lx-train that did not record its settings, so this run cannot be checked against it; --force without --resume starts afresh" ]
+}
+
+@test "a damaged checkpoint is refused before the training set is read" {
+	stream 8 1 ans > "$T/train"
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --stop-after 1 "$T/train" 2> /dev/null
+	truncate -s -100 "$T/out/checkpoint.safetensors"
+	# the training set is a FIFO no one writes: reading it would wait until the timeout (status 124)
+	mkfifo "$T/fifo"
+	run -3 timeout 60 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --resume "$T/fifo"
+	[[ "$output" == "lx-train: $T/out/checkpoint.safetensors: "* ]]
+}
+
+@test "--force sets the earlier run's checkpoint aside, so that --resume cannot continue it" {
+	stream 8 1 ans > "$T/train"
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --stop-after 1 "$T/train" 2> /dev/null
+	cp "$T/out/checkpoint.safetensors" "$T/first"
+	# the new run dies before its first checkpoint: killed once it has begun training (after the line that
+	# counts the records; --log-every 1000000 keeps it from printing again)
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 1000000 --log-every 1000000 --force "$T/train" \
+		2> "$T/err" &
+	pid=$!
+	for _ in $(seq 300); do grep -q 'training records' "$T/err" && break; sleep 0.1; done
+	kill -KILL $pid
+	wait $pid || true
+	grep -q "^lx-train: $T/out/checkpoint.safetensors: the earlier run's checkpoint, set aside as $T/out/checkpoint.safetensors.old$" "$T/err"
+	[ ! -e "$T/out/checkpoint.safetensors" ]
+	cmp "$T/first" "$T/out/checkpoint.safetensors.old"
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --resume "$T/train"
+	[ "$output" = "lx-train: $T/out/checkpoint.safetensors: no checkpoint to resume from" ]
 }
 
 @test "prints usage on -h and exits 0" {

@@ -451,9 +451,9 @@ lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, l
 }
 
 lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, const int64_t *extra, int nextra,
-                                     lx_err *e)
+                                     const char *settings, lx_err *e)
 {
-	lx_st_entry *ents = calloc(3 * (size_t)t->nt + 1, sizeof *ents);
+	lx_st_entry *ents = calloc(3 * (size_t)t->nt + 2, sizeof *ents);
 	char **nm = calloc(2 * (size_t)t->nt + 1, sizeof *nm);
 	int64_t state[17];
 	lx_status rc = LX_OK;
@@ -485,7 +485,17 @@ lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, cons
 		ents[n].src.ndim = 1;
 		ents[n].src.shape[0] = ents[n].src.numel = 1 + nextra;
 		ents[n].src.data = state;
-		rc = lx_st_write(path, ents, n + 1, e);
+		n++;
+		if (settings) {
+			memset(&ents[n], 0, sizeof ents[n]);
+			ents[n].name = "trainer.settings";
+			ents[n].src.dtype = ents[n].dtype = LX_U8;
+			ents[n].src.ndim = 1;
+			ents[n].src.shape[0] = ents[n].src.numel = (int64_t)strlen(settings);
+			ents[n].src.data = settings;
+			n++;
+		}
+		rc = lx_st_write(path, ents, n, e);
 	}
 	for (i = 0; nm && i < 2 * t->nt; i++)
 		free(nm[i]);
@@ -510,7 +520,8 @@ static lx_status load_one(lx_st *st, const char *path, const char *name, const l
 	return LX_OK;
 }
 
-lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, lx_err *e)
+lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, char *settings,
+                                     size_t n, lx_err *e)
 {
 	lx_st *st;
 	lx_tensor x;
@@ -545,6 +556,41 @@ lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *e
 			}
 		}
 	}
+	if (!rc && settings && n > 0) {
+		*settings = 0;
+		if ((j = lx_st_find(st, "trainer.settings")) >= 0) {
+			lx_st_name(st, j, &x);
+			if (x.dtype != LX_U8 || x.ndim != 1 || (size_t)x.numel >= n)
+				rc = lx_errf(e, LX_EMODEL, "%s: tensor trainer.settings is not uint8 text of fewer than %zu bytes", path,
+				             n);
+			else {
+				memcpy(settings, x.data, (size_t)x.numel);
+				settings[x.numel] = 0;
+			}
+		}
+	}
 	lx_st_free(st);
 	return rc;
+}
+
+uint64_t lx_trainer_digest(const lx_trainer *t, const char *prefix)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t k, n, len = strlen(prefix);
+	const unsigned char *p;
+	int i;
+
+	for (i = 0; i < t->nt; i++) {
+		if (strncmp(t->names[i], prefix, len))
+			continue;
+		for (p = (const unsigned char *)t->names[i]; *p; p++)
+			h = (h ^ *p) * 0x100000001b3ULL;
+		h = (h ^ (uint64_t)t->d0[i] ^ ((uint64_t)(uint32_t)t->d1[i] << 32)) * 0x100000001b3ULL;
+		for (k = 0, n = numel(t, i), p = (const unsigned char *)(t->param + t->off[i]); k < n; k++) {
+			uint32_t w;
+			memcpy(&w, p + 4 * k, 4);
+			h = (h ^ w) * 0x100000001b3ULL;
+		}
+	}
+	return h;
 }
