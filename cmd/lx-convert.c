@@ -186,77 +186,55 @@ static int check_outdir(const opts *o)
 	return LX_OK;
 }
 
-/* Removes a directory of regular files. */
-static void remove_dir(const char *path)
+/* Whether path lies inside dir (or is dir), comparing real paths; dir that does not exist holds nothing. */
+static int inside(const char *path, const char *dir)
 {
-	struct dirent *d;
-	char p[PATH_MAX + 256];
-	DIR *dir = opendir(path);
+	char rp[PATH_MAX], rd[PATH_MAX];
+	size_t n;
 
-	if (dir) {
-		while ((d = readdir(dir)) != NULL)
-			if (strcmp(d->d_name, ".") && strcmp(d->d_name, "..")) {
-				snprintf(p, sizeof p, "%s/%s", path, d->d_name);
-				unlink(p);
-			}
-		closedir(dir);
-	}
-	rmdir(path);
+	if (!path || !realpath(path, rp) || !realpath(dir, rd))
+		return 0;
+	n = strlen(rd);
+	return !strncmp(rp, rd, n) && (rp[n] == '/' || rp[n] == 0 || n == 1);
 }
 
-/* "<dir of OUTDIR>/.<base of OUTDIR>.<what>-XXXXXX", made with mkdtemp. */
-static int make_sibling(char *buf, size_t n, const char *out, const char *what)
+/* Refuses an input that replacing OUTDIR would delete: IN, --config, --vocab. */
+static int check_inputs(const opts *o)
 {
-	char tmp[PATH_MAX];
-	const char *slash, *base;
-	size_t len = strlen(out);
-	mode_t mask;
-	int w;
+	const char *in[] = {o->in, o->config, o->vocab};
+	const char *what[] = {"IN", "--config", "--vocab"};
+	int k;
 
-	while (len > 1 && out[len - 1] == '/')
-		len--;
-	if (len >= sizeof tmp)
-		return tool_fail(LX_EUSAGE, "%s: path too long", out);
-	memcpy(tmp, out, len);
-	tmp[len] = 0;
-	slash = strrchr(tmp, '/');
-	base = slash ? slash + 1 : tmp;
-	w = slash ? snprintf(buf, n, "%.*s/.%s.%s-XXXXXX", (int)(slash - tmp), tmp, base, what)
-	          : snprintf(buf, n, ".%s.%s-XXXXXX", base, what);
-	if (w < 0 || (size_t)w >= n)
-		return tool_fail(LX_EUSAGE, "%s: path too long", out);
-	if (!mkdtemp(buf))
-		return tool_fail(LX_EIO, "%s: %s", buf, strerror(errno));
-	mask = umask(0);
-	umask(mask);
-	chmod(buf, 0777 & ~mask); /* mkdtemp makes it private; OUTDIR gets the usual mode */
+	for (k = 0; k < 3; k++)
+		if (inside(in[k], o->out))
+			return tool_fail(LX_EUSAGE, "%s (%s) lies inside OUTDIR %s, which the conversion would replace: "
+			                 "write the model directory elsewhere", in[k], what[k], o->out);
 	return LX_OK;
 }
 
-/* Moves the finished temporary directory to OUTDIR, replacing an old one (checked by check_outdir). */
+/* Moves the finished temporary directory to OUTDIR: only if nothing is there at that moment, or, with
+ * --force, swapped with what is there in one step. */
 static int install(const opts *o)
 {
-	char old[PATH_MAX];
-	int st;
+	lx_err e;
 
-	if (exists(o->out)) {
-		if ((st = make_sibling(old, sizeof old, o->out, "old")) != LX_OK)
-			return st;
-		if (rename(o->out, old)) {
-			rmdir(old);
-			return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
-		}
-		if (rename(tmp_dir, o->out)) {
-			rename(old, o->out);
-			return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
-		}
-		remove_dir(old);
-	} else if (rename(tmp_dir, o->out)) {
-		return tool_fail(LX_EIO, "%s: %s", o->out, strerror(errno));
+	if (lx_dir_publish(tmp_dir, o->out, o->force, &e) != LX_OK) {
+		if (e.status == LX_EUSAGE)
+			return tool_fail(LX_EUSAGE, "%s: appeared while converting; not replacing it (use --force to replace "
+			                 "it)", o->out);
+		return fail(&e);
 	}
 	tmp_dir[0] = 0;
 	memset(tmp_files, 0, sizeof tmp_files);
 	return LX_OK;
+}
+
+/* Makes the temporary directory beside OUTDIR. */
+static int make_tmp(const opts *o)
+{
+	lx_err e;
+
+	return lx_dir_aside(o->out, tmp_dir, sizeof tmp_dir, &e) != LX_OK ? fail(&e) : LX_OK;
 }
 
 /* ---- the tensors to write ---- */
@@ -467,7 +445,7 @@ static int convert_detector(const opts *o, const lx_ckpt *c, const char *weights
 	tmp_files[1][0] = 0;
 	if (lx_ckpt_detector_entries(c, &t, &n, weights, &e) != LX_OK)
 		return fail(&e);
-	if ((st = make_sibling(tmp_dir, sizeof tmp_dir, o->out, "tmp")) == LX_OK) {
+	if ((st = make_tmp(o)) == LX_OK) {
 		snprintf(tmp_files[0], sizeof tmp_files[0], "%s/model.safetensors", tmp_dir);
 		snprintf(tmp_files[1], sizeof tmp_files[1], "%s/config.yaml", tmp_dir);
 		char yaml[PATH_MAX + 16];
@@ -523,6 +501,7 @@ static int convert(opts *o)
 	static char weights[PATH_MAX], cfg_path[PATH_MAX], vocab_path[PATH_MAX];
 	lx_ckpt_config cfg;
 	lx_ckpt *c = NULL;
+	lx_lock *lock = NULL;
 	plan P = {0};
 	lx_err e;
 	int st;
@@ -539,12 +518,21 @@ static int convert(opts *o)
 		if (!o->vocab && exists(vocab_path))
 			o->vocab = vocab_path;
 	}
-	if ((st = check_outdir(o)) != LX_OK)
+	if ((st = check_inputs(o)) != LX_OK)
 		return st;
-	if (o->config && (st = check_json(o->config)) != LX_OK)
-		return st;
-	if (lx_ckpt_open(&c, weights, &e) != LX_OK)
+	/* one conversion into OUTDIR at a time; what a killed one left beside it goes */
+	if (lx_lock_take(o->out, &lock, &e) != LX_OK)
 		return fail(&e);
+	if (lx_clean_stale(o->out, &e) != LX_OK)
+		tool_warn("%s", e.msg);
+	if ((st = check_outdir(o)) != LX_OK)
+		goto done;
+	if (o->config && (st = check_json(o->config)) != LX_OK)
+		goto done;
+	if (lx_ckpt_open(&c, weights, &e) != LX_OK) {
+		st = fail(&e);
+		goto done;
+	}
 	if (lx_ckpt_is_detector(c)) {
 		st = convert_detector(o, c, weights);
 		goto done;
@@ -558,7 +546,7 @@ static int convert(opts *o)
 		}
 		say_inferred(&cfg, weights);
 	}
-	if ((st = make_sibling(tmp_dir, sizeof tmp_dir, o->out, "tmp")) != LX_OK)
+	if ((st = make_tmp(o)) != LX_OK)
 		goto done;
 	if ((st = write_all(o, &P, &cfg)) != LX_OK)
 		goto done;
@@ -570,6 +558,7 @@ done:
 		cleanup_tmp();
 	plan_free(&P);
 	lx_ckpt_free(c);
+	lx_lock_release(lock);
 	return st;
 }
 

@@ -82,7 +82,7 @@ typedef struct {
 	lx_heads *h;
 	int heads, top, all_logits, prob, out, submit, score, json_tensors, mask_id, drop_failed;
 	lx_names *answers, *objects, *attrs, *vocab;
-	FILE *score_file;
+	lx_lock *score_lock;  /* --score-file's, held from the start: written at the end, atomically */
 	const char *score_path;
 	/* buffers */
 	buf pooled, lang, visn, ids, qa, qa_p, rows, logits, prob_v, pos, top_idx, obj, attr, feat, pooled2;
@@ -825,8 +825,8 @@ static lx_status setup(state *s, const char *dir, const char *labels, const char
 		if (!(s->json = lx_json_new()))
 			return lx_errf(e, LX_EIO, "out of memory");
 	}
-	if (s->score_path && !(s->score_file = fopen(s->score_path, "w")))
-		return lx_errf(e, LX_EIO, "%s: %s", s->score_path, strerror(errno));
+	if (s->score_path && lx_lock_take(s->score_path, &s->score_lock, e))
+		return e->status;
 	if (!(s->h = lx_heads_new(s->m)))
 		return lx_errf(e, LX_EIO, "out of memory");
 	return LX_OK;
@@ -862,12 +862,10 @@ static void summaries(state *s)
 		fprintf(stderr, ", %ld failed and counted as wrong\n", s->failed);
 }
 
-static lx_status write_score_file(state *s, lx_err *e)
+static lx_status score_json(void *ctx, FILE *f, const char *path, lx_err *e)
 {
-	FILE *f = s->score_file;
+	const state *s = ctx;
 
-	if (!f)
-		return LX_OK;
 	fputc('{', f);
 	if (s->questions || !s->pairs) {
 		fputs("\"score\": ", f);
@@ -882,10 +880,13 @@ static lx_status write_score_file(state *s, lx_err *e)
 	if (s->failed)
 		fprintf(f, ", \"failed\": %ld", s->failed);
 	fputs("}\n", f);
-	s->score_file = NULL;
-	if (fclose(f) != 0)
-		return lx_errf(e, LX_EIO, "%s: write failed: %s", s->score_path, strerror(errno));
 	return LX_OK;
+}
+
+/* --score-file: written whole at the end, the previous one kept until then */
+static lx_status write_score_file(state *s, lx_err *e)
+{
+	return s->score_path ? lx_write_atomic(s->score_path, score_json, s, e) : LX_OK;
 }
 
 static void finish_output(state *s)
@@ -904,8 +905,7 @@ static void cleanup(state *s)
 
 	for (i = 0; i < sizeof b / sizeof b[0]; i++)
 		free(b[i]->p);
-	if (s->score_file)
-		fclose(s->score_file);
+	lx_lock_release(s->score_lock);
 	lx_json_free(s->json);
 	lx_labels_data_destroy(&s->labels);
 	lx_names_free(s->answers);

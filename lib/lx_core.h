@@ -171,13 +171,62 @@ double lx_now(void);
 
 /* ---- writing a file atomically ---------------------------------------------------------------------- */
 
-/* Writes path whole or not at all. fn writes the bytes to f, an unbuffered temporary made beside path
- * (path.XXXXXX, mkstemp, with the permissions fopen would give), naming path in its messages; then the
- * temporary is flushed, fsync'ed and renamed over path, and path's directory fsync'ed. On any failure the
- * temporary is removed, path is left as it was, and the status is fn's or LX_EIO. */
+/* Writes path whole or not at all. fn writes the bytes to f, a temporary made beside path
+ * ("<dir>/.<base>.tmp-XXXXXX", mkstemp, with the permissions fopen would give), naming path in its messages;
+ * then the temporary is flushed, fsync'ed and renamed over path, and path's directory fsync'ed. On any
+ * failure the temporary is removed, path is left as it was, and the status is fn's or LX_EIO. A temporary
+ * left by a killed writer is removed by lx_clean_stale. */
 typedef lx_status (*lx_write_fn)(void *ctx, FILE *f, const char *path, lx_err *e);
 lx_status lx_write_atomic(const char *path, lx_write_fn fn, void *ctx, lx_err *e);
 /* lx_write_atomic of the n bytes at data. */
 lx_status lx_write_file(const char *path, const void *data, size_t n, lx_err *e);
+
+/* ---- one writer per output, directories built aside (lib/core/lock.c) --------------------------------- */
+/*
+ * An output (a file or a directory) is written by one process at a time, which holds its lock: an fcntl
+ * write lock (F_SETLK) on the sidecar "<dir>/.<base>.lock", which holds the writer's pid and is removed when
+ * the lock is released. A directory is built under a hidden name beside it (lx_dir_aside) and moved into place
+ * whole (lx_dir_publish); what a killed writer left behind is removed by the next one (lx_clean_stale).
+ * Where the file system has no locks (ENOLCK, some NFS mounts) the lock is granted without excluding anyone;
+ * where it refuses renameat2 (EINVAL: NFS, some Lustre) lx_dir_publish falls back as it says below.
+ * A process takes one lock per output (fcntl locks belong to the process, not to the lx_lock).
+ */
+typedef struct lx_lock lx_lock;
+
+/* Takes path's lock. Held by another process: LX_EUSAGE "path: being written by another process (pid N)";
+ * the sidecar cannot be made (no such directory, no permission, read-only file system): LX_EIO. */
+lx_status lx_lock_take(const char *path, lx_lock **out, lx_err *e);
+/* Removes the sidecar and releases the lock. NULL is fine. */
+void lx_lock_release(lx_lock *l);
+
+/* Makes a fresh directory "<dir>/.<base>.tmp-XXXXXX" beside path (with the mode mkdir would give) to build
+ * an output in, and puts its name in tmp (n bytes). LX_EIO if it cannot be made, LX_EUSAGE if the name does
+ * not fit. */
+lx_status lx_dir_aside(const char *path, char *tmp, size_t n, lx_err *e);
+
+/* Moves tmp (a finished directory, or a file) to path: fsyncs tmp when it is a directory (the names made in
+ * it), renames, then fsyncs path's directory.
+ * replace 0: only if nothing is at path at that moment (renameat2 RENAME_NOREPLACE); LX_EUSAGE
+ *   "path: exists" otherwise, tmp left as it is (the caller removes it).
+ * replace 1: if something is at path, the two are swapped in one step (RENAME_EXCHANGE, signals held) and the
+ *   old one, now under tmp's name, is removed; if its removal fails it is left for lx_clean_stale.
+ * Where renameat2 is refused (EINVAL, ENOSYS): replace 0 looks with lstat, then renames (an empty directory
+ * made at path in between would be replaced); replace 1 renames path to "<dir>/.<base>.old-XXXXXX", then tmp
+ * to path (with signals held; a writer killed between the two leaves no path, and lx_clean_stale puts the old
+ * one back). LX_EIO if a rename or the fsync fails. */
+lx_status lx_dir_publish(const char *tmp, const char *path, int replace, lx_err *e);
+
+/* Removes the "<dir>/.<base>.tmp-*" and "<dir>/.<base>.old-*" (files and directories) that killed writers
+ * of path left; if nothing is at path and an ".old-*" is there, it is moved back to path first. Call it
+ * while holding path's lock. LX_EIO naming the first entry that could not be removed. */
+lx_status lx_clean_stale(const char *path, lx_err *e);
+
+/* Removes path and, if it is a directory, everything below it (symbolic links are removed, not followed).
+ * Nothing at path is fine. LX_EIO naming what could not be removed. */
+lx_status lx_remove_tree(const char *path, lx_err *e);
+
+/* fsyncs the directory that holds path, so that a rename or a mkdir there is on the disk. A file system that
+ * cannot fsync a directory (EINVAL) is taken as done. LX_EIO otherwise. */
+lx_status lx_sync_parent(const char *path, lx_err *e);
 
 #endif

@@ -1,51 +1,26 @@
-/* atomic.c - writing a file whole or not at all: a temporary beside it, fsync, rename (lx_core.h). */
+/* atomic.c - writing a file whole or not at all: a hidden temporary beside it, fsync, rename (lx_core.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lx_core.h"
-
-/* Makes the rename of a file in path's directory durable. Some file systems cannot fsync a directory
- * (EINVAL): their renames are as durable as they get. */
-static lx_status sync_dir(const char *path, lx_err *e)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-	int fd, bad;
-
-	if (!dir)
-		return lx_errf(e, LX_EIO, "%s: out of memory", path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	bad = fd < 0 || (fsync(fd) != 0 && errno != EINVAL);
-	if (bad)
-		lx_errf(e, LX_EIO, "%s: %s", dir, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return bad ? LX_EIO : LX_OK;
-}
+#include "core/aside.h"
 
 lx_status lx_write_atomic(const char *path, lx_write_fn fn, void *ctx, lx_err *e)
 {
-	size_t n = strlen(path);
-	char *tmp = malloc(n + sizeof ".XXXXXX");
+	char tmp[PATH_MAX];
 	FILE *f = NULL;
 	mode_t mask;
-	lx_status st = LX_OK;
+	lx_status st;
 	int fd;
 
-	if (!tmp)
-		return lx_errf(e, LX_EIO, "%s: out of memory", path);
-	memcpy(tmp, path, n);
-	memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
-	if ((fd = mkstemp(tmp)) < 0) {
-		st = lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
-		free(tmp);
+	if ((st = lx_aside_name(path, "tmp-XXXXXX", tmp, sizeof tmp, e)))
 		return st;
-	}
+	if ((fd = mkstemp(tmp)) < 0)
+		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno));
 	/* the permissions fopen would have given: mkstemp's are 0600 */
 	mask = umask(0);
 	umask(mask);
@@ -64,8 +39,7 @@ lx_status lx_write_atomic(const char *path, lx_write_fn fn, void *ctx, lx_err *e
 	if (st)
 		unlink(tmp);
 	else
-		st = sync_dir(path, e);
-	free(tmp);
+		st = lx_sync_parent(path, e);
 	return st;
 }
 
