@@ -401,18 +401,16 @@ static lx_status write_copy(void *ctx, FILE *out, const char *path, lx_err *e)
 }
 
 /* Copies src to dst, atomically; nothing if src does not exist. */
-static void copy_file(const char *src, const char *dst)
+static lx_status copy_file(const char *src, const char *dst, lx_err *e)
 {
 	FILE *in = fopen(src, "rb");
-	lx_err e;
 	lx_status rc;
 
 	if (!in)
-		return;
-	rc = lx_write_atomic(dst, write_copy, in, &e);
+		return LX_OK;
+	rc = lx_write_atomic(dst, write_copy, in, e);
 	fclose(in);
-	if (rc)
-		tool_die(rc, "%s", e.msg);
+	return rc;
 }
 
 /* lx_write_atomic's writer of answers.json: the answer list in ctx as a JSON list of strings. */
@@ -430,15 +428,12 @@ static lx_status write_answer_list(void *ctx, FILE *f, const char *path, lx_err 
 	return ferror(f) ? lx_errf(e, LX_EIO, "%s: %s", path, strerror(errno)) : LX_OK;
 }
 
-static void write_answers(const lx_names *a, const char *dir)
+static lx_status write_answers(const lx_names *a, const char *dir, lx_err *e)
 {
-	char path[4096];
-	lx_err e;
-	lx_status rc;
+	char path[4200];
 
 	snprintf(path, sizeof path, "%s/answers.json", dir);
-	if ((rc = lx_write_atomic(path, write_answer_list, (void *)a, &e)))
-		tool_die(rc, "%s", e.msg);
+	return lx_write_atomic(path, write_answer_list, (void *)a, e);
 }
 
 /* ---- the schedule ---- */
@@ -562,21 +557,54 @@ static void make_outdir(const options *op)
 	tool_die(LX_EIO, "%s: %s", op->outdir, strerror(errno));
 }
 
-static void save_model(const lx_trainer *t, const options *op, const lx_names *answers)
+/* The model directory, built whole in a fresh directory beside OUTDIR and moved into its place in one step
+ * (swapped with the earlier OUTDIR, which is then removed), with the last checkpoint linked into it: a crash
+ * or a full disk leaves the earlier OUTDIR as it was, never new weights beside old answers. */
+static void save_model(const lx_trainer *t, const options *op, const lx_names *answers, const char *ckpt)
 {
-	char src[4096], dst[4096];
+	char tmp[4096], src[4200], dst[4200];
 	lx_err e;
 	lx_status rc;
 
-	make_outdir(op);
-	if ((rc = lx_trainer_save_model(t, op->outdir, op->f16, &e)))
+	if ((rc = lx_dir_aside(op->outdir, tmp, sizeof tmp, &e)))
 		tool_die(rc, "%s", e.msg);
+	rc = lx_trainer_save_model(t, tmp, op->f16, &e);
 	snprintf(src, sizeof src, "%s/vocab.txt", op->model);
-	snprintf(dst, sizeof dst, "%s/vocab.txt", op->outdir);
-	if (strcmp(src, dst))
-		copy_file(src, dst);
-	if (answers)
-		write_answers(answers, op->outdir);
+	snprintf(dst, sizeof dst, "%s/vocab.txt", tmp);
+	if (!rc)
+		rc = copy_file(src, dst, &e);
+	if (!rc && answers)
+		rc = write_answers(answers, tmp, &e);
+	snprintf(dst, sizeof dst, "%s/checkpoint.safetensors", tmp);
+	if (!rc && access(ckpt, F_OK) == 0 && link(ckpt, dst) && errno != EEXIST)
+		rc = lx_errf(&e, LX_EIO, "%s: %s", dst, strerror(errno));
+	if (!rc)
+		rc = lx_dir_publish(tmp, op->outdir, is_dir(op->outdir), &e);
+	if (rc) {
+		lx_err e2;
+		lx_remove_tree(tmp, &e2);
+		tool_die(rc, "%s", e.msg);
+	}
+}
+
+/* ---- one run per OUTDIR ---- */
+
+static lx_lock *outdir_lock;
+
+static void release_outdir(void) { lx_lock_release(outdir_lock); }
+
+/* Takes OUTDIR's lock for the whole run (another run on it: status 2, naming its pid) and removes what a
+ * killed run left: directories built aside, and the checkpoint's temporaries. */
+static void lock_outdir(const options *op, const char *ckpt)
+{
+	lx_err e;
+	lx_status rc;
+
+	if ((rc = lx_lock_take(op->outdir, &outdir_lock, &e)))
+		tool_die(rc, "%s", e.msg);
+	atexit(release_outdir);
+	if (lx_clean_stale(op->outdir, &e) || (is_dir(op->outdir) && lx_clean_stale(ckpt, &e)))
+		tool_warn("%s", e.msg);
 }
 
 static void save_checkpoint(const lx_trainer *t, const options *op, const char *ckpt, const int64_t *extra,
@@ -722,10 +750,11 @@ int main(int argc, char **argv)
 	lx_set_threads(op.threads);
 	tool_signals(NULL);
 	refuse_int8(op.model);
+	snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", op.outdir);
+	lock_outdir(&op, ckpt);
 	if (is_dir(op.outdir) && !op.force && !op.resume)
 		tool_die(LX_EUSAGE, "%s: the output directory exists (--force to write into it, --resume to continue)",
 		    op.outdir);
-	snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", op.outdir);
 	if (op.resume && access(ckpt, F_OK))
 		tool_die(LX_EUSAGE, "%s: no checkpoint to resume from", ckpt);
 	if ((rc = lx_trainer_open(&t, op.model, &op.o, &e)))
@@ -815,7 +844,7 @@ int main(int argc, char **argv)
 			tool_die(LX_EINTR, "interrupted after step %ld; %s written, --resume continues", s + 1, ckpt);
 		}
 	}
-	save_model(t, &op, answers);
+	save_model(t, &op, answers, ckpt);
 	tool_warn("%ld steps in %.1f s; wrote %s", lx_trainer_steps(t), lx_now() - t0, op.outdir);
 	free(ex);
 	free(lab);

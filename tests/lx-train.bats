@@ -435,6 +435,101 @@ END
 	[ "$output" = "lx-train: $T/out/checkpoint.safetensors: no checkpoint to resume from" ]
 }
 
+@test "a second run on the same OUTDIR is refused with status 2, naming the first one's pid" {
+	stream 8 1 ans > "$T/train"
+	mkfifo "$T/fifo"
+	# the first run holds OUTDIR's lock while it waits for its training stream
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 < "$T/fifo" 2> "$T/err1" &
+	pid=$!
+	exec 5> "$T/fifo"
+	for _ in $(seq 300); do
+		[ "$(cut -d' ' -f1,2 /proc/$pid/syscall 2> /dev/null)" = "0 0x0" ] && break
+		sleep 0.1
+	done
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 "$T/train"
+	[ "$output" = "lx-train: $T/out: being written by another process (pid $pid)" ]
+	# the first goes on and finishes
+	cat "$T/train" >&5
+	exec 5>&-
+	wait $pid
+	[ -f "$T/out/model.safetensors" ]
+	[ "$(ls -A "$T" | tr '\n' ' ')" = "err1 fifo out train " ]
+}
+
+@test "a run killed while it writes the model directory leaves the earlier one whole, and the next run cleans up" {
+	stream 8 1 label > "$T/train"
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --new-head 6 --labels "$ANSWERS" --batch 4 "$T/train" 2> /dev/null
+	cp -r "$T/out" "$T/saved"
+	$PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))[::-1], open(sys.argv[2], "w"))' "$ANSWERS" \
+		"$T/reversed.json"
+	# a fixed point: SIGKILL at the second rename, once the new model.safetensors is whole (before, lx-train wrote
+	# OUTDIR file by file, and this left new weights beside the old answers.json)
+	run strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=KILL:when=2 \
+		"$BIN/lx-train" -m "$TINY" -o "$T/out" --new-head 6 --labels "$T/reversed.json" --batch 4 --force "$T/train"
+	[ "$status" -eq 137 ]
+	diff -r "$T/saved" "$T/out"
+	# what it left beside OUTDIR goes with the next run
+	[ -n "$(ls -d "$T"/.out.tmp-* 2> /dev/null)" ]
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --new-head 6 --labels "$T/reversed.json" --batch 4 --force "$T/train" \
+		2> /dev/null
+	[ -z "$(ls -d "$T"/.out.tmp-* 2> /dev/null)" ]
+	cmp "$T/reversed.json" <($PY -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), sys.stdout)' "$T/out/answers.json")
+}
+
+@test "a checkpoint temporary left by a killed run is removed by the next run, and kept while its writer runs" {
+	stream 8 1 ans > "$T/train"
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 2 --stop-after 1 "$T/train" 2> /dev/null
+	# a run killed at its checkpoint's rename leaves the full-size temporary
+	run strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=KILL:when=1 \
+		"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 2 --save-every 2 --resume "$T/train"
+	[ "$status" -eq 137 ]
+	ls -A "$T/out" | grep -q '^\.checkpoint\.safetensors\.tmp-'
+	# while another process holds OUTDIR's lock, nothing is removed (and the run is refused)
+	$PY - "$T/.out.lock" <<'END' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(60)
+END
+	holder=$!
+	for _ in $(seq 300); do [ -e "$T/.out.lock.held" ] && break; sleep 0.1; done
+	run -2 "$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 2 --save-every 2 --resume "$T/train"
+	[ "$output" = "lx-train: $T/out: being written by another process (pid $holder)" ]
+	ls -A "$T/out" | grep -q '^\.checkpoint\.safetensors\.tmp-'
+	kill $holder
+	wait $holder || true
+	rm -f "$T/.out.lock.held"
+	# once it is free, the next run removes it
+	"$BIN/lx-train" -m "$TINY" -o "$T/out" --batch 4 --epochs 2 --save-every 2 --resume "$T/train" 2> /dev/null
+	! ls -A "$T/out" | grep -q 'tmp-'
+}
+
+@test "a full disk while the model directory is written leaves the earlier one whole (a 8 MB tmpfs)" {
+	unshare -m true 2> /dev/null || skip "needs root for a private mount namespace"
+	stream 8 1 label > "$T/train"
+	mkdir "$T/disk"
+	run unshare -m bash -c "
+		set -e
+		mount -t tmpfs -o size=8m tmpfs '$T/disk'
+		'$BIN/lx-train' -m '$TINY' -o '$T/disk/out' --new-head 6 --labels '$ANSWERS' --batch 4 '$T/train' 2> /dev/null
+		cp -r '$T/disk/out' '$T/saved'
+		# a second model (5 MB) does not fit beside the first
+		status=0
+		'$BIN/lx-train' -m '$TINY' -o '$T/disk/out' --new-head 6 --labels '$ANSWERS' --batch 4 --force --seed 2 \
+			'$T/train' 2> '$T/err' || status=\$?
+		echo status \$status
+		diff -r '$T/saved' '$T/disk/out' && echo whole
+		ls -A '$T/disk'
+	"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "status 4" ]
+	[ "${lines[1]}" = "whole" ]
+	[ "${lines[2]}" = "out" ]
+	[[ "$(cat "$T/err")" == *"No space left on device" ]]
+}
+
 @test "prints usage on -h and exits 0" {
 	run "$BIN/lx-train" -h
 	[ "$status" -eq 0 ]
