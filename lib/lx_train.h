@@ -40,6 +40,14 @@ typedef struct lx_trainer lx_trainer;
 lx_status lx_trainer_open(lx_trainer **out, const char *dir, const lx_train_opts *o, lx_err *e);
 void lx_trainer_free(lx_trainer *t);
 
+/* The answer head from model directory dir's, as the authors' load_lxmert_qa (--loadLXMERTQA) does it: every
+ * layer but the last copied whole, and of the last layer (answer_head.logit_fc.3) the row and bias of each of
+ * answers (the trainer's answer list, num_qa_labels names) taken from dir's row of the same name (dir's
+ * answers.json or answers.txt); an answer dir's model does not have gets a zero row and bias, as theirs.
+ * *matched receives the number of answers found. LX_EUSAGE when the trainer has no answer head, LX_EMODEL
+ * when dir has none, no answer list, or layers of other shapes. */
+lx_status lx_trainer_init_answers(lx_trainer *t, const char *dir, const lx_names *answers, int *matched, lx_err *e);
+
 /* The model as it is now: its weights are the trainer's, so it follows every step (for evaluation with
  * lx_encode and lx_heads). */
 const lx_model *lx_trainer_model(const lx_trainer *t);
@@ -56,6 +64,11 @@ lx_status lx_trainer_grad(lx_trainer *t, const lx_example *ex, const lx_train_la
 /* One AdamW step at learning rate lr on every trainable tensor, as torch.optim.AdamW does it: decay first
  * (p -= lr wd p), then the bias-corrected update. */
 void lx_trainer_step(lx_trainer *t, float lr);
+/* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_ (the authors clip at 5 before every step): the L2
+ * norm of all the gradients lx_trainer_grad left for trainable tensors, taken together; when it exceeds
+ * max_norm, every one of them is multiplied by max_norm / (norm + 1e-6). max_norm 0 clips nothing. Returns
+ * the norm before clipping. */
+double lx_trainer_clip(lx_trainer *t, double max_norm);
 /* AdamW steps taken. */
 long lx_trainer_steps(const lx_trainer *t);
 
@@ -66,15 +79,21 @@ const char *lx_trainer_tensor(const lx_trainer *t, int i, int *d0, int *d1, floa
 int lx_trainer_find(const lx_trainer *t, const char *name);
 
 /* Writes config.json and model.safetensors (F32, or F16 when f16 is set) into the existing directory dir,
- * each through a temporary name and a rename, so that a failed write leaves the previous files whole. */
+ * each atomically (lx_write_atomic), so that a failed write leaves the previous files whole. */
 lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, lx_err *e);
-/* A checkpoint in one file (weights, AdamW moments, step and the caller's extra counters), written through
- * a temporary name and a rename. */
+/* A checkpoint in one file (weights, AdamW moments, step, the caller's extra counters, and its settings: text
+ * recorded as it is, the caller's record of what the run depends on, or NULL), written atomically
+ * (lx_write_atomic). */
 lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, const int64_t *extra, int nextra,
-                                     lx_err *e);
+                                     const char *settings, lx_err *e);
 /* Reads a checkpoint written by lx_trainer_save_checkpoint for the same tensors; extra receives up to nextra
- * counters. LX_EMODEL if a tensor is missing or has another shape. */
-lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, lx_err *e);
+ * counters, settings[n] the settings text ("" when the checkpoint has none). LX_EMODEL if a tensor is missing
+ * or has another shape, or the settings do not fit in n bytes. */
+lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, char *settings,
+                                     size_t n, lx_err *e);
+/* A 64-bit digest (FNV-1a) of the names, shapes and current values of the tensors whose names start with
+ * prefix ("" for all): what a checkpoint records of the model it started from. */
+uint64_t lx_trainer_digest(const lx_trainer *t, const char *prefix);
 
 /* A model whose tensors come from get(ctx, name, d0, d1) (a float32 array of that shape, or NULL: missing),
  * bound as lx_model_open binds a file; heads (LX_HEAD_* bits) says which heads it has. The arrays must

@@ -1,7 +1,7 @@
 /*
  * train.c - the trainer (lx_train.h): every parameter as a mutable float32 tensor in one array, with its
  * gradient and AdamW moments in arrays of the same layout; the model the encoder runs is bound to that
- * array, so it follows every step. Checkpoints are safetensors files written through a temporary name.
+ * array, so it follows every step. Checkpoints are safetensors files, written atomically (lx_write_atomic).
  */
 #include <errno.h>
 #include <math.h>
@@ -103,13 +103,13 @@ static const float *get_tensor(void *ctx, const char *name, int d0, int d1)
 	return i < 0 || t->d0[i] != d0 || t->d1[i] != d1 ? NULL : t->param + t->off[i];
 }
 
-/* Copies a float tensor of any float dtype into dst. */
-static void copy_floats(float *dst, const lx_tensor *src)
+/* Copies n floats of a float tensor of any float dtype, from its element `from` on, into dst. */
+static void copy_floats(float *dst, const lx_tensor *src, int64_t from, int64_t n)
 {
 	int64_t k;
 
-	for (k = 0; k < src->numel; k++) {
-		const unsigned char *p = (const unsigned char *)src->data + k * lx_dtype_size(src->dtype);
+	for (k = 0; k < n; k++) {
+		const unsigned char *p = (const unsigned char *)src->data + (from + k) * lx_dtype_size(src->dtype);
 		uint16_t h;
 		if (src->dtype == LX_F32)
 			memcpy(&dst[k], p, 4);
@@ -175,7 +175,7 @@ static lx_status load_params(lx_trainer *t, const char *dir, lx_err *e)
 			return lx_errf(e, LX_EMODEL, "%s: missing tensor %s", path, t->names[i]);
 		}
 		lx_st_name(st, j, &x);
-		copy_floats(t->param + t->off[i], &x);
+		copy_floats(t->param + t->off[i], &x, 0, x.numel);
 	}
 	lx_st_free(st);
 	return LX_OK;
@@ -311,26 +311,104 @@ void lx_trainer_step(lx_trainer *t, float lr)
 	}
 }
 
-/* ---- saving ---- */
-
-/* Writes ents to path through path.tmp and a rename. */
-static lx_status write_st(const char *path, const lx_st_entry *ents, int n, lx_err *e)
+double lx_trainer_clip(lx_trainer *t, double max_norm)
 {
-	char tmp[4200];
-	lx_status rc;
+	double sum = 0, norm, coef;
+	int i;
+	size_t k, end;
 
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if ((rc = lx_st_write(tmp, ents, n, e))) {
-		remove(tmp);
+	for (i = 0; i < t->nt; i++)
+		if (t->trainable[i] && t->touched[i])
+			for (k = t->off[i], end = k + numel(t, i); k < end; k++)
+				sum += (double)t->grad[k] * t->grad[k];
+	norm = sqrt(sum);
+	if (max_norm <= 0 || !(norm > max_norm))
+		return norm;
+	coef = max_norm / (norm + 1e-6);
+	for (i = 0; i < t->nt; i++)
+		if (t->trainable[i] && t->touched[i])
+			for (k = t->off[i], end = k + numel(t, i); k < end; k++)
+				t->grad[k] = (float)(t->grad[k] * coef);
+	return norm;
+}
+
+/* ---- the answer head from another model ---- */
+
+/* Tensor `name` of st as a float tensor of n elements whose first dimension is d0; NULL with e set if not. */
+static const char *head_tensor(lx_st *st, const char *path, const char *name, int64_t d0, int64_t n, lx_tensor *x,
+                               lx_err *e)
+{
+	int j = lx_st_find(st, name);
+
+	if (j < 0) {
+		lx_errf(e, LX_EMODEL, "%s: missing tensor %s (--init-answers needs an answer head)", path, name);
+		return NULL;
+	}
+	lx_st_name(st, j, x);
+	if ((x->dtype != LX_F32 && x->dtype != LX_F16 && x->dtype != LX_BF16) || x->shape[0] != d0 || x->numel != n) {
+		lx_errf(e, LX_EMODEL, "%s: tensor %s is not a float tensor of %lld values in %lld rows, as this model's", path,
+		        name, (long long)n, (long long)d0);
+		return NULL;
+	}
+	return name;
+}
+
+lx_status lx_trainer_init_answers(lx_trainer *t, const char *dir, const lx_names *answers, int *matched, lx_err *e)
+{
+	char path[4096];
+	lx_st *st;
+	lx_names *theirs = NULL;
+	lx_tensor w, b, x;
+	lx_status rc = LX_OK;
+	int i, a, k, A = t->cfg.num_qa_labels, iw = lx_trainer_find(t, "answer_head.logit_fc.3.weight"),
+	    ib = lx_trainer_find(t, "answer_head.logit_fc.3.bias");
+	int64_t in = iw < 0 ? 0 : t->d1[iw], B;
+
+	*matched = 0;
+	if (iw < 0 || ib < 0)
+		return lx_errf(e, LX_EUSAGE, "--init-answers: the model has no answer head (--new-head N makes one)");
+	snprintf(path, sizeof path, "%s/model.safetensors", dir);
+	if ((rc = lx_st_open(&st, path, e)))
 		return rc;
+	/* the layers before the last: whole, as the authors' load_lxmert_qa copies them */
+	for (i = 0; i < t->nt; i++) {
+		if (strncmp(t->names[i], "answer_head.", 12) || i == iw || i == ib)
+			continue;
+		if (!head_tensor(st, path, t->names[i], t->d0[i], (int64_t)numel(t, i), &x, e)) {
+			lx_st_free(st);
+			return e->status;
+		}
+		copy_floats(t->param + t->off[i], &x, 0, x.numel);
 	}
-	if (rename(tmp, path)) {
-		int err = errno;
-		remove(tmp);
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(err));
+	k = lx_st_find(st, "answer_head.logit_fc.3.weight");
+	B = k < 0 ? 0 : (lx_st_name(st, k, &w), w.shape[0]);
+	if (!head_tensor(st, path, "answer_head.logit_fc.3.weight", B, B * in, &w, e) ||
+	    !head_tensor(st, path, "answer_head.logit_fc.3.bias", B, B, &b, e)) {
+		lx_st_free(st);
+		return e->status;
 	}
+	if ((rc = lx_names_load_model(&theirs, dir, LX_LIST_ANSWERS, NULL, (int)B, e)) || !theirs) {
+		lx_st_free(st);
+		return rc ? rc : lx_errf(e, LX_EMODEL, "%s: no answers.json or answers.txt to match the answers by name", dir);
+	}
+	/* the last layer's rows by answer name; an answer the other model does not have gets zeros, as theirs */
+	for (a = 0; a < A; a++) {
+		float *row = t->param + t->off[iw] + (size_t)a * (size_t)in, *bias = t->param + t->off[ib] + a;
+		if ((k = lx_names_find(theirs, lx_names_get(answers, a))) >= 0) {
+			copy_floats(row, &w, (int64_t)k * in, in);
+			copy_floats(bias, &b, k, 1);
+			++*matched;
+		} else {
+			memset(row, 0, (size_t)in * sizeof *row);
+			*bias = 0;
+		}
+	}
+	lx_names_free(theirs);
+	lx_st_free(st);
 	return LX_OK;
 }
+
+/* ---- saving ---- */
 
 static void entry(lx_st_entry *en, const char *name, const float *data, int d0, int d1, lx_dtype dtype)
 {
@@ -349,7 +427,7 @@ lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, l
 {
 	lx_st_entry *ents = calloc((size_t)t->nt + 1, sizeof *ents);
 	lx_ckpt_config cc;
-	char path[4096], tmp[4200];
+	char path[4096];
 	lx_status rc;
 	int i;
 
@@ -358,7 +436,7 @@ lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, l
 	for (i = 0; i < t->nt; i++)
 		entry(&ents[i], t->names[i], t->param + t->off[i], t->d0[i], t->d1[i], f16 ? LX_F16 : LX_F32);
 	snprintf(path, sizeof path, "%s/model.safetensors", dir);
-	rc = write_st(path, ents, t->nt, e);
+	rc = lx_st_write(path, ents, t->nt, e);
 	free(ents);
 	if (rc)
 		return rc;
@@ -369,23 +447,13 @@ lx_status lx_trainer_save_model(const lx_trainer *t, const char *dir, int f16, l
 	cc.has_mlm = (t->heads & LX_HEAD_MLM) != 0;
 	cc.has_obj = (t->heads & LX_HEAD_OBJ) != 0;
 	snprintf(path, sizeof path, "%s/config.json", dir);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if ((rc = lx_ckpt_write_config(&cc, tmp, e))) {
-		remove(tmp);
-		return rc;
-	}
-	if (rename(tmp, path)) {
-		int err = errno;
-		remove(tmp);
-		return lx_errf(e, LX_EIO, "%s: %s", path, strerror(err));
-	}
-	return LX_OK;
+	return lx_ckpt_write_config(&cc, path, e);
 }
 
 lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, const int64_t *extra, int nextra,
-                                     lx_err *e)
+                                     const char *settings, lx_err *e)
 {
-	lx_st_entry *ents = calloc(3 * (size_t)t->nt + 1, sizeof *ents);
+	lx_st_entry *ents = calloc(3 * (size_t)t->nt + 2, sizeof *ents);
 	char **nm = calloc(2 * (size_t)t->nt + 1, sizeof *nm);
 	int64_t state[17];
 	lx_status rc = LX_OK;
@@ -417,7 +485,17 @@ lx_status lx_trainer_save_checkpoint(const lx_trainer *t, const char *path, cons
 		ents[n].src.ndim = 1;
 		ents[n].src.shape[0] = ents[n].src.numel = 1 + nextra;
 		ents[n].src.data = state;
-		rc = write_st(path, ents, n + 1, e);
+		n++;
+		if (settings) {
+			memset(&ents[n], 0, sizeof ents[n]);
+			ents[n].name = "trainer.settings";
+			ents[n].src.dtype = ents[n].dtype = LX_U8;
+			ents[n].src.ndim = 1;
+			ents[n].src.shape[0] = ents[n].src.numel = (int64_t)strlen(settings);
+			ents[n].src.data = settings;
+			n++;
+		}
+		rc = lx_st_write(path, ents, n, e);
 	}
 	for (i = 0; nm && i < 2 * t->nt; i++)
 		free(nm[i]);
@@ -442,7 +520,8 @@ static lx_status load_one(lx_st *st, const char *path, const char *name, const l
 	return LX_OK;
 }
 
-lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, lx_err *e)
+lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *extra, int nextra, char *settings,
+                                     size_t n, lx_err *e)
 {
 	lx_st *st;
 	lx_tensor x;
@@ -477,6 +556,41 @@ lx_status lx_trainer_load_checkpoint(lx_trainer *t, const char *path, int64_t *e
 			}
 		}
 	}
+	if (!rc && settings && n > 0) {
+		*settings = 0;
+		if ((j = lx_st_find(st, "trainer.settings")) >= 0) {
+			lx_st_name(st, j, &x);
+			if (x.dtype != LX_U8 || x.ndim != 1 || (size_t)x.numel >= n)
+				rc = lx_errf(e, LX_EMODEL, "%s: tensor trainer.settings is not uint8 text of fewer than %zu bytes", path,
+				             n);
+			else {
+				memcpy(settings, x.data, (size_t)x.numel);
+				settings[x.numel] = 0;
+			}
+		}
+	}
 	lx_st_free(st);
 	return rc;
+}
+
+uint64_t lx_trainer_digest(const lx_trainer *t, const char *prefix)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t k, n, len = strlen(prefix);
+	const unsigned char *p;
+	int i;
+
+	for (i = 0; i < t->nt; i++) {
+		if (strncmp(t->names[i], prefix, len))
+			continue;
+		for (p = (const unsigned char *)t->names[i]; *p; p++)
+			h = (h ^ *p) * 0x100000001b3ULL;
+		h = (h ^ (uint64_t)t->d0[i] ^ ((uint64_t)(uint32_t)t->d1[i] << 32)) * 0x100000001b3ULL;
+		for (k = 0, n = numel(t, i), p = (const unsigned char *)(t->param + t->off[i]); k < n; k++) {
+			uint32_t w;
+			memcpy(&w, p + 4 * k, 4);
+			h = (h ^ w) * 0x100000001b3ULL;
+		}
+	}
+	return h;
 }

@@ -220,6 +220,59 @@ static void test_vqa(lx_st *g, lx_st *gg)
 	lx_trainer_free(t);
 }
 
+/*
+ * Gradient-norm clipping (lx-train --clip-norm) against torch: the VQA gradients of case 0 clipped by
+ * torch.nn.utils.clip_grad_norm_ at a hundredth of their norm, then one AdamW step (golden_clip.safetensors, made by
+ * tests/py/clip_golden.py). The norm within 1e-5 relative, the parameters after the step within 1e-6. A
+ * max_norm above the norm, or 0, leaves the gradients as they were: the step is vqa.adamw1's.
+ */
+static void test_clip(lx_st *g, lx_st *gg, lx_st *gc, double max_norm, const char *prefix)
+{
+	lx_trainer *t = open_micro();
+	lx_example x;
+	lx_train_labels l;
+	lx_losses loss;
+	lx_err e;
+	float *want_norm = golden(gc, "%s", "clip.norm", 0, NULL);
+	double norm, werr = 0;
+	int i, k, d0, d1;
+
+	example(g, "case0", &x, 10, 10);
+	memset(&l, 0, sizeof l);
+	l.l.T = 10;
+	l.l.N = 10;
+	l.qa_target = golden(gg, "%s", "vqa.target", 0, NULL);
+	if (lx_trainer_grad(t, &x, &l, 1, &loss, &e)) {
+		fprintf(stderr, "%s\n", e.msg);
+		exit(1);
+	}
+	norm = lx_trainer_clip(t, max_norm);
+	CHECK(rel(norm, want_norm[0]) < 1e-5);
+	lx_trainer_step(t, 1e-3f);
+	for (i = 0; i < lx_trainer_count(t); i++) {
+		float *p, *a;
+		const char *name = lx_trainer_tensor(t, i, &d0, &d1, &p, NULL);
+		int64_t n;
+		a = golden(strcmp(prefix, "clip.adamw1") ? gg : gc, strcmp(prefix, "clip.adamw1") ? "vqa.adamw1.%s" :
+		           "clip.adamw1.%s", name, 0, &n);
+		CHECK(a != NULL);
+		for (k = 0; a && k < n; k++) {
+			if (key_bias(name))
+				CHECK(fabs(p[k] - a[k]) < 1e-4);
+			else
+				werr = fmax(werr, fabs(p[k] - a[k]));
+		}
+		free(a);
+	}
+	CHECK(werr <= 1e-6);
+	printf("clipping at %g: norm %.7g (torch %.7g); after one AdamW step against %s: max error %.2g\n", max_norm,
+	       norm, want_norm[0], prefix, werr);
+	free((void *)l.qa_target);
+	free(want_norm);
+	free_example(&x);
+	lx_trainer_free(t);
+}
+
 /* The loss of one example with the trainer's current weights (gradients recomputed, not used). */
 static double loss_of(lx_trainer *t, const lx_example *x, const lx_train_labels *l)
 {
@@ -351,8 +404,9 @@ static void test_batch(lx_st *g, lx_st *gg)
 
 int main(void)
 {
-	lx_st *g, *gg;
+	lx_st *g, *gg, *gc;
 	lx_err e;
+	float *max_norm;
 
 	if (lx_st_open(&g, MICRO "/golden.safetensors", &e) || lx_st_open(&gg, MICRO "/golden_grads.safetensors", &e)) {
 		fprintf(stderr, "%s\n", e.msg);
@@ -360,6 +414,16 @@ int main(void)
 	}
 	test_pretrain(g, gg);
 	test_vqa(g, gg);
+	if (lx_st_open(&gc, MICRO "/golden_clip.safetensors", &e)) {
+		fprintf(stderr, "%s\n", e.msg);
+		return 1;
+	}
+	max_norm = golden(gc, "%s", "clip.max_norm", 0, NULL);
+	test_clip(g, gg, gc, max_norm[0], "clip.adamw1");
+	test_clip(g, gg, gc, 1e6, "vqa.adamw1");
+	test_clip(g, gg, gc, 0, "vqa.adamw1");
+	free(max_norm);
+	lx_st_free(gc);
 	test_dropout_fd(g, gg);
 	test_batch(g, gg);
 	lx_st_free(g);
