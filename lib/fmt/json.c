@@ -415,3 +415,17 @@ void lx_json_pack(msgpack_packer *pk, const struct json_t *j)
 	case JSON_NULL: msgpack_pack_nil(pk); break;
 	}
 }
+
+lx_status lx_json_fields(lx_record *rec, struct json_t *obj)
+{
+	const char *k;
+	json_t *x;
+
+	json_object_foreach(obj, k, x) {
+		msgpack_packer *pk = lx_record_add_packer(rec, k);
+		if (!pk)
+			return LX_EIO;
+		lx_json_pack(pk, x);
+	}
+	return LX_OK;
+}
