@@ -43,14 +43,16 @@ void lx_op_add_norm(float *x, const float *r, int M, int H, const lx_norm_w *n, 
 static inline float exp_vec(float x)
 {
 	float k, f, p, two_k;
-	int32_t bits;
+	uint32_t bits;
 
 	if (x > 88.0f)
 		x = 88.0f;
+	if (x < -88.0f) /* keeps k, and the exponent's bits below, in range (the result is 0 there) */
+		x = -88.0f;
 	k = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
 	f = x - k * 0.693145752f - k * 1.42860677e-6f;     /* ln 2 in two parts */
 	p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
-	bits = ((int32_t)k + 127) << 23;
+	bits = (uint32_t)((int32_t)k + 127) << 23;
 	memcpy(&two_k, &bits, 4);
 	return x < -87.3f ? 0.0f : p * two_k;
 }
