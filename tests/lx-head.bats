@@ -508,7 +508,9 @@ write_records(recs)' > "$T/in"
 
 # ---- batches, threads and the heads a submission needs ----
 
-@test "--batch N gives numpy's answers, and scores within 1e-5 of --batch 1, whatever N and --threads" {
+@test "--batch N gives numpy's answers, and scores within float rounding of --batch 1, whatever N and --threads" {
+	# float rounding: 2e-6 of the largest score (about 30 here). OpenBLAS sums a 4-row product in another order
+	# than a 1-row one: 1.3e-5 apart, 4.6e-7 of the largest score, measured.
 	qa_model "$T/m" 3129
 	outputs 0 1 2 3 4 5 > "$T/in"
 	for c in 0 1 2 3 4 5; do $PY "$CASES" answer-head "$T/m" "$TINY/golden.safetensors" $c > "$T/l$c"; done
@@ -527,7 +529,7 @@ for b in (2, 4, 64):
     assert [r["case"] for r in got] == list(range(6))
     for r, o, w in zip(got, one, want):
         q = r["question_answering_score"]
-        assert np.abs(q - o["question_answering_score"]).max() <= 1e-5, b
+        assert np.abs(q - o["question_answering_score"]).max() <= 2e-6 * np.abs(o["question_answering_score"]).max(), b
         assert np.abs(q - w).max() <= 1e-4, b
         assert r["answers"][0]["index"] == int(np.argmax(w)) == o["answers"][0]["index"]
 EOF
