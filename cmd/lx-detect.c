@@ -21,6 +21,7 @@ typedef struct {
 } options;
 
 enum { O_MAX_BOXES = 256, O_MIN_BOXES, O_OBJECTS, O_ATTRIBUTES };
+enum { O_BF16 = 320 };
 
 static const char synopsis[] = "-m DIR [options] [IMAGE...]\n-m DIR --join PHOTOS [options]";
 static const char about[] =
@@ -36,6 +37,7 @@ static const tool_option option_table[] = {
 	{O_MIN_BOXES, "min-boxes", "N", "try NMS thresholds until N boxes remain (MIN_DETECTIONS)"},
 	{O_OBJECTS, "objects", "FILE", "add each box's object name (objects_vocab.txt) as the field objects"},
 	{O_ATTRIBUTES, "attributes", "FILE", "add each box's attribute name (attributes_vocab.txt) as attributes"},
+	{O_BF16, "bf16", NULL, "convolutions in bfloat16 (avx512_bf16): faster, detections move a little"},
 	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
@@ -47,6 +49,7 @@ static int fail(lx_status st, const char *msg) { return tool_fail(st, "%s", msg)
 
 static tool_shard shard;  /* --shard K/N, over the images named */
 static long position;     /* the image in hand among them, from 0 */
+static int bf16;          /* --bf16 */
 
 static void parse_options(int argc, char **argv, options *o)
 {
@@ -63,6 +66,7 @@ static void parse_options(int argc, char **argv, options *o)
 		case O_MIN_BOXES: o->min_boxes = (int)tool_long(optarg, "--min-boxes", 0, 1000000); break;
 		case O_OBJECTS: o->objects_file = optarg; break;
 		case O_ATTRIBUTES: o->attrs_file = optarg; break;
+		case O_BF16: bf16 = 1; break;
 		case TOOL_KEEP_GOING: o->keep_going = 1; break;
 		case TOOL_PROGRESS: o->progress = 1; break;
 		case TOOL_SHARD: tool_shard_parse(&shard, optarg); break;
@@ -390,6 +394,10 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	if ((st = lx_detector_open(&d, o.model, &e)))
 		return fail(st, e.msg);
+	if (bf16 && (st = lx_detector_bf16(d, &e))) {
+		lx_detector_free(d);
+		return fail(st, e.msg);
+	}
 	if ((o.objects_file && (st = load_names(&o.objects, o.objects_file, lx_detector_config(d)->classes,
 	                                        "ROI_HEADS.NUM_CLASSES", &e))) ||
 	    (o.attrs_file && (st = load_names(&o.attrs, o.attrs_file, lx_detector_config(d)->attrs,
