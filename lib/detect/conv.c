@@ -65,7 +65,6 @@ struct det_engine {
 	int np;
 	void *scratch[2];  /* the converted src and dst, shared by every primitive */
 	size_t scratch_size[2];
-	int bf16;          /* weights and inputs in bfloat16, float32 sums and outputs */
 };
 
 static lx_status dnnl_fail(lx_err *e, const char *what, dnnl_status_t s)
@@ -198,7 +197,7 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	dnnl_dims_t wd = {c->cout, cg, c->k, c->k}, gwd = {c->groups, og, cg, c->k, c->k};
 	dnnl_dims_t strides = {c->stride, c->stride}, dil = {c->dil - 1, c->dil - 1}, pad = {c->pad, c->pad};
 	dnnl_memory_desc_t src_plain, dst_plain, wei_plain, bias_md, src_any, dst_any, wei_any;
-	dnnl_data_type_t dt = g->bf16 ? dnnl_bf16 : dnnl_f32;  /* of the convolution's src and weights */
+	dnnl_data_type_t dt = c->bf16 ? dnnl_bf16 : dnnl_f32;  /* of the convolution's src and weights */
 	dnnl_convolution_desc_t cd;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t ops = NULL;
@@ -337,7 +336,6 @@ lx_status det_engine_bf16(det_engine *g, lx_err *e)
 	if (!g || (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
 		return lx_errf(e, LX_EMODEL, "bfloat16 convolutions need oneDNN on a CPU with avx512_bf16");
 	prims_clear(g);
-	g->bf16 = 1;
 	return LX_OK;
 }
 #else
@@ -407,10 +405,10 @@ lx_status det_conv_run_bf16(const det_conv *c, const void *x, int batch, int h, 
                             int relu, int io, lx_err *e)
 {
 #ifdef LX_DNNL
-	if (c->eng && c->eng->bf16)
+	if (c->eng && c->bf16)
 		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, DET_NHWC | io, e);
 #endif
-	return lx_errf(e, LX_EMODEL, "bfloat16 maps need an engine in bfloat16");
+	return lx_errf(e, LX_EMODEL, "bfloat16 maps need a layer in bfloat16");
 }
 
 lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate,

@@ -29,7 +29,6 @@ typedef struct {
 typedef struct {
 	float *buf[4];
 	size_t cap[4];
-	int mid_bf16;  /* the inner maps in bfloat16 (the engine's convolutions in bfloat16) */
 } det_work;
 
 struct lx_detector {
@@ -138,7 +137,7 @@ static void bind_conv(binder *b, det_conv *c, const char *prefix, int cin, int c
 	float *fw, *fb;
 	size_t per = (size_t)(cin / groups) * k * k;
 
-	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng};
+	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng, 0};
 	snprintf(name, sizeof name, "%s.weight", prefix);
 	w = tensor(b, name, 4, (int[]){cout, cin / groups, k, k});
 	if (!bn) {
@@ -338,7 +337,11 @@ lx_status lx_detector_bf16(lx_detector *d, lx_err *e)
 {
 	lx_status rc = det_engine_bf16(d->eng, e);
 
-	d->work->mid_bf16 = !rc;
+	for (int i = 0; !rc && i < 3; i++) {
+		det_block *k = &d->res5[i];
+		k->conv1.bf16 = k->conv2.bf16 = k->conv3.bf16 = 1;
+		k->shortcut.bf16 = k->has_shortcut;
+	}
 	return rc;
 }
 
@@ -387,7 +390,7 @@ static lx_status block_run(const det_block *k, det_work *wk, int n, int *h, int 
 	int h1 = det_conv_out(&k->conv1, *h), w1 = det_conv_out(&k->conv1, *w);
 	int h2 = det_conv_out(&k->conv2, h1), w2 = det_conv_out(&k->conv2, w1);
 	float *x = wk->buf[0], *y = x, *t1, *t2;
-	int bf = wk->mid_bf16;
+	int bf = k->conv2.bf16;  /* the inner maps t1, t2 in bfloat16 */
 	lx_status rc;
 
 	if (!(t1 = work_get(wk, 2, (size_t)n * k->conv1.cout * h1 * w1)) ||
