@@ -55,12 +55,12 @@ lx_drop_sites lx_block_drop_sites(int b)
 /* ---- linear layers in the model's precision ---- */
 
 /* y[i][rows, out] = x[rows, in] l[i]^T + b for i in [0, n): the layers that read the same input (a block's
- * query, key and value) share its quantization to int8 or rounding to bfloat16, which is done once. */
-static void linears(lx_encoder *enc, float *const *y, const float *x, int rows, const lx_linear_w *const *l, int n,
-                    int out, int in)
+ * query, key and value) share its quantization to int8 or rounding to bfloat16 (in ac's qact), done once. */
+static void linears(lx_encoder *enc, const lx_block_acts *ac, float *const *y, const float *x, int rows,
+                    const lx_linear_w *const *l, int n, int out, int in)
 {
-	signed char *a = enc->s.qact;
-	float *s = enc->s.qscale;
+	signed char *a = ac->qact;
+	float *s = ac->qscale;
 	lx_pack *pk = enc->packed ? enc->pack : NULL;
 	int i, quantized = 0;
 
@@ -79,9 +79,10 @@ static void linears(lx_encoder *enc, float *const *y, const float *x, int rows, 
 			lx_op_linear(y[i], x, rows, l[i], out, in);
 }
 
-static void linear(lx_encoder *enc, float *y, const float *x, int rows, const lx_linear_w *l, int out, int in)
+static void linear(lx_encoder *enc, const lx_block_acts *ac, float *y, const float *x, int rows, const lx_linear_w *l,
+                   int out, int in)
 {
-	linears(enc, &y, x, rows, &l, 1, out, in);
+	linears(enc, ac, &y, x, rows, &l, 1, out, in);
 }
 
 /* ---- blocks ---- */
@@ -103,9 +104,10 @@ static void residual_norm(lx_encoder *enc, float *out, const float *x, int rows,
 
 /* The probabilities P [tq, tk] of one group and head, with dropout in training: P itself when off, else
  * their dropped copy in the scratch (the kept probabilities stay as they were). */
-static const float *drop_probs(lx_encoder *enc, const lx_block_train *tr, const float *P, int tq, int tk)
+static const float *drop_probs(lx_encoder *enc, const lx_block_acts *a, const float *P, int tq, int tk)
 {
-	float *D = enc->s.scores;
+	const lx_block_train *tr = a->train;
+	float *D = a->scores;
 	size_t k, n = (size_t)tq * tk, first;
 
 	if (!tr || !enc->drop || enc->drop->p <= 0)
@@ -116,33 +118,32 @@ static const float *drop_probs(lx_encoder *enc, const lx_block_train *tr, const 
 	return D;
 }
 
-void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, int ng, float *out,
-                      const lx_block_acts *a)
+void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, const attn_group *g, int ng,
+                      float *out, const lx_block_acts *a)
 {
 	const lx_config *c = lx_model_config(enc->m);
-	const attn_group *g = enc->groups;
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h;
 	float scale = sqrtf((float)dh), *const qkv[3] = {a->q, a->k, a->v};
 	const lx_linear_w *const wqkv[3] = {&w->q, &w->k, &w->v};
 
 	/* Q, K, V [rows, H] = x W^T + b, the heads side by side */
-	linears(enc, qkv, x, rows, wqkv, 3, H, H);
+	linears(enc, a, qkv, x, rows, wqkv, 3, H, H);
 	for (i = 0; i < ng; i++) {
 		int tq = g[i].tq, tk = g[i].tk;
 		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
 		            *V = a->v + (size_t)g[i].ko * H, *mask = g[i].mask;
-		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : enc->s.scores;
+		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : a->scores;
 		for (h = 0; h < nh; h++) {
 			/* P [tq, tk] = softmax(Q K^T / sqrt(dh)), C [tq, dh] = dropout(P) V, head h */
 			float *S = P + (size_t)h * tq * tk;
 			lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H, 0.0f, S, tk);
 			lx_op_softmax_rows(S, tq, tk, scale, mask);
-			lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, drop_probs(enc, a->train, S, tq, tk), tk, V + h * dh, H,
+			lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, drop_probs(enc, a, S, tq, tk), tk, V + h * dh, H,
 			             0.0f, C + h * dh, H);
 		}
 	}
 	/* out = LayerNorm(C W_o^T + b_o + x) */
-	linear(enc, out, a->ctx, rows, &w->o, H, H);
+	linear(enc, a, out, a->ctx, rows, &w->o, H, H);
 	residual_norm(enc, out, x, rows, &w->ln, a->train);
 }
 
@@ -157,10 +158,10 @@ void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, fl
 		lx_op_linear(a->train->pre, x, rows, &w->inter, Dff, H);
 		memcpy(a->inter, a->train->pre, n * sizeof(float));
 	} else
-		linear(enc, a->inter, x, rows, &w->inter, Dff, H);
+		linear(enc, a, a->inter, x, rows, &w->inter, Dff, H);
 	lx_op_gelu(a->inter, n, c->gelu_tanh);
 	/* out = LayerNorm(inter W_2^T + b_2 + x) */
-	linear(enc, out, a->inter, rows, &w->out, H, Dff);
+	linear(enc, a, out, a->inter, rows, &w->out, H, Dff);
 	residual_norm(enc, out, x, rows, &w->ln, a->train);
 }
 
@@ -202,8 +203,8 @@ static void embed_vision(lx_encoder *enc, const lx_embed_bufs *b)
 		memcpy(b->feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
 		memcpy(b->pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
 	}
-	linear(enc, out, b->feats, enc->V, &w->visn_fc, H, F);
-	linear(enc, box, b->pos, enc->V, &w->box_fc, H, 4);
+	linear(enc, &enc->acts, out, b->feats, enc->V, &w->visn_fc, H, F);
+	linear(enc, &enc->acts, box, b->pos, enc->V, &w->box_fc, H, 4);
 	lx_op_add_norm_keep(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps, b->xhat_f, b->rstd_f);
 	lx_op_add_norm_keep(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps, b->xhat_b, b->rstd_b);
 	for (k = 0; k < (size_t)enc->V * H; k++)
@@ -225,7 +226,7 @@ void lx_enc_pool(lx_encoder *enc, const float *x, float *in, float *pooled)
 
 	for (i = 0; i < enc->n; i++)
 		memcpy(in + (size_t)i * H, x + (size_t)enc->loff[i] * H, H * sizeof(float));
-	linear(enc, pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
+	linear(enc, &enc->acts, pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
 	for (k = 0; k < (size_t)enc->n * H; k++)
 		pooled[k] = tanhf(pooled[k]);
 }
@@ -318,17 +319,89 @@ static void set_probs(lx_encoder *enc, attn_group *g, float *const *maps, int la
 		g[i].probs = maps ? maps[i] + (size_t)layer * nh * g[i].tq * g[i].tk : NULL;
 }
 
-/* A BERT layer (the language and the object-relationship encoders) on one side's rows, in place:
- * self-attention, then the feed-forward. maps: that side's attention maps (NULL when not kept). */
-static void bert_layer(lx_encoder *enc, const lx_layer_w *w, int vision, float *const *maps, int layer)
+/* One side's self-attention block, in from in to out (both relative to the side's first row), with its maps
+ * of that layer kept in maps (NULL: not kept). Side 0 is the language, 1 the vision; each has its own
+ * groups (enc->groups from side * n). */
+static void self_block(lx_encoder *enc, int side, const lx_block_acts *a, const lx_attn_w *w, float *const *maps,
+                       int layer, const float *in, float *out)
 {
-	int H = lx_model_config(enc->m)->hidden_size, rows = vision ? enc->V : enc->L;
-	size_t first = vision ? (size_t)enc->L * H : 0;
+	attn_group *g = enc->groups + side * enc->n;
 
-	self_groups(enc, enc->groups, vision);
-	set_probs(enc, enc->groups, maps, layer);
-	lx_enc_attention(enc, &w->att, enc->x + first, rows, enc->n, enc->x2 + first, &enc->acts);
-	lx_enc_ffn(enc, &w->ffn, enc->x2 + first, rows, enc->x + first, &enc->acts);
+	self_groups(enc, g, side);
+	set_probs(enc, g, maps, layer);
+	lx_enc_attention(enc, w, in, side ? enc->V : enc->L, g, enc->n, out, a);
+}
+
+/* The rows of one side in a buffer of [L + V, H]. */
+static float *side_rows(lx_encoder *enc, float *x, int side)
+{
+	return side ? x + (size_t)enc->L * lx_model_config(enc->m)->hidden_size : x;
+}
+
+/* The language encoder (side 0) or the object-relationship encoder (side 1), each layer a BERT layer on the
+ * side's rows in place: self-attention, then the feed-forward. */
+static void single_encoder(lx_encoder *enc, int side, const lx_block_acts *a)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	const lx_weights *w = lx_model_weights(enc->m);
+	const lx_layer_w *layers = side ? w->r : w->l;
+	int k, nl = side ? c->r_layers : c->l_layers, kept = (side ? c->r_layers : c->l_layers) + c->x_layers;
+	int rows = side ? enc->V : enc->L;
+	float *x = side_rows(enc, enc->x, side), *x2 = side_rows(enc, enc->x2, side);
+
+	for (k = 0; k < nl; k++) {
+		self_block(enc, side, a, &layers[k].att, side ? enc->maps.visn : enc->maps.lang, k, x, x2);
+		lx_enc_ffn(enc, &layers[k].ffn, x2, rows, x, a);
+		if (enc->want & LX_WANT_HIDDEN)
+			keep_hidden(enc, side ? enc->s.visn_hidden : enc->s.lang_hidden, side ? enc->L : 0,
+			            side ? enc->voff : enc->loff, side ? enc->nlen : enc->tlen, kept, k);
+	}
+}
+
+/* One side of cross layer `layer` after its cross-attention (which wrote x2): the side's self-attention back
+ * into x, then its feed-forward into x2. */
+static void cross_side(lx_encoder *enc, int side, const lx_block_acts *a, const lx_xlayer_w *w, int layer)
+{
+	float *x = side_rows(enc, enc->x, side), *x2 = side_rows(enc, enc->x2, side);
+
+	self_block(enc, side, a, side ? &w->visn_self : &w->lang_self, side ? enc->maps.x_vv : enc->maps.x_ll, layer,
+	           x2, x);
+	lx_enc_ffn(enc, side ? &w->visn_ffn : &w->lang_ffn, x, side ? enc->V : enc->L, x2, a);
+}
+
+/* The work of both sides, language and vision: the single-modality encoders (xw NULL) or the sides of cross
+ * layer `layer` (weights xw). */
+typedef struct {
+	lx_encoder *enc;
+	const lx_xlayer_w *xw;
+	int layer;
+} sides_job;
+
+static void side_part(void *arg, int side, int parts)
+{
+	const sides_job *j = arg;
+	lx_encoder *enc = j->enc;
+	const lx_block_acts *a = enc->sides ? &enc->side[side] : &enc->acts;
+
+	(void)parts;
+	if (j->xw)
+		cross_side(enc, side, a, j->xw, j->layer);
+	else
+		single_encoder(enc, side, a);
+}
+
+/* Both sides: side by side, one thread each, when the batch's scratch has a set a side (a batch of one on two
+ * threads or more: its products are too small to share well among threads), else one after the other. */
+static void both_sides(lx_encoder *enc, const lx_xlayer_w *xw, int layer)
+{
+	sides_job j = {enc, xw, layer};
+
+	if (enc->sides)
+		lx_par_run(2, side_part, &j);
+	else {
+		side_part(&j, 0, 2);
+		side_part(&j, 1, 2);
+	}
 }
 
 static void swap(float **a, float **b)
@@ -341,27 +414,18 @@ static void swap(float **a, float **b)
 
 /*
  * A cross-modality layer: the one cross-attention module both ways on the layer's inputs (words over
- * boxes and boxes over words, as one block over all rows), then each side's self-attention, then each
- * side's feed-forward.
+ * boxes and boxes over words, as one block over all rows), then on each side its self-attention and its
+ * feed-forward.
  */
-static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, const lx_attn_maps *maps, int layer)
+static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, int layer)
 {
-	int H = lx_model_config(enc->m)->hidden_size, n = enc->n;
-	size_t vfirst = (size_t)enc->L * H;
 	attn_group *g = enc->groups;
 
 	cross_groups(enc, g);
-	set_probs(enc, g, maps->x_lv, layer);
-	set_probs(enc, g + n, maps->x_vl, layer);
-	lx_enc_attention(enc, &w->cross, enc->x, enc->L + enc->V, 2 * n, enc->x2, &enc->acts);
-	self_groups(enc, g, 0);
-	set_probs(enc, g, maps->x_ll, layer);
-	lx_enc_attention(enc, &w->lang_self, enc->x2, enc->L, n, enc->x, &enc->acts);
-	self_groups(enc, g, 1);
-	set_probs(enc, g, maps->x_vv, layer);
-	lx_enc_attention(enc, &w->visn_self, enc->x2 + vfirst, enc->V, n, enc->x + vfirst, &enc->acts);
-	lx_enc_ffn(enc, &w->lang_ffn, enc->x, enc->L, enc->x2, &enc->acts);
-	lx_enc_ffn(enc, &w->visn_ffn, enc->x + vfirst, enc->V, enc->x2 + vfirst, &enc->acts);
+	set_probs(enc, g, enc->maps.x_lv, layer);
+	set_probs(enc, g + enc->n, enc->maps.x_vl, layer);
+	lx_enc_attention(enc, &w->cross, enc->x, enc->L + enc->V, g, 2 * enc->n, enc->x2, &enc->acts);
+	both_sides(enc, w, layer);
 	swap(&enc->x, &enc->x2);
 }
 
@@ -399,9 +463,10 @@ float *lx_take(float *base, size_t *off, size_t n)
 	return p;
 }
 
-/* Lays lx_encode's scratch for the batch out over base (NULL: only counts); returns the floats it takes. */
-static size_t plan(lx_enc_scratch *s, const lx_config *c, int want, int compute, const lx_example *ex, int n,
-                   float *base)
+/* Lays lx_encode's scratch for the batch out over base (NULL: only counts), with each side's own activation
+ * and scores when sides is set (a batch of one); returns the floats it takes. */
+static size_t plan(lx_enc_scratch *s, const lx_config *c, int want, int compute, int sides, const lx_example *ex,
+                   int n, float *base)
 {
 	size_t H = (size_t)c->hidden_size, nh = (size_t)c->num_attention_heads, L = 0, V = 0, maxr, sc = 0, off = 0;
 	size_t maps[6] = {0}, kl = (size_t)(c->l_layers + c->x_layers), kv = (size_t)(c->r_layers + c->x_layers);
@@ -447,6 +512,12 @@ static size_t plan(lx_enc_scratch *s, const lx_config *c, int want, int compute,
 		s->qact = lx_take(base, &off, ((L + V) * (wide > H ? wide : H) + 1) / 2);
 		s->qscale = lx_take(base, &off, L + V);
 	}
+	s->inter2 = s->scores2 = NULL;
+	if (sides) {
+		size_t few = L < V ? L : V;
+		s->inter2 = lx_take(base, &off, few * wide);
+		s->scores2 = lx_take(base, &off, nh * few * few);
+	}
 	return off;
 }
 
@@ -455,7 +526,11 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int compute = lx_model_compute(enc->m);
-	size_t need = plan(&enc->s, c, enc->want, compute, ex, n, NULL);
+	size_t need;
+
+	/* a batch of one runs its two sides side by side on two threads or more */
+	enc->sides = n == 1 && lx_threads() >= 2;
+	need = plan(&enc->s, c, enc->want, compute, enc->sides, ex, n, NULL);
 
 	if (need > enc->cap || !enc->arena) {
 		void *p = NULL;
@@ -465,7 +540,7 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 		if (!enc->arena)
 			return -1;
 	}
-	plan(&enc->s, c, enc->want, compute, ex, n, enc->arena);
+	plan(&enc->s, c, enc->want, compute, enc->sides, ex, n, enc->arena);
 	if (n > enc->cap_n) {
 		free(enc->ints);
 		free(enc->groups);
@@ -514,6 +589,33 @@ lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e)
 
 /* ---- the forward pass ---- */
 
+/* Each side's scratch set, where they run side by side: its rows of q, k, v, ctx and of the quantized input;
+ * the larger side the shared activation and scores, the smaller side its own (s.inter2, s.scores2). */
+static void set_sides(lx_encoder *enc)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	size_t H = (size_t)c->hidden_size, wide = (size_t)(c->intermediate_size > c->visual_feat_dim
+	                                                   ? c->intermediate_size : c->visual_feat_dim);
+	int small = enc->V < enc->L, i;
+
+	if (wide < H)
+		wide = H;
+	for (i = 0; i < 2; i++) {
+		lx_block_acts *a = &enc->side[i];
+		size_t first = i ? (size_t)enc->L : 0;
+		memset(a, 0, sizeof *a);
+		a->q = enc->s.q + first * H;
+		a->k = enc->s.k + first * H;
+		a->v = enc->s.v + first * H;
+		a->ctx = enc->s.ctx + first * H;
+		a->inter = i == small ? enc->s.inter2 : enc->s.inter;
+		a->scores = i == small ? enc->s.scores2 : enc->s.scores;
+		/* two bytes an element: room for bfloat16's halves as for int8's bytes */
+		a->qact = enc->s.qact ? (char *)enc->s.qact + 2 * first * wide : NULL;
+		a->qscale = enc->s.qscale ? enc->s.qscale + first : NULL;
+	}
+}
+
 lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e)
 {
 	const lx_config *c = lx_model_config(enc->m);
@@ -552,6 +654,11 @@ lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e
 	enc->acts.v = enc->s.v;
 	enc->acts.ctx = enc->s.ctx;
 	enc->acts.inter = enc->s.inter;
+	enc->acts.scores = enc->s.scores;
+	enc->acts.qact = enc->s.qact;
+	enc->acts.qscale = enc->s.qscale;
+	if (enc->sides)
+		set_sides(enc);
 	return LX_OK;
 }
 
@@ -604,23 +711,12 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 	emb.box = enc->x2 + (size_t)enc->L * H;
 	lx_enc_embed(enc, &emb);
 
-	/* the language encoder */
-	for (k = 0; k < c->l_layers; k++) {
-		bert_layer(enc, &w->l[k], 0, maps->lang, k);
-		if (hid)
-			keep_hidden(enc, s->lang_hidden, 0, enc->loff, enc->tlen, kl, k);
-	}
-
-	/* the object-relationship encoder */
-	for (k = 0; k < c->r_layers; k++) {
-		bert_layer(enc, &w->r[k], 1, maps->visn, k);
-		if (hid)
-			keep_hidden(enc, s->visn_hidden, enc->L, enc->voff, enc->nlen, kv, k);
-	}
+	/* the language encoder and the object-relationship encoder */
+	both_sides(enc, NULL, 0);
 
 	/* the cross-modality encoder */
 	for (k = 0; k < c->x_layers; k++) {
-		cross_layer(enc, &w->x[k], maps, k);
+		cross_layer(enc, &w->x[k], k);
 		if (hid) {
 			keep_hidden(enc, s->lang_hidden, 0, enc->loff, enc->tlen, kl, c->l_layers + k);
 			keep_hidden(enc, s->visn_hidden, enc->L, enc->voff, enc->nlen, kv, c->r_layers + k);

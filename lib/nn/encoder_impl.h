@@ -57,10 +57,14 @@ typedef struct {
 	lx_drop_sites drop;
 } lx_block_train;
 
-/* What one block computes on the way to its output. In inference the members are shared scratch. */
+/* What one block computes on the way to its output, and its scratch. In inference the members are shared
+ * scratch (one set, or one a side where the two sides run side by side). */
 typedef struct {
 	float *q, *k, *v, *ctx;  /* attention: [rows, H] projections and context */
 	float *inter;            /* feed-forward: [rows, I], the activation (scratch) */
+	float *scores;           /* attention: [h, tq, tk] of the largest group, its scores or their dropped copy */
+	void *qact;              /* int8 or bfloat16 models: [rows, max(W, H)] bytes or halves, the quantized input */
+	float *qscale;           /* int8 or bfloat16 models: [rows] each row's scale */
 	lx_block_train *train;   /* training: what the block keeps; NULL in inference */
 } lx_block_acts;
 
@@ -103,6 +107,9 @@ typedef struct {
 	float *maps[6];          /* LX_WANT_ATTN: the storage of lx_attn_maps's six kinds, in its order */
 	void *qact;              /* int8 or bfloat16 models: [L + V, max(W, H)] bytes or halves, the quantized input */
 	float *qscale;           /* int8 or bfloat16 models: [L + V] each row's scale */
+	/* a batch of one on two threads or more, whose language and vision sides run side by side (NULL
+	 * otherwise): the smaller side's own feed-forward activation [min(T, N), W] and scores [h, min(T, N)^2] */
+	float *inter2, *scores2;
 } lx_enc_scratch;
 
 /* Which attention groups a block has. */
@@ -128,6 +135,8 @@ struct lx_encoder {
 	const lx_example *ex;
 	float *x, *x2;           /* [L + V, H]: hidden states (updated layer by layer) and sub-block outputs */
 	lx_block_acts acts;      /* inference: one set for every block */
+	int sides;               /* the language and vision sides run side by side (s.inter2 set), each with ... */
+	lx_block_acts side[2];   /* ... its own set: language, vision */
 };
 
 /* n floats at *off of an arena (NULL while only counting: base NULL), *off moved past them and rounded up to
@@ -141,9 +150,9 @@ lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e
 int lx_enc_groups(lx_encoder *enc, int kind, float *probs);
 /* Floats of probabilities a block of that kind keeps for the current batch. */
 size_t lx_enc_probs_size(const lx_encoder *enc, int kind);
-/* out[rows, H] = LayerNorm(dropout(Attention(x) W_o + b_o) + x) over the groups in enc->groups. */
-void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, int ng, float *out,
-                      const lx_block_acts *a);
+/* out[rows, H] = LayerNorm(dropout(Attention(x) W_o + b_o) + x) over the ng groups g. */
+void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, const attn_group *g, int ng,
+                      float *out, const lx_block_acts *a);
 /* out[rows, H] = LayerNorm(dropout(gelu(x W_1 + b_1) W_2 + b_2) + x). */
 void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, float *out, const lx_block_acts *a);
 /* The language embedding into b->lang and the visual one into b->visn, from the batch's examples. */

@@ -118,6 +118,9 @@ static float *block_buffers(lx_tape *t, lx_encoder *enc, tblock *b, const float 
 
 	b->in = in;
 	b->a.train = &b->tr;
+	b->a.scores = enc->s.scores;
+	b->a.qact = enc->s.qact;
+	b->a.qscale = enc->s.qscale;
 	b->tr.drop = lx_block_drop_sites((int)(b - t->blk));
 	if (b->ffn) {
 		b->tr.pre = lx_take(base, off, rows * c->intermediate_size);
@@ -264,7 +267,8 @@ static void forward(lx_tape *t, lx_encoder *enc)
 		if (k->ffn)
 			lx_enc_ffn(enc, k->fw, k->in, k->rows, k->out, &k->a);
 		else
-			lx_enc_attention(enc, k->aw, k->in, k->rows, lx_enc_groups(enc, k->kind, k->tr.probs), k->out, &k->a);
+			lx_enc_attention(enc, k->aw, k->in, k->rows, enc->groups, lx_enc_groups(enc, k->kind, k->tr.probs), k->out,
+			                 &k->a);
 	}
 	if (t->final == t->xc) {
 		memcpy(t->xc, t->lang_last, L * H * sizeof(float));
