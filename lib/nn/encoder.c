@@ -142,7 +142,7 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 			             0.0f, C + h * dh, H);
 		}
 	}
-	/* out = LayerNorm(C W_o^T + b_o + x) */
+	/* out = LayerNorm(dropout(C W_o^T + b_o) + x) */
 	linear(enc, a, out, a->ctx, rows, &w->o, H, H);
 	residual_norm(enc, out, x, rows, &w->ln, a->train);
 }
@@ -160,7 +160,7 @@ void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, fl
 	} else
 		linear(enc, a, a->inter, x, rows, &w->inter, Dff, H);
 	lx_op_gelu(a->inter, n, c->gelu_tanh);
-	/* out = LayerNorm(inter W_2^T + b_2 + x) */
+	/* out = LayerNorm(dropout(inter W_2^T + b_2) + x) */
 	linear(enc, a, out, a->inter, rows, &w->out, H, Dff);
 	residual_norm(enc, out, x, rows, &w->ln, a->train);
 }
