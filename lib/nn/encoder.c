@@ -463,6 +463,18 @@ float *lx_take(float *base, size_t *off, size_t n)
 	return p;
 }
 
+float *lx_arena_grow(float **arena, size_t *cap, size_t n)
+{
+	void *p = NULL;
+
+	if (n <= *cap && *arena)
+		return *arena;
+	free(*arena);
+	*arena = posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) ? NULL : p;
+	*cap = *arena ? n : 0;
+	return *arena;
+}
+
 /* Lays lx_encode's scratch for the batch out over base (NULL: only counts), with each side's own activation
  * and scores when sides is set (a batch of one); returns the floats it takes. */
 static size_t plan(lx_enc_scratch *s, const lx_config *c, int want, int compute, int sides, const lx_example *ex,
@@ -532,14 +544,8 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 	enc->sides = n == 1 && lx_threads() >= 2;
 	need = plan(&enc->s, c, enc->want, compute, enc->sides, ex, n, NULL);
 
-	if (need > enc->cap || !enc->arena) {
-		void *p = NULL;
-		free(enc->arena);
-		enc->arena = posix_memalign(&p, 64, (need ? need : 1) * sizeof(float)) ? NULL : p;
-		enc->cap = enc->arena ? need : 0;
-		if (!enc->arena)
-			return -1;
-	}
+	if (!lx_arena_grow(&enc->arena, &enc->cap, need))
+		return -1;
 	plan(&enc->s, c, enc->want, compute, enc->sides, ex, n, enc->arena);
 	if (n > enc->cap_n) {
 		free(enc->ints);

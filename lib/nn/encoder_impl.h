@@ -140,8 +140,11 @@ struct lx_encoder {
 };
 
 /* n floats at *off of an arena (NULL while only counting: base NULL), *off moved past them and rounded up to
- * 64 bytes. */
+ * 64 bytes: each buffer 64-byte aligned in an arena of lx_arena_grow. */
 float *lx_take(float *base, size_t *off, size_t n);
+/* *arena, 64-byte aligned, grown to n floats (contents not kept) when *cap is less; NULL when memory runs
+ * out. */
+float *lx_arena_grow(float **arena, size_t *cap, size_t n);
 
 /* Checks the examples, sizes the scratch and sets the batch's offsets. */
 lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e);

@@ -240,12 +240,8 @@ static int tape_size(lx_tape *t, lx_encoder *enc)
 		t->cap_blk = nblk;
 	}
 	need = layout(t, enc, NULL);
-	if (need > t->cap) {
-		free(t->arena);
-		if (!(t->arena = malloc(need * sizeof(float))))
-			return t->cap = 0, -1;
-		t->cap = need;
-	}
+	if (!lx_arena_grow(&t->arena, &t->cap, need))
+		return -1;
 	layout(t, enc, t->arena);
 	return 0;
 }
