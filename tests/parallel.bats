@@ -37,6 +37,6 @@ setup() {
 	run bash -e -o pipefail run.sh
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | grep -c 'lx-head: score')" -eq 1 ]
-	[[ "$output" == *"lx-head: score 0.645000 over 20 questions"* ]]
+	[[ "$output" == *"lx-head: score 0.400000 over 20 questions"* ]]
 	$PY -c 'import json; s = json.load(open("submission.json")); assert len(s) == 20, len(s)'
 }
