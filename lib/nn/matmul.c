@@ -157,25 +157,53 @@ LX_VEC static void quantize_row(signed char *restrict q, const float *restrict x
 		q[k] = (signed char)((int)(x[k] * inv + 128.5f) - 128);
 }
 
+typedef struct {
+	signed char *a;
+	float *s;
+	const float *x;
+	int M, K, pass; /* pass 0: the rows' scales; 1: the rows quantized with them */
+} quantize_job;
+
+/* Part i of `parts` of lx_op_quantize's rows: each row's scale in pass 0 (and, one scale a row, its bytes
+ * too), the bytes in pass 1. */
+static void quantize_part(void *arg, int i, int parts)
+{
+	const quantize_job *q = arg;
+	int m, m0 = (int)((long)q->M * i / parts), m1 = (int)((long)q->M * (i + 1) / parts);
+
+	for (m = m0; m < m1; m++) {
+		const float *x = q->x + (size_t)m * q->K;
+		if (q->pass == 0) {
+			float mx = max_abs(x, q->K);
+			q->s[m] = mx > 0 ? mx / 127 : 1;
+		}
+		if (q->pass == 1 || !per_tensor)
+			quantize_row(q->a + (size_t)m * q->K, x, 1 / q->s[m], q->K);
+	}
+}
+
+/* Below this many elements quantizing runs on one thread. */
+#define QUANTIZE_SPLIT_MIN (1 << 16)
+
 void lx_op_quantize(signed char *a, float *s, const float *x, int M, int K)
 {
-	int m;
+	quantize_job q = {a, s, x, M, K, 0};
+	int m, nt = (double)M * K >= QUANTIZE_SPLIT_MIN ? 4 * lx_threads() : 1; /* parts, taken by free threads */
 	float all = 0;
 
 	if (per_tensor < 0) {
 		const char *v = getenv("LX_INT8_ACT");
 		per_tensor = v && !strcmp(v, "tensor");
 	}
-	for (m = 0; m < M; m++) {
-		float mx = max_abs(x + (size_t)m * K, K);
-		s[m] = mx > 0 ? mx / 127 : 1;
+	lx_par_run(nt, quantize_part, &q);
+	if (!per_tensor)
+		return;
+	for (m = 0; m < M; m++)
 		all = s[m] > all ? s[m] : all;
-	}
-	for (m = 0; m < M; m++) {
-		if (per_tensor)
-			s[m] = all;
-		quantize_row(a + (size_t)m * K, x + (size_t)m * K, 1 / s[m], K);
-	}
+	for (m = 0; m < M; m++)
+		s[m] = all;
+	q.pass = 1;
+	lx_par_run(nt, quantize_part, &q);
 }
 
 /* y[m, j] = acc[m, j] s[m] qs[j] + b[j] over n columns, in place: acc is y's own bytes read as int32 sums. */
@@ -428,8 +456,25 @@ typedef struct {
 	const void *x;
 	const float *s;
 	const lx_linear_w *l;
-	int kind, M, out, in, failed;
+	int kind, M, out, in, act, failed;
 } product_packed;
+
+/* Rows [r0, r1) of y as the product left them (int32 sums for int8) made the layer's output: scaled, plus
+ * the bias, through the activation; a row at a time, while it is in the cache. */
+static void packed_epilogue(const product_packed *p, int r0, int r1)
+{
+	int m;
+
+	if (p->kind != PK_I8 && p->act == LX_ACT_NONE)
+		return;
+	for (m = r0; m < r1; m++) {
+		float *y = p->y + (size_t)m * p->out;
+		if (p->kind == PK_I8)
+			int8_scale(y, 1, p->out, p->out, p->s + m, p->l->qs, p->l->b);
+		if (p->act != LX_ACT_NONE)
+			lx_op_gelu(y, (size_t)p->out, p->act == LX_ACT_GELU_TANH);
+	}
+}
 
 /* Rows [r0, r1) of a product on packed weights. */
 static int packed_rows(product_packed *p, int r0, int r1)
@@ -479,8 +524,8 @@ static int packed_rows(product_packed *p, int r0, int r1)
 	for (k = 0; k < 4; k++)
 		dnnl_memory_destroy(m[k]);
 	dnnl_memory_destroy(sm);
-	if (ok && p->kind == PK_I8)
-		int8_scale(p->y + (size_t)r0 * p->out, M, p->out, p->out, p->s + r0, l->qs, l->b);
+	if (ok)
+		packed_epilogue(p, r0, r1);
 	return ok ? 0 : -1;
 }
 
@@ -540,8 +585,14 @@ void lx_pack_free(lx_pack *pk)
 int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
                         int in)
 {
+	return lx_op_linear_packed_act(pk, y, x, s, M, l, out, in, LX_ACT_NONE);
+}
+
+int lx_op_linear_packed_act(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l,
+                            int out, int in, int act)
+{
 #ifdef LX_DNNL
-	product_packed p = {pk, y, x, s, l, l->q ? PK_I8 : l->bf ? PK_BF16 : PK_F32, M, out, in, 0};
+	product_packed p = {pk, y, x, s, l, l->q ? PK_I8 : l->bf ? PK_BF16 : PK_F32, M, out, in, act, 0};
 	int nt;
 
 	if (!pk)
@@ -554,7 +605,7 @@ int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, in
 	lx_par_run(nt, packed_part, &p);
 	return p.failed ? -1 : 0;
 #else
-	(void)pk, (void)y, (void)x, (void)s, (void)M, (void)l, (void)out, (void)in;
+	(void)pk, (void)y, (void)x, (void)s, (void)M, (void)l, (void)out, (void)in, (void)act;
 	return -1;
 #endif
 }

@@ -63,6 +63,12 @@ void lx_pack_free(lx_pack *pk);
  * the plain way. */
 int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
                         int in);
+/* The activation lx_op_linear_packed_act applies to a layer's output. */
+enum { LX_ACT_NONE, LX_ACT_GELU, LX_ACT_GELU_TANH };
+/* lx_op_linear_packed, then y = act(y) (lx_op_gelu), in the same pass over each row as the int8 scaling and
+ * the bias: the bytes of lx_op_linear_packed followed by lx_op_gelu. */
+int lx_op_linear_packed_act(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l,
+                            int out, int in, int act);
 
 /* *buf with room for n floats, grown (contents not kept) when *cap is less; NULL when memory runs out. */
 float *lx_grow_floats(float **buf, size_t *cap, size_t n);
