@@ -100,6 +100,10 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
 		            *V = a->v + (size_t)g[i].ko * H, *mask = g[i].mask;
 		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : enc->buf[B_SCORES];
+		if (!drop) {
+			lx_op_attention(C, P, Q, K, V, tq, tk, nh, dh, H, scale, mask);
+			continue;
+		}
 		for (h = 0; h < nh; h++) {
 			float *S = P + (size_t)h * tq * tk;
 			lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H, 0.0f, S, tk);

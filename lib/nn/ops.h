@@ -87,6 +87,13 @@ void lx_op_gelu(float *x, size_t n, int tanh_form);
  * with e^x within 2e-7 of libm's and masked entries exactly 0. */
 void lx_op_softmax_rows(float *s, int rows, int n, float scale, const float *mask);
 
+/* Attention over nh heads of width dh: for each head h, P_h[tq, tk] = softmax(Q_h K_h^T / scale + mask) (as
+ * lx_op_softmax_rows) and C_h = P_h V_h, where X_h is columns [h dh, (h + 1) dh) of X's rows (Q and C: tq rows,
+ * K and V: tk rows, each ld floats apart). P is [nh, tq, tk]. The heads are shared among liblx's threads;
+ * each is computed whole by one, so the bytes do not depend on the threads. */
+void lx_op_attention(float *C, float *P, const float *Q, const float *K, const float *V, int tq, int tk, int nh,
+                     int dh, int ld, float scale, const float *mask);
+
 /* lx_op_add_norm that also keeps, for a backward pass, the normalised rows xhat[M, H] = (x + r - mean) / std
  * and rstd[M] = 1 / std (either may be NULL). lx_op_add_norm is this with neither kept. */
 void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps, float *xhat,
