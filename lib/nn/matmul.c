@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -398,6 +399,27 @@ static packed_prim *prim_find(lx_pack *pk, int kind, int M, int N, int K, int bi
 	return c;
 }
 
+/* Whether p is in a mapping of a file (a model's safetensors), not anonymous memory: /proc/self/maps names an
+ * inode for it. 0 when that cannot be read. */
+static int in_file_mapping(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4200]; /* the fields, then a path of up to PATH_MAX */
+	unsigned long lo, hi, inode;
+	int file = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &inode) == 3 && (uintptr_t)p >= lo &&
+		    (uintptr_t)p < hi) {
+			file = inode != 0;
+			break;
+		}
+	fclose(f);
+	return file;
+}
+
 /* The packed weights of l (reordered now if they were not), in the layout of primitive c. */
 static dnnl_memory_t layer_find(lx_pack *pk, const packed_prim *c, const void *key)
 {
@@ -439,12 +461,16 @@ static dnnl_memory_t layer_find(lx_pack *pk, const packed_prim *c, const void *k
 		return NULL;
 	}
 	if (c->kind != PK_F32) {
-		/* nothing reads the reduced-precision weights again: their pages can leave the resident set (a
-		 * stored int8 model's mapping), contents kept */
+		/* nothing reads the reduced-precision weights again: their pages can leave the resident set,
+		 * contents kept. A stored int8 model's mapping: dropped from the process only, so that they stay
+		 * in the page cache (MADV_PAGEOUT evicts them from it too, and every run of the tool after this
+		 * one read the file from disk again: 175 MB of the 291 MB lxmert-base int8 file, measured with
+		 * fincore). Weights quantized at open (anonymous memory, which MADV_DONTNEED would zero): paged
+		 * out. */
 		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)key + page - 1) / page * page,
 		          end = ((uintptr_t)key + (size_t)c->N * c->K * (c->kind == PK_I8 ? 1 : 2)) / page * page;
 		if (end > a)
-			madvise((void *)a, end - a, MADV_PAGEOUT);
+			madvise((void *)a, end - a, in_file_mapping(key) ? MADV_DONTNEED : MADV_PAGEOUT);
 	}
 	pk->layer[pk->nlayer++] = (packed_layer){key, dst};
 	return dst;

@@ -222,8 +222,9 @@ void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w
 {
 	norm_job jb = {x, xhat, rstd, r, n, M, H, eps};
 
-	/* each row is normalised whole by one thread: the same bytes on any number */
-	lx_par_run((double)M * H >= NORM_SPLIT_MIN ? lx_threads() : 1, norm_part, &jb);
+	/* each row is normalised whole by one thread, the same bytes on any number; more parts than threads, so
+	 * that a worker that wakes late still takes its share */
+	lx_par_run((double)M * H >= NORM_SPLIT_MIN ? 4 * lx_threads() : 1, norm_part, &jb);
 }
 
 /* ---- backward ---- */
