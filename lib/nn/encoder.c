@@ -54,35 +54,45 @@ lx_drop_sites lx_block_drop_sites(int b)
 
 /* ---- linear layers in the model's precision ---- */
 
-/* y[i][rows, out] = x[rows, in] l[i]^T + b for i in [0, n): the layers that read the same input (a block's
- * query, key and value) share its quantization to int8 or rounding to bfloat16 (in ac's qact), done once. */
+/* y[i][rows, out] = act(x[rows, in] l[i]^T + b) for i in [0, n) (act: LX_ACT_*, ops.h): the layers that read
+ * the same input (a block's query, key and value) share its quantization to int8 or rounding to bfloat16 (in
+ * ac's qact), done once. */
 static void linears(lx_encoder *enc, const lx_block_acts *ac, float *const *y, const float *x, int rows,
-                    const lx_linear_w *const *l, int n, int out, int in)
+                    const lx_linear_w *const *l, int n, int out, int in, int act)
 {
 	signed char *a = ac->qact;
 	float *s = ac->qscale;
 	lx_pack *pk = enc->packed ? enc->pack : NULL;
 	int i, quantized = 0;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (l[i]->q) {
 			if (!quantized++)
 				lx_op_quantize(a, s, x, rows, in);
-			if (lx_op_linear_packed(pk, y[i], a, s, rows, l[i], out, in))
-				lx_op_linear_int8(y[i], a, s, rows, l[i], out, in);
+			if (!lx_op_linear_packed_act(pk, y[i], a, s, rows, l[i], out, in, act))
+				continue;
+			lx_op_linear_int8(y[i], a, s, rows, l[i], out, in);
 		} else if (l[i]->bf) {
 			if (!quantized++)
 				lx_op_to_bf16((unsigned short *)a, x, (size_t)rows * in);
-			if (lx_op_linear_packed(pk, y[i], a, NULL, rows, l[i], out, in))
+			if (lx_op_linear_packed_act(pk, y[i], a, NULL, rows, l[i], out, in, act))
 				abort(); /* lx_bf16_available said yes: a shape oneDNN cannot do is a bug */
-		} else if (lx_op_linear_packed(pk, y[i], x, NULL, rows, l[i], out, in))
+			continue;
+		} else {
+			if (!lx_op_linear_packed_act(pk, y[i], x, NULL, rows, l[i], out, in, act))
+				continue;
 			lx_op_linear(y[i], x, rows, l[i], out, in);
+		}
+		/* the plain products (no packed weights): the activation in a pass of its own */
+		if (act != LX_ACT_NONE)
+			lx_op_gelu(y[i], (size_t)rows * out, act == LX_ACT_GELU_TANH);
+	}
 }
 
 static void linear(lx_encoder *enc, const lx_block_acts *ac, float *y, const float *x, int rows, const lx_linear_w *l,
                    int out, int in)
 {
-	linears(enc, ac, &y, x, rows, &l, 1, out, in);
+	linears(enc, ac, &y, x, rows, &l, 1, out, in, LX_ACT_NONE);
 }
 
 /* ---- blocks ---- */
@@ -123,16 +133,21 @@ void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int r
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h;
+	int drop = a->train && enc->drop && enc->drop->p > 0;
 	float scale = sqrtf((float)dh), *const qkv[3] = {a->q, a->k, a->v};
 	const lx_linear_w *const wqkv[3] = {&w->q, &w->k, &w->v};
 
 	/* Q, K, V [rows, H] = x W^T + b, the heads side by side */
-	linears(enc, a, qkv, x, rows, wqkv, 3, H, H);
+	linears(enc, a, qkv, x, rows, wqkv, 3, H, H, LX_ACT_NONE);
 	for (i = 0; i < ng; i++) {
 		int tq = g[i].tq, tk = g[i].tk;
 		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
 		            *V = a->v + (size_t)g[i].ko * H, *mask = g[i].mask;
 		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : a->scores;
+		if (!drop) { /* inference, or no dropout: the group's heads shared among the threads */
+			lx_op_attention(C, P, Q, K, V, tq, tk, nh, dh, H, scale, mask);
+			continue;
+		}
 		for (h = 0; h < nh; h++) {
 			/* P [tq, tk] = softmax(Q K^T / sqrt(dh)), C [tq, dh] = dropout(P) V, head h */
 			float *S = P + (size_t)h * tq * tk;
@@ -152,14 +167,15 @@ void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, fl
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, Dff = c->intermediate_size;
 	size_t n = (size_t)rows * Dff;
+	const lx_linear_w *inter = &w->inter;
 
 	/* inter [rows, I] = gelu(x W_1^T + b_1), the pre-activation kept in training */
 	if (a->train) {
 		lx_op_linear(a->train->pre, x, rows, &w->inter, Dff, H);
 		memcpy(a->inter, a->train->pre, n * sizeof(float));
+		lx_op_gelu(a->inter, n, c->gelu_tanh);
 	} else
-		linear(enc, a, a->inter, x, rows, &w->inter, Dff, H);
-	lx_op_gelu(a->inter, n, c->gelu_tanh);
+		linears(enc, a, &a->inter, x, rows, &inter, 1, Dff, H, c->gelu_tanh ? LX_ACT_GELU_TANH : LX_ACT_GELU);
 	/* out = LayerNorm(dropout(inter W_2^T + b_2) + x) */
 	linear(enc, a, out, a->inter, rows, &w->out, H, Dff);
 	residual_norm(enc, out, x, rows, &w->ln, a->train);

@@ -109,6 +109,38 @@ LX_VEC void lx_op_softmax_rows(float *restrict s, int rows, int n, float scale, 
 	}
 }
 
+typedef struct {
+	float *C, *P;
+	const float *Q, *K, *V, *mask;
+	int tq, tk, nh, dh, ld;
+	float scale;
+} attention_job;
+
+/* Heads [nh i / parts, nh (i + 1) / parts) of lx_op_attention. */
+static void attention_part(void *arg, int i, int parts)
+{
+	const attention_job *j = arg;
+	int h, dh = j->dh, ld = j->ld;
+
+	for (h = j->nh * i / parts; h < j->nh * (i + 1) / parts; h++) {
+		float *S = j->P + (size_t)h * j->tq * j->tk;
+		lx_op_matmul('N', 'T', j->tq, j->tk, dh, 1.0f, j->Q + h * dh, ld, j->K + h * dh, ld, 0.0f, S, j->tk);
+		lx_op_softmax_rows(S, j->tq, j->tk, j->scale, j->mask);
+		lx_op_matmul('N', 'N', j->tq, dh, j->tk, 1.0f, S, j->tk, j->V + h * dh, ld, 0.0f, j->C + h * dh, ld);
+	}
+}
+
+/* Below this many multiply-adds (over every head) the heads run on one thread. */
+#define ATTENTION_SPLIT_MIN (1 << 16)
+
+void lx_op_attention(float *C, float *P, const float *Q, const float *K, const float *V, int tq, int tk, int nh,
+                     int dh, int ld, float scale, const float *mask)
+{
+	attention_job j = {C, P, Q, K, V, mask, tq, tk, nh, dh, ld, scale};
+	/* a part a head, taken by whichever thread is free: a worker that wakes late still gets its share */
+	lx_par_run((double)nh * tq * tk * dh >= ATTENTION_SPLIT_MIN && lx_threads() > 1 ? nh : 1, attention_part, &j);
+}
+
 /* The sum of x[0, n) in double, in 8 lanes. */
 static inline double sum_vec(const float *restrict x, int n)
 {
@@ -141,13 +173,23 @@ static inline double sq_dev_vec(const float *restrict x, int n, double mean)
 	return s;
 }
 
-LX_VEC void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps, float *xhat,
-                                float *rstd)
-{
-	const float *restrict g = n->g, *restrict b = n->b;
-	int i, j;
+typedef struct {
+	float *x, *xhat, *rstd;
+	const float *r;
+	const lx_norm_w *n;
+	int M, H;
+	float eps;
+} norm_job;
 
-	for (i = 0; i < M; i++) {
+/* Rows [M i / parts, M (i + 1) / parts) of lx_op_add_norm_keep. */
+LX_VEC static void norm_part(void *arg, int part, int parts)
+{
+	const norm_job *jb = arg;
+	const float *restrict g = jb->n->g, *restrict b = jb->n->b, *r = jb->r;
+	float *x = jb->x, *xhat = jb->xhat, *rstd = jb->rstd, eps = jb->eps;
+	int i, j, H = jb->H;
+
+	for (i = (int)((long)jb->M * part / parts); i < (int)((long)jb->M * (part + 1) / parts); i++) {
 		float *restrict row = x + (size_t)i * H, *restrict xh = xhat ? xhat + (size_t)i * H : NULL;
 		double mean, var;
 		float inv;
@@ -170,6 +212,19 @@ LX_VEC void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx
 			for (j = 0; j < H; j++)
 				row[j] = (float)(row[j] - mean) * inv * g[j] + b[j];
 	}
+}
+
+/* Below this many elements a LayerNorm runs on one thread. */
+#define NORM_SPLIT_MIN (1 << 16)
+
+void lx_op_add_norm_keep(float *x, const float *r, int M, int H, const lx_norm_w *n, float eps, float *xhat,
+                         float *rstd)
+{
+	norm_job jb = {x, xhat, rstd, r, n, M, H, eps};
+
+	/* each row is normalised whole by one thread, the same bytes on any number; more parts than threads, so
+	 * that a worker that wakes late still takes its share */
+	lx_par_run((double)M * H >= NORM_SPLIT_MIN ? 4 * lx_threads() : 1, norm_part, &jb);
 }
 
 /* ---- backward ---- */

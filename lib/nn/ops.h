@@ -63,6 +63,12 @@ void lx_pack_free(lx_pack *pk);
  * the plain way. */
 int lx_op_linear_packed(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l, int out,
                         int in);
+/* The activation lx_op_linear_packed_act applies to a layer's output. */
+enum { LX_ACT_NONE, LX_ACT_GELU, LX_ACT_GELU_TANH };
+/* lx_op_linear_packed, then y = act(y) (lx_op_gelu), in the same pass over each row as the int8 scaling and
+ * the bias: the bytes of lx_op_linear_packed followed by lx_op_gelu. */
+int lx_op_linear_packed_act(lx_pack *pk, float *y, const void *x, const float *s, int M, const lx_linear_w *l,
+                            int out, int in, int act);
 
 /* *buf with room for n floats, grown (contents not kept) when *cap is less; NULL when memory runs out. */
 float *lx_grow_floats(float **buf, size_t *cap, size_t n);
@@ -80,6 +86,13 @@ void lx_op_gelu(float *x, size_t n, int tanh_form);
 /* Each of rows rows of s[rows, n] becomes softmax(s / scale + (1 - mask) * -FLT_MAX) (mask [n] may be NULL),
  * with e^x within 2e-7 of libm's and masked entries exactly 0. */
 void lx_op_softmax_rows(float *s, int rows, int n, float scale, const float *mask);
+
+/* Attention over nh heads of width dh: for each head h, P_h[tq, tk] = softmax(Q_h K_h^T / scale + mask) (as
+ * lx_op_softmax_rows) and C_h = P_h V_h, where X_h is columns [h dh, (h + 1) dh) of X's rows (Q and C: tq rows,
+ * K and V: tk rows, each ld floats apart). P is [nh, tq, tk]. The heads are shared among liblx's threads;
+ * each is computed whole by one, so the bytes do not depend on the threads. */
+void lx_op_attention(float *C, float *P, const float *Q, const float *K, const float *V, int tq, int tk, int nh,
+                     int dh, int ld, float scale, const float *mask);
 
 /* lx_op_add_norm that also keeps, for a backward pass, the normalised rows xhat[M, H] = (x + r - mean) / std
  * and rstd[M] = 1 / std (either may be NULL). lx_op_add_norm is this with neither kept. */

@@ -122,9 +122,66 @@ static void packed(void)
 	lx_op_linear_int8(y0, a, s, M, &l, OUT, IN);
 	CHECK(lx_op_linear_packed(pk, y1, a, s, M, &l, OUT, IN) == 0);
 	CHECKF(!memcmp(y0, y1, sizeof(float) * M * OUT), "packed int8 differs from the plain C kernel");
+
+	/* the GELU in the int8 epilogue: the bytes of the product, then lx_op_gelu (checked against libm above) */
+	for (j = 0; j < 2; j++) {
+		lx_op_gelu(y0, (size_t)M * OUT, j);
+		CHECK(lx_op_linear_packed_act(pk, y1, a, s, M, &l, OUT, IN, j ? LX_ACT_GELU_TANH : LX_ACT_GELU) == 0);
+		CHECKF(!memcmp(y0, y1, sizeof(float) * M * OUT), "int8 with GELU (%s) differs from int8, then lx_op_gelu",
+		       j ? "tanh" : "erf");
+		lx_op_linear_int8(y0, a, s, M, &l, OUT, IN);
+	}
 	lx_pack_free(pk);
 out:
 	free(x), free(w), free(b), free(y0), free(y1), free(qs), free(s), free(q), free(a);
+}
+
+/* Attention over heads on 2 threads against a double-precision reference, with a masked key; and the bytes
+ * of 1 thread. */
+static void attention(void)
+{
+	enum { TQ = 7, TK = 11, NH = 12, DH = 64, LD = NH * DH };
+	static float Q[TQ * LD], K[TK * LD], V[TK * LD], C[TQ * LD], C1[TQ * LD], P[NH * TQ * TK], mask[TK];
+	double worst = 0, wp = 0;
+	int h, i, j, d;
+
+	for (i = 0; i < TQ * LD; i++)
+		Q[i] = uniform(-2, 2);
+	for (i = 0; i < TK * LD; i++)
+		K[i] = uniform(-2, 2), V[i] = uniform(-1, 1);
+	for (j = 0; j < TK; j++)
+		mask[j] = j != 3;
+	lx_set_threads(2);
+	lx_op_attention(C, P, Q, K, V, TQ, TK, NH, DH, LD, 8.0f, mask);
+	for (h = 0; h < NH; h++)
+		for (i = 0; i < TQ; i++) {
+			double sc[TK], mx = -1e300, sum = 0;
+			for (j = 0; j < TK; j++) {
+				sc[j] = 0;
+				for (d = 0; d < DH; d++)
+					sc[j] += (double)Q[i * LD + h * DH + d] * K[j * LD + h * DH + d];
+				sc[j] /= 8;
+				if (mask[j] && sc[j] > mx)
+					mx = sc[j];
+			}
+			for (j = 0; j < TK; j++)
+				sum += (sc[j] = mask[j] ? exp(sc[j] - mx) : 0);
+			for (j = 0; j < TK; j++) {
+				float p = P[((size_t)h * TQ + i) * TK + j];
+				wp = fabs(p - sc[j] / sum) > wp ? fabs(p - sc[j] / sum) : wp;
+			}
+			for (d = 0; d < DH; d++) {
+				double c = 0;
+				for (j = 0; j < TK; j++)
+					c += sc[j] / sum * V[j * LD + h * DH + d];
+				worst = fabs(C[i * LD + h * DH + d] - c) > worst ? fabs(C[i * LD + h * DH + d] - c) : worst;
+			}
+		}
+	CHECKF(wp < 1e-6, "attention: probabilities %g from double precision", wp);
+	CHECKF(worst < 1e-5, "attention: context %g from double precision", worst);
+	lx_set_threads(1);
+	lx_op_attention(C1, P, Q, K, V, TQ, TK, NH, DH, LD, 8.0f, mask);
+	CHECKF(!memcmp(C, C1, sizeof C), "attention: 1 thread and 2 differ");
 }
 
 int main(void)
@@ -132,5 +189,6 @@ int main(void)
 	gelu();
 	softmax();
 	packed();
+	attention();
 	return check_done("ops");
 }
