@@ -438,3 +438,77 @@ assert [x.get("question_id") for x in r] == [0, None, 2] and "error" in r[1], r'
 		[ "$(tail -n 1 "$T/rss")" -lt 100000 ]
 	done
 }
+
+# ---- photos: a pixel limit checked from the header (task bounds2, item 2) ----
+
+# A black W x H RGB PNG ($2 x $3) in $1: a few hundred KB however many pixels it declares.
+black_png() {
+	$PY -c '
+import struct, sys, zlib
+w, h = int(sys.argv[2]), int(sys.argv[3])
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+z = zlib.compressobj(9)
+idat = b"".join(z.compress(b"\0" + bytes(3 * w)) for _ in range(h)) + z.flush()
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                              chunk(b"IDAT", idat) + chunk(b"IEND", b""))' "$@"
+}
+
+# A copy of JPEG $1 in $2 whose first frame header (SOF0 to SOF2) declares W x H ($3 x $4).
+jpeg_declaring() {
+	$PY -c '
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+i = 2
+while b[i + 1] not in (0xc0, 0xc1, 0xc2):
+    i += 2 + int.from_bytes(b[i + 2:i + 4], "big")
+b[i + 5:i + 9] = int(sys.argv[4]).to_bytes(2, "big") + int(sys.argv[3]).to_bytes(2, "big")
+open(sys.argv[2], "wb").write(b)' "$@"
+}
+
+@test "lx-detect refuses a photo of more than 64 megapixels from its header, status 1 naming --max-pixels" {
+	# 8001 x 8000: 186 KB of PNG that decodes to 192 MB of pixels and 768 MB of float planes (before the
+	# limit it was decoded and detected, status 0; 32768 x 32768 asked for 3.2 GB and 12.9 GB more)
+	black_png "$T/big.png" 8001 8000
+	jpeg_declaring "$FIX/frcnn-tiny/images/000456.jpg" "$T/big.jpg" 8001 8000
+	for f in big.png big.jpg; do
+		kind=PNG
+		[ "$f" = big.jpg ] && kind=JPEG
+		run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-detect" -m "$FIX/frcnn-tiny" "$T/$f"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "lx-detect: $T/$f: a 8001 x 8000 $kind image, 64008000 pixels, more than the limit of 64000000 (--max-pixels)" ]
+		# refused before the pixels are allocated
+		plain_build || continue
+		[ "$(tail -n 1 "$T/rss")" -lt 100000 ]
+	done
+	# --max-pixels lowers (or raises) it; --keep-going writes the error record and goes on
+	px=$($PY -c 'import sys; from PIL import Image; w, h = Image.open(sys.argv[1]).size; print(w * h)' "$FIX/frcnn-tiny/images/000456.jpg")
+	run $SEP bash -c '"$1" -m "$2" --max-pixels "$3" --keep-going "$4" "$5" > "$6"' _ "$BIN/lx-detect" "$FIX/frcnn-tiny" \
+		$((px - 1)) "$FIX/frcnn-tiny/images/000456.jpg" "$FIX/frcnn-tiny/images/COCO_train2014_000000132417.jpg" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[[ "$(printf '%s\n' "$stderr" | head -n 1)" == "lx-detect: $FIX/frcnn-tiny/images/000456.jpg: a "*" JPEG image, $px pixels, more than the limit of $((px - 1)) (--max-pixels)" ]]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x["img_id"] for x in r] == ["000456", "COCO_train2014_000000132417"] and "error" in r[0] and "boxes" in r[1], r' "$T/out.mp"
+	"$BIN/lx-detect" -m "$FIX/frcnn-tiny" --max-pixels "$px" "$FIX/frcnn-tiny/images/000456.jpg" > /dev/null
+	run $SEP "$BIN/lx-detect" -m "$FIX/frcnn-tiny" --max-pixels 1073741825 "$T/big.png"
+	[ "$status" -eq 2 ]
+}
+
+@test "lx-attnviz refuses a photo of more than --max-pixels, status 1, the records before it written" {
+	$PY "$TOP/tests/py/attnviz.py" records > "$T/in.mp"
+	"$BIN/lx-encode" -m "$FIX/tiny" --attentions < "$T/in.mp" > "$T/enc.mp"
+	mkdir -p "$T/photos"
+	black_png "$T/photos/COCO_train2014_000000573195.png" 8001 8000
+	run $SEP "$BIN/lx-attnviz" -o "$T/out" --images "$T/photos" < "$T/enc.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): $T/photos/COCO_train2014_000000573195.png: a 8001 x 8000 PNG image, 64008000 pixels, more than the limit of 64000000 (--max-pixels)" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 2 ]
+	# a small photo past a lowered limit, the same
+	black_png "$T/photos/COCO_train2014_000000573195.png" 101 100
+	run $SEP "$BIN/lx-attnviz" -o "$T/out2" --images "$T/photos" --max-pixels 10000 < "$T/enc.mp"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"a 101 x 100 PNG image, 10100 pixels, more than the limit of 10000 (--max-pixels)" ]]
+	"$BIN/lx-attnviz" -o "$T/out3" --images "$T/photos" --max-pixels 10100 < "$T/enc.mp"
+}
