@@ -512,3 +512,51 @@ assert [x["img_id"] for x in r] == ["000456", "COCO_train2014_000000132417"] and
 	[[ "$stderr" == *"a 101 x 100 PNG image, 10100 pixels, more than the limit of 10000 (--max-pixels)" ]]
 	"$BIN/lx-attnviz" -o "$T/out3" --images "$T/photos" --max-pixels 10100 < "$T/enc.mp"
 }
+
+# ---- the TSV reader's lines (task bounds2, item 3) ----
+
+# An obj36 TSV line of image $1 with N = $2 boxes (10, 10, 50, 50) of F = $3 zero features (ids int64, the
+# rest float32).
+obj36_line() {
+	$PY -c '
+import base64, sys, numpy as np
+i, n, F = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+b = lambda a: base64.b64encode(a.tobytes()).decode()
+box = np.tile(np.array([10, 10, 50, 50], np.float32), n)
+ids, conf = np.zeros(n, np.int64), np.zeros(n, np.float32)
+sys.stdout.write("\t".join([i, "480", "640", b(ids), b(conf), b(ids), b(conf), str(n), b(box), b(np.zeros(n * F, np.float32))]) + "\n")' "$@"
+}
+
+@test "an obj36 TSV line longer than 96 MiB is refused naming the line, without holding it; a line at the limits is read" {
+	# line 2 is 200 MB of one field: before, getline held it whole (198 MB peak RSS here) before the fields
+	# were counted
+	{ head -n 1 "$FIX/train2014_obj36_sample.tsv"
+	  $PY -c 'import sys; sys.stdout.write("x\t" + "A" * 200000000 + "\n")'
+	  sed -n 3p "$FIX/train2014_obj36_sample.tsv"; } > "$T/long.tsv"
+	run $SEP bash -c '/usr/bin/time -f %M -o "$3" "$1" "$2" > "$4"' _ "$BIN/lx-featpack" "$T/long.tsv" "$T/rss" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/long.tsv: line 2: longer than 100663296 bytes, the limit of a TSV line" ]
+	$PY -c '
+import sys
+from lxtest import read_records
+assert [x["img_id"] for x in read_records(open(sys.argv[1], "rb"))] == ["COCO_train2014_000000132417"]' "$T/out.mp"
+	if plain_build; then
+		# the 96 MiB of the line read so far and the tool's own: 101 MB here, under 150 MB
+		[ "$(tail -n 1 "$T/rss")" -lt 150000 ]
+	fi
+	# the same as the first line, where the layout is told
+	sed -n 2p "$T/long.tsv" > "$T/first.tsv"
+	run $SEP "$BIN/lx-featpack" "$T/first.tsv"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/first.tsv: line 1: longer than 100663296 bytes, the limit of a TSV line" ]
+	# the longest valid line, 4096 boxes of 4096 features (89.7 MB of base64), is read
+	obj36_line big 4096 4096 > "$T/max.tsv"
+	[ "$(stat -c %s "$T/max.tsv")" -gt 89000000 ]
+	run $SEP bash -c '"$1" "$2" > "$3"' _ "$BIN/lx-featpack" "$T/max.tsv" "$T/max.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 1 and r[0]["visual_feats"].shape == (4096, 4096), r[0]["visual_feats"].shape' "$T/max.mp"
+}
