@@ -560,3 +560,58 @@ from lxtest import read_records
 r = read_records(open(sys.argv[1], "rb"))
 assert len(r) == 1 and r[0]["visual_feats"].shape == (4096, 4096), r[0]["visual_feats"].shape' "$T/max.mp"
 }
+
+# ---- a signal that lands just before a blocking read (task bounds2, item 5) ----
+
+# A preloaded library that raises SIGTERM in the tool itself just as it is about to wait for stdin: at its
+# first read(2) of descriptor 0, or its first poll(2) on it. The handler has run (the flag is set) before the
+# wait begins: the moment a flag checked before the read cannot see, made deterministic.
+term_before_wait() {
+	cat > "$T/shim.c" <<'SHIM'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+static int done;
+ssize_t read(int fd, void *buf, size_t n)
+{
+	ssize_t (*real)(int, void *, size_t) = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+	if (fd == 0 && !done) {
+		done = 1;
+		raise(SIGTERM);
+	}
+	return real(fd, buf, n);
+}
+int poll(struct pollfd *p, nfds_t n, int ms)
+{
+	int (*real)(struct pollfd *, nfds_t, int) = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+	nfds_t i;
+	for (i = 0; i < n && !done; i++)
+		if (p[i].fd == 0) {
+			done = 1;
+			raise(SIGTERM);
+		}
+	return real(p, n, ms);
+}
+SHIM
+	cc -shared -fPIC -o "$T/shim.so" "$T/shim.c" -ldl
+}
+
+@test "a SIGTERM that lands just before the wait for input on an idle pipe ends each stream tool, status 5" {
+	# preloading beside a sanitizer's runtime is refused by it
+	plain_build || skip "LD_PRELOAD on the plain build only"
+	term_before_wait
+	mkfifo "$T/idle"
+	exec 8<> "$T/idle"  # a writer that never writes nor closes
+	for tool in "lx-encode -m $FIX/tiny" "lx-head -m $FIX/tiny" "lx-tokenize --decode --vocab $FIX/vocab.txt" \
+	            "lx-featpack --join $FIX/train2014_obj36_sample.tsv" "lx-attnviz -o $T/av" "lx-cat" \
+	            "lx-explain -m $FIX/tiny"; do
+		# before, the flag was set and the read waited for input that never comes (killed by timeout: 124)
+		run $SEP timeout 20 env LD_PRELOAD="$T/shim.so" $BIN/$tool < "$T/idle"
+		echo "$tool: $status $stderr"
+		[ "$status" -eq 5 ]
+		[[ "$stderr" == *"interrupted after 0 "* ]]
+	done
+	exec 8>&-
+}

@@ -1,5 +1,6 @@
 /* stream.c - records as msgpack maps: reading, fields, tensors, writing (formats/stream.md). */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -561,6 +562,30 @@ static lx_reader *reader_new(FILE *f, const char *name, int may_be_direct)
 
 lx_reader *lx_reader_new(FILE *f, const char *name) { return reader_new(f, name, 1); }
 
+static int wake_fd = -1;  /* lx_reader_wake_on */
+
+void lx_reader_wake_on(int fd) { wake_fd = fd; }
+
+/* Waits until fd has input (or its end) or wake_fd is readable: 0, or -1 with errno (EINTR: woken). */
+static int wait_input(int fd)
+{
+	struct pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+
+	if (wake_fd < 0)
+		return 0;
+	for (;;) {
+		if (poll(p, 2, -1) >= 0)
+			break;
+		if (errno != EINTR)
+			return -1;
+	}
+	if (p[1].revents) {
+		errno = EINTR;
+		return -1;
+	}
+	return 0;
+}
+
 void lx_reader_set_max_bytes(lx_reader *r, size_t max, const char *option)
 {
 	r->max_record = max < MAX_RECORD ? max : MAX_RECORD;
@@ -686,7 +711,7 @@ static int fill(lx_reader *r)
 		r->cap *= 2;
 	}
 	if (r->direct) {
-		ssize_t k = read(fileno(r->f), r->buf + r->len, r->cap - r->len);
+		ssize_t k = wait_input(fileno(r->f)) ? -1 : read(fileno(r->f), r->buf + r->len, r->cap - r->len);
 		if (k < 0) {
 			r->err_no = errno;
 			return -1;
