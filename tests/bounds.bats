@@ -615,3 +615,23 @@ SHIM
 	done
 	exec 8>&-
 }
+
+# ---- peak RSS at the limits (task bounds2, item 1) ----
+
+@test "lx-detect on a photo at --max-pixels (8000 x 8000) stays within lx-limits(7): 15 bytes a pixel, the weights and 100 MB" {
+	plain_build || skip "peak RSS is measured on the plain build only"
+	black_png "$T/max.png" 8000 8000
+	run $SEP bash -c '/usr/bin/time -f %M -o "$4" "$1" -m "$2" "$3" > "$5"' _ "$BIN/lx-detect" "$FIX/frcnn-tiny" \
+		"$T/max.png" "$T/rss" "$T/out.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 1 and r[0]["img_w"] == 8000 and r[0]["img_h"] == 8000, r' "$T/out.mp"
+	# the photo (3 bytes a pixel) and its float32 planes (12): 960 MB; the weights (the file's size) and
+	# 100 MB for the detector's activations at MAX_SIZE_TEST (200 here) and the libraries (971 MB measured;
+	# %M is in KiB)
+	weights=$(stat -c %s "$FIX/frcnn-tiny/model.safetensors")
+	[ $(( $(tail -n 1 "$T/rss") * 1024 )) -lt $(( 15 * 64000000 + weights + 100000000 )) ]
+}
