@@ -24,20 +24,36 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 
 echo "detector: $model; $(nproc) cores"
-echo "lx (bench_detect, after one warm-up photo; load average before: $(load)):"
-/usr/bin/time -v "$bin/bench_detect" "$model" $images > "$out/detect.txt" 2> "$out/detect.time"
-grep -E '^(load|warm-up)' "$out/detect.time" | sed 's/^/  /'
-total=0 gflop=0 n=0
-while read -r f h w rh rw p k s; do
-	g=$("$py" "$top/bench/mkfrcnn.py" flops "$model" "$h" "$w" "$p")
-	printf '  %s: %dx%d -> %dx%d, %d proposals, %d boxes: %s s, %s GFLOP, %s GFLOP/s (load %s)\n' "$(basename "$f")" \
-		"$w" "$h" "$rw" "$rh" "$p" "$k" "$s" "$g" "$(calc "$g / $s" 0)" "$(load)"
-	total=$(calc "$total + $s" 3) gflop=$(calc "$gflop + $g" 1) n=$((n + 1))
-done < "$out/detect.txt"
-rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/detect.time")
-lx_s=$(calc "$total / $n" 3)
-printf '  lx: %s s per photo, %s GFLOP/s, peak RSS %d MB (load %s)\n' "$lx_s" "$(calc "$gflop / $total" 0)" \
-	"$((rss / 1024))" "$(load)"
+# one run of bench_detect per precision: float32 (the default, the golden one) and bfloat16 (--bf16, where the
+# CPU has avx512_bf16); "cpu" is the process's CPU seconds a photo, which moves less with the load than the wall clock
+gflop=0 n=0
+for prec in fp32 bf16; do
+	flag=
+	if [ $prec = bf16 ]; then
+		if ! grep -qw avx512_bf16 /proc/cpuinfo; then
+			echo "lx --bf16: skipped (this CPU has no avx512_bf16)"
+			continue
+		fi
+		flag=--bf16
+	fi
+	echo "lx $prec (bench_detect${flag:+ $flag}, after one warm-up photo; load average before: $(load)):"
+	/usr/bin/time -v "$bin/bench_detect" $flag "$model" $images > "$out/detect-$prec.txt" 2> "$out/detect-$prec.time" ||
+		{ echo "  failed:"; grep -v '^	' "$out/detect-$prec.time" | tail -3; continue; }
+	grep -E '^(load|warm-up)' "$out/detect-$prec.time" | sed 's/^/  /'
+	total=0 cpu=0 gflop=0 n=0
+	while read -r f h w rh rw p k s c; do
+		g=$("$py" "$top/bench/mkfrcnn.py" flops "$model" "$h" "$w" "$p")
+		printf '  %s: %dx%d -> %dx%d, %d proposals, %d boxes: %s s (cpu %s s), %s GFLOP, %s GFLOP/s (load %s)\n' \
+			"$(basename "$f")" "$w" "$h" "$rw" "$rh" "$p" "$k" "$s" "$c" "$g" "$(calc "$g / $s" 0)" "$(load)"
+		total=$(calc "$total + $s" 3) cpu=$(calc "$cpu + $c" 3) gflop=$(calc "$gflop + $g" 1) n=$((n + 1))
+	done < "$out/detect-$prec.txt"
+	rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/detect-$prec.time")
+	s=$(calc "$total / $n" 3)
+	printf '  lx %s: %s s per photo (cpu %s s), %s GFLOP/s, peak RSS %d MB (load %s)\n' "$prec" "$s" \
+		"$(calc "$cpu / $n" 3)" "$(calc "$gflop / $total" 0)" "$((rss / 1024))" "$(load)"
+	eval "lx_$prec=$s"
+	[ $prec = bf16 ] || gf32=$gflop n32=$n
+done
 
 if [ -z "${FRCNN_DEMO:-}" ] || [ -z "${FRCNN_PEER:-}" ]; then
 	echo "the demo's PyTorch detector: skipped (set FRCNN_DEMO to a local copy of its files and FRCNN_PEER to bench_frcnn.py)"
@@ -52,5 +68,8 @@ peer=$("$py" "$FRCNN_PEER" --demo "$FRCNN_DEMO" --model "$model" $images 2> "$ou
 	{ echo "  failed:"; tail -3 "$out/peer.err"; exit 1; }
 ps=$(echo "$peer" | "$py" -c 'import json,sys; d=json.load(sys.stdin); print("%.3f %d" % (d["s_per_image"], d["peak_rss_mb"]))')
 printf '  demo: %s s per photo, %s GFLOP/s, peak RSS %s MB (load %s)\n' "${ps% *}" \
-	"$(calc "$gflop / $n / ${ps% *}" 0)" "${ps#* }" "$(load)"
-printf 'lx is %sx the demo'"'"'s speed\n' "$(calc "${ps% *} / $lx_s" 1)"
+	"$(calc "${gf32:-$gflop} / ${n32:-$n} / ${ps% *}" 0)" "${ps#* }" "$(load)"
+for prec in fp32 bf16; do
+	eval "s=\${lx_$prec:-}"
+	[ -z "$s" ] || printf 'lx %s is %sx the demo'"'"'s speed\n' "$prec" "$(calc "${ps% *} / $s" 1)"
+done

@@ -56,6 +56,11 @@ typedef struct lx_detector lx_detector;
 /* Opens DIR (config.yaml, model.safetensors). LX_EMODEL naming the file and tensor on any mismatch. */
 lx_status lx_detector_open(lx_detector **out, const char *dir, lx_err *e);
 void lx_detector_free(lx_detector *d);
+/* Runs res5 (nine tenths of the work at the real shapes) in bfloat16 from now on: weights rounded once per
+ * layer, inputs at each convolution, float32 sums and outputs. The backbone, the RPN (so the proposals) and the
+ * linear heads stay float32. Faster, with features and scores that move a little (README.md, "lx-detect").
+ * LX_EMODEL without oneDNN or on a CPU without avx512_bf16. */
+lx_status lx_detector_bf16(lx_detector *d, lx_err *e);
 /* The detector's config; the caller may change max_det and min_det (nothing else) between images. */
 lx_detect_config *lx_detector_config(lx_detector *d);
 

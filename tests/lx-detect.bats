@@ -187,3 +187,28 @@ print("ok")' "$TOP/tests/py" "$W/conv/model.safetensors" "$M/model.safetensors"
 	[ "$output" = "lx-convert: $W/hub/pytorch_model.bin: a detector: give the directory that holds it and its config.yaml" ]
 	[ ! -e "$W/conv2" ]
 }
+
+@test "--bf16: detections that match the demo's within the bounds measured on the fixtures, and not its float32 ones exactly" {
+	grep -qw avx512_bf16 /proc/cpuinfo || skip "this CPU has no avx512_bf16"
+	ldd "$BIN/lx-detect" | grep -q libdnnl || skip "built without oneDNN"
+	# res5 in bfloat16, the proposals float32's. Measured (AVX-512 bf16, oneDNN 2.6): every detection of both
+	# fixtures (40, 43) has one of the same class within 0.12 px, features within 0.0025 of the largest |feature|,
+	# object and attribute scores within 0.013; the bounds are about twice that.
+	for f in frcnn-tiny frcnn-groups; do
+		"$BIN/lx-detect" -m "$FIX/$f" --bf16 "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
+			"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
+		run "$PY" "$REF" match "$W/out.mp" "$FIX/$f" 0.25 0.005 0.025 1
+		[ "$status" -eq 0 ]
+		[ "${lines[-1]}" = "ok" ]
+		run "$PY" "$REF" golden "$W/out.mp" "$FIX/$f"
+		[ "$status" -ne 0 ]
+	done
+}
+
+@test "--bf16 where oneDNN sees no avx512_bf16: status 3, naming what it needs" {
+	ldd "$BIN/lx-detect" | grep -q libdnnl || skip "built without oneDNN"
+	DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI run --separate-stderr "$BIN/lx-detect" -m "$M" --bf16 "$IMG/000456.jpg"
+	[ "$status" -eq 3 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "lx-detect: bfloat16 convolutions need oneDNN on a CPU with avx512_bf16" ]
+}

@@ -46,8 +46,8 @@ static void im2col(const det_conv *c, const float *x, int c0, int cg, int h, int
 /* The most primitives kept; past it they are all dropped and made again as shapes come (many image sizes). */
 #define DET_MAX_PRIMS 1024
 
-/* One primitive: layer c on input [n][cin][h][w] (or [n][h][w][cin], nhwc), with or without the sum and the
- * ReLU. */
+/* One primitive: layer c on input [n][cin][h][w] (or [n][h][w][cin] with the flag DET_NHWC in nhwc, the
+ * input and output then in bfloat16 with DET_IN_BF16, DET_OUT_BF16), with or without the sum and the ReLU. */
 typedef struct {
 	const det_conv *c;
 	const float *w_data, *b_data;  /* c's weights and bias when made: a layer at the same place with others is another */
@@ -197,6 +197,7 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	dnnl_dims_t wd = {c->cout, cg, c->k, c->k}, gwd = {c->groups, og, cg, c->k, c->k};
 	dnnl_dims_t strides = {c->stride, c->stride}, dil = {c->dil - 1, c->dil - 1}, pad = {c->pad, c->pad};
 	dnnl_memory_desc_t src_plain, dst_plain, wei_plain, bias_md, src_any, dst_any, wei_any;
+	dnnl_data_type_t dt = c->bf16 ? dnnl_bf16 : dnnl_f32;  /* of the convolution's src and weights */
 	dnnl_convolution_desc_t cd;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t ops = NULL;
@@ -204,16 +205,19 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	const dnnl_memory_desc_t *src_md, *dst_md, *wei_md;
 	dnnl_status_t s;
 
-	dnnl_memory_desc_init_by_tag(&src_plain, 4, sd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_nchw);
-	dnnl_memory_desc_init_by_tag(&dst_plain, 4, dd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_nchw);
+	dnnl_data_type_t in = p->nhwc & DET_IN_BF16 ? dnnl_bf16 : dnnl_f32;   /* of x and y as the caller has them */
+	dnnl_data_type_t out = p->nhwc & DET_OUT_BF16 ? dnnl_bf16 : dnnl_f32;
+
+	dnnl_memory_desc_init_by_tag(&src_plain, 4, sd, in, p->nhwc ? dnnl_nhwc : dnnl_nchw);
+	dnnl_memory_desc_init_by_tag(&dst_plain, 4, dd, out, p->nhwc ? dnnl_nhwc : dnnl_nchw);
 	if (c->groups > 1)
 		dnnl_memory_desc_init_by_tag(&wei_plain, 5, gwd, dnnl_f32, dnnl_goihw);
 	else
 		dnnl_memory_desc_init_by_tag(&wei_plain, 4, wd, dnnl_f32, dnnl_oihw);
 	dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
-	dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
-	dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
-	dnnl_memory_desc_init_by_tag(&wei_any, c->groups > 1 ? 5 : 4, c->groups > 1 ? gwd : wd, dnnl_f32,
+	dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dt, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, out, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&wei_any, c->groups > 1 ? 5 : 4, c->groups > 1 ? gwd : wd, dt,
 	                             dnnl_format_tag_any);
 	if ((s = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
 	                                                     &src_any, &wei_any, c->b ? &bias_md : NULL, &dst_any,
@@ -293,7 +297,7 @@ static void *scratch(det_engine *g, int i, size_t n)
 	return g->scratch[i];
 }
 
-static lx_status dnnl_conv_run(const det_conv *c, const float *x, int n, int h, int w, float *y, int acc, int relu,
+static lx_status dnnl_conv_run(const det_conv *c, const void *x, int n, int h, int w, void *y, int acc, int relu,
                                int nhwc, lx_err *e)
 {
 	det_engine *g = c->eng;
@@ -326,11 +330,24 @@ static lx_status dnnl_conv_run(const det_conv *c, const float *x, int n, int h, 
 	}
 	return LX_OK;
 }
+
+lx_status det_engine_bf16(det_engine *g, lx_err *e)
+{
+	if (!g || (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
+		return lx_errf(e, LX_EMODEL, "bfloat16 convolutions need oneDNN on a CPU with avx512_bf16");
+	prims_clear(g);
+	return LX_OK;
+}
 #else
 lx_status det_engine_new(det_engine **out, lx_err *e)
 {
 	*out = NULL;
 	return LX_OK;
+}
+
+lx_status det_engine_bf16(det_engine *g, lx_err *e)
+{
+	return lx_errf(e, LX_EMODEL, "bfloat16 convolutions need oneDNN on a CPU with avx512_bf16 (built without it)");
 }
 
 void det_engine_free(det_engine *g)
@@ -384,6 +401,16 @@ lx_status det_conv_run(const det_conv *c, const float *x, int batch, int h, int 
 	return LX_OK;
 }
 
+lx_status det_conv_run_bf16(const det_conv *c, const void *x, int batch, int h, int w, void *y, int accumulate,
+                            int relu, int io, lx_err *e)
+{
+#ifdef LX_DNNL
+	if (c->eng && c->bf16)
+		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, DET_NHWC | io, e);
+#endif
+	return lx_errf(e, LX_EMODEL, "bfloat16 maps need a layer in bfloat16");
+}
+
 lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate,
                             int relu, lx_err *e)
 {
@@ -394,7 +421,7 @@ lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h,
 
 #ifdef LX_DNNL
 	if (c->eng)
-		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, 1, e);
+		return dnnl_conv_run(c, x, batch, h, w, y, accumulate, relu, DET_NHWC, e);
 #endif
 	if (!(xc = malloc((nx + ny) * sizeof *xc + 1)))
 		return lx_errf(e, LX_EIO, "out of memory (convolution of %d x %d)", h, w);

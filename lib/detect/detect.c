@@ -23,6 +23,14 @@ typedef struct {
 	int in, out;
 } det_linear;
 
+/* The buffers the blocks run in, kept from one image to the next so that no large map is allocated (and its
+ * pages faulted in) again at each block: 0 the maps in, 1 the maps out (swapped after a block), 2 and 3 the
+ * inner maps of a block. Each only grows. */
+typedef struct {
+	float *buf[4];
+	size_t cap[4];
+} det_work;
+
 struct lx_detector {
 	lx_detect_config c;
 	lx_st *st;
@@ -39,6 +47,7 @@ struct lx_detector {
 	float cell[4 * LX_DETECT_MAX_LIST * LX_DETECT_MAX_LIST];
 	int anchors;                 /* per position */
 	int c4, c5;                  /* res4's and res5's channels */
+	det_work *work;
 };
 
 typedef struct {
@@ -128,7 +137,7 @@ static void bind_conv(binder *b, det_conv *c, const char *prefix, int cin, int c
 	float *fw, *fb;
 	size_t per = (size_t)(cin / groups) * k * k;
 
-	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng};
+	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng, 0};
 	snprintf(name, sizeof name, "%s.weight", prefix);
 	w = tensor(b, name, 4, (int[]){cout, cin / groups, k, k});
 	if (!bn) {
@@ -281,6 +290,10 @@ lx_status lx_detector_open(lx_detector **out, const char *dir, lx_err *e)
 	n = lx_st_count(d->st);
 	if ((b.rc = det_engine_new(&d->eng, e)))
 		goto fail;
+	if (!(d->work = calloc(1, sizeof *d->work))) {
+		b.rc = lx_errf(e, LX_EIO, "out of memory");
+		goto fail;
+	}
 	if (!(b.used = calloc((size_t)n + 1, 1))) {
 		b.rc = lx_errf(e, LX_EIO, "out of memory");
 		goto fail;
@@ -312,9 +325,24 @@ void lx_detector_free(lx_detector *d)
 		free(d->owned[i]);
 	free(d->owned);
 	free(d->blocks);
+	for (int i = 0; d->work && i < 4; i++)
+		free(d->work->buf[i]);
+	free(d->work);
 	det_engine_free(d->eng);
 	lx_st_free(d->st);
 	free(d);
+}
+
+lx_status lx_detector_bf16(lx_detector *d, lx_err *e)
+{
+	lx_status rc = det_engine_bf16(d->eng, e);
+
+	for (int i = 0; !rc && i < 3; i++) {
+		det_block *k = &d->res5[i];
+		k->conv1.bf16 = k->conv2.bf16 = k->conv3.bf16 = 1;
+		k->shortcut.bf16 = k->has_shortcut;
+	}
+	return rc;
 }
 
 lx_detect_config *lx_detector_config(lx_detector *d)
@@ -335,52 +363,65 @@ static lx_status conv(const det_conv *c, const float *x, int n, int h, int w, fl
 	return c->eng ? det_conv_run_nhwc(c, x, n, h, w, y, acc, relu, e) : det_conv_run(c, x, n, h, w, y, acc, relu, e);
 }
 
-/* One bottleneck block on n maps x [n][in][h][w] into y [n][out][*oh][*ow] (NHWC on oneDNN: [n][h][w][in]). */
-static lx_status block_run(const det_block *k, const float *x, int n, int h, int w, float *y, int *oh, int *ow,
-                           lx_err *e)
+/* A block's convolution followed by a ReLU, its input or output in bfloat16 as io says (0: as conv). */
+static lx_status conv_mid(const det_conv *c, const void *x, int n, int h, int w, void *y, int acc, int io, lx_err *e)
 {
-	int h1 = det_conv_out(&k->conv1, h), w1 = det_conv_out(&k->conv1, w);
-	int h2 = det_conv_out(&k->conv2, h1), w2 = det_conv_out(&k->conv2, w1);
-	size_t n1 = (size_t)n * k->conv1.cout * h1 * w1, n2 = (size_t)n * k->conv2.cout * h2 * w2;
-	float *t1 = malloc(n1 * sizeof *t1 + 1), *t2 = malloc(n2 * sizeof *t2 + 1);
-	lx_status rc = LX_OK;
-
-	if (!t1 || !t2)
-		rc = oom(e, "a ResNet block");
-	if (!rc)
-		rc = k->has_shortcut ? conv(&k->shortcut, x, n, h, w, y, 0, 0, e)
-		                     : (memcpy(y, x, (size_t)n * k->conv3.cout * h2 * w2 * sizeof *y), LX_OK);
-	if (!rc)
-		rc = conv(&k->conv1, x, n, h, w, t1, 0, 1, e);
-	if (!rc)
-		rc = conv(&k->conv2, t1, n, h1, w1, t2, 0, 1, e);
-	if (!rc)
-		rc = conv(&k->conv3, t2, n, h2, w2, y, 1, 1, e);
-	free(t1);
-	free(t2);
-	*oh = h2;
-	*ow = w2;
-	return rc;
+	return io ? det_conv_run_bf16(c, x, n, h, w, y, acc, 1, io, e) : conv(c, x, n, h, w, y, acc, 1, e);
 }
 
-/* Blocks [0, nb) on one map; *x (malloc'ed) is replaced by the output. */
-static lx_status blocks_run(const det_block *k, int nb, float **x, int n, int *h, int *w, lx_err *e)
+/* Work buffer i with room for n floats (its contents lost when it grows), or NULL when memory runs out. */
+static float *work_get(det_work *k, int i, size_t n)
 {
-	for (int i = 0; i < nb; i++) {
-		int oh = det_conv_out(&k[i].conv2, det_conv_out(&k[i].conv1, *h));
-		int ow = det_conv_out(&k[i].conv2, det_conv_out(&k[i].conv1, *w));
-		float *y = malloc((size_t)n * k[i].conv3.cout * oh * ow * sizeof *y + 1);
-		lx_status rc;
-		if (!y)
-			return oom(e, "a ResNet block");
-		if ((rc = block_run(&k[i], *x, n, *h, *w, y, h, w, e))) {
-			free(y);
-			return rc;
-		}
-		free(*x);
-		*x = y;
+	if (k->cap[i] < n) {
+		free(k->buf[i]);
+		k->cap[i] = 0;
+		if (!(k->buf[i] = malloc(n * sizeof(float) + 1)))
+			return NULL;
+		k->cap[i] = n;
 	}
+	return k->buf[i];
+}
+
+/* One bottleneck block on n maps [n][in][h][w] in work buffer 0 (NHWC on oneDNN: [n][h][w][in]), whose output
+ * [n][out][*h][*w] is then in buffer 0: a projection shortcut writes buffer 1 and the two are swapped, an
+ * identity one adds conv3 to the input where it is. */
+static lx_status block_run(const det_block *k, det_work *wk, int n, int *h, int *w, lx_err *e)
+{
+	int h1 = det_conv_out(&k->conv1, *h), w1 = det_conv_out(&k->conv1, *w);
+	int h2 = det_conv_out(&k->conv2, h1), w2 = det_conv_out(&k->conv2, w1);
+	float *x = wk->buf[0], *y = x, *t1, *t2;
+	int bf = k->conv2.bf16;  /* the inner maps t1, t2 in bfloat16 */
+	lx_status rc;
+
+	if (!(t1 = work_get(wk, 2, (size_t)n * k->conv1.cout * h1 * w1)) ||
+	    !(t2 = work_get(wk, 3, (size_t)n * k->conv2.cout * h2 * w2)) ||
+	    (k->has_shortcut && !(y = work_get(wk, 1, (size_t)n * k->conv3.cout * h2 * w2))))
+		return oom(e, "a ResNet block");
+	if ((k->has_shortcut && (rc = conv(&k->shortcut, x, n, *h, *w, y, 0, 0, e))) ||
+	    (rc = conv_mid(&k->conv1, x, n, *h, *w, t1, 0, bf ? DET_OUT_BF16 : 0, e)) ||
+	    (rc = conv_mid(&k->conv2, t1, n, h1, w1, t2, 0, bf ? DET_IN_BF16 | DET_OUT_BF16 : 0, e)) ||
+	    (rc = conv_mid(&k->conv3, t2, n, h2, w2, y, 1, bf ? DET_IN_BF16 : 0, e)))
+		return rc;
+	if (k->has_shortcut) {
+		size_t cap = wk->cap[0];
+		wk->buf[0] = y;
+		wk->buf[1] = x;
+		wk->cap[0] = wk->cap[1];
+		wk->cap[1] = cap;
+	}
+	*h = h2;
+	*w = w2;
 	return LX_OK;
+}
+
+/* Blocks [0, nb) on the maps in work buffer 0, their output left there. */
+static lx_status blocks_run(const det_block *k, int nb, det_work *wk, int n, int *h, int *w, lx_err *e)
+{
+	lx_status rc = LX_OK;
+
+	for (int i = 0; !rc && i < nb; i++)
+		rc = block_run(&k[i], wk, n, h, w, e);
+	return rc;
 }
 
 /* The image planes the network takes: decoded pixels in the demo's channel order, resized, normalised. */
@@ -437,31 +478,26 @@ static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 		free(x);
 		return rc;
 	}
-	if (!(y = malloc((size_t)d->stem.cout * (h / 2 + 2) * (w / 2 + 2) * sizeof *y + 1))) {
+	if (!(y = work_get(d->work, 0, (size_t)d->stem.cout * (h / 2 + 2) * (w / 2 + 2)))) {
 		free(x);
 		return oom(e, "the stem");
 	}
 	det_maxpool(x, d->stem.cout, h, w, d->c.caffe_maxpool, nhwc, y, &ph, &pw);
 	free(x);
-	if (ph < 1 || pw < 1) {
-		free(y);
+	if (ph < 1 || pw < 1)
 		return lx_errf(e, LX_EINPUT, "a %d x %d image is too small for the network", t->w, t->h);
-	}
-	rc = blocks_run(d->blocks, d->nblocks[0] + d->nblocks[1] + d->nblocks[2], &y, 1, &ph, &pw, e);
-	if (!rc && nhwc) {
-		if (!(x = malloc((size_t)d->c4 * ph * pw * sizeof *x + 1)))
-			rc = oom(e, "res4");
-		else {
-			det_transpose(y, 1, ph * pw, d->c4, x);
-			free(y);
-			y = x;
-		}
-	}
-	t->res4 = y;
+	if ((rc = blocks_run(d->blocks, d->nblocks[0] + d->nblocks[1] + d->nblocks[2], d->work, 1, &ph, &pw, e)))
+		return rc;
+	if (!(t->res4 = malloc((size_t)d->c4 * ph * pw * sizeof *t->res4 + 1)))
+		return oom(e, "res4");
+	if (nhwc)
+		det_transpose(d->work->buf[0], 1, ph * pw, d->c4, t->res4);
+	else
+		memcpy(t->res4, d->work->buf[0], (size_t)d->c4 * ph * pw * sizeof *t->res4);
 	t->fc = d->c4;
 	t->fh = ph;
 	t->fw = pw;
-	return rc;
+	return LX_OK;
 }
 
 /* The RPN: objectness and deltas at every anchor, the best pre_nms_topk, clipped, non-empty, NMS, post_nms_topk. */
@@ -548,15 +584,15 @@ static lx_status roi_features(const lx_detector *d, lx_detect_trace *t, lx_err *
 		return oom(e, "the proposals' features");
 	for (i0 = 0; !rc && i0 < t->p; i0 += ROI_BATCH) {
 		int n = t->p - i0 < ROI_BATCH ? t->p - i0 : ROI_BATCH, h = r, w = r;
-		float *x = malloc((size_t)n * per * (nhwc ? 2 : 1) * sizeof *x + 1);
-		if (!x)
+		float *x = work_get(d->work, 0, (size_t)n * per), *pooled = nhwc ? work_get(d->work, 1, (size_t)n * per) : x;
+		if (!x || !pooled)
 			return oom(e, "the proposals' features");
 		for (i = 0; i < n; i++)
-			det_roipool(t->res4, d->c4, t->fh, t->fw, t->proposals + 4 * (i0 + i), 1.0f / 16, r,
-			            x + (nhwc ? (size_t)n * per : 0) + i * per);
+			det_roipool(t->res4, d->c4, t->fh, t->fw, t->proposals + 4 * (i0 + i), 1.0f / 16, r, pooled + i * per);
 		if (nhwc)
-			det_transpose(x + (size_t)n * per, n, d->c4, r * r, x);
-		rc = blocks_run(d->res5, 3, &x, n, &h, &w, e);
+			det_transpose(pooled, n, d->c4, r * r, x);
+		rc = blocks_run(d->res5, 3, d->work, n, &h, &w, e);
+		x = d->work->buf[0];
 		for (i = 0; !rc && i < n; i++)
 			for (ch = 0; ch < d->c5; ch++) {
 				size_t at = nhwc ? (size_t)i * h * w * d->c5 + ch : ((size_t)i * d->c5 + ch) * h * w;
@@ -566,7 +602,6 @@ static lx_status roi_features(const lx_detector *d, lx_detect_trace *t, lx_err *
 					s += x[at + j * step];
 				t->roi_pooled[(size_t)(i0 + i) * d->c5 + ch] = (float)(s / (h * w));
 			}
-		free(x);
 	}
 	return rc;
 }

@@ -12,6 +12,10 @@ typedef struct det_engine det_engine;
 
 /* *out gets a new engine, or NULL when the library is built without oneDNN. LX_EMODEL when oneDNN fails. */
 lx_status det_engine_new(det_engine **out, lx_err *e);
+/* Whether the engine can run layers in bfloat16 (det_conv.bf16): LX_EMODEL when oneDNN is absent (g NULL) or
+ * the CPU (as oneDNN sees it: DNNL_MAX_CPU_ISA) has no avx512_bf16. Drops the primitives made so far, so that
+ * layers marked after it are made again. */
+lx_status det_engine_bf16(det_engine *g, lx_err *e);
 /* Frees the engine, its primitives and reordered weights; NULL is a no-op. */
 void det_engine_free(det_engine *g);
 
@@ -21,6 +25,7 @@ typedef struct {
 	const float *w;
 	const float *b;   /* [cout], or NULL */
 	det_engine *eng;  /* NULL: im2col + sgemm */
+	int bf16;         /* on eng: weights (reordered once) and input in bfloat16, float32 sums, bias and output */
 } det_conv;
 
 /* Output size of c on an input of size n (one side). */
@@ -33,6 +38,16 @@ lx_status det_conv_run(const det_conv *c, const float *x, int batch, int h, int 
  * a chain of convolutions needs no reorder between them; without oneDNN it goes through NCHW copies. */
 lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h, int w, float *y, int accumulate,
                             int relu, lx_err *e);
+/* Flags of det_conv_run_bf16: x, y hold bfloat16 values (uint16_t, the high half of the float32). */
+#define DET_NHWC 1
+#define DET_IN_BF16 2
+#define DET_OUT_BF16 4
+/* det_conv_run_nhwc on a layer in bfloat16 (det_conv.bf16) with x (DET_IN_BF16) and/or y (DET_OUT_BF16)
+ * in bfloat16: the maps between two convolutions kept in the precision the next one takes, so that no
+ * conversion runs between them (the same values: the next convolution would round its input so). y in
+ * bfloat16 cannot accumulate. LX_EMODEL on a layer in float32. */
+lx_status det_conv_run_bf16(const det_conv *c, const void *x, int batch, int h, int w, void *y, int accumulate,
+                            int relu, int io, lx_err *e);
 
 /* The demo's resize: the size an h x w image becomes (shortest side min_size, longest at most max_size). */
 void det_resize_size(int h, int w, int min_size, int max_size, int *oh, int *ow);

@@ -7,7 +7,7 @@
  * cross-attention module, shared by both directions, runs once over both sides' rows. Attention itself
  * runs per example, direction and head. Each block reads its input and writes its output and what it
  * computed on the way into buffers the caller names (lx_block_acts, encoder_impl.h): inference reuses one
- * scratch set, a training forward (train.c) keeps one set per block for the backward pass (backward.c).
+ * scratch set, a training forward (backward.c) keeps one set per block for the backward pass.
  */
 #include <float.h>
 #include <math.h>
@@ -34,21 +34,33 @@ void lx_drop_apply(const lx_dropout *d, uint32_t site, uint64_t first, float *x,
 {
 	size_t i;
 
-	if (d->p <= 0)
+	if (!d || d->p <= 0)
 		return;
 	for (i = 0; i < n; i++)
 		x[i] *= lx_drop_scale(d, site, first + i);
 }
 
+lx_drop_sites lx_block_drop_sites(int b)
+{
+	/* four streams a site, of which two are used, after the embeddings' sites 0 and 1 (their streams are
+	 * LX_DROP_EMBED_LANG and LX_DROP_EMBED_VISN) */
+	lx_drop_sites s;
+	uint32_t site = (uint32_t)(2 + b);
+
+	s.probs = 4 * site;
+	s.out = 4 * site + 1;
+	return s;
+}
+
 /* ---- linear layers in the model's precision ---- */
 
 /* y[i][rows, out] = x[rows, in] l[i]^T + b for i in [0, n): the layers that read the same input (a block's
- * query, key and value) share its quantization to int8 or rounding to bfloat16, which is done once. */
-static void linears(lx_encoder *enc, float *const *y, const float *x, int rows, const lx_linear_w *const *l, int n,
-                    int out, int in)
+ * query, key and value) share its quantization to int8 or rounding to bfloat16 (in ac's qact), done once. */
+static void linears(lx_encoder *enc, const lx_block_acts *ac, float *const *y, const float *x, int rows,
+                    const lx_linear_w *const *l, int n, int out, int in)
 {
-	signed char *a = (signed char *)enc->buf[B_QACT];
-	float *s = enc->buf[B_QSCALE];
+	signed char *a = ac->qact;
+	float *s = ac->qscale;
 	lx_pack *pk = enc->packed ? enc->pack : NULL;
 	int i, quantized = 0;
 
@@ -67,50 +79,72 @@ static void linears(lx_encoder *enc, float *const *y, const float *x, int rows, 
 			lx_op_linear(y[i], x, rows, l[i], out, in);
 }
 
-static void linear(lx_encoder *enc, float *y, const float *x, int rows, const lx_linear_w *l, int out, int in)
+static void linear(lx_encoder *enc, const lx_block_acts *ac, float *y, const float *x, int rows, const lx_linear_w *l,
+                   int out, int in)
 {
-	linears(enc, &y, x, rows, &l, 1, out, in);
+	linears(enc, ac, &y, x, rows, &l, 1, out, in);
 }
 
 /* ---- blocks ---- */
 
-void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, int ng, float *out,
-                      const lx_block_acts *a)
+/* out[rows, H] = LayerNorm(dropout(out) + x): the residual and norm that end every sub-layer (the dropout
+ * only in training, which keeps the norm's normalised input and 1/std). */
+static void residual_norm(lx_encoder *enc, float *out, const float *x, int rows, const lx_norm_w *ln,
+                          const lx_block_train *tr)
 {
 	const lx_config *c = lx_model_config(enc->m);
-	const attn_group *g = enc->groups;
+	int H = c->hidden_size;
+
+	if (tr) {
+		lx_drop_apply(enc->drop, tr->drop.out, 0, out, (size_t)rows * H);
+		lx_op_add_norm_keep(out, x, rows, H, ln, c->layer_norm_eps, tr->xhat, tr->rstd);
+	} else
+		lx_op_add_norm(out, x, rows, H, ln, c->layer_norm_eps);
+}
+
+/* The probabilities P [tq, tk] of one group and head, with dropout in training: P itself when off, else
+ * their dropped copy in the scratch (the kept probabilities stay as they were). */
+static const float *drop_probs(lx_encoder *enc, const lx_block_acts *a, const float *P, int tq, int tk)
+{
+	const lx_block_train *tr = a->train;
+	float *D = a->scores;
+	size_t k, n = (size_t)tq * tk, first;
+
+	if (!tr || !enc->drop || enc->drop->p <= 0)
+		return P;
+	first = (size_t)(P - tr->probs);
+	for (k = 0; k < n; k++)
+		D[k] = P[k] * lx_drop_scale(enc->drop, tr->drop.probs, first + k);
+	return D;
+}
+
+void lx_enc_attention(lx_encoder *enc, const lx_attn_w *w, const float *x, int rows, const attn_group *g, int ng,
+                      float *out, const lx_block_acts *a)
+{
+	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, nh = c->num_attention_heads, dh = H / nh, i, h;
-	int drop = enc->drop.p > 0 && a->probs;
 	float scale = sqrtf((float)dh), *const qkv[3] = {a->q, a->k, a->v};
 	const lx_linear_w *const wqkv[3] = {&w->q, &w->k, &w->v};
 
-	linears(enc, qkv, x, rows, wqkv, 3, H, H);
+	/* Q, K, V [rows, H] = x W^T + b, the heads side by side */
+	linears(enc, a, qkv, x, rows, wqkv, 3, H, H);
 	for (i = 0; i < ng; i++) {
 		int tq = g[i].tq, tk = g[i].tk;
 		const float *Q = a->q + (size_t)g[i].qo * H, *K = a->k + (size_t)g[i].ko * H,
 		            *V = a->v + (size_t)g[i].ko * H, *mask = g[i].mask;
-		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : enc->buf[B_SCORES];
+		float *C = a->ctx + (size_t)g[i].qo * H, *P = g[i].probs ? g[i].probs : a->scores;
 		for (h = 0; h < nh; h++) {
+			/* P [tq, tk] = softmax(Q K^T / sqrt(dh)), C [tq, dh] = dropout(P) V, head h */
 			float *S = P + (size_t)h * tq * tk;
 			lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, Q + h * dh, H, K + h * dh, H, 0.0f, S, tk);
 			lx_op_softmax_rows(S, tq, tk, scale, mask);
-			if (drop) {
-				/* the probabilities stay as they were; their dropped copy goes through the scratch */
-				float *D = enc->buf[B_SCORES];
-				size_t k, n = (size_t)tq * tk, first = (size_t)(S - a->probs);
-				for (k = 0; k < n; k++)
-					D[k] = S[k] * lx_drop_scale(&enc->drop, 4 * a->site, first + k);
-				S = D;
-			}
-			lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, S, tk, V + h * dh, H, 0.0f, C + h * dh, H);
+			lx_op_matmul('N', 'N', tq, dh, tk, 1.0f, drop_probs(enc, a, S, tq, tk), tk, V + h * dh, H,
+			             0.0f, C + h * dh, H);
 		}
 	}
-	linear(enc, out, a->ctx, rows, &w->o, H, H);
-	if (a->xhat) {
-		lx_drop_apply(&enc->drop, 4 * a->site + 1, 0, out, (size_t)rows * H);
-		lx_op_add_norm_keep(out, x, rows, H, &w->ln, c->layer_norm_eps, a->xhat, a->rstd);
-	} else
-		lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	/* out = LayerNorm(dropout(C W_o^T + b_o) + x) */
+	linear(enc, a, out, a->ctx, rows, &w->o, H, H);
+	residual_norm(enc, out, x, rows, &w->ln, a->train);
 }
 
 void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, float *out, const lx_block_acts *a)
@@ -119,23 +153,22 @@ void lx_enc_ffn(lx_encoder *enc, const lx_ffn_w *w, const float *x, int rows, fl
 	int H = c->hidden_size, Dff = c->intermediate_size;
 	size_t n = (size_t)rows * Dff;
 
-	if (a->pre) {
-		lx_op_linear(a->pre, x, rows, &w->inter, Dff, H);
-		memcpy(a->inter, a->pre, n * sizeof(float));
+	/* inter [rows, I] = gelu(x W_1^T + b_1), the pre-activation kept in training */
+	if (a->train) {
+		lx_op_linear(a->train->pre, x, rows, &w->inter, Dff, H);
+		memcpy(a->inter, a->train->pre, n * sizeof(float));
 	} else
-		linear(enc, a->inter, x, rows, &w->inter, Dff, H);
+		linear(enc, a, a->inter, x, rows, &w->inter, Dff, H);
 	lx_op_gelu(a->inter, n, c->gelu_tanh);
-	linear(enc, out, a->inter, rows, &w->out, H, Dff);
-	if (a->xhat) {
-		lx_drop_apply(&enc->drop, 4 * a->site + 1, 0, out, (size_t)rows * H);
-		lx_op_add_norm_keep(out, x, rows, H, &w->ln, c->layer_norm_eps, a->xhat, a->rstd);
-	} else
-		lx_op_add_norm(out, x, rows, H, &w->ln, c->layer_norm_eps);
+	/* out = LayerNorm(dropout(inter W_2^T + b_2) + x) */
+	linear(enc, a, out, a->inter, rows, &w->out, H, Dff);
+	residual_norm(enc, out, x, rows, &w->ln, a->train);
 }
 
 /* ---- embeddings and pooler ---- */
 
-void lx_enc_embed_language(lx_encoder *enc, float *out, float *xhat, float *rstd, uint32_t site)
+/* lang [L, H] = LayerNorm(word + position + token type) of every token. */
+static void embed_language(lx_encoder *enc, const lx_embed_bufs *b)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
@@ -144,46 +177,46 @@ void lx_enc_embed_language(lx_encoder *enc, float *out, float *xhat, float *rstd
 	for (i = 0; i < enc->n; i++) {
 		const lx_example *ex = &enc->ex[i];
 		for (t = 0; t < ex->T; t++) {
-			float *row = out + (size_t)(enc->loff[i] + t) * H;
+			float *row = b->lang + (size_t)(enc->loff[i] + t) * H;
 			const float *we = w->word + (size_t)ex->input_ids[t] * H, *pe = w->pos + (size_t)t * H,
 			            *te = w->type + (size_t)(ex->token_type_ids ? ex->token_type_ids[t] : 0) * H;
 			for (j = 0; j < H; j++)
 				row[j] = we[j] + pe[j] + te[j];
 		}
 	}
-	if (xhat) {
-		lx_op_add_norm_keep(out, NULL, enc->L, H, &w->ln, c->layer_norm_eps, xhat, rstd);
-		lx_drop_apply(&enc->drop, 4 * site + 1, 0, out, (size_t)enc->L * H);
-	} else
-		lx_op_add_norm(out, NULL, enc->L, H, &w->ln, c->layer_norm_eps);
+	lx_op_add_norm_keep(b->lang, NULL, enc->L, H, &w->ln, c->layer_norm_eps, b->xhat_l, b->rstd_l);
+	if (b->xhat_l)
+		lx_drop_apply(enc->drop, LX_DROP_EMBED_LANG, 0, b->lang, (size_t)enc->L * H);
 }
 
-void lx_enc_embed_vision(lx_encoder *enc, float *out, float *feats, float *pos, float *box, float *xhat_f,
-                         float *rstd_f, float *xhat_b, float *rstd_b, uint32_t site)
+/* visn [V, H] = (LayerNorm(feats W_f^T + b_f) + LayerNorm(pos W_b^T + b_b)) / 2 over every box. */
+static void embed_vision(lx_encoder *enc, const lx_embed_bufs *b)
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
 	int H = c->hidden_size, F = c->visual_feat_dim, i;
+	float *out = b->visn, *box = b->box;
 	size_t k;
 
 	for (i = 0; i < enc->n; i++) {
 		const lx_example *ex = &enc->ex[i];
-		memcpy(feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
-		memcpy(pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
+		memcpy(b->feats + (size_t)enc->voff[i] * F, ex->visual_feats, (size_t)ex->N * F * sizeof(float));
+		memcpy(b->pos + (size_t)enc->voff[i] * 4, ex->visual_pos, (size_t)ex->N * 4 * sizeof(float));
 	}
-	linear(enc, out, feats, enc->V, &w->visn_fc, H, F);
-	linear(enc, box, pos, enc->V, &w->box_fc, H, 4);
-	if (xhat_f) {
-		lx_op_add_norm_keep(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps, xhat_f, rstd_f);
-		lx_op_add_norm_keep(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps, xhat_b, rstd_b);
-	} else {
-		lx_op_add_norm(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps);
-		lx_op_add_norm(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps);
-	}
+	linear(enc, &enc->acts, out, b->feats, enc->V, &w->visn_fc, H, F);
+	linear(enc, &enc->acts, box, b->pos, enc->V, &w->box_fc, H, 4);
+	lx_op_add_norm_keep(out, NULL, enc->V, H, &w->visn_ln, c->layer_norm_eps, b->xhat_f, b->rstd_f);
+	lx_op_add_norm_keep(box, NULL, enc->V, H, &w->box_ln, c->layer_norm_eps, b->xhat_b, b->rstd_b);
 	for (k = 0; k < (size_t)enc->V * H; k++)
 		out[k] = (out[k] + box[k]) / 2;
-	if (xhat_f)
-		lx_drop_apply(&enc->drop, 4 * site + 1, 0, out, (size_t)enc->V * H);
+	if (b->xhat_f)
+		lx_drop_apply(enc->drop, LX_DROP_EMBED_VISN, 0, out, (size_t)enc->V * H);
+}
+
+void lx_enc_embed(lx_encoder *enc, const lx_embed_bufs *b)
+{
+	embed_language(enc, b);
+	embed_vision(enc, b);
 }
 
 void lx_enc_pool(lx_encoder *enc, const float *x, float *in, float *pooled)
@@ -193,7 +226,7 @@ void lx_enc_pool(lx_encoder *enc, const float *x, float *in, float *pooled)
 
 	for (i = 0; i < enc->n; i++)
 		memcpy(in + (size_t)i * H, x + (size_t)enc->loff[i] * H, H * sizeof(float));
-	linear(enc, pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
+	linear(enc, &enc->acts, pooled, in, enc->n, &lx_model_weights(enc->m)->pooler, H, H);
 	for (k = 0; k < (size_t)enc->n * H; k++)
 		pooled[k] = tanhf(pooled[k]);
 }
@@ -277,25 +310,98 @@ static void keep_hidden(lx_encoder *enc, float *hist, int first, const int *off,
 		       enc->x + ((size_t)first + off[i]) * H, (size_t)len[i] * H * sizeof(float));
 }
 
-/* Points each group at example i's attention map of layer `layer` in base (NULL: not kept). */
-static void set_probs(lx_encoder *enc, attn_group *g, float *const *base, int layer)
+/* Points each group at example i's attention map of layer `layer` in maps (NULL: not kept). */
+static void set_probs(lx_encoder *enc, attn_group *g, float *const *maps, int layer)
 {
 	int nh = lx_model_config(enc->m)->num_attention_heads, i;
 
 	for (i = 0; i < enc->n; i++)
-		g[i].probs = base ? base[i] + (size_t)layer * nh * g[i].tq * g[i].tk : NULL;
+		g[i].probs = maps ? maps[i] + (size_t)layer * nh * g[i].tq * g[i].tk : NULL;
 }
 
-/* A BERT layer (the language and the object-relationship encoders) on one side's rows, in place. */
-static void bert_layer(lx_encoder *enc, const lx_layer_w *w, int vision, float *const *base, int layer)
+/* One side's self-attention block, in from in to out (both relative to the side's first row), with its maps
+ * of that layer kept in maps (NULL: not kept). Side 0 is the language, 1 the vision; each has its own
+ * groups (enc->groups from side * n). */
+static void self_block(lx_encoder *enc, int side, const lx_block_acts *a, const lx_attn_w *w, float *const *maps,
+                       int layer, const float *in, float *out)
 {
-	int H = lx_model_config(enc->m)->hidden_size, rows = vision ? enc->V : enc->L;
-	size_t first = vision ? (size_t)enc->L * H : 0;
+	attn_group *g = enc->groups + side * enc->n;
 
-	self_groups(enc, enc->groups, vision);
-	set_probs(enc, enc->groups, base, layer);
-	lx_enc_attention(enc, &w->att, enc->x + first, rows, enc->n, enc->x2 + first, &enc->acts);
-	lx_enc_ffn(enc, &w->ffn, enc->x2 + first, rows, enc->x + first, &enc->acts);
+	self_groups(enc, g, side);
+	set_probs(enc, g, maps, layer);
+	lx_enc_attention(enc, w, in, side ? enc->V : enc->L, g, enc->n, out, a);
+}
+
+/* The rows of one side in a buffer of [L + V, H]. */
+static float *side_rows(lx_encoder *enc, float *x, int side)
+{
+	return side ? x + (size_t)enc->L * lx_model_config(enc->m)->hidden_size : x;
+}
+
+/* The language encoder (side 0) or the object-relationship encoder (side 1), each layer a BERT layer on the
+ * side's rows in place: self-attention, then the feed-forward. */
+static void single_encoder(lx_encoder *enc, int side, const lx_block_acts *a)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	const lx_weights *w = lx_model_weights(enc->m);
+	const lx_layer_w *layers = side ? w->r : w->l;
+	int k, nl = side ? c->r_layers : c->l_layers, kept = (side ? c->r_layers : c->l_layers) + c->x_layers;
+	int rows = side ? enc->V : enc->L;
+	float *x = side_rows(enc, enc->x, side), *x2 = side_rows(enc, enc->x2, side);
+
+	for (k = 0; k < nl; k++) {
+		self_block(enc, side, a, &layers[k].att, side ? enc->maps.visn : enc->maps.lang, k, x, x2);
+		lx_enc_ffn(enc, &layers[k].ffn, x2, rows, x, a);
+		if (enc->want & LX_WANT_HIDDEN)
+			keep_hidden(enc, side ? enc->s.visn_hidden : enc->s.lang_hidden, side ? enc->L : 0,
+			            side ? enc->voff : enc->loff, side ? enc->nlen : enc->tlen, kept, k);
+	}
+}
+
+/* One side of cross layer `layer` after its cross-attention (which wrote x2): the side's self-attention back
+ * into x, then its feed-forward into x2. */
+static void cross_side(lx_encoder *enc, int side, const lx_block_acts *a, const lx_xlayer_w *w, int layer)
+{
+	float *x = side_rows(enc, enc->x, side), *x2 = side_rows(enc, enc->x2, side);
+
+	self_block(enc, side, a, side ? &w->visn_self : &w->lang_self, side ? enc->maps.x_vv : enc->maps.x_ll, layer,
+	           x2, x);
+	lx_enc_ffn(enc, side ? &w->visn_ffn : &w->lang_ffn, x, side ? enc->V : enc->L, x2, a);
+}
+
+/* The work of both sides, language and vision: the single-modality encoders (xw NULL) or the sides of cross
+ * layer `layer` (weights xw). */
+typedef struct {
+	lx_encoder *enc;
+	const lx_xlayer_w *xw;
+	int layer;
+} sides_job;
+
+static void side_part(void *arg, int side, int parts)
+{
+	const sides_job *j = arg;
+	lx_encoder *enc = j->enc;
+	const lx_block_acts *a = enc->sides ? &enc->side[side] : &enc->acts;
+
+	(void)parts;
+	if (j->xw)
+		cross_side(enc, side, a, j->xw, j->layer);
+	else
+		single_encoder(enc, side, a);
+}
+
+/* Both sides: side by side, one thread each, when the batch's scratch has a set a side (a batch of one on two
+ * threads or more: its products are too small to share well among threads), else one after the other. */
+static void both_sides(lx_encoder *enc, const lx_xlayer_w *xw, int layer)
+{
+	sides_job j = {enc, xw, layer};
+
+	if (enc->sides)
+		lx_par_run(2, side_part, &j);
+	else {
+		side_part(&j, 0, 2);
+		side_part(&j, 1, 2);
+	}
 }
 
 static void swap(float **a, float **b)
@@ -308,28 +414,18 @@ static void swap(float **a, float **b)
 
 /*
  * A cross-modality layer: the one cross-attention module both ways on the layer's inputs (words over
- * boxes and boxes over words, as one block over all rows), then each side's self-attention, then each
- * side's feed-forward. base[0..3]: probabilities of words over boxes, boxes over words, and the two
- * self-attentions (NULL when not kept).
+ * boxes and boxes over words, as one block over all rows), then on each side its self-attention and its
+ * feed-forward.
  */
-static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, float ***base, int layer)
+static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, int layer)
 {
-	int H = lx_model_config(enc->m)->hidden_size, n = enc->n;
-	size_t vfirst = (size_t)enc->L * H;
 	attn_group *g = enc->groups;
 
 	cross_groups(enc, g);
-	set_probs(enc, g, base[0], layer);
-	set_probs(enc, g + n, base[1], layer);
-	lx_enc_attention(enc, &w->cross, enc->x, enc->L + enc->V, 2 * n, enc->x2, &enc->acts);
-	self_groups(enc, g, 0);
-	set_probs(enc, g, base[2], layer);
-	lx_enc_attention(enc, &w->lang_self, enc->x2, enc->L, n, enc->x, &enc->acts);
-	self_groups(enc, g, 1);
-	set_probs(enc, g, base[3], layer);
-	lx_enc_attention(enc, &w->visn_self, enc->x2 + vfirst, enc->V, n, enc->x + vfirst, &enc->acts);
-	lx_enc_ffn(enc, &w->lang_ffn, enc->x, enc->L, enc->x2, &enc->acts);
-	lx_enc_ffn(enc, &w->visn_ffn, enc->x + vfirst, enc->V, enc->x2 + vfirst, &enc->acts);
+	set_probs(enc, g, enc->maps.x_lv, layer);
+	set_probs(enc, g + enc->n, enc->maps.x_vl, layer);
+	lx_enc_attention(enc, &w->cross, enc->x, enc->L + enc->V, g, 2 * enc->n, enc->x2, &enc->acts);
+	both_sides(enc, w, layer);
 	swap(&enc->x, &enc->x2);
 }
 
@@ -349,12 +445,9 @@ lx_encoder *lx_encoder_new(const lx_model *m, int want)
 
 void lx_encoder_free(lx_encoder *enc)
 {
-	int i;
-
 	if (!enc)
 		return;
-	for (i = 0; i < NBUF; i++)
-		free(enc->buf[i]);
+	free(enc->arena);
 	lx_pack_free(enc->pack);
 	free(enc->ints);
 	free(enc->groups);
@@ -362,23 +455,33 @@ void lx_encoder_free(lx_encoder *enc)
 	free(enc);
 }
 
-/* Grows buffer i to at least n floats (contents not kept). */
-static int grow(lx_encoder *enc, int i, size_t n)
+float *lx_take(float *base, size_t *off, size_t n)
 {
-	if (n <= enc->cap[i])
-		return 0;
-	free(enc->buf[i]);
-	enc->buf[i] = malloc((n ? n : 1) * sizeof(float));
-	enc->cap[i] = enc->buf[i] ? n : 0;
-	return enc->buf[i] ? 0 : -1;
+	float *p = base ? base + *off : NULL;
+
+	*off += (n + 15) / 16 * 16;
+	return p;
 }
 
-/* Sizes every buffer for the batch; returns -1 when memory runs out. */
-static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
+float *lx_arena_grow(float **arena, size_t *cap, size_t n)
 {
-	const lx_config *c = lx_model_config(enc->m);
-	size_t H = (size_t)c->hidden_size, nh = (size_t)c->num_attention_heads, L = 0, V = 0, maxr, sc = 0;
-	size_t need[NBUF] = {0}, kl = (size_t)(c->l_layers + c->x_layers), kv = (size_t)(c->r_layers + c->x_layers);
+	void *p = NULL;
+
+	if (n <= *cap && *arena)
+		return *arena;
+	free(*arena);
+	*arena = posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) ? NULL : p;
+	*cap = *arena ? n : 0;
+	return *arena;
+}
+
+/* Lays lx_encode's scratch for the batch out over base (NULL: only counts), with each side's own activation
+ * and scores when sides is set (a batch of one); returns the floats it takes. */
+static size_t plan(lx_enc_scratch *s, const lx_config *c, int want, int compute, int sides, const lx_example *ex,
+                   int n, float *base)
+{
+	size_t H = (size_t)c->hidden_size, nh = (size_t)c->num_attention_heads, L = 0, V = 0, maxr, sc = 0, off = 0;
+	size_t maps[6] = {0}, kl = (size_t)(c->l_layers + c->x_layers), kv = (size_t)(c->r_layers + c->x_layers);
 	size_t wide = (size_t)(c->intermediate_size > c->visual_feat_dim ? c->intermediate_size : c->visual_feat_dim);
 	int i;
 
@@ -388,33 +491,62 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 		V += N;
 		if (nh * m * m > sc)
 			sc = nh * m * m;
-		if (enc->want & LX_WANT_ATTN) {
-			need[B_AL] += (size_t)c->l_layers * nh * T * T;
-			need[B_AR] += (size_t)c->r_layers * nh * N * N;
-			need[B_AXL] += (size_t)c->x_layers * nh * T * N;
-			need[B_AXV] += (size_t)c->x_layers * nh * N * T;
-			need[B_AXLS] += (size_t)c->x_layers * nh * T * T;
-			need[B_AXVS] += (size_t)c->x_layers * nh * N * N;
-		}
+		maps[0] += (size_t)c->l_layers * nh * T * T;
+		maps[1] += (size_t)c->r_layers * nh * N * N;
+		maps[2] += (size_t)c->x_layers * nh * T * N;
+		maps[3] += (size_t)c->x_layers * nh * N * T;
+		maps[4] += (size_t)c->x_layers * nh * T * T;
+		maps[5] += (size_t)c->x_layers * nh * N * N;
 	}
 	maxr = L > V ? L : V;
-	need[B_X] = need[B_X2] = need[B_Q] = need[B_K] = need[B_V] = need[B_CTX] = (L + V) * H;
-	need[B_INTER] = maxr * wide;
-	need[B_TMP] = V * 4;
-	need[B_SCORES] = sc;
-	need[B_POOL_IN] = need[B_POOLED] = (size_t)n * H;
-	if (lx_model_compute(enc->m) != LX_F32) {
+	s->x = lx_take(base, &off, (L + V) * H);
+	s->x2 = lx_take(base, &off, (L + V) * H);
+	s->q = lx_take(base, &off, (L + V) * H);
+	s->k = lx_take(base, &off, (L + V) * H);
+	s->v = lx_take(base, &off, (L + V) * H);
+	s->ctx = lx_take(base, &off, (L + V) * H);
+	s->inter = lx_take(base, &off, maxr * wide);
+	s->pos = lx_take(base, &off, V * 4);
+	s->scores = lx_take(base, &off, sc);
+	s->pool_in = lx_take(base, &off, (size_t)n * H);
+	s->pooled = lx_take(base, &off, (size_t)n * H);
+	s->lang_hidden = s->visn_hidden = NULL;
+	if (want & LX_WANT_HIDDEN) {
+		s->lang_hidden = lx_take(base, &off, kl * L * H);
+		s->visn_hidden = lx_take(base, &off, kv * V * H);
+	}
+	for (i = 0; i < 6; i++)
+		s->maps[i] = want & LX_WANT_ATTN ? lx_take(base, &off, maps[i]) : NULL;
+	s->qact = NULL;
+	s->qscale = NULL;
+	if (compute != LX_F32) {
 		/* the widest input of a linear layer, as bytes (int8) or halves (bfloat16), and a scale a row */
-		need[B_QACT] = ((L + V) * (wide > H ? wide : H) + 1) / 2;
-		need[B_QSCALE] = L + V;
+		s->qact = lx_take(base, &off, ((L + V) * (wide > H ? wide : H) + 1) / 2);
+		s->qscale = lx_take(base, &off, L + V);
 	}
-	if (enc->want & LX_WANT_HIDDEN) {
-		need[B_LHIST] = kl * L * H;
-		need[B_VHIST] = kv * V * H;
+	s->inter2 = s->scores2 = NULL;
+	if (sides) {
+		size_t few = L < V ? L : V;
+		s->inter2 = lx_take(base, &off, few * wide);
+		s->scores2 = lx_take(base, &off, nh * few * few);
 	}
-	for (i = 0; i < NBUF; i++)
-		if (grow(enc, i, need[i]))
-			return -1;
+	return off;
+}
+
+/* Sizes the scratch and the per-example arrays for the batch; returns -1 when memory runs out. */
+static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	int compute = lx_model_compute(enc->m);
+	size_t need;
+
+	/* a batch of one runs its two sides side by side on two threads or more */
+	enc->sides = n == 1 && lx_threads() >= 2;
+	need = plan(&enc->s, c, enc->want, compute, enc->sides, ex, n, NULL);
+
+	if (!lx_arena_grow(&enc->arena, &enc->cap, need))
+		return -1;
+	plan(&enc->s, c, enc->want, compute, enc->sides, ex, n, enc->arena);
 	if (n > enc->cap_n) {
 		free(enc->ints);
 		free(enc->groups);
@@ -463,6 +595,33 @@ lx_status lx_example_check(const lx_config *c, const lx_example *x, lx_err *e)
 
 /* ---- the forward pass ---- */
 
+/* Each side's scratch set, where they run side by side: its rows of q, k, v, ctx and of the quantized input;
+ * the larger side the shared activation and scores, the smaller side its own (s.inter2, s.scores2). */
+static void set_sides(lx_encoder *enc)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	size_t H = (size_t)c->hidden_size, wide = (size_t)(c->intermediate_size > c->visual_feat_dim
+	                                                   ? c->intermediate_size : c->visual_feat_dim);
+	int small = enc->V < enc->L, i;
+
+	if (wide < H)
+		wide = H;
+	for (i = 0; i < 2; i++) {
+		lx_block_acts *a = &enc->side[i];
+		size_t first = i ? (size_t)enc->L : 0;
+		memset(a, 0, sizeof *a);
+		a->q = enc->s.q + first * H;
+		a->k = enc->s.k + first * H;
+		a->v = enc->s.v + first * H;
+		a->ctx = enc->s.ctx + first * H;
+		a->inter = i == small ? enc->s.inter2 : enc->s.inter;
+		a->scores = i == small ? enc->s.scores2 : enc->s.scores;
+		/* two bytes an element: room for bfloat16's halves as for int8's bytes */
+		a->qact = enc->s.qact ? (char *)enc->s.qact + 2 * first * wide : NULL;
+		a->qscale = enc->s.qscale ? enc->s.qscale + first : NULL;
+	}
+}
+
 lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e)
 {
 	const lx_config *c = lx_model_config(enc->m);
@@ -493,18 +652,24 @@ lx_status lx_enc_prepare(lx_encoder *enc, const lx_example *ex, int n, lx_err *e
 		enc->L += ex[i].T;
 		enc->V += ex[i].N;
 	}
-	enc->x = enc->buf[B_X];
-	enc->x2 = enc->buf[B_X2];
+	enc->x = enc->s.x;
+	enc->x2 = enc->s.x2;
 	memset(&enc->acts, 0, sizeof enc->acts);
-	enc->acts.q = enc->buf[B_Q];
-	enc->acts.k = enc->buf[B_K];
-	enc->acts.v = enc->buf[B_V];
-	enc->acts.ctx = enc->buf[B_CTX];
-	enc->acts.inter = enc->buf[B_INTER];
+	enc->acts.q = enc->s.q;
+	enc->acts.k = enc->s.k;
+	enc->acts.v = enc->s.v;
+	enc->acts.ctx = enc->s.ctx;
+	enc->acts.inter = enc->s.inter;
+	enc->acts.scores = enc->s.scores;
+	enc->acts.qact = enc->s.qact;
+	enc->acts.qscale = enc->s.qscale;
+	if (enc->sides)
+		set_sides(enc);
 	return LX_OK;
 }
 
-/* Example i's attention maps of one kind start where the examples before it end. */
+/* Points base[i] at example i's attention maps of one kind, [layers, h, tq, tk] each, in buf: each example's
+ * start where the one before it ends. qv, kv: the queries, the keys are boxes (else words). */
 static float **attn_bases(float **base, float *buf, const lx_example *ex, int n, int layers, int nh, int qv, int kv)
 {
 	size_t off = 0;
@@ -525,68 +690,65 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 	int H = c->hidden_size, nh = c->num_attention_heads, i, k, kl = c->l_layers + c->x_layers,
 	    kv = c->r_layers + c->x_layers, hid = (enc->want & LX_WANT_HIDDEN) != 0,
 	    att = (enc->want & LX_WANT_ATTN) != 0;
-	float **base[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+	lx_enc_scratch *s = &enc->s;
+	lx_attn_maps *maps = &enc->maps;
+	lx_embed_bufs emb;
 	lx_status rc;
 
 	if ((rc = lx_enc_prepare(enc, ex, n, e)))
 		return rc;
 	enc->packed = 1;
+	memset(maps, 0, sizeof *maps);
 	if (att) {
-		base[0] = attn_bases(enc->ptrs, enc->buf[B_AL], ex, n, c->l_layers, nh, 0, 0);
-		base[1] = attn_bases(enc->ptrs + n, enc->buf[B_AR], ex, n, c->r_layers, nh, 1, 1);
-		base[2] = attn_bases(enc->ptrs + 2 * n, enc->buf[B_AXL], ex, n, c->x_layers, nh, 0, 1);
-		base[3] = attn_bases(enc->ptrs + 3 * n, enc->buf[B_AXV], ex, n, c->x_layers, nh, 1, 0);
-		base[4] = attn_bases(enc->ptrs + 4 * n, enc->buf[B_AXLS], ex, n, c->x_layers, nh, 0, 0);
-		base[5] = attn_bases(enc->ptrs + 5 * n, enc->buf[B_AXVS], ex, n, c->x_layers, nh, 1, 1);
+		maps->lang = attn_bases(enc->ptrs, s->maps[0], ex, n, c->l_layers, nh, 0, 0);
+		maps->visn = attn_bases(enc->ptrs + n, s->maps[1], ex, n, c->r_layers, nh, 1, 1);
+		maps->x_lv = attn_bases(enc->ptrs + 2 * n, s->maps[2], ex, n, c->x_layers, nh, 0, 1);
+		maps->x_vl = attn_bases(enc->ptrs + 3 * n, s->maps[3], ex, n, c->x_layers, nh, 1, 0);
+		maps->x_ll = attn_bases(enc->ptrs + 4 * n, s->maps[4], ex, n, c->x_layers, nh, 0, 0);
+		maps->x_vv = attn_bases(enc->ptrs + 5 * n, s->maps[5], ex, n, c->x_layers, nh, 1, 1);
 	}
 
-	/* embeddings: the box branch goes through x2 before any layer needs it */
-	lx_enc_embed_language(enc, enc->x, NULL, NULL, 0);
-	lx_enc_embed_vision(enc, enc->x + (size_t)enc->L * H, enc->buf[B_INTER], enc->buf[B_TMP],
-	                    enc->x2 + (size_t)enc->L * H, NULL, NULL, NULL, NULL, 0);
+	/* the embeddings: the visual features packed in inter, the box branch in x2, before any layer needs them */
+	memset(&emb, 0, sizeof emb);
+	emb.lang = enc->x;
+	emb.visn = enc->x + (size_t)enc->L * H;
+	emb.feats = s->inter;
+	emb.pos = s->pos;
+	emb.box = enc->x2 + (size_t)enc->L * H;
+	lx_enc_embed(enc, &emb);
 
-	/* the language encoder */
-	for (k = 0; k < c->l_layers; k++) {
-		bert_layer(enc, &w->l[k], 0, base[0], k);
-		if (hid)
-			keep_hidden(enc, enc->buf[B_LHIST], 0, enc->loff, enc->tlen, kl, k);
-	}
-
-	/* the object-relationship encoder */
-	for (k = 0; k < c->r_layers; k++) {
-		bert_layer(enc, &w->r[k], 1, base[1], k);
-		if (hid)
-			keep_hidden(enc, enc->buf[B_VHIST], enc->L, enc->voff, enc->nlen, kv, k);
-	}
+	/* the language encoder and the object-relationship encoder */
+	both_sides(enc, NULL, 0);
 
 	/* the cross-modality encoder */
 	for (k = 0; k < c->x_layers; k++) {
-		cross_layer(enc, &w->x[k], base + 2, k);
+		cross_layer(enc, &w->x[k], k);
 		if (hid) {
-			keep_hidden(enc, enc->buf[B_LHIST], 0, enc->loff, enc->tlen, kl, c->l_layers + k);
-			keep_hidden(enc, enc->buf[B_VHIST], enc->L, enc->voff, enc->nlen, kv, c->r_layers + k);
+			keep_hidden(enc, s->lang_hidden, 0, enc->loff, enc->tlen, kl, c->l_layers + k);
+			keep_hidden(enc, s->visn_hidden, enc->L, enc->voff, enc->nlen, kv, c->r_layers + k);
 		}
 	}
 
-	lx_enc_pool(enc, enc->x, enc->buf[B_POOL_IN], enc->buf[B_POOLED]);
+	/* the pooler */
+	lx_enc_pool(enc, enc->x, s->pool_in, s->pooled);
 
 	for (i = 0; i < n; i++) {
 		lx_outputs *o = &out[i];
 		memset(o, 0, sizeof *o);
 		o->lang = enc->x + (size_t)enc->loff[i] * H;
 		o->visn = enc->x + ((size_t)enc->L + enc->voff[i]) * H;
-		o->pooled = enc->buf[B_POOLED] + (size_t)i * H;
+		o->pooled = s->pooled + (size_t)i * H;
 		if (hid) {
-			o->lang_hidden = enc->buf[B_LHIST] + (size_t)kl * enc->loff[i] * H;
-			o->visn_hidden = enc->buf[B_VHIST] + (size_t)kv * enc->voff[i] * H;
+			o->lang_hidden = s->lang_hidden + (size_t)kl * enc->loff[i] * H;
+			o->visn_hidden = s->visn_hidden + (size_t)kv * enc->voff[i] * H;
 		}
 		if (att) {
-			o->attn_l = base[0][i];
-			o->attn_r = base[1][i];
-			o->attn_xl = base[2][i];
-			o->attn_xv = base[3][i];
-			o->attn_xls = base[4][i];
-			o->attn_xvs = base[5][i];
+			o->attn_l = maps->lang[i];
+			o->attn_r = maps->visn[i];
+			o->attn_xl = maps->x_lv[i];
+			o->attn_xv = maps->x_vl[i];
+			o->attn_xls = maps->x_ll[i];
+			o->attn_xvs = maps->x_vv[i];
 		}
 	}
 	enc->packed = 0;

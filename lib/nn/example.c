@@ -24,8 +24,10 @@ double lx_example_memory(const lx_config *c, int want, int compute, int T, int N
 	double t = T, n = N, m = T > N ? T : N, floats, outputs;
 
 	/* the scratch: six activations of every row, the feed-forward's wide rows, one example's attention
+	 * scores, and (a batch of one, whose two sides run side by side) the smaller side's own wide rows and
 	 * scores; int8 and bfloat16 a quantized copy of the widest input and a scale a row */
 	floats = 6 * (t + n) * H + m * wide + 4 * n + 2 * H + nh * m * m;
+	floats += (t < n ? t : n) * (wide + nh * (t < n ? t : n));
 	if (compute != LX_F32)
 		floats += (t + n) * (wide > H ? wide : H) / 2 + t + n;
 	outputs = (t + n + 1) * H;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lx_heads.h"
+#include "nn/heads_impl.h"
 #include "nn/ops.h"
 
 /* HF's prediction-head transforms and the answer head's LayerNorm use eps 1e-12 whatever the config says. */
@@ -207,16 +208,32 @@ lx_status lx_heads_obj(lx_heads *h, const float *visn, int N, float *obj, float 
 
 /* ---- helpers over scores ---- */
 
-void lx_softmax(const float *x, int n, float *p)
+/*
+ * The softmax of the heads, in double: *mx = max x[n], returns the sum of e^(x - *mx). The attention's
+ * softmax is float (lx_op_softmax_rows, ops.c), as HF's; this one is double because the losses need it: a
+ * cross-entropy is log(sum) - (x[label] - max) over up to vocab_size (30522) logits, where a float sum of
+ * that many terms loses the small probabilities the loss and its gradient are made of, and the answer and
+ * match probabilities the tools print come from the same sums.
+ */
+static double softmax_sum(const float *x, int n, double *mx)
 {
-	double mx = -INFINITY, sum = 0;
+	double sum = 0;
 	int i;
 
+	*mx = -INFINITY;
 	for (i = 0; i < n; i++)
-		if (x[i] > mx)
-			mx = x[i];
+		if (x[i] > *mx)
+			*mx = x[i];
 	for (i = 0; i < n; i++)
-		sum += exp(x[i] - mx);
+		sum += exp(x[i] - *mx);
+	return sum;
+}
+
+void lx_softmax(const float *x, int n, float *p)
+{
+	double mx, sum = softmax_sum(x, n, &mx);
+	int i;
+
 	for (i = 0; i < n; i++)
 		p[i] = (float)(exp(x[i] - mx) / sum);
 }
@@ -245,21 +262,21 @@ void lx_topk(const float *x, int n, int k, int *idx)
 
 /* ---- losses ---- */
 
-/* -log softmax(x[n])[label] */
-static double cross_entropy(const float *x, int n, int label)
+double lx_cross_entropy(const float *x, int n, int label, float scale, float *d)
 {
-	double mx = -INFINITY, sum = 0;
+	double mx, sum = softmax_sum(x, n, &mx), loss = mx + log(sum) - x[label];
 	int i;
 
-	for (i = 0; i < n; i++)
-		if (x[i] > mx)
-			mx = x[i];
-	for (i = 0; i < n; i++)
-		sum += exp(x[i] - mx);
-	return mx + log(sum) - x[label];
+	/* after the loss: d may be x */
+	if (d) {
+		for (i = 0; i < n; i++)
+			d[i] = (float)(exp(x[i] - mx) / sum * scale);
+		d[label] -= scale;
+	}
+	return loss;
 }
 
-static lx_status check_label(int32_t v, int n, const char *field, int pos, lx_err *e)
+lx_status lx_check_label(int32_t v, int n, const char *field, int pos, lx_err *e)
 {
 	if (v == -100 || (v >= 0 && v < n))
 		return LX_OK;
@@ -278,7 +295,7 @@ static lx_status mlm_loss(lx_heads *h, const lx_labels *lab, const float *lang, 
 	lx_status rc;
 
 	for (t = 0; t < lab->T; t++) {
-		if ((rc = check_label(lab->mlm_labels[t], V, "labels", t, e)))
+		if ((rc = lx_check_label(lab->mlm_labels[t], V, "labels", t, e)))
 			return rc;
 		M += lab->mlm_labels[t] != -100;
 	}
@@ -293,7 +310,7 @@ static lx_status mlm_loss(lx_heads *h, const lx_labels *lab, const float *lang, 
 		return rc;
 	for (t = 0, M = 0; t < lab->T; t++)
 		if (lab->mlm_labels[t] != -100) {
-			sum += cross_entropy(logits + (size_t)M * V, V, lab->mlm_labels[t]);
+			sum += lx_cross_entropy(logits + (size_t)M * V, V, lab->mlm_labels[t], 0, NULL);
 			M++;
 		}
 	out->part[LX_LOSS_MLM] = sum / M;
@@ -310,10 +327,10 @@ static lx_status box_ce(const lx_labels *lab, const float *logits, int n, const 
 	lx_status rc;
 
 	for (i = 0; i < lab->N; i++) {
-		if ((rc = check_label(labels[i], n, field, i, e)))
+		if ((rc = lx_check_label(labels[i], n, field, i, e)))
 			return rc;
 		if (labels[i] != -100)
-			sum += cross_entropy(logits + (size_t)i * n, n, labels[i]) * mask[i];
+			sum += lx_cross_entropy(logits + (size_t)i * n, n, labels[i], 0, NULL) * mask[i];
 	}
 	*loss = sum / lab->N * norm;
 	return LX_OK;
@@ -379,7 +396,7 @@ static lx_status pooled_loss(lx_heads *h, int head, const float *pooled, int32_t
 	float *s;
 	lx_status rc;
 
-	if ((rc = check_label(label, n, head == LX_HEAD_QA ? "ans" : "matched_label", -1, e)))
+	if ((rc = lx_check_label(label, n, head == LX_HEAD_QA ? "ans" : "matched_label", -1, e)))
 		return rc;
 	if (label == -100)
 		return LX_OK;
@@ -388,7 +405,7 @@ static lx_status pooled_loss(lx_heads *h, int head, const float *pooled, int32_t
 	rc = head == LX_HEAD_QA ? lx_heads_answer(h, pooled, s, e) : lx_heads_match(h, pooled, s, e);
 	if (rc)
 		return rc;
-	out->part[k] = cross_entropy(s, n, label);
+	out->part[k] = lx_cross_entropy(s, n, label, 0, NULL);
 	out->has[k] = 1;
 	return LX_OK;
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-
+#include "nn/heads_impl.h"
 #include "nn/ops.h"
 #include "train/train_impl.h"
 
@@ -45,8 +45,9 @@ typedef struct {
 	const lx_ffn_w *fw;
 	const float *in;         /* [rows, H] */
 	float *out;              /* [rows, H] */
-	lx_block_acts a;
-	float *dprobs;           /* attention, when the tape keeps them: the gradient of a.probs, same layout */
+	lx_block_acts a;         /* a.train points at tr */
+	lx_block_train tr;
+	float *dprobs;           /* attention, when the tape keeps them: the gradient of tr.probs, same layout */
 } tblock;
 
 enum { H_ROWS, H_PRE, H_ACT, H_XHAT, H_RSTD, H_HID, H_OUT, H_OUT2, H_OUT3, H_D, H_D2, H_DROWS, NHBUF };
@@ -57,9 +58,7 @@ struct lx_tape {
 	tblock *blk;
 	int nblk, cap_blk;
 	int keep_dprobs;         /* lx_answer_forward: keep each attention block's dprobs */
-	/* embeddings */
-	float *emb_l, *xh_l, *rs_l;                            /* [L, H], [L, H], [L] */
-	float *emb_v, *feats, *pos, *box, *xh_f, *rs_f, *xh_b, *rs_b;  /* [V, H], [V, F], [V, 4], ... */
+	lx_embed_bufs emb;                                     /* the embeddings, with what their backward reads */
 	const float *lang_last, *visn_last;                    /* the language and object-relationship outputs */
 	float *xc;                                             /* [L + V, H]: the cross-modality encoder's input */
 	float *final;                                          /* [L + V, H]: the encoder's output */
@@ -97,15 +96,6 @@ void lx_tape_free(lx_tape *t)
 
 /* ---- the tape's layout ---- */
 
-/* n floats from the arena at *off (NULL while only counting). */
-static float *take(float *base, size_t *off, size_t n)
-{
-	float *p = base ? base + *off : NULL;
-
-	*off += n;
-	return p;
-}
-
 static tblock *add_block(lx_tape *t, int ffn, int kind, size_t first, int rows)
 {
 	tblock *b = &t->blk[t->nblk++];
@@ -127,21 +117,25 @@ static float *block_buffers(lx_tape *t, lx_encoder *enc, tblock *b, const float 
 	size_t H = (size_t)c->hidden_size, rows = (size_t)b->rows;
 
 	b->in = in;
-	b->a.site = (uint32_t)(2 + (b - t->blk));
+	b->a.train = &b->tr;
+	b->a.scores = enc->s.scores;
+	b->a.qact = enc->s.qact;
+	b->a.qscale = enc->s.qscale;
+	b->tr.drop = lx_block_drop_sites((int)(b - t->blk));
 	if (b->ffn) {
-		b->a.pre = take(base, off, rows * c->intermediate_size);
+		b->tr.pre = lx_take(base, off, rows * c->intermediate_size);
 		b->a.inter = t->act;
 	} else {
-		b->a.q = take(base, off, rows * H);
-		b->a.k = take(base, off, rows * H);
-		b->a.v = take(base, off, rows * H);
-		b->a.ctx = take(base, off, rows * H);
-		b->a.probs = take(base, off, lx_enc_probs_size(enc, b->kind));
-		b->dprobs = t->keep_dprobs ? take(base, off, lx_enc_probs_size(enc, b->kind)) : NULL;
+		b->a.q = lx_take(base, off, rows * H);
+		b->a.k = lx_take(base, off, rows * H);
+		b->a.v = lx_take(base, off, rows * H);
+		b->a.ctx = lx_take(base, off, rows * H);
+		b->tr.probs = lx_take(base, off, lx_enc_probs_size(enc, b->kind));
+		b->dprobs = t->keep_dprobs ? lx_take(base, off, lx_enc_probs_size(enc, b->kind)) : NULL;
 	}
-	b->a.xhat = take(base, off, rows * H);
-	b->a.rstd = take(base, off, rows);
-	return b->out = out ? out : take(base, off, rows * H);
+	b->tr.xhat = lx_take(base, off, rows * H);
+	b->tr.rstd = lx_take(base, off, rows);
+	return b->out = out ? out : lx_take(base, off, rows * H);
 }
 
 /* Lays the tape out for the encoder's current batch over base (NULL: only counts); returns the floats used. */
@@ -160,35 +154,35 @@ static size_t layout(lx_tape *t, lx_encoder *enc, float *base)
 		if (m * m > sc)
 			sc = m * m;
 	}
-	t->emb_l = take(base, &off, L * H);
-	t->xh_l = take(base, &off, L * H);
-	t->rs_l = take(base, &off, L);
-	t->emb_v = take(base, &off, V * H);
-	t->feats = take(base, &off, V * c->visual_feat_dim);
-	t->pos = take(base, &off, V * 4);
-	t->box = take(base, &off, V * H);
-	t->xh_f = take(base, &off, V * H);
-	t->rs_f = take(base, &off, V);
-	t->xh_b = take(base, &off, V * H);
-	t->rs_b = take(base, &off, V);
-	t->xc = take(base, &off, (L + V) * H);
-	t->pool_in = take(base, &off, (size_t)enc->n * H);
-	t->pooled = take(base, &off, (size_t)enc->n * H);
-	t->dpool = take(base, &off, (size_t)enc->n * H);
-	t->g1 = take(base, &off, (L + V) * H);
-	t->g2 = take(base, &off, (L + V) * H);
-	t->dy = take(base, &off, (L + V) * H);
-	t->dctx = take(base, &off, (L + V) * H);
-	t->dq = take(base, &off, (L + V) * H);
-	t->dk = take(base, &off, (L + V) * H);
-	t->dv = take(base, &off, (L + V) * H);
-	t->act = take(base, &off, maxr * Dff);
-	t->dint = take(base, &off, maxr * Dff);
-	t->sd = take(base, &off, sc);
-	t->ds = take(base, &off, sc);
+	t->emb.lang = lx_take(base, &off, L * H);
+	t->emb.xhat_l = lx_take(base, &off, L * H);
+	t->emb.rstd_l = lx_take(base, &off, L);
+	t->emb.visn = lx_take(base, &off, V * H);
+	t->emb.feats = lx_take(base, &off, V * c->visual_feat_dim);
+	t->emb.pos = lx_take(base, &off, V * 4);
+	t->emb.box = lx_take(base, &off, V * H);
+	t->emb.xhat_f = lx_take(base, &off, V * H);
+	t->emb.rstd_f = lx_take(base, &off, V);
+	t->emb.xhat_b = lx_take(base, &off, V * H);
+	t->emb.rstd_b = lx_take(base, &off, V);
+	t->xc = lx_take(base, &off, (L + V) * H);
+	t->pool_in = lx_take(base, &off, (size_t)enc->n * H);
+	t->pooled = lx_take(base, &off, (size_t)enc->n * H);
+	t->dpool = lx_take(base, &off, (size_t)enc->n * H);
+	t->g1 = lx_take(base, &off, (L + V) * H);
+	t->g2 = lx_take(base, &off, (L + V) * H);
+	t->dy = lx_take(base, &off, (L + V) * H);
+	t->dctx = lx_take(base, &off, (L + V) * H);
+	t->dq = lx_take(base, &off, (L + V) * H);
+	t->dk = lx_take(base, &off, (L + V) * H);
+	t->dv = lx_take(base, &off, (L + V) * H);
+	t->act = lx_take(base, &off, maxr * Dff);
+	t->dint = lx_take(base, &off, maxr * Dff);
+	t->sd = lx_take(base, &off, sc);
+	t->ds = lx_take(base, &off, sc);
 
 	t->nblk = 0;
-	lang = t->emb_l;
+	lang = t->emb.lang;
 	for (k = 0; k < c->l_layers; k++) {
 		tblock *b = add_block(t, 0, LX_ATT_LANG, 0, enc->L);
 		b->aw = &w->l[k].att;
@@ -197,7 +191,7 @@ static size_t layout(lx_tape *t, lx_encoder *enc, float *base)
 		b->fw = &w->l[k].ffn;
 		lang = block_buffers(t, enc, b, lang, NULL, base, &off);
 	}
-	visn = t->emb_v;
+	visn = t->emb.visn;
 	for (k = 0; k < c->r_layers; k++) {
 		tblock *b = add_block(t, 0, LX_ATT_VISN, L, enc->V);
 		b->aw = &w->r[k].att;
@@ -218,7 +212,7 @@ static size_t layout(lx_tape *t, lx_encoder *enc, float *base)
 		b = add_block(t, 0, LX_ATT_VISN, L, enc->V);
 		b->aw = &w->x[k].visn_self;
 		block_buffers(t, enc, b, j + L * H, NULL, base, &off);
-		j = take(base, &off, (L + V) * H);
+		j = lx_take(base, &off, (L + V) * H);
 		b = add_block(t, 1, 0, 0, enc->L);
 		b->fw = &w->x[k].lang_ffn;
 		block_buffers(t, enc, b, t->blk[t->nblk - 3].out, j, base, &off);
@@ -246,12 +240,8 @@ static int tape_size(lx_tape *t, lx_encoder *enc)
 		t->cap_blk = nblk;
 	}
 	need = layout(t, enc, NULL);
-	if (need > t->cap) {
-		free(t->arena);
-		if (!(t->arena = malloc(need * sizeof(float))))
-			return t->cap = 0, -1;
-		t->cap = need;
-	}
+	if (!lx_arena_grow(&t->arena, &t->cap, need))
+		return -1;
 	layout(t, enc, t->arena);
 	return 0;
 }
@@ -263,8 +253,7 @@ static void forward(lx_tape *t, lx_encoder *enc)
 	int H = lx_model_config(enc->m)->hidden_size, b;
 	size_t L = (size_t)enc->L, V = (size_t)enc->V;
 
-	lx_enc_embed_language(enc, t->emb_l, t->xh_l, t->rs_l, 0);
-	lx_enc_embed_vision(enc, t->emb_v, t->feats, t->pos, t->box, t->xh_f, t->rs_f, t->xh_b, t->rs_b, 1);
+	lx_enc_embed(enc, &t->emb);
 	for (b = 0; b < t->nblk; b++) {
 		tblock *k = &t->blk[b];
 		if (k->kind == LX_ATT_CROSS && k->in == t->xc) {
@@ -274,7 +263,8 @@ static void forward(lx_tape *t, lx_encoder *enc)
 		if (k->ffn)
 			lx_enc_ffn(enc, k->fw, k->in, k->rows, k->out, &k->a);
 		else
-			lx_enc_attention(enc, k->aw, k->in, k->rows, lx_enc_groups(enc, k->kind, k->a.probs), k->out, &k->a);
+			lx_enc_attention(enc, k->aw, k->in, k->rows, enc->groups, lx_enc_groups(enc, k->kind, k->tr.probs), k->out,
+			                 &k->a);
 	}
 	if (t->final == t->xc) {
 		memcpy(t->xc, t->lang_last, L * H * sizeof(float));
@@ -293,9 +283,9 @@ static void block_out_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g,
 	int H = lx_model_config(enc->m)->hidden_size;
 	size_t n = (size_t)k->rows * H;
 
-	lx_op_norm_backward(t->dy, dout, k->a.xhat, k->a.rstd, k->rows, H, ln->g, G(ln->g), G(ln->b));
+	lx_op_norm_backward(t->dy, dout, k->tr.xhat, k->tr.rstd, k->rows, H, ln->g, G(ln->g), G(ln->b));
 	memcpy(din, t->dy, n * sizeof(float));
-	lx_drop_apply(&enc->drop, 4 * k->a.site + 1, 0, t->dy, n);
+	lx_drop_apply(enc->drop, k->tr.drop.out, 0, t->dy, n);
 }
 
 static void ffn_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, const tblock *k, const float *dout,
@@ -307,10 +297,10 @@ static void ffn_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, const
 	size_t n = (size_t)k->rows * Dff;
 
 	block_out_backward(t, enc, g, k, &w->ln, dout, din);
-	memcpy(t->act, k->a.pre, n * sizeof(float));
+	memcpy(t->act, k->tr.pre, n * sizeof(float));
 	lx_op_gelu(t->act, n, c->gelu_tanh);
 	lx_op_linear_backward(t->dy, t->act, k->rows, w->out.w, H, Dff, G(w->out.w), G(w->out.b), t->dint, 0);
-	lx_op_gelu_backward(t->dint, k->a.pre, n, c->gelu_tanh);
+	lx_op_gelu_backward(t->dint, k->tr.pre, n, c->gelu_tanh);
 	lx_op_linear_backward(t->dint, k->in, k->rows, w->inter.w, Dff, H, G(w->inter.w), G(w->inter.b), din, 1);
 }
 
@@ -320,23 +310,24 @@ static void group_backward(lx_tape *t, lx_encoder *enc, const tblock *k, const a
 {
 	const lx_config *c = lx_model_config(enc->m);
 	int H = c->hidden_size, dh = H / c->num_attention_heads, tq = gr->tq, tk = gr->tk, r, j;
-	size_t n = (size_t)tq * tk, first = (size_t)(gr->probs - k->a.probs) + (size_t)h * n, i;
+	size_t n = (size_t)tq * tk, first = (size_t)(gr->probs - k->tr.probs) + (size_t)h * n, i;
 	const float *P = gr->probs + (size_t)h * n, *Pd = P;
 	const float *Q = k->a.q + (size_t)gr->qo * H + h * dh, *K = k->a.k + (size_t)gr->ko * H + h * dh,
 	            *V = k->a.v + (size_t)gr->ko * H + h * dh, *dC = t->dctx + (size_t)gr->qo * H + h * dh;
 	float *dS = t->ds, scale = 1.0f / sqrtf((float)dh);
+	int drop = enc->drop && enc->drop->p > 0;
 
-	if (enc->drop.p > 0) {
+	if (drop) {
 		for (i = 0; i < n; i++)
-			t->sd[i] = P[i] * lx_drop_scale(&enc->drop, 4 * k->a.site, first + i);
+			t->sd[i] = P[i] * lx_drop_scale(enc->drop, k->tr.drop.probs, first + i);
 		Pd = t->sd;
 	}
 	/* dPd = dC V^T; dV = Pd^T dC */
 	lx_op_matmul('N', 'T', tq, tk, dh, 1.0f, dC, H, V, H, 0.0f, dS, tk);
 	lx_op_matmul('T', 'N', tk, dh, tq, 1.0f, Pd, tk, dC, H, 0.0f, t->dv + (size_t)gr->ko * H + h * dh, H);
-	if (enc->drop.p > 0)
+	if (drop)
 		for (i = 0; i < n; i++)
-			dS[i] *= lx_drop_scale(&enc->drop, 4 * k->a.site, first + i);
+			dS[i] *= lx_drop_scale(enc->drop, k->tr.drop.probs, first + i);
 	if (k->dprobs)
 		memcpy(k->dprobs + first, dS, n * sizeof(float));
 	/* softmax: dS = P (dP - sum(dP P)), then the 1/sqrt(d) scale */
@@ -363,7 +354,7 @@ static void attn_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, cons
 
 	block_out_backward(t, enc, g, k, &w->ln, dout, din);
 	lx_op_linear_backward(t->dy, k->a.ctx, k->rows, w->o.w, H, H, G(w->o.w), G(w->o.b), t->dctx, 0);
-	ng = lx_enc_groups(enc, k->kind, k->a.probs);
+	ng = lx_enc_groups(enc, k->kind, k->tr.probs);
 	for (i = 0; i < ng; i++)
 		for (h = 0; h < nh; h++)
 			group_backward(t, enc, k, &enc->groups[i], h);
@@ -414,8 +405,8 @@ static void embed_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, flo
 		gw = G(w->word);
 		gp = G(w->pos);
 		gt = G(w->type);
-		lx_drop_apply(&enc->drop, 1, 0, dl, (size_t)enc->L * H);
-		lx_op_norm_backward(dl, dl, t->xh_l, t->rs_l, enc->L, H, w->ln.g, G(w->ln.g), G(w->ln.b));
+		lx_drop_apply(enc->drop, LX_DROP_EMBED_LANG, 0, dl, (size_t)enc->L * H);
+		lx_op_norm_backward(dl, dl, t->emb.xhat_l, t->emb.rstd_l, enc->L, H, w->ln.g, G(w->ln.g), G(w->ln.b));
 	}
 
 	for (i = 0; dl && i < enc->n; i++) {
@@ -435,13 +426,13 @@ static void embed_backward(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, flo
 	}
 	if (!dv)
 		return;
-	lx_drop_apply(&enc->drop, 4 + 1, 0, dv, nv);
+	lx_drop_apply(enc->drop, LX_DROP_EMBED_VISN, 0, dv, nv);
 	for (k = 0; k < nv; k++)
 		dv[k] *= 0.5f;
-	lx_op_norm_backward(t->dy, dv, t->xh_b, t->rs_b, enc->V, H, w->box_ln.g, G(w->box_ln.g), G(w->box_ln.b));
-	lx_op_linear_backward(t->dy, t->pos, enc->V, w->box_fc.w, H, 4, G(w->box_fc.w), G(w->box_fc.b), NULL, 0);
-	lx_op_norm_backward(dv, dv, t->xh_f, t->rs_f, enc->V, H, w->visn_ln.g, G(w->visn_ln.g), G(w->visn_ln.b));
-	lx_op_linear_backward(dv, t->feats, enc->V, w->visn_fc.w, H, c->visual_feat_dim, G(w->visn_fc.w),
+	lx_op_norm_backward(t->dy, dv, t->emb.xhat_b, t->emb.rstd_b, enc->V, H, w->box_ln.g, G(w->box_ln.g), G(w->box_ln.b));
+	lx_op_linear_backward(t->dy, t->emb.pos, enc->V, w->box_fc.w, H, 4, G(w->box_fc.w), G(w->box_fc.b), NULL, 0);
+	lx_op_norm_backward(dv, dv, t->emb.xhat_f, t->emb.rstd_f, enc->V, H, w->visn_ln.g, G(w->visn_ln.g), G(w->visn_ln.b));
+	lx_op_linear_backward(dv, t->emb.feats, enc->V, w->visn_fc.w, H, c->visual_feat_dim, G(w->visn_fc.w),
 	                      G(w->visn_fc.b), NULL, 0);
 }
 
@@ -522,36 +513,6 @@ static int need_idx(lx_tape *t, int k)
 
 static lx_status no_memory(lx_err *e) { return lx_errf(e, LX_EIO, "out of memory in a training step"); }
 
-/* -log softmax(x[n])[label]; d[n] = (softmax(x) - onehot(label)) * scale. */
-static double ce_grad(const float *x, int n, int label, float scale, float *d)
-{
-	double mx = -INFINITY, sum = 0;
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (x[i] > mx)
-			mx = x[i];
-	double loss;
-
-	for (i = 0; i < n; i++)
-		sum += exp(x[i] - mx);
-	loss = mx + log(sum) - x[label];
-	for (i = 0; i < n; i++)
-		d[i] = (float)(exp(x[i] - mx) / sum * scale);
-	d[label] -= scale;
-	return loss;
-}
-
-static lx_status check_label(int32_t v, int n, const char *field, int pos, lx_err *e)
-{
-	if (v == -100 || (v >= 0 && v < n))
-		return LX_OK;
-	if (pos < 0)
-		return lx_errf(e, LX_EINPUT, "field %s: %d is outside [0, %d) (and is not -100, ignored)", field, v, n);
-	return lx_errf(e, LX_EINPUT, "field %s: %d at position %d is outside [0, %d) (and is not -100, ignored)",
-	               field, v, pos, n);
-}
-
 /* hid[M, D] = LayerNorm(act(rows W + b)) with pre[M, D] = rows W + b, keeping the LayerNorm's xhat, rstd. */
 static void transform_fwd(const lx_linear_w *dense, const lx_norm_w *ln, const float *rows, int M, int H, int D,
                           int tanh_form, float *pre, float *xhat, float *rstd, float *hid)
@@ -586,7 +547,7 @@ static lx_status qa_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, const
 	for (i = 0; i < enc->n; i++) {
 		if (!lab[i].qa_target && !lab[i].l.has_ans)
 			continue;
-		if (!lab[i].qa_target && (rc = check_label(lab[i].l.ans, A, "ans", -1, e)))
+		if (!lab[i].qa_target && (rc = lx_check_label(lab[i].l.ans, A, "ans", -1, e)))
 			return rc;
 		if (lab[i].qa_target || lab[i].l.ans != -100)
 			t->idx[M++] = i;
@@ -612,7 +573,7 @@ static lx_status qa_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, const
 			for (j = 0; j < A; j++)
 				dm[j] = (float)((lx_sigmoid(x[j]) - l->qa_target[j]) / M);
 		} else
-			sum += ce_grad(x, A, l->l.ans, 1.0f / M, dm);
+			sum += lx_cross_entropy(x, A, l->l.ans, 1.0f / M, dm);
 	}
 	out->part[LX_LOSS_QA] = sum / M;
 	out->has[LX_LOSS_QA] = 1;
@@ -637,7 +598,7 @@ static lx_status match_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, co
 	for (i = 0; i < enc->n; i++) {
 		if (!lab[i].l.has_matched)
 			continue;
-		if ((rc = check_label(lab[i].l.matched_label, 2, "matched_label", -1, e)))
+		if ((rc = lx_check_label(lab[i].l.matched_label, 2, "matched_label", -1, e)))
 			return rc;
 		if (lab[i].l.matched_label != -100)
 			t->idx[M++] = i;
@@ -649,7 +610,7 @@ static lx_status match_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, co
 		return no_memory(e);
 	for (m = 0; m < M; m++) {
 		lx_op_linear(s + 2 * m, t->pooled + (size_t)t->idx[m] * H, 1, &w->match, 2, H);
-		sum += ce_grad(s + 2 * m, 2, lab[t->idx[m]].l.matched_label, 1.0f / M, d + 2 * m);
+		sum += lx_cross_entropy(s + 2 * m, 2, lab[t->idx[m]].l.matched_label, 1.0f / M, d + 2 * m);
 		lx_op_linear_backward(d + 2 * m, t->pooled + (size_t)t->idx[m] * H, 1, w->match.w, 2, H, G(w->match.w),
 		                      G(w->match.b), dr, 0);
 		for (j = 0; j < H; j++)
@@ -674,7 +635,7 @@ static lx_status mlm_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, cons
 
 	for (i = 0; i < enc->n; i++)
 		for (tt = 0; lab[i].l.mlm_labels && tt < enc->tlen[i]; tt++) {
-			if ((rc = check_label(lab[i].l.mlm_labels[tt], V, "labels", tt, e)))
+			if ((rc = lx_check_label(lab[i].l.mlm_labels[tt], V, "labels", tt, e)))
 				return rc;
 			M += lab[i].l.mlm_labels[tt] != -100;
 		}
@@ -696,7 +657,7 @@ static lx_status mlm_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, cons
 	lx_op_linear(s, hid, M, &dec, V, H);
 	/* the logits' gradient replaces them */
 	for (m = 0; m < M; m++)
-		sum += ce_grad(s + (size_t)m * V, V, t->idx[2 * m + 1], 1.0f / M, s + (size_t)m * V);
+		sum += lx_cross_entropy(s + (size_t)m * V, V, t->idx[2 * m + 1], 1.0f / M, s + (size_t)m * V);
 	out->part[LX_LOSS_MLM] = sum / M;
 	out->has[LX_LOSS_MLM] = 1;
 	lx_op_linear_backward(s, hid, M, w->mlm_decoder, V, H, G(w->mlm_decoder), G(w->mlm_bias), dh, 0);
@@ -736,7 +697,7 @@ static double box_ce(lx_encoder *enc, const lx_train_labels *lab, const float *l
 				memset(dr, 0, (size_t)n * sizeof(float));
 				continue;
 			}
-			sum += ce_grad(logits + (size_t)row * n, n, lb[r], mk[r] / count * norm, dr) * mk[r];
+			sum += lx_cross_entropy(logits + (size_t)row * n, n, lb[r], mk[r] / count * norm, dr) * mk[r];
 		}
 	}
 	*has = count > 0;
@@ -795,8 +756,8 @@ static lx_status obj_head(lx_tape *t, lx_encoder *enc, const lx_gradmap *g, cons
 	for (i = 0; i < enc->n; i++) {
 		const lx_labels *l = &lab[i].l;
 		for (r = 0; r < enc->nlen[i]; r++)
-			if ((has_obj(l) && (rc = check_label(l->obj_labels[r], no, "obj_labels", r, e))) ||
-			    (has_attr(l) && (rc = check_label(l->attr_labels[r], na, "attr_labels", r, e))))
+			if ((has_obj(l) && (rc = lx_check_label(l->obj_labels[r], no, "obj_labels", r, e))) ||
+			    (has_attr(l) && (rc = lx_check_label(l->attr_labels[r], na, "attr_labels", r, e))))
 				return rc;
 		if (has_obj(l) || has_attr(l) || has_feat(l))
 			M += enc->nlen[i];
@@ -927,7 +888,7 @@ int lx_tape_block(const lx_tape *t, int b, const float **probs, const float **dp
 {
 	const tblock *k = &t->blk[b];
 
-	*probs = k->a.probs;
+	*probs = k->tr.probs;
 	*dprobs = k->dprobs;
 	return k->ffn ? -1 : k->kind;
 }

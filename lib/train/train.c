@@ -26,6 +26,7 @@ struct lx_trainer {
 	long step;
 	lx_model *model;
 	lx_encoder *enc;
+	lx_dropout drop;          /* the encoder's (enc->drop): p from the options, a seed a step */
 	lx_tape *tape;
 	lx_status rc;
 };
@@ -228,7 +229,8 @@ lx_status lx_trainer_open(lx_trainer **out, const char *dir, const lx_train_opts
 		lx_trainer_free(t);
 		return lx_errf(e, LX_EIO, "out of memory");
 	}
-	t->enc->drop.p = o->dropout;
+	t->drop.p = o->dropout;
+	t->enc->drop = &t->drop;
 	*out = t;
 	return LX_OK;
 }
@@ -283,7 +285,7 @@ lx_status lx_trainer_grad(lx_trainer *t, const lx_example *ex, const lx_train_la
 
 	memset(t->grad, 0, t->total * sizeof(float));
 	memset(t->touched, 0, (size_t)t->nt);
-	t->enc->drop.seed = mix(&s);
+	t->drop.seed = mix(&s);
 	return lx_train_batch(t->tape, t->enc, &g, t->heads, t->o.freeze_encoder, ex, lab, n, loss, e);
 }
 

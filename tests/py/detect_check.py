@@ -6,6 +6,12 @@ Usage (Debian's python3):
       record i of STREAM is golden case CASE[i] (default: every case of golden.json, in order): the fields and
       dtypes lx-featpack writes, img_id the file name without extension, boxes to 1e-3 pixels, ids equal,
       scores to 1e-5, features within 1e-5 of the largest |feature|; with --max-boxes, the first N detections
+  detect_check.py match STREAM FIXTURE BOX FEAT CONF FRAC
+      matching detections (a lower-precision run, lx-detect --bf16): each golden detection of each case is
+      matched to the record's detection of the same object id whose box is nearest (largest corner difference);
+      at least FRAC of them must be matched within BOX pixels and, when matched, have features within FEAT of
+      the largest |feature| (relative) and object and attribute scores within CONF; prints the measured figures
+      (on stderr) and "ok"
   detect_check.py join JOINED QUESTIONS FILEMODE
       JOINED is QUESTIONS with the image fields of FILEMODE's record of the same img_id added, byte for byte
   detect_check.py questions OUT IMG_ID...          one question record per img_id (a repeated one twice)
@@ -63,6 +69,41 @@ def golden(stream, fixture, args):
     print("ok")
 
 
+def match(stream, fixture, box_tol, feat_tol, conf_tol, frac):
+    meta = json.load(open(os.path.join(fixture, "golden.json")))["cases"]
+    g = read_safetensors(os.path.join(fixture, "golden.safetensors"))
+    recs = records(stream)
+    assert len(recs) == len(meta), f"{len(recs)} records, expected {len(meta)}"
+    total = matched = attr_same = 0
+    worst = {"box": 0.0, "feat": 0.0, "obj_conf": 0.0, "attr_conf": 0.0}
+    for k, rec in enumerate(recs):
+        ref = {f: g[f"case{k}.{GOLDEN[f]}"] for f in GOLDEN}
+        scale = float(np.abs(ref["visual_feats"]).max()) if len(ref["boxes"]) else 1.0
+        for i in range(len(ref["boxes"])):
+            total += 1
+            same = np.flatnonzero(rec["obj_ids"] == ref["obj_ids"][i])
+            if not len(same):
+                continue
+            d = np.abs(rec["boxes"][same].astype(np.float64) - ref["boxes"][i]).max(axis=1)
+            j, d = same[int(d.argmin())], float(d.min())
+            if d > box_tol:
+                continue
+            matched += 1
+            attr_same += int(rec["attr_ids"][j] == ref["attr_ids"][i])
+            diff = {"box": d,
+                    "feat": float(np.abs(rec["visual_feats"][j].astype(np.float64) - ref["visual_feats"][i]).max()) / scale,
+                    "obj_conf": abs(float(rec["obj_conf"][j]) - float(ref["obj_conf"][i])),
+                    "attr_conf": abs(float(rec["attr_conf"][j]) - float(ref["attr_conf"][i]))}
+            for f, v in diff.items():
+                worst[f] = max(worst[f], v)
+    print(f"{matched}/{total} matched within {box_tol} px; attribute ids equal on {attr_same}; worst: box "
+          f"{worst['box']:.4g} px, features {worst['feat']:.4g} of the largest, obj_conf {worst['obj_conf']:.4g}, "
+          f"attr_conf {worst['attr_conf']:.4g}", file=sys.stderr)
+    assert matched >= frac * total, (matched, total, frac)
+    assert worst["feat"] <= feat_tol and worst["obj_conf"] <= conf_tol and worst["attr_conf"] <= conf_tol, worst
+    print("ok")
+
+
 def join(joined, questions, filemode):
     by_id = {r["img_id"]: r for r in records(filemode)}
     out, qs = records(joined), records(questions)
@@ -90,6 +131,8 @@ if __name__ == "__main__":
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "golden":
         golden(a[0], a[1], a[2:])
+    elif cmd == "match":
+        match(a[0], a[1], *map(float, a[2:6]))
     elif cmd == "join":
         join(*a)
     elif cmd == "questions":

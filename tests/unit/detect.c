@@ -240,7 +240,7 @@ static void conv_case(det_engine *eng, int accumulate, int relu, int nhwc)
 	enum { CIN = 4, COUT = 6, K = 3, H = 9, W = 7, G = 2 };
 	float w[COUT * (CIN / G) * K * K], b[COUT], x[2 * CIN * H * W], y[2 * COUT * 20], *acc;
 	float xt[2 * CIN * H * W], yt[2 * COUT * 20];
-	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b, eng};
+	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b, eng, 0};
 	int oh = det_conv_out(&c, H), ow = det_conv_out(&c, W), i, n, o, oy, ox;
 	unsigned s = 1;
 
@@ -303,6 +303,68 @@ static void conv(void)
 	det_engine_free(eng);
 }
 
+/* A layer in bfloat16 (det_conv.bf16), NHWC: on weights and inputs that bfloat16 holds exactly (8 significant
+ * bits) it gives the sums written out directly, its input and output kept in bfloat16 (det_conv_run_bf16) too,
+ * the output rounded to bfloat16's 8 bits; an input bfloat16 cannot hold is rounded (1 + 2^-10 is 1). */
+static void conv_bf16(void)
+{
+	enum { CIN = 32, COUT = 16, H = 5, W = 6 };
+	static float w[COUT * CIN * 9], x[2 * H * W * CIN], y[2 * H * W * COUT], y2[2 * H * W * COUT];
+	static uint16_t xb[2 * H * W * CIN], yb[2 * H * W * COUT];
+	float b[COUT], one = 1, tiny_x = 1 + 1.0f / 1024, tiny_y;
+	det_engine *eng;
+	det_conv c = {CIN, COUT, 3, 1, 2, 2, 1, w, b, NULL, 1}, unit = {1, 1, 1, 1, 0, 1, 1, &one, NULL, NULL, 1};
+	unsigned s = 7;
+	int i, n, o, oy, ox;
+
+	if (det_engine_new(&eng, NULL) || !eng || det_engine_bf16(eng, NULL)) {
+		printf("detect: bfloat16 layers skipped (no oneDNN, or no avx512_bf16)\n");
+		det_engine_free(eng);
+		return;
+	}
+	c.eng = unit.eng = eng;
+	for (i = 0; i < COUT * CIN * 9; i++)
+		w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 64 - 2;
+	for (i = 0; i < COUT; i++)
+		b[i] = (float)i / 8;
+	for (i = 0; i < 2 * H * W * CIN; i++) {
+		uint32_t u;
+		x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 32 - 4;
+		memcpy(&u, &x[i], 4);
+		xb[i] = (uint16_t)(u >> 16);  /* exact: x has 8 significant bits */
+	}
+	CHECK(!det_conv_run_nhwc(&c, x, 2, H, W, y, 0, 1, NULL));
+	CHECK(!det_conv_run_bf16(&c, xb, 2, H, W, yb, 0, 1, DET_IN_BF16 | DET_OUT_BF16, NULL));
+	for (i = 0; i < 2 * H * W * COUT; i++) {
+		uint32_t u = (uint32_t)yb[i] << 16;
+		memcpy(&y2[i], &u, 4);
+	}
+	for (n = 0; n < 2; n++)
+		for (oy = 0; oy < H; oy++)
+			for (ox = 0; ox < W; ox++)
+				for (o = 0; o < COUT; o++) {
+					size_t at = ((size_t)(n * H + oy) * W + ox) * COUT + o;
+					double sum = b[o];
+					for (int ky = 0; ky < 3; ky++)
+						for (int kx = 0; kx < 3; kx++) {
+							int iy = oy - 2 + 2 * ky, ix = ox - 2 + 2 * kx;
+							if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+								for (int ci = 0; ci < CIN; ci++)
+									sum += (double)w[((o * CIN + ci) * 3 + ky) * 3 + kx] *
+									       x[((size_t)(n * H + iy) * W + ix) * CIN + ci];
+						}
+					sum = sum < 0 ? 0 : sum;
+					CHECKF(NEAR(y[at], sum), "bf16 conv [%d][%d][%d][%d]: %g, summed %g", n, oy, ox, o, y[at], sum);
+					CHECKF(fabs(y2[at] - sum) <= fabs(sum) / 256 + 1e-6, "bf16 conv, bf16 maps [%d][%d][%d][%d]: %g, summed %g",
+					       n, oy, ox, o, y2[at], sum);
+				}
+	CHECK(!det_conv_run_nhwc(&unit, &tiny_x, 1, 1, 1, &tiny_y, 0, 0, NULL));
+	CHECKF(tiny_y == 1.0f, "bf16 1x1 of 1 + 2^-10: %.9g", tiny_y);
+	unit.bf16 = 0;
+	CHECKF(det_conv_run_bf16(&unit, xb, 1, 1, 1, yb, 0, 0, DET_IN_BF16, NULL) == LX_EMODEL, "bf16 maps on a float32 layer");
+	det_engine_free(eng);
+}
+
 int main(void)
 {
 	anchors();
@@ -311,6 +373,7 @@ int main(void)
 	maxpool();
 	resize_size();
 	conv();
+	conv_bf16();
 	golden_cases("tests/fixtures/frcnn-tiny");
 	golden_cases("tests/fixtures/frcnn-groups");
 	return check_done("detect");

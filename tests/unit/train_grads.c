@@ -173,35 +173,49 @@ static void test_pretrain(lx_st *g, lx_st *gg)
 	lx_trainer_free(t);
 }
 
-static void test_vqa(lx_st *g, lx_st *gg)
-{
-	lx_trainer *t = open_micro();
+/* A fresh micro trainer's gradients of case 0 with the VQA soft scores vqa.target as labels. */
+typedef struct {
+	lx_trainer *t;
 	lx_example x;
 	lx_train_labels l;
 	lx_losses loss;
-	lx_err e;
-	float *want = golden(gg, "%s", "vqa.loss", 0, NULL);
-	double worst, werr = 0;
-	int i, k, d0, d1;
+} vqa_run;
 
-	example(g, "case0", &x, 10, 10);
-	memset(&l, 0, sizeof l);
-	l.l.T = 10;
-	l.l.N = 10;
-	l.qa_target = golden(gg, "%s", "vqa.target", 0, NULL);
-	if (lx_trainer_grad(t, &x, &l, 1, &loss, &e)) {
+static void vqa_grads(vqa_run *r, lx_st *g, lx_st *gg)
+{
+	lx_err e;
+
+	r->t = open_micro();
+	example(g, "case0", &r->x, 10, 10);
+	memset(&r->l, 0, sizeof r->l);
+	r->l.l.T = 10;
+	r->l.l.N = 10;
+	r->l.qa_target = golden(gg, "%s", "vqa.target", 0, NULL);
+	if (lx_trainer_grad(r->t, &r->x, &r->l, 1, &r->loss, &e)) {
 		fprintf(stderr, "%s\n", e.msg);
 		exit(1);
 	}
-	CHECK(loss.has[LX_LOSS_QA] && rel(loss.total, want[0]) < 1e-5);
-	worst = check_grads(t, gg, "vqa.grad");
-	/* one AdamW step: lr 1e-3, betas 0.9/0.999, eps 1e-6, weight decay 0.01 on every parameter */
-	lx_trainer_step(t, 1e-3f);
+}
+
+static void vqa_free(vqa_run *r)
+{
+	free((void *)r->l.qa_target);
+	free_example(&r->x);
+	lx_trainer_free(r->t);
+}
+
+/* Every parameter against the golden tensor fmt (with %s the parameter's name) of st: the largest
+ * difference, the attention keys' biases (key_bias) checked apart within 1e-4. */
+static double params_error(lx_trainer *t, lx_st *st, const char *fmt)
+{
+	double werr = 0;
+	int i, k, d0, d1;
+
 	for (i = 0; i < lx_trainer_count(t); i++) {
 		float *p, *a;
 		const char *name = lx_trainer_tensor(t, i, &d0, &d1, &p, NULL);
 		int64_t n;
-		a = golden(gg, "vqa.adamw1.%s", name, 0, &n);
+		a = golden(st, fmt, name, 0, &n);
 		CHECK(a != NULL);
 		for (k = 0; a && k < n; k++) {
 			if (key_bias(name))
@@ -211,13 +225,26 @@ static void test_vqa(lx_st *g, lx_st *gg)
 		}
 		free(a);
 	}
+	return werr;
+}
+
+static void test_vqa(lx_st *g, lx_st *gg)
+{
+	vqa_run r;
+	float *want = golden(gg, "%s", "vqa.loss", 0, NULL);
+	double worst, werr;
+
+	vqa_grads(&r, g, gg);
+	CHECK(r.loss.has[LX_LOSS_QA] && rel(r.loss.total, want[0]) < 1e-5);
+	worst = check_grads(r.t, gg, "vqa.grad");
+	/* one AdamW step: lr 1e-3, betas 0.9/0.999, eps 1e-6, weight decay 0.01 on every parameter */
+	lx_trainer_step(r.t, 1e-3f);
+	werr = params_error(r.t, gg, "vqa.adamw1.%s");
 	CHECK(werr <= 1e-6);
-	printf("VQA loss %.7g (torch %.7g); gradients: worst %.2g; after one AdamW step: max error %.2g\n", loss.total,
-	       want[0], worst, werr);
-	free((void *)l.qa_target);
+	printf("VQA loss %.7g (torch %.7g); gradients: worst %.2g; after one AdamW step: max error %.2g\n",
+	       r.loss.total, want[0], worst, werr);
 	free(want);
-	free_example(&x);
-	lx_trainer_free(t);
+	vqa_free(&r);
 }
 
 /*
@@ -228,49 +255,21 @@ static void test_vqa(lx_st *g, lx_st *gg)
  */
 static void test_clip(lx_st *g, lx_st *gg, lx_st *gc, double max_norm, const char *prefix)
 {
-	lx_trainer *t = open_micro();
-	lx_example x;
-	lx_train_labels l;
-	lx_losses loss;
-	lx_err e;
+	vqa_run r;
 	float *want_norm = golden(gc, "%s", "clip.norm", 0, NULL);
-	double norm, werr = 0;
-	int i, k, d0, d1;
+	double norm, werr;
+	int own = strcmp(prefix, "clip.adamw1") == 0;
 
-	example(g, "case0", &x, 10, 10);
-	memset(&l, 0, sizeof l);
-	l.l.T = 10;
-	l.l.N = 10;
-	l.qa_target = golden(gg, "%s", "vqa.target", 0, NULL);
-	if (lx_trainer_grad(t, &x, &l, 1, &loss, &e)) {
-		fprintf(stderr, "%s\n", e.msg);
-		exit(1);
-	}
-	norm = lx_trainer_clip(t, max_norm);
+	vqa_grads(&r, g, gg);
+	norm = lx_trainer_clip(r.t, max_norm);
 	CHECK(rel(norm, want_norm[0]) < 1e-5);
-	lx_trainer_step(t, 1e-3f);
-	for (i = 0; i < lx_trainer_count(t); i++) {
-		float *p, *a;
-		const char *name = lx_trainer_tensor(t, i, &d0, &d1, &p, NULL);
-		int64_t n;
-		a = golden(strcmp(prefix, "clip.adamw1") ? gg : gc, strcmp(prefix, "clip.adamw1") ? "vqa.adamw1.%s" :
-		           "clip.adamw1.%s", name, 0, &n);
-		CHECK(a != NULL);
-		for (k = 0; a && k < n; k++) {
-			if (key_bias(name))
-				CHECK(fabs(p[k] - a[k]) < 1e-4);
-			else
-				werr = fmax(werr, fabs(p[k] - a[k]));
-		}
-		free(a);
-	}
+	lx_trainer_step(r.t, 1e-3f);
+	werr = params_error(r.t, own ? gc : gg, own ? "clip.adamw1.%s" : "vqa.adamw1.%s");
 	CHECK(werr <= 1e-6);
 	printf("clipping at %g: norm %.7g (torch %.7g); after one AdamW step against %s: max error %.2g\n", max_norm,
 	       norm, want_norm[0], prefix, werr);
-	free((void *)l.qa_target);
 	free(want_norm);
-	free_example(&x);
-	lx_trainer_free(t);
+	vqa_free(&r);
 }
 
 /* The loss of one example with the trainer's current weights (gradients recomputed, not used). */
