@@ -16,7 +16,7 @@
 
 #define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_TOP, O_OBJECTS, O_KINDS, O_PNG, O_NO_NPY,
+enum { O_IMAGES = 256, O_TOKEN, O_LAYER, O_HEAD, O_FONT, O_CELL, O_MAX_SIDE, O_MAX_PIXELS, O_TOP, O_OBJECTS, O_KINDS, O_PNG, O_NO_NPY,
        O_SCALE };
 
 static const char synopsis[] = "-o DIR [options]";
@@ -34,6 +34,7 @@ static const tool_option option_table[] = {
 	{O_FONT, "font", "FILE", "a TrueType or OpenType font for the pictures"},
 	{O_CELL, "cell", "PX", "pixels per entry in the heatmaps (1 to 64)"},
 	{O_MAX_SIDE, "max-side", "PX", "the longest side of the boxes picture (640)"},
+	{O_MAX_PIXELS, "max-pixels", "N", "refuse a photo of more than N pixels, width x height (64000000)"},
 	{O_TOP, "top", "K", "the strongest boxes framed and labelled (5)"},
 	{'m', "model", "DIR", "the model: names of obj_ids (objects_vocab.txt) and of answers\n(answers.json) found in DIR"},
 	{O_OBJECTS, "objects", "FILE", "the names of obj_ids, one a line (labels/vg_objects_vocab.txt)"},
@@ -60,6 +61,7 @@ typedef struct {
 	char dir[4400];         /* where the files are written: a folder beside DIR, moved to DIR at the end */
 	const char *images, *font_path, *model, *objects_path;
 	int token, layer, head, cell, max_side, top, png, npy, scale;
+	long long max_pixels;
 	unsigned kinds;         /* bit k: kind k of the view is on the pages and in files */
 	lx_font *font;
 	lx_names *objects, *answers;
@@ -93,6 +95,7 @@ static lx_status decode(run *r, const lx_record *rec, lx_err *e)
 		               v->kind[LX_VIEW_CROSS].a.layers);
 	if (r->head >= v->heads)
 		return lx_errf(e, LX_EINPUT, "--head %d, but the maps have %d heads", r->head, v->heads);
+	v->max_pixels = r->max_pixels;
 	return lx_view_picture(v, rec, r->images, r->max_side, e);
 }
 
@@ -753,6 +756,7 @@ int main(int argc, char **argv)
 	r.font_path = DEFAULT_FONT;
 	r.layer = r.head = -1;
 	r.max_side = 640;
+	r.max_pixels = LX_IMAGE_MAX_PIXELS;
 	r.top = 5;
 	r.npy = 1;
 	r.kinds = 1u << LX_VIEW_CROSS | 1u << LX_VIEW_XVISN | 1u << LX_VIEW_RLANG | 1u << LX_VIEW_RVISN;
@@ -766,6 +770,7 @@ int main(int argc, char **argv)
 		case O_FONT: r.font_path = optarg; break;
 		case O_CELL: r.cell = (int)tool_long(optarg, "--cell", 1, 64); break;
 		case O_MAX_SIDE: r.max_side = (int)tool_long(optarg, "--max-side", 64, 8192); break;
+		case O_MAX_PIXELS: r.max_pixels = tool_long(optarg, "--max-pixels", 1, 1073741824L); break;
 		case O_TOP: r.top = (int)tool_long(optarg, "--top", 0, 1 << 20); break;
 		case 'm': r.model = optarg; break;
 		case O_OBJECTS: r.objects_path = optarg; break;

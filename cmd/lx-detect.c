@@ -20,7 +20,7 @@ typedef struct {
 	lx_names *objects, *attrs;  /* --objects, --attributes: loaded in main */
 } options;
 
-enum { O_MAX_BOXES = 256, O_MIN_BOXES, O_OBJECTS, O_ATTRIBUTES };
+enum { O_MAX_BOXES = 256, O_MIN_BOXES, O_OBJECTS, O_ATTRIBUTES, O_MAX_PIXELS };
 enum { O_BF16 = 320 };
 
 static const char synopsis[] = "-m DIR [options] [IMAGE...]\n-m DIR --join PHOTOS [options]";
@@ -37,6 +37,7 @@ static const tool_option option_table[] = {
 	{O_MIN_BOXES, "min-boxes", "N", "try NMS thresholds until N boxes remain (MIN_DETECTIONS)"},
 	{O_OBJECTS, "objects", "FILE", "add each box's object name (objects_vocab.txt) as the field objects"},
 	{O_ATTRIBUTES, "attributes", "FILE", "add each box's attribute name (attributes_vocab.txt) as attributes"},
+	{O_MAX_PIXELS, "max-pixels", "N", "refuse a photo of more than N pixels, width x height (64000000)"},
 	{O_BF16, "bf16", NULL, "convolutions in bfloat16 (avx512_bf16): faster, detections move a little"},
 	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
@@ -49,6 +50,7 @@ static int fail(lx_status st, const char *msg) { return tool_fail(st, "%s", msg)
 
 static tool_shard shard;  /* --shard K/N, over the images named */
 static long position;     /* the image in hand among them, from 0 */
+static long long max_pixels = LX_IMAGE_MAX_PIXELS; /* --max-pixels */
 static int bf16;          /* --bf16 */
 
 static void parse_options(int argc, char **argv, options *o)
@@ -66,6 +68,7 @@ static void parse_options(int argc, char **argv, options *o)
 		case O_MIN_BOXES: o->min_boxes = (int)tool_long(optarg, "--min-boxes", 0, 1000000); break;
 		case O_OBJECTS: o->objects_file = optarg; break;
 		case O_ATTRIBUTES: o->attrs_file = optarg; break;
+		case O_MAX_PIXELS: max_pixels = tool_long(optarg, "--max-pixels", 1, 1073741824L); break;
 		case O_BF16: bf16 = 1; break;
 		case TOOL_KEEP_GOING: o->keep_going = 1; break;
 		case TOOL_PROGRESS: o->progress = 1; break;
@@ -130,7 +133,7 @@ static lx_status add_fields(lx_record *rec, const lx_detection *r, const options
 static lx_status detect_file(lx_detector *d, const char *path, lx_detection *r, lx_err *e)
 {
 	lx_image *im;
-	lx_status st = lx_image_load(&im, path, e);
+	lx_status st = lx_image_read(&im, path, max_pixels, e);
 
 	if (st == LX_EMODEL)
 		st = e->status = LX_EINPUT;

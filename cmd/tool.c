@@ -1,6 +1,7 @@
 /* tool.c - the skeleton every lx tool is built on (tool.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
@@ -292,6 +293,7 @@ lx_status tool_shard_mark(const tool_shard *s, lx_record *rec, long i, lx_err *e
 /* ---- signals ---- */
 
 static volatile sig_atomic_t stop_flag;
+static int wake[2] = {-1, -1}; /* a byte written at the signal: the readers' waits end (lx_reader_wake_on) */
 static pthread_t main_thread;
 static void (*cleanup_fn)(void);
 
@@ -304,6 +306,13 @@ static void on_signal(int sig)
 		_exit(LX_EINTR);
 	}
 	stop_flag = 1;
+	if (wake[1] >= 0) {
+		int saved = errno;
+		if (write(wake[1], "", 1) < 0) {
+			/* full (an earlier signal's bytes are there): readable all the same */
+		}
+		errno = saved;
+	}
 	if (!pthread_equal(pthread_self(), main_thread))
 		pthread_kill(main_thread, sig);
 }
@@ -314,6 +323,14 @@ void tool_signals(void (*cleanup)(void))
 
 	main_thread = pthread_self();
 	cleanup_fn = cleanup;
+	/* a flag checked before a blocking read misses a signal that lands between the check and the read: the
+	 * readers also wait on this pipe, which the handler makes readable */
+	if (!cleanup && wake[0] < 0 && pipe(wake) == 0) {
+		fcntl(wake[0], F_SETFD, FD_CLOEXEC);
+		fcntl(wake[1], F_SETFD, FD_CLOEXEC);
+		fcntl(wake[1], F_SETFL, O_NONBLOCK);
+		lx_reader_wake_on(wake[0]);
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

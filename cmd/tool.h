@@ -103,8 +103,9 @@ TOOL_NORETURN void tool_die(lx_status st, const char *fmt, ...) TOOL_PRINTF(2, 3
 /* ---- signals ---------------------------------------------------------------------------------------- */
 
 /* SIGINT, SIGTERM and SIGHUP. With cleanup NULL they set a flag instead of killing the tool, so that it stops
- * after the record in hand and flushes what it finished; a read blocked on input returns (EINTR) so the
- * tool notices. With a cleanup function (which must be async-signal-safe: unlink, rmdir), the handler calls
+ * after the record in hand and flushes what it finished; a reader waiting for input returns (EINTR) so the
+ * tool notices, even when the signal came just before the wait began (a pipe the handler writes to, which
+ * every lx_reader waits on too: lx_reader_wake_on). With a cleanup function (which must be async-signal-safe: unlink, rmdir), the handler calls
  * it and ends the process at once with status 5 (for a tool whose half-written output is worth nothing). */
 void tool_signals(void (*cleanup)(void));
 int tool_interrupted(void);

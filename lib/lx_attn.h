@@ -141,6 +141,8 @@ typedef struct {
 	char img_id[256];               /* "img_id", or "" */
 	lx_image *picture;              /* after lx_view_picture: the photo or a blank canvas */
 	int photo;                      /* picture is a photo (not the canvas) */
+	long long max_pixels;           /* set by the caller: the most pixels of a photo (lx_image_read; 0 takes
+	                                 * LX_IMAGE_MAX_PIXELS) */
 	float *boxes;                   /* [N, 4] in the picture's pixels */
 	char note[4700];                /* where the picture comes from, for people */
 	const lx_names *objects;        /* set by the caller (borrowed, kept by lx_view_clear), or NULL: the names

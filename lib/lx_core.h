@@ -103,6 +103,12 @@ typedef struct lx_writer lx_writer;
  * already read from). */
 lx_reader *lx_reader_new(FILE *f, const char *name);
 lx_reader *lx_reader_new_buffered(FILE *f, const char *name);
+/* A descriptor that becomes readable when the process is to stop (the read end of a pipe a signal handler
+ * writes to; -1: none, the default), for every reader of the process: a reader reading its descriptor waits
+ * for input with poll(2) on both, and fails with EINTR (LX_EIO) once fd is readable, even when the signal came
+ * just before the wait began (a flag checked before the read would miss it, and the read would wait for the
+ * next input). */
+void lx_reader_wake_on(int fd);
 void lx_reader_free(lx_reader *r);
 /* Reads the next record into a new lx_record (*out, to be freed with lx_record_free).
  * Returns LX_OK with *out set, LX_OK with *out NULL at the clean end of the stream, or an error. */

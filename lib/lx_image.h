@@ -32,6 +32,14 @@ void lx_image_free(lx_image *im);
  * the other colour chunks ignored. LX_EMODEL (a named file that cannot be used) with the path in the message
  * on any failure. */
 lx_status lx_image_load(lx_image **out, const char *path, lx_err *e);
+/* The most pixels (width x height) lx_image_load decodes: 64 megapixels, a 61-megapixel camera's full frame
+ * (9504 x 6336) with room; a decoded pixel takes 3 bytes here and 12 more as the detector's float planes, so
+ * 64 MP is at most 960 MB (lx-limits(7)). */
+#define LX_IMAGE_MAX_PIXELS 64000000LL
+/* lx_image_load with another limit (0: none but the sides' 32768): an image of more than max_pixels pixels is
+ * LX_EINPUT, "PATH: a W x H KIND image, P pixels, more than the limit of M (--max-pixels)", refused from its
+ * header before its pixels are allocated. */
+lx_status lx_image_read(lx_image **out, const char *path, long long max_pixels, lx_err *e);
 /* Writes im as an 8-bit RGB PNG file. LX_EIO on failure. */
 lx_status lx_image_write_png(const lx_image *im, const char *path, lx_err *e);
 /* The PNG file of im in memory: *buf (malloc'ed) and *len. */

@@ -438,3 +438,200 @@ assert [x.get("question_id") for x in r] == [0, None, 2] and "error" in r[1], r'
 		[ "$(tail -n 1 "$T/rss")" -lt 100000 ]
 	done
 }
+
+# ---- photos: a pixel limit checked from the header (task bounds2, item 2) ----
+
+# A black W x H RGB PNG ($2 x $3) in $1: a few hundred KB however many pixels it declares.
+black_png() {
+	$PY -c '
+import struct, sys, zlib
+w, h = int(sys.argv[2]), int(sys.argv[3])
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+z = zlib.compressobj(9)
+idat = b"".join(z.compress(b"\0" + bytes(3 * w)) for _ in range(h)) + z.flush()
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                              chunk(b"IDAT", idat) + chunk(b"IEND", b""))' "$@"
+}
+
+# A copy of JPEG $1 in $2 whose first frame header (SOF0 to SOF2) declares W x H ($3 x $4).
+jpeg_declaring() {
+	$PY -c '
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+i = 2
+while b[i + 1] not in (0xc0, 0xc1, 0xc2):
+    i += 2 + int.from_bytes(b[i + 2:i + 4], "big")
+b[i + 5:i + 9] = int(sys.argv[4]).to_bytes(2, "big") + int(sys.argv[3]).to_bytes(2, "big")
+open(sys.argv[2], "wb").write(b)' "$@"
+}
+
+@test "lx-detect refuses a photo of more than 64 megapixels from its header, status 1 naming --max-pixels" {
+	# 8001 x 8000: 186 KB of PNG that decodes to 192 MB of pixels and 768 MB of float planes (before the
+	# limit it was decoded and detected, status 0; 32768 x 32768 asked for 3.2 GB and 12.9 GB more)
+	black_png "$T/big.png" 8001 8000
+	jpeg_declaring "$FIX/frcnn-tiny/images/000456.jpg" "$T/big.jpg" 8001 8000
+	for f in big.png big.jpg; do
+		kind=PNG
+		[ "$f" = big.jpg ] && kind=JPEG
+		run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-detect" -m "$FIX/frcnn-tiny" "$T/$f"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "lx-detect: $T/$f: a 8001 x 8000 $kind image, 64008000 pixels, more than the limit of 64000000 (--max-pixels)" ]
+		# refused before the pixels are allocated
+		plain_build || continue
+		[ "$(tail -n 1 "$T/rss")" -lt 100000 ]
+	done
+	# --max-pixels lowers (or raises) it; --keep-going writes the error record and goes on
+	px=$($PY -c 'import sys; from PIL import Image; w, h = Image.open(sys.argv[1]).size; print(w * h)' "$FIX/frcnn-tiny/images/000456.jpg")
+	run $SEP bash -c '"$1" -m "$2" --max-pixels "$3" --keep-going "$4" "$5" > "$6"' _ "$BIN/lx-detect" "$FIX/frcnn-tiny" \
+		$((px - 1)) "$FIX/frcnn-tiny/images/000456.jpg" "$FIX/frcnn-tiny/images/COCO_train2014_000000132417.jpg" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[[ "$(printf '%s\n' "$stderr" | head -n 1)" == "lx-detect: $FIX/frcnn-tiny/images/000456.jpg: a "*" JPEG image, $px pixels, more than the limit of $((px - 1)) (--max-pixels)" ]]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x["img_id"] for x in r] == ["000456", "COCO_train2014_000000132417"] and "error" in r[0] and "boxes" in r[1], r' "$T/out.mp"
+	"$BIN/lx-detect" -m "$FIX/frcnn-tiny" --max-pixels "$px" "$FIX/frcnn-tiny/images/000456.jpg" > /dev/null
+	run $SEP "$BIN/lx-detect" -m "$FIX/frcnn-tiny" --max-pixels 1073741825 "$T/big.png"
+	[ "$status" -eq 2 ]
+}
+
+@test "lx-attnviz refuses a photo of more than --max-pixels, status 1, the records before it written" {
+	$PY "$TOP/tests/py/attnviz.py" records > "$T/in.mp"
+	"$BIN/lx-encode" -m "$FIX/tiny" --attentions < "$T/in.mp" > "$T/enc.mp"
+	mkdir -p "$T/photos"
+	black_png "$T/photos/COCO_train2014_000000573195.png" 8001 8000
+	run $SEP "$BIN/lx-attnviz" -o "$T/out" --images "$T/photos" < "$T/enc.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-attnviz: stdin: record 3 (id 573195000): $T/photos/COCO_train2014_000000573195.png: a 8001 x 8000 PNG image, 64008000 pixels, more than the limit of 64000000 (--max-pixels)" ]
+	[ "$(grep -c '<tr><td><a href=' "$T/out/index.html")" -eq 2 ]
+	# a small photo past a lowered limit, the same
+	black_png "$T/photos/COCO_train2014_000000573195.png" 101 100
+	run $SEP "$BIN/lx-attnviz" -o "$T/out2" --images "$T/photos" --max-pixels 10000 < "$T/enc.mp"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"a 101 x 100 PNG image, 10100 pixels, more than the limit of 10000 (--max-pixels)" ]]
+	"$BIN/lx-attnviz" -o "$T/out3" --images "$T/photos" --max-pixels 10100 < "$T/enc.mp"
+}
+
+# ---- the TSV reader's lines (task bounds2, item 3) ----
+
+# An obj36 TSV line of image $1 with N = $2 boxes (10, 10, 50, 50) of F = $3 zero features (ids int64, the
+# rest float32).
+obj36_line() {
+	$PY -c '
+import base64, sys, numpy as np
+i, n, F = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+b = lambda a: base64.b64encode(a.tobytes()).decode()
+box = np.tile(np.array([10, 10, 50, 50], np.float32), n)
+ids, conf = np.zeros(n, np.int64), np.zeros(n, np.float32)
+sys.stdout.write("\t".join([i, "480", "640", b(ids), b(conf), b(ids), b(conf), str(n), b(box), b(np.zeros(n * F, np.float32))]) + "\n")' "$@"
+}
+
+@test "an obj36 TSV line longer than 96 MiB is refused naming the line, without holding it; a line at the limits is read" {
+	# line 2 is 200 MB of one field: before, getline held it whole (198 MB peak RSS here) before the fields
+	# were counted
+	{ head -n 1 "$FIX/train2014_obj36_sample.tsv"
+	  $PY -c 'import sys; sys.stdout.write("x\t" + "A" * 200000000 + "\n")'
+	  sed -n 3p "$FIX/train2014_obj36_sample.tsv"; } > "$T/long.tsv"
+	run $SEP bash -c '/usr/bin/time -f %M -o "$3" "$1" "$2" > "$4"' _ "$BIN/lx-featpack" "$T/long.tsv" "$T/rss" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/long.tsv: line 2: longer than 100663296 bytes, the limit of a TSV line" ]
+	$PY -c '
+import sys
+from lxtest import read_records
+assert [x["img_id"] for x in read_records(open(sys.argv[1], "rb"))] == ["COCO_train2014_000000132417"]' "$T/out.mp"
+	if plain_build; then
+		# the 96 MiB of the line read so far and the tool's own: 101 MB here, under 150 MB
+		[ "$(tail -n 1 "$T/rss")" -lt 150000 ]
+	fi
+	# the same as the first line, where the layout is told
+	sed -n 2p "$T/long.tsv" > "$T/first.tsv"
+	run $SEP "$BIN/lx-featpack" "$T/first.tsv"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-featpack: $T/first.tsv: line 1: longer than 100663296 bytes, the limit of a TSV line" ]
+	# the longest valid line, 4096 boxes of 4096 features (89.7 MB of base64), is read
+	obj36_line big 4096 4096 > "$T/max.tsv"
+	[ "$(stat -c %s "$T/max.tsv")" -gt 89000000 ]
+	run $SEP bash -c '"$1" "$2" > "$3"' _ "$BIN/lx-featpack" "$T/max.tsv" "$T/max.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 1 and r[0]["visual_feats"].shape == (4096, 4096), r[0]["visual_feats"].shape' "$T/max.mp"
+}
+
+# ---- a signal that lands just before a blocking read (task bounds2, item 5) ----
+
+# A preloaded library that raises SIGTERM in the tool itself just as it is about to wait for stdin: at its
+# first read(2) of descriptor 0, or its first poll(2) on it. The handler has run (the flag is set) before the
+# wait begins: the moment a flag checked before the read cannot see, made deterministic.
+term_before_wait() {
+	cat > "$T/shim.c" <<'SHIM'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+static int done;
+ssize_t read(int fd, void *buf, size_t n)
+{
+	ssize_t (*real)(int, void *, size_t) = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+	if (fd == 0 && !done) {
+		done = 1;
+		raise(SIGTERM);
+	}
+	return real(fd, buf, n);
+}
+int poll(struct pollfd *p, nfds_t n, int ms)
+{
+	int (*real)(struct pollfd *, nfds_t, int) = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+	nfds_t i;
+	for (i = 0; i < n && !done; i++)
+		if (p[i].fd == 0) {
+			done = 1;
+			raise(SIGTERM);
+		}
+	return real(p, n, ms);
+}
+SHIM
+	cc -shared -fPIC -o "$T/shim.so" "$T/shim.c" -ldl
+}
+
+@test "a SIGTERM that lands just before the wait for input on an idle pipe ends each stream tool, status 5" {
+	# preloading beside a sanitizer's runtime is refused by it
+	plain_build || skip "LD_PRELOAD on the plain build only"
+	term_before_wait
+	mkfifo "$T/idle"
+	exec 8<> "$T/idle"  # a writer that never writes nor closes
+	for tool in "lx-encode -m $FIX/tiny" "lx-head -m $FIX/tiny" "lx-tokenize --decode --vocab $FIX/vocab.txt" \
+	            "lx-featpack --join $FIX/train2014_obj36_sample.tsv" "lx-attnviz -o $T/av" "lx-cat" \
+	            "lx-explain -m $FIX/tiny"; do
+		# before, the flag was set and the read waited for input that never comes (killed by timeout: 124)
+		run $SEP timeout 20 env LD_PRELOAD="$T/shim.so" $BIN/$tool < "$T/idle"
+		echo "$tool: $status $stderr"
+		[ "$status" -eq 5 ]
+		[[ "$stderr" == *"interrupted after 0 "* ]]
+	done
+	exec 8>&-
+}
+
+# ---- peak RSS at the limits (task bounds2, item 1) ----
+
+@test "lx-detect on a photo at --max-pixels (8000 x 8000) stays within lx-limits(7): 15 bytes a pixel, the weights and 100 MB" {
+	plain_build || skip "peak RSS is measured on the plain build only"
+	black_png "$T/max.png" 8000 8000
+	run $SEP bash -c '/usr/bin/time -f %M -o "$4" "$1" -m "$2" "$3" > "$5"' _ "$BIN/lx-detect" "$FIX/frcnn-tiny" \
+		"$T/max.png" "$T/rss" "$T/out.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 1 and r[0]["img_w"] == 8000 and r[0]["img_h"] == 8000, r' "$T/out.mp"
+	# the photo (3 bytes a pixel) and its float32 planes (12): 960 MB; the weights (the file's size) and
+	# 100 MB for the detector's activations at MAX_SIZE_TEST (200 here) and the libraries (971 MB measured;
+	# %M is in KiB)
+	weights=$(stat -c %s "$FIX/frcnn-tiny/model.safetensors")
+	[ $(( $(tail -n 1 "$T/rss") * 1024 )) -lt $(( 15 * 64000000 + weights + 100000000 )) ]
+}

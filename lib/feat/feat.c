@@ -14,7 +14,7 @@ static int is_msgpack_map(int c) { return (c >= 0x80 && c <= 0x8f) || c == 0xde 
  * first byte (pushed back), a TSV from its first line, which is kept for the first lx_feat_next. */
 static lx_status detect(lx_feat_file *f, lx_err *e)
 {
-	int c = getc(f->f), fields = 1;
+	int c = getc(f->f), fields = 1, over;
 	ssize_t n;
 	char *p, *end;
 
@@ -26,8 +26,10 @@ static lx_status detect(lx_feat_file *f, lx_err *e)
 		f->fmt = LX_FEAT_STREAM;
 		return LX_OK;
 	}
-	if ((n = getline(&f->line, &f->line_cap, f->f)) < 0)
+	if ((n = feat_tsv_getline(f)) == -1)
 		return lx_errf(e, LX_EIO, "%s: %s", f->path, strerror(errno));
+	if ((over = n == -2))  /* a line past the limit: its first bytes still tell a .npz or .npy */
+		n = FEAT_TSV_MAX_LINE;
 	if (n >= 4 && memcmp(f->line, "PK\3\4", 4) == 0) {
 		f->fmt = LX_FEAT_NPZ;
 		return LX_OK;
@@ -36,6 +38,9 @@ static lx_status detect(lx_feat_file *f, lx_err *e)
 		f->fmt = LX_FEAT_NPY;
 		return LX_OK;
 	}
+	if (over)
+		return lx_errf(e, LX_EINPUT, "%s: line 1: longer than %ld bytes, the limit of a TSV line", f->path,
+		               FEAT_TSV_MAX_LINE);
 	f->pending = n;
 	for (p = f->line, end = f->line + n; (p = memchr(p, '\t', (size_t)(end - p))); p++)
 		fields++;

@@ -64,6 +64,14 @@ lx_status feat_dict_ids(const lx_pk *dict, lx_feat_image *im, const char *where,
 
 /* ---- the readers, called by feat.c ---- */
 
+/* The longest line a TSV may have, without its line end: 96 MiB, beyond the longest a valid obj36 line at the
+ * limits can be (4096 boxes of 4096 float32 features, 4/3 of 64 MiB in base64, with the boxes, ids and
+ * confidences: 89.7 MB; lx-limits(7)). */
+#define FEAT_TSV_MAX_LINE (96L << 20)
+/* Reads the next line of f->f into f->line (with its '\n', NUL-terminated): its length, 0 at the end of the
+ * file, -1 on a read error (errno), -2 for a line longer than FEAT_TSV_MAX_LINE (f->line holds its first
+ * FEAT_TSV_MAX_LINE bytes; the rest of it is read and dropped, so that the next call reads the next line). */
+ssize_t feat_tsv_getline(lx_feat_file *f);
 lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);
 lx_status feat_tsv_scan(lx_feat_file *f, lx_feat_scan_fn fn, void *ctx, lx_err *e);
 lx_status feat_stream_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e);

@@ -194,6 +194,46 @@ static lx_status check_id(const lx_feat_file *f, const char *name, const char *i
 	return LX_OK;
 }
 
+ssize_t feat_tsv_getline(lx_feat_file *f)
+{
+	size_t n = 0;
+	int c = EOF, over = 0;
+
+	flockfile(f->f);
+	while ((c = getc_unlocked(f->f)) != EOF) {
+		if (n == (size_t)FEAT_TSV_MAX_LINE && c != '\n') {
+			over = 1;
+			while ((c = getc_unlocked(f->f)) != EOF && c != '\n')
+				;
+			break;
+		}
+		if (n + 2 > f->line_cap) {
+			size_t cap = f->line_cap < 256 ? 256 : 2 * f->line_cap;
+			char *p;
+			if (cap > (size_t)FEAT_TSV_MAX_LINE + 2)
+				cap = (size_t)FEAT_TSV_MAX_LINE + 2;
+			if (!(p = realloc(f->line, cap))) {
+				funlockfile(f->f);
+				errno = ENOMEM;
+				return -1;
+			}
+			f->line = p;
+			f->line_cap = cap;
+		}
+		f->line[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	funlockfile(f->f);
+	if (over)
+		return -2;
+	if (n)
+		f->line[n] = 0;
+	if (c == EOF && ferror(f->f))
+		return -1;
+	return n ? (ssize_t)n : c == EOF ? 0 : -1;
+}
+
 lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 {
 	line_ctx c;
@@ -203,13 +243,17 @@ lx_status feat_tsv_next(lx_feat_file *f, lx_feat_image *im, int *got, lx_err *e)
 
 	*got = 0;
 	errno = 0;
-	n = f->pending ? f->pending : getline(&f->line, &f->line_cap, f->f);
+	n = f->pending ? f->pending : feat_tsv_getline(f);
 	f->pending = 0;
-	if (n < 0) {
-		if (ferror(f->f))
-			return lx_errf(e, LX_EIO, "%s: line %ld: %s", f->path, f->lineno + 1, strerror(errno));
-		return LX_OK;
+	if (n == -2) {
+		f->lineno++;
+		return lx_errf(e, LX_EINPUT, "%s: line %ld: longer than %ld bytes, the limit of a TSV line", f->path,
+		               f->lineno, FEAT_TSV_MAX_LINE);
 	}
+	if (n < 0)
+		return lx_errf(e, LX_EIO, "%s: line %ld: %s", f->path, f->lineno + 1, strerror(errno));
+	if (n == 0)
+		return LX_OK;
 	f->lineno++;
 	f->off += (uint64_t)n;
 	len = (size_t)n;

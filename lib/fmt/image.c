@@ -64,7 +64,19 @@ static void png_warning_fn(png_structp png, png_const_charp msg)
 	(void)msg;
 }
 
-static lx_status load_png(lx_image **out, const char *path, lx_err *e)
+/* Refuses a w x h image past max_pixels, from its header, before anything is allocated for it. */
+static lx_status check_pixels(const char *path, const char *kind, unsigned long w, unsigned long h,
+                              long long max_pixels, lx_err *e)
+{
+	long long n = (long long)w * (long long)h;
+
+	if (max_pixels > 0 && n > max_pixels)
+		return lx_errf(e, LX_EINPUT, "%s: a %lu x %lu %s image, %lld pixels, more than the limit of %lld (--max-pixels)",
+		               path, w, h, kind, n, max_pixels);
+	return LX_OK;
+}
+
+static lx_status load_png(lx_image **out, const char *path, long long max_pixels, lx_err *e)
 {
 	png_fail fail = {.msg = "unreadable"};
 	png_structp png;
@@ -98,6 +110,8 @@ static lx_status load_png(lx_image **out, const char *path, lx_err *e)
 		             (unsigned long)w, (unsigned long)h, MAX_SIDE);
 		goto done;
 	}
+	if ((rc = check_pixels(path, "PNG", w, h, max_pixels, e)))
+		goto done;
 	if (depth == 16)
 		png_set_strip_16(png);
 	if (type == PNG_COLOR_TYPE_PALETTE)
@@ -296,7 +310,7 @@ static lx_image *orient(const lx_image *s, int o)
 	return d;
 }
 
-static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
+static lx_status load_jpeg(lx_image **out, const char *path, long long max_pixels, lx_err *e)
 {
 	struct jpeg_decompress_struct ci;
 	jpeg_fail fail;
@@ -323,6 +337,11 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 	jpeg_save_markers(&ci, JPEG_APP0 + 1, 0xffff);
 	jpeg_read_header(&ci, TRUE);
 	o = exif_orientation(&ci);  /* the saved markers go when the decompression finishes */
+	if ((rc = check_pixels(path, "JPEG", ci.image_width, ci.image_height, max_pixels, e))) {
+		jpeg_destroy_decompress(&ci);
+		fclose(f);
+		return rc;
+	}
 	if (ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK) {
 		jpeg_destroy_decompress(&ci);
 		fclose(f);
@@ -364,6 +383,11 @@ static lx_status load_jpeg(lx_image **out, const char *path, lx_err *e)
 
 lx_status lx_image_load(lx_image **out, const char *path, lx_err *e)
 {
+	return lx_image_read(out, path, LX_IMAGE_MAX_PIXELS, e);
+}
+
+lx_status lx_image_read(lx_image **out, const char *path, long long max_pixels, lx_err *e)
+{
 	unsigned char magic[8] = {0};
 	FILE *f = fopen(path, "rb");
 	size_t n;
@@ -374,9 +398,9 @@ lx_status lx_image_load(lx_image **out, const char *path, lx_err *e)
 	n = fread(magic, 1, sizeof magic, f);
 	fclose(f);
 	if (n >= 8 && !png_sig_cmp(magic, 0, 8))
-		return load_png(out, path, e);
+		return load_png(out, path, max_pixels, e);
 	if (n >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff)
-		return load_jpeg(out, path, e);
+		return load_jpeg(out, path, max_pixels, e);
 	return lx_errf(e, LX_EMODEL, "%s: not a PNG or JPEG image", path);
 }
 

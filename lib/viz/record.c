@@ -380,7 +380,7 @@ static lx_status find_photo(const lx_view *v, const char *images, lx_image **pho
 	for (i = 0; i < sizeof ext / sizeof ext[0]; i++) {
 		snprintf(path, n, "%s/%s%s", images, v->img_id, ext[i]);
 		if (access(path, F_OK) == 0)
-			return lx_image_load(photo, path, e);
+			return lx_image_read(photo, path, v->max_pixels ? v->max_pixels : LX_IMAGE_MAX_PIXELS, e);
 	}
 	return LX_OK;
 }
