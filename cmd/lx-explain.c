@@ -8,7 +8,7 @@
 #include "lx_train.h"
 #include "tool.h"
 
-enum { O_ANSWER = 256, O_TOP, O_LABELS };
+enum { O_ANSWER = 256, O_TOP, O_LABELS, O_MAX_MEMORY };
 
 static const tool_option option_table[] = {
 	{'m', "model", "DIR", "the model directory (with the answer head)"},
@@ -16,6 +16,8 @@ static const tool_option option_table[] = {
 	                                   "[0, num_qa_labels) or a name from the answer list"},
 	{O_TOP, "top", "K", "one record per input for each of the K best answers"},
 	{O_LABELS, "labels", "FILE", "the answer names for --answer NAME (DIR/answers.json or answers.txt)"},
+	{O_MAX_MEMORY, "max-memory", "MB", "the most memory a record may take beyond the weights (1024);\n"
+	                                   "a record that needs more is refused (lx-limits(7))"},
 	{TOOL_THREADS, "threads", "N", "threads of the matrix products (OpenBLAS's choice)"},
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
@@ -40,6 +42,7 @@ typedef struct {
 	float *tt, *ti;         /* the maps [T, T] and [T, N] */
 	size_t cap_tt, cap_ti;
 	int *order;             /* [num_qa_labels] answers by score */
+	double max_memory;      /* bytes a record may take */
 } run;
 
 static int grow(float **p, size_t *cap, size_t n)
@@ -75,10 +78,14 @@ static lx_status explain(run *r, lx_writer *w, lx_record *rec, lx_err *e)
 	const lx_example *ex = &r->in.x;
 	const float *s;
 	lx_status rc;
+	double need;
 	int k;
 
 	if ((rc = lx_example_decode(r->c, rec, &r->in, e)))
 		return rc;
+	if ((need = (double)lx_record_memory(rec) + lx_explain_memory(r->c, ex->T, ex->N)) > r->max_memory)
+		return lx_errf(e, LX_EINPUT, "explaining it takes %.0f MB, more than --max-memory %.0f", need / 1e6,
+		               r->max_memory / 1e6);
 	if (grow(&r->tt, &r->cap_tt, (size_t)ex->T * ex->T) || grow(&r->ti, &r->cap_ti, (size_t)ex->T * ex->N))
 		return lx_errf(e, LX_EIO, "out of memory");
 	if (!(s = lx_explain_run(r->x, ex, e)))
@@ -140,12 +147,14 @@ int main(int argc, char **argv)
 
 	memset(&r, 0, sizeof r);
 	r.answer = -1;
+	r.max_memory = 1024e6;
 	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': dir = optarg; break;
 		case O_ANSWER: answer = optarg; break;
 		case O_TOP: r.top = (int)tool_long(optarg, "--top", 1, 1 << 20); break;
 		case O_LABELS: labels = optarg; break;
+		case O_MAX_MEMORY: r.max_memory = 1e6 * (double)tool_long(optarg, "--max-memory", 1, 1 << 20); break;
 		case TOOL_THREADS: threads = (int)tool_long(optarg, "--threads", 1, 1 << 20); break;
 		case TOOL_PROGRESS: progress = 1; break;
 		case TOOL_KEEP_GOING: keep_going = 1; break;

@@ -132,5 +132,12 @@ const float *lx_explain_run(lx_explainer *x, const lx_example *ex, lx_err *e);
 /* The relevance maps of the answer with index answer for the example last run: r_tt [T, T] and r_ti [T, N].
  * May be called for several answers after one run. LX_EINPUT for an answer outside [0, num_qa_labels). */
 lx_status lx_explain_relevance(lx_explainer *x, int answer, float *r_tt, float *r_ti, lx_err *e);
+/* The memory model of the training tape (lx-limits(7)): the bytes the training forward and backward of one
+ * example of T tokens and N boxes keep beyond the encoder's own scratch, with (keep_dprobs) or without the
+ * gradient of every attention map beside the map. An upper bound, before anything is allocated. */
+double lx_tape_memory(const lx_config *c, int T, int N, int keep_dprobs);
+/* The memory model of lx-explain for one example (lx-limits(7)): lx_example_memory's scratch and inputs, the
+ * tape with the attention maps' gradients, the relevance maps in double and the two output maps, in bytes. */
+double lx_explain_memory(const lx_config *c, int T, int N);
 
 #endif

@@ -395,6 +395,55 @@ assert [x["question_id"] for x in r] == list(range(6)) and all(x["vision_output"
 	[ "$(tail -n 1 "$T/rss")" -lt $(( weights + 100000 + 4 * 10000 + 100000 )) ]
 }
 
+@test "lx-explain refuses a record whose relevance alone needs more than --max-memory, status 1, and --keep-going goes on" {
+	boxes_records 3 1024 > "$T/in.mp"
+	# a record of T = 4 tokens and N = 1024 boxes on tiny (H 32, 4 heads, 2 layers of each kind, I 64, F 2048,
+	# 12 answers) takes, by lx-limits(7), by hand: lx-encode's scratch and inputs (no attentions kept)
+	# 8669388 floats; the tape 2TH + T + 4NH + NF + 6N + 8(T+N)H + 3H + 2 max(T,N) I + 2 max(T,N)^2
+	# + (2T + 2N)(8H + I + 2) + 2(T+N)(14H + I + 3) + 2 x 4(2T^2 + 2N^2 + 2(2TN + T^2 + N^2)) + 8H + 1 + 12
+	# = 40131737 floats; 4 bytes each: 195.21 MB; the maps in double 88 N^2: 92.27 MB; R_tt and R_ti twice:
+	# 0.04 MB; and the record's 8.41 MB: 296 MB
+	run $SEP "$BIN/lx-explain" -m "$FIX/tiny" --max-memory 100 < "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-explain: stdin: record 1 (id 0): explaining it takes 296 MB, more than --max-memory 100" ]
+	run $SEP bash -c '"$1" -m "$2" --max-memory 100 --keep-going < "$3" > "$4"' _ "$BIN/lx-explain" \
+		"$FIX/tiny" "$T/in.mp" "$T/out.mp"
+	[ "$status" -eq 1 ]
+	[ "$(printf '%s\n' "$stderr" | tail -n 1)" = "lx-explain: 3 of 3 records were bad, written with an error field" ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert [x["question_id"] for x in r] == [0, 1, 2] and all("error" in x and "relevance_tt" not in x for x in r)' "$T/out.mp"
+	# within the limit it is explained
+	boxes_records 1 64 > "$T/small.mp"
+	"$BIN/lx-explain" -m "$FIX/tiny" --max-memory 100 < "$T/small.mp" > /dev/null
+}
+
+@test "lx-explain refuses 4096 boxes at the default --max-memory before allocating, and its peak RSS at the limit stays within the memory model" {
+	# before the bound: one record of T 64 and N 4096 took 2.66 GB and 438 s; now 4203 MB by lx-limits(7), refused
+	boxes_records 1 4096 > "$T/big.mp"
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-explain" -m "$FIX/tiny" < "$T/big.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-explain: stdin: record 1 (id 0): explaining it takes 4203 MB, more than --max-memory 1024" ]
+	if plain_build; then [ "$(tail -n 1 "$T/rss")" -lt 250000 ]; fi
+	# a record of 1024 boxes at a limit just above its 296 MB is explained
+	boxes_records 1 1024 > "$T/in.mp"
+	run $SEP bash -c '/usr/bin/time -f %M -o "$4" "$1" -m "$2" --max-memory 300 < "$3" > "$5"' _ "$BIN/lx-explain" \
+		"$FIX/tiny" "$T/in.mp" "$T/rss" "$T/out.mp"
+	[ "$status" -eq 0 ]
+	$PY -c '
+import sys
+from lxtest import read_records
+r = read_records(open(sys.argv[1], "rb"))
+assert len(r) == 1 and r[0]["relevance_ti"].shape == (4, 1024) and r[0]["relevance_tt"].shape == (4, 4)' "$T/out.mp"
+	plain_build || return 0
+	# the model: the weights (the file's size), --max-memory, the reader (3 x the record of 8.4 MB + 24 MiB)
+	# and 100 MB for the libraries and threads
+	weights=$(( $(stat -c %s "$FIX/tiny/model.safetensors") / 1000 ))
+	[ "$(tail -n 1 "$T/rss")" -lt $(( weights + 300000 + 3 * 8500 + 25200 + 100000 )) ]
+}
+
 @test "lx-encode refuses a record larger than --max-record before buffering it, naming the option" {
 	boxes_records 2 1024 > "$T/in.mp"
 	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --max-record 5 < "$T/in.mp"

@@ -241,3 +241,32 @@ lx_status lx_explain_relevance(lx_explainer *x, int answer, float *r_tt, float *
 	}
 	return LX_OK;
 }
+
+double lx_tape_memory(const lx_config *c, int T, int N, int keep_dprobs)
+{
+	double H = c->hidden_size, h = c->num_attention_heads, l = c->l_layers, r = c->r_layers, x = c->x_layers;
+	double I = c->intermediate_size, F = c->visual_feat_dim, t = T, n = N, m = T > N ? T : N, floats;
+
+	/* the embeddings, the cross encoder's input, seven gradients of every row, the pooler; the wide rows
+	 * and the scores' scratch of the backward */
+	floats = 2 * t * H + t + 4 * n * H + n * F + 6 * n + 8 * (t + n) * H + 3 * H + 2 * m * I + 2 * m * m;
+	/* the blocks: an attention block keeps 6 rows of H and one float a row, a feed-forward block I + 2H + 1
+	 * a row; a cross layer (cross-attention, both self-attentions, both feed-forwards) 14H + I + 3 a row */
+	floats += (l * t + r * n) * (8 * H + I + 2) + x * (t + n) * (14 * H + I + 3);
+	/* the attention maps of every head, and their gradients */
+	floats += (keep_dprobs ? 2 : 1) * h * (l * t * t + r * n * n + x * (2 * t * n + t * t + n * n));
+	/* the heads' buffers (the answer head's: 8H + 1 + the answers) */
+	floats += 8 * H + 1 + c->num_qa_labels;
+	return 4 * floats;
+}
+
+double lx_explain_memory(const lx_config *c, int T, int N)
+{
+	maps r;
+	double t = T, n = N;
+
+	/* the encoder's scratch and the inputs, the tape, the maps in double, and R_tt [T, T] and R_ti [T, N]
+	 * twice as floats (the tool's buffers and the record's copy) */
+	return lx_example_memory(c, 0, LX_F32, T, N, NULL) + lx_tape_memory(c, T, N, 1) +
+	       8 * (double)lay_maps(&r, NULL, T, N) + 2 * 4 * (t * t + t * n + t + n);
+}
