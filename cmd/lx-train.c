@@ -13,7 +13,7 @@
 #include "tool.h"
 
 enum { O_EPOCHS = 256, O_LR, O_WARMUP, O_SEED, O_FREEZE, O_NEWHEAD, O_LABELS, O_VALID, O_SAVE, O_STOP, O_RESUME,
-       O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG, O_INIT, O_CLIP, O_SKIP };
+       O_FORCE, O_F16, O_DROPOUT, O_WD, O_LOG, O_INIT, O_CLIP, O_SKIP, O_MAX_MEMORY };
 
 static const char synopsis[] = "-m DIR -o OUTDIR [options] [TRAIN]";
 static const char about[] =
@@ -31,6 +31,9 @@ static const tool_option option_table[] = {
 	{O_DROPOUT, "dropout", "P", "hidden and attention dropout (0.1)"},
 	{O_SEED, "seed", "N", "seed of the order, of dropout and of a new head (1)"},
 	{TOOL_THREADS, "threads", "N", "threads of the matrix products (1)"},
+	{O_MAX_MEMORY, "max-memory", "MB", "the most memory a batch may take beyond the weights, their\n"
+	                                   "gradients and moments (1536): a record that would take a batch\n"
+	                                   "of --batch such records past it is refused (lx-limits(7))"},
 	{O_FREEZE, "freeze", "encoder", "train the heads only"},
 	{O_NEWHEAD, "new-head", "N", "a fresh answer head of N answers"},
 	{O_LABELS, "labels", "FILE", "the answers of the --new-head"},
@@ -83,6 +86,8 @@ typedef struct {
 	int heads;
 	const lx_names *answers;
 	int skip_unknown;
+	long batch;             /* --batch */
+	double max_memory;      /* --max-memory in bytes */
 } decoding;
 
 /* The labels of one record for the heads the model has; *any says whether there was one, *skip that every
@@ -128,12 +133,16 @@ static void item_free(item *it)
 static lx_status decode_item(const decoding *dc, const lx_record *rec, item *it, int *skip, long *unknown, lx_err *e)
 {
 	lx_status rc;
+	double need;
 	int any = 0;
 
 	memset(it, 0, sizeof *it);
 	*skip = 0;
 	rc = lx_example_decode(dc->c, rec, &it->in, e);
 	it->x = it->in.x;
+	if (!rc && (need = lx_train_memory(dc->c, dc->heads, it->x.T, it->x.N)) * dc->batch > dc->max_memory)
+		rc = lx_errf(e, LX_EINPUT, "training on it takes %.0f MB, a batch of %ld such %.0f MB, more than "
+		             "--max-memory %.0f", need / 1e6, dc->batch, need * dc->batch / 1e6, dc->max_memory / 1e6);
 	if (!rc)
 		rc = decode_labels(dc, rec, it, &any, skip, unknown, e);
 	if (!rc && !any)
@@ -473,7 +482,7 @@ static void shuffle(int *ord, int n, uint64_t seed, long ep)
 typedef struct {
 	const char *model, *outdir, *train, *labels, *valid, *init_answers;
 	long epochs, batch, warmup, save_every, stop_after, log_every;
-	double lr, clip;
+	double lr, clip, max_memory;
 	int threads, resume, force, f16, progress, skip_unknown;
 	lx_train_opts o;
 } options;
@@ -491,6 +500,7 @@ static void parse(options *op, int argc, char **argv)
 	op->threads = 1;
 	op->log_every = 10;
 	op->clip = 5;
+	op->max_memory = 1536e6;
 	while ((ch = tool_options(&info, argc, argv)) != -1) {
 		switch (ch) {
 		case 'm': op->model = optarg; break;
@@ -519,6 +529,7 @@ static void parse(options *op, int argc, char **argv)
 		case O_INIT: op->init_answers = optarg; break;
 		case O_CLIP: op->clip = tool_real(optarg, "--clip-norm", 0, 1e30); break;
 		case O_SKIP: op->skip_unknown = 1; break;
+		case O_MAX_MEMORY: op->max_memory = 1e6 * (double)tool_long(optarg, "--max-memory", 1, 1 << 20); break;
 		case O_LOG: op->log_every = tool_long(optarg, "--log-every", 1, 1L << 40); break;
 		case TOOL_PROGRESS: op->progress = 1; break;
 		}
@@ -776,6 +787,8 @@ int main(int argc, char **argv)
 	dc.heads = lx_trainer_heads(t);
 	dc.answers = answers;
 	dc.skip_unknown = op.skip_unknown;
+	dc.batch = op.batch;
+	dc.max_memory = op.max_memory;
 	load(&train, op.train, &dc, op.progress);
 	if (op.valid)
 		load(&valid, op.valid, &dc, op.progress);

@@ -51,6 +51,11 @@ lx_status lx_trainer_init_answers(lx_trainer *t, const char *dir, const lx_names
 /* The model as it is now: its weights are the trainer's, so it follows every step (for evaluation with
  * lx_encode and lx_heads). */
 const lx_model *lx_trainer_model(const lx_trainer *t);
+/* The memory model of one training example of T tokens and N boxes (lx-limits(7)), in bytes: lx_example_
+ * memory's scratch and inputs, the tape without the attention maps' gradients (lx_tape_memory), and the
+ * heads' buffers for the heads in `heads` (LX_HEAD_* bits). A batch takes at most the sum over its examples.
+ * The weights, their gradients and the optimizer's moments are not counted. */
+double lx_train_memory(const lx_config *c, int heads, int T, int N);
 /* LX_HEAD_* bits of the heads the model has. */
 int lx_trainer_heads(const lx_trainer *t);
 

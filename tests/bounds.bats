@@ -444,6 +444,54 @@ assert len(r) == 1 and r[0]["relevance_ti"].shape == (4, 1024) and r[0]["relevan
 	[ "$(tail -n 1 "$T/rss")" -lt $(( weights + 300000 + 3 * 8500 + 25200 + 100000 )) ]
 }
 
+# n training records of T = 4 tokens and N boxes, each with an answer label ("ans").
+train_records() {
+	$PY -c '
+import sys, numpy as np, msgpack, msgpack_numpy as m
+n, N = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+pos = np.tile(np.array([[0.1, 0.1, 0.5, 0.5]], np.float32), (N, 1))
+for i in range(n):
+    sys.stdout.buffer.write(msgpack.packb({"question_id": i, "input_ids": np.array([101, 2054, 2003, 102], np.int32),
+        "visual_feats": rng.random((N, 2048), dtype=np.float32), "visual_pos": pos, "ans": 1}, default=m.encode))' "$@"
+}
+
+@test "lx-train refuses a record that would take a batch past --max-memory, status 1, before a step" {
+	train_records 2 1024 > "$T/in.mp"
+	# a record of T = 4 and N = 1024 on tiny (H 32, 4 heads, 2 layers of each kind, I 64, F 2048, 12 answers,
+	# vocab 30522, 1600 objects, 400 attributes; all four heads) takes, by lx-limits(7), by hand: lx-encode's
+	# scratch and inputs 8669388 floats; the tape with its attention maps once 23290265 floats; the heads
+	# 10H + 1 + 24 + H + 4 + T(6H + 3 + 30522) + N(6H + 1 + 2 x 2048) = 4515185 floats: 145.9 MB, 292 MB
+	# for a batch of 2
+	run $SEP "$BIN/lx-train" -m "$FIX/tiny" -o "$T/out" --batch 2 --max-memory 200 "$T/in.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-train: $T/in.mp: record 1 (id 0): training on it takes 146 MB, a batch of 2 such 292 MB, more than --max-memory 200" ]
+	[ ! -e "$T/out" ]
+	# the same record alone in its batch is trained on
+	"$BIN/lx-train" -m "$FIX/tiny" -o "$T/out" --batch 1 --max-memory 200 "$T/in.mp" 2> /dev/null
+	[ -f "$T/out/model.safetensors" ]
+}
+
+@test "lx-train refuses 4096 boxes at the default --max-memory in bounded memory, and its peak RSS at the limit stays within the memory model" {
+	# before the bound: two records of T 4 and N 4096 at --batch 2 took 2.56 GB and 34 s; now 1689 MB a record
+	train_records 2 4096 > "$T/big.mp"
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-train" -m "$FIX/tiny" -o "$T/out" --batch 2 "$T/big.mp"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-train: $T/big.mp: record 1 (id 0): training on it takes 1689 MB, a batch of 2 such 3378 MB, more than --max-memory 1536" ]
+	if plain_build; then [ "$(tail -n 1 "$T/rss")" -lt 250000 ]; fi
+	# two records of 1024 boxes in one batch at a limit just above their 292 MB
+	train_records 2 1024 > "$T/in.mp"
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-train" -m "$FIX/tiny" -o "$T/out" --batch 2 --max-memory 300 "$T/in.mp"
+	[ "$status" -eq 0 ]
+	[ -f "$T/out/model.safetensors" ]
+	plain_build || return 0
+	# the model: the weights four times (the file's size: the weights, their gradients and two moments),
+	# --max-memory, the first pass's reader (3 x the record of 8.4 MB + 24 MiB), the record read again and
+	# 100 MB for the libraries
+	weights=$(( $(stat -c %s "$FIX/tiny/model.safetensors") / 1000 ))
+	[ "$(tail -n 1 "$T/rss")" -lt $(( 4 * weights + 300000 + 4 * 8500 + 25200 + 100000 )) ]
+}
+
 @test "lx-encode refuses a record larger than --max-record before buffering it, naming the option" {
 	boxes_records 2 1024 > "$T/in.mp"
 	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --max-record 5 < "$T/in.mp"

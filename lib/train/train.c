@@ -596,3 +596,23 @@ uint64_t lx_trainer_digest(const lx_trainer *t, const char *prefix)
 	}
 	return h;
 }
+
+double lx_train_memory(const lx_config *c, int heads, int T, int N)
+{
+	double H = c->hidden_size, t = T, n = N, wide = c->visual_feat_dim, floats = 0;
+
+	if (c->num_object_labels > wide)
+		wide = c->num_object_labels;
+	if (c->num_attr_labels > wide)
+		wide = c->num_attr_labels;
+	/* the heads' rows: 6 of H (2H for the answer head), a norm, and the scores with their gradient */
+	if (heads & LX_HEAD_QA)
+		floats += 10 * H + 1 + 2 * c->num_qa_labels;
+	if (heads & LX_HEAD_MATCH)
+		floats += H + 4;
+	if (heads & LX_HEAD_MLM)
+		floats += t * (6 * H + 1 + c->vocab_size + 2);
+	if (heads & LX_HEAD_OBJ)
+		floats += n * (6 * H + 1 + 2 * wide);
+	return lx_example_memory(c, 0, LX_F32, T, N, NULL) + lx_tape_memory(c, T, N, 0) + 4 * floats;
+}
