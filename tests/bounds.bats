@@ -492,6 +492,26 @@ for i in range(n):
 	[ "$(tail -n 1 "$T/rss")" -lt $(( 4 * weights + 300000 + 4 * 8500 + 25200 + 100000 )) ]
 }
 
+@test "lx-convert: copies of non-contiguous views may take twice the file's storages; past that the view is refused, status 1, in bounded memory" {
+	# 200 transposed views of one 512 x 512 float32 tensor (1 MiB): 1 MB of file, 210 MB of copies before
+	# the limit. The budget is twice the storage, 2097152 bytes: t0 and t1 are copied, t2 is refused.
+	$PY -c '
+import sys, torch
+a = torch.arange(512 * 512, dtype=torch.float32).reshape(512, 512)
+torch.save({"t%d" % i: a.t() for i in range(200)}, sys.argv[1])
+torch.save({"w": a.t(), "v": a.t()}, sys.argv[2])' "$T/views.pt" "$T/two.pt"
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-convert" "$T/views.pt" "$T/out"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "lx-convert: $T/views.pt: tensor t2: its copy (shape [512, 512], strides [1, 512]: a non-contiguous view) takes the copies of views past 2097152 bytes, twice the size of the file's storages (lx-limits(7))" ]
+	[ ! -e "$T/out" ]
+	if plain_build; then [ "$(tail -n 1 "$T/rss")" -lt 30000 ]; fi
+	# two transposed views of one storage are within the budget
+	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-convert" --list "$T/two.pt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'w\tF32\t[512, 512]\nv\tF32\t[512, 512]')" ]
+	if plain_build; then [ "$(tail -n 1 "$T/rss")" -lt 30000 ]; fi
+}
+
 @test "lx-encode refuses a record larger than --max-record before buffering it, naming the option" {
 	boxes_records 2 1024 > "$T/in.mp"
 	run $SEP "$BIN/lx-encode" -m "$FIX/tiny" --max-record 5 < "$T/in.mp"

@@ -42,6 +42,7 @@ typedef struct {
 	size_t nst;
 	lx_zip zip;
 	const char *unread;      /* legacy: the storage of unknown type where reading the data had to stop */
+	uint64_t copied, budget; /* bytes copied out of non-contiguous views, and the most they may take */
 	lx_err *e;
 } loader;
 
@@ -348,6 +349,11 @@ static lx_status add_tensor(loader *L, const char *name, const lx_pk *tv)
 	if (contiguous || numel == 0) {
 		t->data = numel ? base + (size_t)tv->i * es : base;
 	} else {
+		if ((uint64_t)numel * es > L->budget - L->copied)
+			return lx_errf(L->e, LX_EINPUT, "%s: tensor %s: its copy (shape %s, strides %s: a non-contiguous "
+			               "view) takes the copies of views past %llu bytes, twice the size of the file's "
+			               "storages (lx-limits(7))", c->path, name, sh, sd, (unsigned long long)L->budget);
+		L->copied += (uint64_t)numel * es;
 		if (!(c->copies[c->n] = malloc((size_t)numel * es)))
 			return lx_errf(L->e, LX_EIO, "%s: tensor %s: out of memory", c->path, name);
 		gather(c->copies[c->n], base + (size_t)tv->i * es, shape, stride, tv->ndim, es, numel);
@@ -402,6 +408,10 @@ static lx_status collect(loader *L, lx_pk *root)
 	c->copies = calloc(d->n, sizeof *c->copies);
 	if (!c->names || !c->t || !c->copies)
 		return lx_errf(L->e, LX_EIO, "%s: out of memory", c->path);
+	/* the copies of non-contiguous views may take twice the storages they come from, together */
+	for (k = 0; k < L->nst; k++)
+		if (L->st[k].data)
+			L->budget += 2 * L->st[k].bytes;
 	for (k = 0; k < d->n; k++) {
 		const lx_pk *key = d->items[2 * k], *val = d->items[2 * k + 1];
 		if (!ckpt_is(val, K_TENSOR))
