@@ -347,7 +347,8 @@ assert r["visual_feats"].shape == (4096, 4096), r["visual_feats"].shape' "$T/max
 
 # ---- lx-encode's memory: batches within --max-memory, records within --max-record (item 1) ----
 
-# $1 records of 4 tokens and $2 boxes of tiny's 2048 features (8 MiB a record at 1024 boxes).
+# $1 records of 4 tokens and $2 boxes of tiny's 2048 features (8 MiB a record at 1024 boxes); with a third
+# argument, each has that answer label ("ans"), for lx-train.
 boxes_records() {
 	$PY -c '
 import sys, numpy as np, msgpack, msgpack_numpy as m
@@ -355,8 +356,11 @@ n, N = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 pos = np.tile(np.array([[0.1, 0.1, 0.5, 0.5]], np.float32), (N, 1))
 for i in range(n):
-    sys.stdout.buffer.write(msgpack.packb({"question_id": i, "input_ids": np.array([101, 2054, 2003, 102], np.int32),
-        "visual_feats": rng.random((N, 2048), dtype=np.float32), "visual_pos": pos}, default=m.encode))' "$@"
+    r = {"question_id": i, "input_ids": np.array([101, 2054, 2003, 102], np.int32),
+         "visual_feats": rng.random((N, 2048), dtype=np.float32), "visual_pos": pos}
+    if len(sys.argv) > 3:
+        r["ans"] = int(sys.argv[3])
+    sys.stdout.buffer.write(msgpack.packb(r, default=m.encode))' "$@"
 }
 
 @test "lx-encode refuses a record whose encoding alone needs more than --max-memory, status 1, and --keep-going goes on" {
@@ -444,20 +448,8 @@ assert len(r) == 1 and r[0]["relevance_ti"].shape == (4, 1024) and r[0]["relevan
 	[ "$(tail -n 1 "$T/rss")" -lt $(( weights + 300000 + 3 * 8500 + 25200 + 100000 )) ]
 }
 
-# n training records of T = 4 tokens and N boxes, each with an answer label ("ans").
-train_records() {
-	$PY -c '
-import sys, numpy as np, msgpack, msgpack_numpy as m
-n, N = int(sys.argv[1]), int(sys.argv[2])
-rng = np.random.default_rng(0)
-pos = np.tile(np.array([[0.1, 0.1, 0.5, 0.5]], np.float32), (N, 1))
-for i in range(n):
-    sys.stdout.buffer.write(msgpack.packb({"question_id": i, "input_ids": np.array([101, 2054, 2003, 102], np.int32),
-        "visual_feats": rng.random((N, 2048), dtype=np.float32), "visual_pos": pos, "ans": 1}, default=m.encode))' "$@"
-}
-
 @test "lx-train refuses a record that would take a batch past --max-memory, status 1, before a step" {
-	train_records 2 1024 > "$T/in.mp"
+	boxes_records 2 1024 1 > "$T/in.mp"
 	# a record of T = 4 and N = 1024 on tiny (H 32, 4 heads, 2 layers of each kind, I 64, F 2048, 12 answers,
 	# vocab 30522, 1600 objects, 400 attributes; all four heads) takes, by lx-limits(7), by hand: lx-encode's
 	# scratch and inputs 8669388 floats; the tape with its attention maps once 23290265 floats; the heads
@@ -474,13 +466,13 @@ for i in range(n):
 
 @test "lx-train refuses 4096 boxes at the default --max-memory in bounded memory, and its peak RSS at the limit stays within the memory model" {
 	# before the bound: two records of T 4 and N 4096 at --batch 2 took 2.56 GB and 34 s; now 1689 MB a record
-	train_records 2 4096 > "$T/big.mp"
+	boxes_records 2 4096 1 > "$T/big.mp"
 	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-train" -m "$FIX/tiny" -o "$T/out" --batch 2 "$T/big.mp"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "lx-train: $T/big.mp: record 1 (id 0): training on it takes 1689 MB, a batch of 2 such 3378 MB, more than --max-memory 1536" ]
 	if plain_build; then [ "$(tail -n 1 "$T/rss")" -lt 250000 ]; fi
 	# two records of 1024 boxes in one batch at a limit just above their 292 MB
-	train_records 2 1024 > "$T/in.mp"
+	boxes_records 2 1024 1 > "$T/in.mp"
 	run $SEP /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-train" -m "$FIX/tiny" -o "$T/out" --batch 2 --max-memory 300 "$T/in.mp"
 	[ "$status" -eq 0 ]
 	[ -f "$T/out/model.safetensors" ]
