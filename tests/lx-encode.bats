@@ -58,6 +58,22 @@ bad_record() {
 	done
 }
 
+@test "questions that share an image (lx-featpack --join, repeats far apart) give the outputs of one record a batch" {
+	# the object-relationship layers run once an image in a batch; each record must still get what it would
+	# alone, its own vision attention maps included: every sample image twice or four times, some with a
+	# visual_attention_mask (golden case 4), between images seen once
+	"$BIN/lx-tokenize" --vocab "$FIX/vocab.txt" --jsonl --max-length 20 "$FIX/questions.jsonl" |
+		"$BIN/lx-featpack" --join "$FIX/train2014_obj36_sample.tsv" > "$T/join.mp"
+	{ cat "$T/join.mp"; $GOLD inputs "$FIX/tiny/golden.safetensors" 4 0 4 1; cat "$T/join.mp"; } > "$T/in.mp"
+	for p in "" --int8; do
+		"$ENC" -m "$FIX/tiny" $p --attentions --hidden-states --batch 1 < "$T/in.mp" > "$T/ref.mp"
+		for t in 1 2; do
+			"$ENC" -m "$FIX/tiny" $p --attentions --hidden-states --batch 48 --threads $t < "$T/in.mp" > "$T/b.mp"
+			$CASES same "$T/ref.mp" "$T/b.mp" 1e-5
+		done
+	done
+}
+
 @test "leaves out hidden states and attentions unless asked" {
 	$GOLD inputs "$FIX/micro/golden.safetensors" 0 > "$T/in.mp"
 	"$ENC" -m "$FIX/micro" < "$T/in.mp" > "$T/out.mp"

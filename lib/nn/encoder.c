@@ -445,6 +445,151 @@ static void cross_layer(lx_encoder *enc, const lx_xlayer_w *w, int layer)
 	swap(&enc->x, &enc->x2);
 }
 
+/* ---- one object-relationship pass an image ---- */
+
+/*
+ * The visual embedding and the object-relationship layers read only an example's image (its visual_feats,
+ * visual_pos and visual_attention_mask), and VQA asks several questions of one image. lx_encode runs them once
+ * for each distinct image of the batch, on those images' rows packed at the start of the vision rows, then
+ * copies each image's rows to every example that has it. ints holds, after the batch's offsets and lengths,
+ * img [n] (each example's distinct image), first [n] (the example each image is first seen in), and the
+ * distinct images' vision offsets and lengths [n] each.
+ */
+struct lx_img_key {
+	uint64_t key;
+	int i;
+};
+
+static uint64_t hash_words(uint64_t h, const float *x, size_t n)
+{
+	size_t k;
+	uint32_t u;
+
+	for (k = 0; k < n; k++) {
+		memcpy(&u, &x[k], sizeof u);
+		h = (h ^ u) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* A hash of every byte of the example's visual inputs. */
+static uint64_t image_key(const lx_example *x, int F)
+{
+	uint64_t h = (0xcbf29ce484222325ULL ^ (uint64_t)x->N) * 0x100000001b3ULL;
+
+	h = hash_words(h, x->visual_pos, (size_t)x->N * 4);
+	if (x->visual_mask)
+		h = hash_words(h ^ 1, x->visual_mask, (size_t)x->N);
+	return hash_words(h, x->visual_feats, (size_t)x->N * F);
+}
+
+static int same_image(const lx_example *a, const lx_example *b, int F)
+{
+	size_t N = (size_t)a->N;
+
+	return a->N == b->N && !a->visual_mask == !b->visual_mask &&
+	       !memcmp(a->visual_feats, b->visual_feats, N * F * sizeof(float)) &&
+	       !memcmp(a->visual_pos, b->visual_pos, N * 4 * sizeof(float)) &&
+	       (!a->visual_mask || !memcmp(a->visual_mask, b->visual_mask, N * sizeof(float)));
+}
+
+static int by_key(const void *pa, const void *pb)
+{
+	const struct lx_img_key *a = pa, *b = pb;
+
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return (a->i > b->i) - (a->i < b->i);
+}
+
+/* Finds the batch's distinct images (equal bytes, not only equal hashes) in order of first appearance; returns
+ * how many. */
+static int find_images(lx_encoder *enc)
+{
+	int n = enc->n, F = lx_model_config(enc->m)->visual_feat_dim, i, a, b, d = 0;
+	int *img = enc->ints + 4 * n, *first = img + n, *voff = img + 2 * n, *nlen = img + 3 * n;
+	struct lx_img_key *k = enc->keys;
+
+	for (i = 0; i < n; i++) {
+		k[i].key = image_key(&enc->ex[i], F);
+		k[i].i = i;
+	}
+	qsort(k, (size_t)n, sizeof *k, by_key);
+	/* img[i]: first the earliest example with the same image, found within each run of equal keys */
+	for (a = 0; a < n; a = b) {
+		for (b = a; b < n && k[b].key == k[a].key; b++) {
+			int e = k[b].i, j;
+			img[e] = e;
+			for (j = a; j < b; j++)
+				if (img[k[j].i] == k[j].i && same_image(&enc->ex[k[j].i], &enc->ex[e], F)) {
+					img[e] = k[j].i;
+					break;
+				}
+		}
+	}
+	/* then the number of that image, counted in order of first appearance (img[i] <= i: already numbered) */
+	for (i = 0; i < n; i++) {
+		if (img[i] < i) {
+			img[i] = img[img[i]];
+			continue;
+		}
+		img[i] = d;
+		first[d] = i;
+		voff[d] = d ? voff[d - 1] + nlen[d - 1] : 0;
+		nlen[d] = enc->ex[i].N;
+		enc->cex[d++] = enc->ex[i];
+	}
+	return d;
+}
+
+/*
+ * The visual embedding and the object-relationship encoder over the batch's d distinct images (find_images),
+ * then each image's rows (its hidden states and attention maps if kept) copied to every example that has it.
+ * The packed images' rows start where the batch's vision rows do and are never below them (an image's rows
+ * come after the rows of fewer or the same images), so the copies, the last example first, read no rows
+ * already written.
+ */
+static void vision_once(lx_encoder *enc, const lx_embed_bufs *emb, int d)
+{
+	const lx_config *c = lx_model_config(enc->m);
+	int n = enc->n, V = enc->V, i, *img = enc->ints + 4 * n, *first = img + n, *cvoff = img + 2 * n;
+	const lx_example *ex = enc->ex;
+	const int *voff = enc->voff, *nlen = enc->nlen;
+	float **maps = enc->maps.visn, *x = enc->x + (size_t)enc->L * c->hidden_size;
+	size_t H = (size_t)c->hidden_size, r = (size_t)c->r_layers, kv = r + (size_t)c->x_layers;
+	size_t nh = (size_t)c->num_attention_heads;
+
+	/* the distinct images as the batch */
+	enc->n = d;
+	enc->ex = enc->cex;
+	enc->voff = cvoff;
+	enc->nlen = cvoff + n;
+	enc->V = cvoff[d - 1] + enc->nlen[d - 1];
+	if (maps) {
+		for (i = 0; i < d; i++)
+			enc->ptrs[6 * n + i] = maps[first[i]];
+		enc->maps.visn = enc->ptrs + 6 * n;
+	}
+	embed_vision(enc, emb);
+	single_encoder(enc, 1, &enc->acts);
+	enc->n = n;
+	enc->ex = ex;
+	enc->voff = voff;
+	enc->nlen = nlen;
+	enc->V = V;
+	enc->maps.visn = maps;
+
+	for (i = n - 1; i >= 0; i--) {
+		size_t N = (size_t)nlen[i], from = (size_t)cvoff[img[i]];
+		memmove(x + voff[i] * H, x + from * H, N * H * sizeof(float));
+		if (enc->want & LX_WANT_HIDDEN)
+			memmove(enc->s.visn_hidden + kv * voff[i] * H, enc->s.visn_hidden + kv * from * H,
+			        r * N * H * sizeof(float));
+		if (maps && first[img[i]] != i)
+			memcpy(maps[i], maps[first[img[i]]], r * nh * N * N * sizeof(float));
+	}
+}
+
 /* ---- buffers ---- */
 
 lx_encoder *lx_encoder_new(const lx_model *m, int want)
@@ -468,6 +613,8 @@ void lx_encoder_free(lx_encoder *enc)
 	free(enc->ints);
 	free(enc->groups);
 	free(enc->ptrs);
+	free(enc->keys);
+	free(enc->cex);
 	free(enc);
 }
 
@@ -567,10 +714,14 @@ static int size_buffers(lx_encoder *enc, const lx_example *ex, int n)
 		free(enc->ints);
 		free(enc->groups);
 		free(enc->ptrs);
-		enc->ints = malloc((size_t)n * 4 * sizeof *enc->ints);
+		free(enc->keys);
+		free(enc->cex);
+		enc->ints = malloc((size_t)n * 8 * sizeof *enc->ints);
 		enc->groups = malloc((size_t)n * 2 * sizeof *enc->groups);
-		enc->ptrs = malloc((size_t)n * 6 * sizeof *enc->ptrs);
-		enc->cap_n = enc->ints && enc->groups && enc->ptrs ? n : 0;
+		enc->ptrs = malloc((size_t)n * 7 * sizeof *enc->ptrs);
+		enc->keys = malloc((size_t)n * sizeof *enc->keys);
+		enc->cex = malloc((size_t)n * sizeof *enc->cex);
+		enc->cap_n = enc->ints && enc->groups && enc->ptrs && enc->keys && enc->cex ? n : 0;
 		if (!enc->cap_n)
 			return -1;
 	}
@@ -703,7 +854,7 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 {
 	const lx_config *c = lx_model_config(enc->m);
 	const lx_weights *w = lx_model_weights(enc->m);
-	int H = c->hidden_size, nh = c->num_attention_heads, i, k, kl = c->l_layers + c->x_layers,
+	int H = c->hidden_size, nh = c->num_attention_heads, i, k, d, kl = c->l_layers + c->x_layers,
 	    kv = c->r_layers + c->x_layers, hid = (enc->want & LX_WANT_HIDDEN) != 0,
 	    att = (enc->want & LX_WANT_ATTN) != 0;
 	lx_enc_scratch *s = &enc->s;
@@ -731,10 +882,16 @@ lx_status lx_encode(lx_encoder *enc, const lx_example *ex, int n, lx_outputs *ou
 	emb.feats = s->inter;
 	emb.pos = s->pos;
 	emb.box = enc->x2 + (size_t)enc->L * H;
-	lx_enc_embed(enc, &emb);
 
-	/* the language encoder and the object-relationship encoder */
-	both_sides(enc, NULL, 0);
+	/* the language encoder and the object-relationship encoder, the latter once for each distinct image */
+	if (n > 1 && !enc->drop && (d = find_images(enc)) < n) {
+		embed_language(enc, &emb);
+		single_encoder(enc, 0, &enc->acts);
+		vision_once(enc, &emb, d);
+	} else {
+		lx_enc_embed(enc, &emb);
+		both_sides(enc, NULL, 0);
+	}
 
 	/* the cross-modality encoder */
 	for (k = 0; k < c->x_layers; k++) {

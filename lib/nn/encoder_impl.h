@@ -125,9 +125,11 @@ struct lx_encoder {
 	size_t cap;              /* floats in arena */
 	lx_enc_scratch s;
 	int cap_n;               /* examples the per-example arrays hold */
-	int *ints;               /* [4 n]: offsets and lengths of both sides */
+	int *ints;               /* [8 n]: offsets and lengths of both sides, then the distinct images' (encoder.c) */
 	attn_group *groups;      /* [2 n] */
-	float **ptrs;            /* [6 n]: the arrays of lx_attn_maps */
+	float **ptrs;            /* [7 n]: the arrays of lx_attn_maps, then the distinct images' vision maps */
+	struct lx_img_key *keys; /* [n]: each example's image, hashed (lx_encode: one vision pass an image) */
+	lx_example *cex;         /* [n]: the distinct images, as the examples that first have them */
 	lx_attn_maps maps;
 	/* the current batch */
 	int n, L, V;             /* examples, language rows, vision rows */
