@@ -548,6 +548,28 @@ assert [x.get("question_id") for x in r] == [0, None, 2] and "error" in r[1], r'
 	done
 }
 
+@test "lx-cat and lx-merge read records within lx-limits(7): the reader's 3 x the record + 24 MiB, lx-merge's once a shard file" {
+	plain_build || skip "peak RSS is measured on the plain build only"
+	$PY -c 'import sys, msgpack; sys.stdout.buffer.write(msgpack.packb({"question_id": 1, "pad": bytes(64000000)}))' > "$T/big.mp"
+	printf '\x81\xa3pad\xc6\x11\xe1\xa3\x00' > "$T/huge.mp"
+	run -0 /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-cat" --full < "$T/big.mp"
+	[ "$(tail -n 1 "$T/rss")" -lt $(( 3 * 64000 + 24576 + 100000 )) ]
+	run $SEP "$BIN/lx-cat" < "$T/huge.mp"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"record 1: larger than"* ]]
+	# four shards, each a record of a million msgpack values (1 MB of nils: 24 MiB of msgpack-c's objects
+	# when read), the most values a record may hold
+	for k in 0 1 2 3; do
+		$PY -c 'import sys, msgpack
+k = int(sys.argv[1])
+sys.stdout.buffer.write(msgpack.packb({"question_id": k, "position": k, "shards": 4, "x": [None] * 1048000}))' $k > "$T/s$k.mp"
+	done
+	run -0 /usr/bin/time -f %M -o "$T/rss" "$BIN/lx-merge" "$T"/s?.mp
+	# 4 x (3 x 1 MB + 24 MiB) + 100 MB for the tool's own
+	[ "$(tail -n 1 "$T/rss")" -lt $(( 4 * (3 * 1050 + 24576) + 100000 )) ]
+	[ "${#output}" -gt 4000000 ]
+}
+
 # ---- photos: a pixel limit checked from the header (task bounds2, item 2) ----
 
 # A black W x H RGB PNG ($2 x $3) in $1: a few hundred KB however many pixels it declares.
