@@ -340,6 +340,10 @@ static lx_status add_tensor(loader *L, const char *name, const lx_pk *tv)
 	if (!contiguous && numel > avail) /* a copy larger than the storage: elements repeat */
 		return lx_errf(L->e, LX_EMODEL, "%s: tensor %s: shape %s, strides %s repeat elements of storage %s "
 		               "(broadcast or overlapping views are not supported)", c->path, name, sh, sd, s->key);
+	if (!contiguous && numel && (uint64_t)numel * es > L->budget - L->copied)
+		return lx_errf(L->e, LX_EINPUT, "%s: tensor %s: its copy (shape %s, strides %s: a non-contiguous "
+		               "view) takes the copies of views past %llu bytes, twice the size of the file's "
+		               "storages (lx-limits(7))", c->path, name, sh, sd, (unsigned long long)L->budget);
 	if (!(c->names[c->n] = strdup(name)))
 		return lx_errf(L->e, LX_EIO, "%s: out of memory", c->path);
 	t->dtype = s->dtype;
@@ -349,13 +353,12 @@ static lx_status add_tensor(loader *L, const char *name, const lx_pk *tv)
 	if (contiguous || numel == 0) {
 		t->data = numel ? base + (size_t)tv->i * es : base;
 	} else {
-		if ((uint64_t)numel * es > L->budget - L->copied)
-			return lx_errf(L->e, LX_EINPUT, "%s: tensor %s: its copy (shape %s, strides %s: a non-contiguous "
-			               "view) takes the copies of views past %llu bytes, twice the size of the file's "
-			               "storages (lx-limits(7))", c->path, name, sh, sd, (unsigned long long)L->budget);
 		L->copied += (uint64_t)numel * es;
-		if (!(c->copies[c->n] = malloc((size_t)numel * es)))
+		if (!(c->copies[c->n] = malloc((size_t)numel * es))) {
+			free(c->names[c->n]);
+			c->names[c->n] = NULL;
 			return lx_errf(L->e, LX_EIO, "%s: tensor %s: out of memory", c->path, name);
+		}
 		gather(c->copies[c->n], base + (size_t)tv->i * es, shape, stride, tv->ndim, es, numel);
 		t->data = c->copies[c->n];
 	}
