@@ -10,6 +10,10 @@
 #include "lx_fmt.h"
 #include "detect/detect_impl.h"
 
+#ifdef LX_DNNL
+#include <omp.h>
+#endif
+
 /* Proposals run through res5 at once: res5's activations for this many boxes are what the heads hold. */
 #define ROI_BATCH 32
 
@@ -25,10 +29,11 @@ typedef struct {
 
 /* The buffers the blocks run in, kept from one image to the next so that no large map is allocated (and its
  * pages faulted in) again at each block: 0 the maps in, 1 the maps out (swapped after a block), 2 and 3 the
- * inner maps of a block. Each only grows. */
+ * inner maps of a block; RES4 holds res4 as the proposals are pooled from it (NHWC on oneDNN). Each only grows. */
+enum { RES4 = 4, NWORK };
 typedef struct {
-	float *buf[4];
-	size_t cap[4];
+	float *buf[NWORK];
+	size_t cap[NWORK];
 } det_work;
 
 struct lx_detector {
@@ -325,7 +330,7 @@ void lx_detector_free(lx_detector *d)
 		free(d->owned[i]);
 	free(d->owned);
 	free(d->blocks);
-	for (int i = 0; d->work && i < 4; i++)
+	for (int i = 0; d->work && i < NWORK; i++)
 		free(d->work->buf[i]);
 	free(d->work);
 	det_engine_free(d->eng);
@@ -490,10 +495,17 @@ static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 		return rc;
 	if (!(t->res4 = malloc((size_t)d->c4 * ph * pw * sizeof *t->res4 + 1)))
 		return oom(e, "res4");
+	/* res4 stays where the proposals are pooled from; the trace's copy is NCHW */
+	x = d->work->buf[0];
+	d->work->buf[0] = d->work->buf[RES4];
+	d->work->buf[RES4] = x;
+	npix = d->work->cap[0];
+	d->work->cap[0] = d->work->cap[RES4];
+	d->work->cap[RES4] = npix;
 	if (nhwc)
-		det_transpose(d->work->buf[0], 1, ph * pw, d->c4, t->res4);
+		det_transpose(x, 1, ph * pw, d->c4, t->res4);
 	else
-		memcpy(t->res4, d->work->buf[0], (size_t)d->c4 * ph * pw * sizeof *t->res4);
+		memcpy(t->res4, x, (size_t)d->c4 * ph * pw * sizeof *t->res4);
 	t->fc = d->c4;
 	t->fh = ph;
 	t->fw = pw;
@@ -572,37 +584,101 @@ out:
 	return rc;
 }
 
-/* RoIPool and res5 on the proposals, ROI_BATCH at a time, each averaged over space into roi_pooled (res5 in
- * NHWC on oneDNN: the pooled maps turned once before it). */
+/* fn's parts on the threads the convolutions run on: oneDNN's OpenMP threads (lx's own pool, lx_par_run, keeps
+ * OpenMP to one thread for the encoder's sake, so it is not used here), or in turn without oneDNN. */
+static int par_threads(void)
+{
+#ifdef LX_DNNL
+	return omp_get_max_threads();
+#else
+	return 1;
+#endif
+}
+
+static void par_run(int parts, void (*fn)(void *arg, int part, int parts), void *arg)
+{
+#ifdef LX_DNNL
+#pragma omp parallel for schedule(static)
+#endif
+	for (int i = 0; i < parts; i++)
+		fn(arg, i, parts);
+}
+
+/* A batch of proposals, each pooled by one part (roi_pool_part) or averaged over space (roi_mean_part). */
+typedef struct {
+	const lx_detector *d;
+	const lx_detect_trace *t;
+	const float *map;  /* res4: [c4][fh][fw], NHWC on oneDNN */
+	float *x;          /* the pooled maps [n][c4][r][r] (NHWC: [n][r][r][c4]), or res5's [n][c5][h][w] (NHWC) */
+	float *out;        /* roi_pooled's rows of the batch */
+	double *sum;       /* one row of c5 sums for each part */
+	int i0, n, h, w, nhwc;
+} roi_job;
+
+static void roi_pool_part(void *arg, int part, int parts)
+{
+	const roi_job *j = arg;
+	int r = j->d->c.pooler, c = j->d->c4;
+
+	for (int i = j->n * part / parts; i < j->n * (part + 1) / parts; i++)
+		det_roipool(j->map, c, j->t->fh, j->t->fw, j->t->proposals + 4 * (j->i0 + i), 1.0f / 16, r, j->nhwc,
+		            j->x + (size_t)i * c * r * r);
+}
+
+/* Each channel summed over space in double, pixels in order, then divided: the same sums on either layout. */
+static void roi_mean_part(void *arg, int part, int parts)
+{
+	const roi_job *j = arg;
+	int c = j->d->c5, hw = j->h * j->w;
+	double *s = j->sum + (size_t)part * c;
+
+	for (int i = j->n * part / parts; i < j->n * (part + 1) / parts; i++) {
+		const float *x = j->x + (size_t)i * hw * c;
+		for (int ch = 0; ch < c; ch++)
+			s[ch] = 0;
+		if (j->nhwc)
+			for (int p = 0; p < hw; p++)
+				for (int ch = 0; ch < c; ch++)
+					s[ch] += x[(size_t)p * c + ch];
+		else
+			for (int ch = 0; ch < c; ch++)
+				for (int p = 0; p < hw; p++)
+					s[ch] += x[(size_t)ch * hw + p];
+		for (int ch = 0; ch < c; ch++)
+			j->out[(size_t)i * c + ch] = (float)(s[ch] / hw);
+	}
+}
+
+/* RoIPool and res5 on the proposals, ROI_BATCH at a time, each averaged over space into roi_pooled (NHWC on
+ * oneDNN, pooled from res4 kept NHWC). Pooling and averaging are shared among the threads by proposal. */
 static lx_status roi_features(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 {
-	int r = d->c.pooler, i0, i, ch, nhwc = d->eng != NULL;
+	int r = d->c.pooler, parts = par_threads() < ROI_BATCH ? par_threads() : ROI_BATCH;
 	size_t per = (size_t)d->c4 * r * r;
+	roi_job j = {d, t, d->work->buf[RES4], NULL, NULL, NULL, 0, 0, 0, 0, d->eng != NULL};
 	lx_status rc = LX_OK;
 
-	if (!(t->roi_pooled = malloc((size_t)t->p * d->c5 * sizeof *t->roi_pooled + 1)))
+	t->roi_pooled = malloc((size_t)t->p * d->c5 * sizeof *t->roi_pooled + 1);
+	j.sum = malloc((size_t)parts * d->c5 * sizeof *j.sum);
+	if (!t->roi_pooled || !j.sum) {
+		free(j.sum);
 		return oom(e, "the proposals' features");
-	for (i0 = 0; !rc && i0 < t->p; i0 += ROI_BATCH) {
-		int n = t->p - i0 < ROI_BATCH ? t->p - i0 : ROI_BATCH, h = r, w = r;
-		float *x = work_get(d->work, 0, (size_t)n * per), *pooled = nhwc ? work_get(d->work, 1, (size_t)n * per) : x;
-		if (!x || !pooled)
-			return oom(e, "the proposals' features");
-		for (i = 0; i < n; i++)
-			det_roipool(t->res4, d->c4, t->fh, t->fw, t->proposals + 4 * (i0 + i), 1.0f / 16, r, pooled + i * per);
-		if (nhwc)
-			det_transpose(pooled, n, d->c4, r * r, x);
-		rc = blocks_run(d->res5, 3, d->work, n, &h, &w, e);
-		x = d->work->buf[0];
-		for (i = 0; !rc && i < n; i++)
-			for (ch = 0; ch < d->c5; ch++) {
-				size_t at = nhwc ? (size_t)i * h * w * d->c5 + ch : ((size_t)i * d->c5 + ch) * h * w;
-				size_t step = nhwc ? (size_t)d->c5 : 1;
-				double s = 0;
-				for (int j = 0; j < h * w; j++)
-					s += x[at + j * step];
-				t->roi_pooled[(size_t)(i0 + i) * d->c5 + ch] = (float)(s / (h * w));
-			}
 	}
+	for (j.i0 = 0; !rc && j.i0 < t->p; j.i0 += ROI_BATCH) {
+		j.n = t->p - j.i0 < ROI_BATCH ? t->p - j.i0 : ROI_BATCH;
+		j.h = j.w = r;
+		if (!(j.x = work_get(d->work, 0, (size_t)j.n * per))) {
+			rc = oom(e, "the proposals' features");
+			break;
+		}
+		par_run(parts, roi_pool_part, &j);
+		if ((rc = blocks_run(d->res5, 3, d->work, j.n, &j.h, &j.w, e)))
+			break;
+		j.x = d->work->buf[0];
+		j.out = t->roi_pooled + (size_t)j.i0 * d->c5;
+		par_run(parts, roi_mean_part, &j);
+	}
+	free(j.sum);
 	return rc;
 }
 

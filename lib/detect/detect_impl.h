@@ -63,8 +63,9 @@ int det_order(const float *scores, int n, int *order);
 /* Greedy NMS as torchvision's: boxes [n][4], scores [n]; keep (n entries) gets the kept indices in order of
  * decreasing score (ties by index). Returns how many. */
 int det_nms(const float *boxes, const float *scores, int n, double thresh, int *keep, lx_err *e);
-/* torchvision's RoIPool of one box (x1, y1, x2, y2, input pixels) on a [c][h][w] map: [c][r][r]. */
-void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, float *out);
+/* torchvision's RoIPool of one box (x1, y1, x2, y2, input pixels) on a [c][h][w] map into [c][r][r], or with
+ * nhwc on [h][w][c] into [r][r][c]. */
+void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, int nhwc, float *out);
 /* The max-pool after the stem: 3x3 stride 2, caffe (no padding, ceil) or padding 1 (floor), on x [c][h][w]
  * into y [c][oh][ow], or with nhwc on [h][w][c] into [oh][ow][c]. */
 void det_maxpool(const float *x, int c, int h, int w, int caffe, int nhwc, float *y, int *oh, int *ow);

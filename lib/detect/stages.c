@@ -189,33 +189,36 @@ int det_nms(const float *boxes, const float *scores, int n, double thresh, int *
 	return k;
 }
 
-void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, float *out)
+void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, int nhwc, float *out)
 {
 	int x0 = (int)roundf(box[0] * scale), y0 = (int)roundf(box[1] * scale);
 	int x1 = (int)roundf(box[2] * scale), y1 = (int)roundf(box[3] * scale);
 	int rw = x1 - x0 + 1 > 1 ? x1 - x0 + 1 : 1, rh = y1 - y0 + 1 > 1 ? y1 - y0 + 1 : 1;
 	float bh = (float)rh / (float)r, bw = (float)rw / (float)r;
+	size_t cs = nhwc ? 1 : (size_t)h * w, ps = nhwc ? (size_t)c : 1;      /* channel and pixel strides in */
+	size_t ocs = nhwc ? 1 : (size_t)r * r, ops = nhwc ? (size_t)c : 1;   /* and out */
 	int ph, pw, ch, yy, xx;
 
 	for (ph = 0; ph < r; ph++)
 		for (pw = 0; pw < r; pw++) {
 			int hs = (int)floorf((float)ph * bh), ws = (int)floorf((float)pw * bw);
 			int he = (int)ceilf((float)(ph + 1) * bh), we = (int)ceilf((float)(pw + 1) * bw);
-			int empty;
+			float *o = out + ((size_t)ph * r + pw) * ops;
 			hs = hs + y0 < 0 ? 0 : hs + y0 > h ? h : hs + y0;
 			he = he + y0 < 0 ? 0 : he + y0 > h ? h : he + y0;
 			ws = ws + x0 < 0 ? 0 : ws + x0 > w ? w : ws + x0;
 			we = we + x0 < 0 ? 0 : we + x0 > w ? w : we + x0;
-			empty = he <= hs || we <= ws;
-			for (ch = 0; ch < c; ch++) {
-				const float *p = map + (size_t)ch * h * w;
-				float m = empty ? 0.0f : -FLT_MAX;
-				for (yy = hs; yy < he; yy++)
-					for (xx = ws; xx < we; xx++)
-						if (p[(size_t)yy * w + xx] > m)
-							m = p[(size_t)yy * w + xx];
-				out[((size_t)ch * r + ph) * r + pw] = m;
-			}
+			/* each channel's maximum over the bin's cells in the same order, "greater than" as torchvision
+			 * (a NaN never wins); the channel loop innermost where channels are next to each other */
+			for (ch = 0; ch < c; ch++)
+				o[ch * ocs] = he <= hs || we <= ws ? 0.0f : -FLT_MAX;
+			for (yy = hs; yy < he; yy++)
+				for (xx = ws; xx < we; xx++) {
+					const float *p = map + ((size_t)yy * w + xx) * ps;
+					for (ch = 0; ch < c; ch++)
+						if (p[ch * cs] > o[ch * ocs])
+							o[ch * ocs] = p[ch * cs];
+				}
 		}
 }
 
@@ -238,33 +241,41 @@ void det_maxpool(const float *x, int c, int h, int w, int caffe, int nhwc, float
 	ics = nhwc ? 1 : (size_t)h * w;
 	ocs = nhwc ? 1 : (size_t)*oh * *ow;
 	ips = ops = nhwc ? (size_t)c : 1;
-	for (ch = 0; ch < c; ch++) {
-		const float *p = x + ch * ics;
-		for (oy = 0; oy < *oh; oy++)
-			for (ox = 0; ox < *ow; ox++) {
-				float m = -INFINITY;
-				for (ky = 0; ky < 3; ky++)
-					for (kx = 0; kx < 3; kx++) {
-						int iy = oy * 2 - pad + ky, ix = ox * 2 - pad + kx;
-						float v;
-						if (iy < 0 || iy >= h || ix < 0 || ix >= w)
-							continue;
-						v = p[((size_t)iy * w + ix) * ips];
-						if (v > m || isnan(v))
-							m = v;
+	for (oy = 0; oy < *oh; oy++)
+		for (ox = 0; ox < *ow; ox++) {
+			float *o = y + ((size_t)oy * *ow + ox) * ops;
+			for (ch = 0; ch < c; ch++)
+				o[ch * ocs] = -INFINITY;
+			for (ky = 0; ky < 3; ky++)
+				for (kx = 0; kx < 3; kx++) {
+					int iy = oy * 2 - pad + ky, ix = ox * 2 - pad + kx;
+					const float *p;
+					if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+						continue;
+					p = x + ((size_t)iy * w + ix) * ips;
+					for (ch = 0; ch < c; ch++) {
+						float v = p[ch * ics];
+						if (v > o[ch * ocs] || isnan(v))
+							o[ch * ocs] = v;
 					}
-				y[ch * ocs + ((size_t)oy * *ow + ox) * ops] = m;
-			}
-	}
+				}
+		}
 }
+
+/* Tiles of T x T: read along rows and written along columns a tile at a time, both in cache. */
+#define T 32
 
 void det_transpose(const float *x, int n, int rows, int cols, float *y)
 {
 	for (int b = 0; b < n; b++) {
 		const float *xb = x + (size_t)b * rows * cols;
 		float *yb = y + (size_t)b * rows * cols;
-		for (int r = 0; r < rows; r++)
-			for (int c = 0; c < cols; c++)
-				yb[(size_t)c * rows + r] = xb[(size_t)r * cols + c];
+		for (int r0 = 0; r0 < rows; r0 += T)
+			for (int c0 = 0; c0 < cols; c0 += T) {
+				int r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+				for (int c = c0; c < c1; c++)
+					for (int r = r0; r < r1; r++)
+						yb[(size_t)c * rows + r] = xb[(size_t)r * cols + c];
+			}
 	}
 }

@@ -164,17 +164,28 @@ static void roipool(void)
 	for (i = 0; i < 16; i++)
 		map[i] = (float)i;
 	/* x, y from 0 to round(31/16) = 2: 3 cells, bins of 1.5: [0, 2) and [1, 3) */
-	det_roipool(map, 1, 4, 4, (const float[]){0, 0, 31, 31}, 1.0f / 16, 2, out);
+	det_roipool(map, 1, 4, 4, (const float[]){0, 0, 31, 31}, 1.0f / 16, 2, 0, out);
 	for (i = 0; i < 4; i++)
 		CHECKF(out[i] == whole[i], "roipool bin %d: %g, by hand %g", i, out[i], whole[i]);
 	/* 8 / 16 = 0.5 rounds away from zero, to cell 1 */
-	det_roipool(map, 1, 4, 4, (const float[]){8, 8, 8, 8}, 1.0f / 16, 2, out);
+	det_roipool(map, 1, 4, 4, (const float[]){8, 8, 8, 8}, 1.0f / 16, 2, 0, out);
 	for (i = 0; i < 4; i++)
 		CHECKF(out[i] == 5, "roipool of a point, bin %d: %g, by hand 5", i, out[i]);
 	/* a box outside the map: empty bins are 0 */
-	det_roipool(map, 1, 4, 4, (const float[]){100, 100, 120, 120}, 1.0f / 16, 2, out);
+	det_roipool(map, 1, 4, 4, (const float[]){100, 100, 120, 120}, 1.0f / 16, 2, 0, out);
 	for (i = 0; i < 4; i++)
 		CHECKF(out[i] == 0, "roipool outside the map, bin %d: %g", i, out[i]);
+	/* NHWC, two channels: the second holds minus the first, so its maxima are minus the first's minima */
+	float map2[32], out2[8];
+	const float both[8] = {5, 0, 6, -1, 9, -4, 10, -5};
+	for (i = 0; i < 16; i++) {
+		map2[2 * i] = (float)i;
+		map2[2 * i + 1] = -(float)i;
+	}
+	det_roipool(map2, 2, 4, 4, (const float[]){0, 0, 31, 31}, 1.0f / 16, 2, 1, out2);
+	for (i = 0; i < 8; i++)
+		CHECKF(out2[i] == both[i], "roipool NHWC, bin %d channel %d: %g, by hand %g", i / 2, i % 2, out2[i],
+		       both[i]);
 }
 
 /* Greedy NMS: A and B overlap with IoU 81 / 119 = 0.68, C apart. */
