@@ -186,7 +186,7 @@ fuzz: fuzz-build
 
 # Benchmarks (not tests): bench/encode.sh runs these on a full-size random model in bench/out/.
 BENCH := $(O)/bench/bin/mkmodel $(O)/bench/bin/bench_encode $(O)/bench/bin/bench_train $(O)/bench/bin/bench_explain \
-         $(O)/bench/bin/bench_detect
+         $(O)/bench/bin/bench_detect $(O)/bench/bin/detect_precision
 $(O)/bench/bin/%: bench/%.c $(LIBLX)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(LIBLX) $(LDFLAGS) $(LIBS)
@@ -223,7 +223,7 @@ bench-explain: all $(BENCH)
 
 # The detector at the real shapes, random weights (bench/detect.sh; FRCNN_MODEL, FRCNN_DEMO, FRCNN_PEER, IMAGES):
 # seconds per photo and GFLOP/s, beside the LXMERT demo's PyTorch code when a local copy is named.
-bench-detect: all $(O)/bench/bin/bench_detect
+bench-detect: all $(O)/bench/bin/bench_detect $(O)/bench/bin/detect_precision
 	$(BENCH_ENV) sh bench/detect.sh
 
 # The demo model (README.md, "The demo model"): generate questions on mixed scenes of the sample images' boxes,

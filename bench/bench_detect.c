@@ -1,5 +1,6 @@
 /* bench_detect.c - the detector's seconds per photo, model load apart, after one warm-up photo (primitives made).
- * usage: bench_detect [--bf16] MODEL_DIR IMAGE...   (--bf16: the convolutions in bfloat16, lx_detector_bf16)
+ * usage: bench_detect [--bf16 | --int8] MODEL_DIR IMAGE...   (res5 in bfloat16, lx_detector_bf16, or in int8,
+ * lx_detector_int8)
  * One line per photo on stdout: "file h w resized_h resized_w proposals detections seconds cpu_seconds" (the
  * process's CPU time: on a shared machine it moves less with the load than the wall clock); the load time and
  * the warm-up on stderr. The backend line says which convolutions ran. */
@@ -57,20 +58,22 @@ int main(int argc, char **argv)
 	lx_detector *d;
 	lx_err e;
 	double t0 = now();
-	int bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
+	int bf16 = argc > 1 && !strcmp(argv[1], "--bf16"), int8 = argc > 1 && !strcmp(argv[1], "--int8");
 
-	argc -= bf16;
-	argv += bf16;
+	argc -= bf16 + int8;
+	argv += bf16 + int8;
 	if (argc < 3) {
-		fprintf(stderr, "usage: bench_detect [--bf16] MODEL_DIR IMAGE...\n");
+		fprintf(stderr, "usage: bench_detect [--bf16 | --int8] MODEL_DIR IMAGE...\n");
 		return 2;
 	}
-	if (lx_detector_open(&d, argv[1], &e) || (bf16 && lx_detector_bf16(d, &e))) {
+	if (lx_detector_open(&d, argv[1], &e) || (bf16 && lx_detector_bf16(d, &e)) ||
+	    (int8 && lx_detector_int8(d, &e))) {
 		fprintf(stderr, "bench_detect: %s\n", e.msg);
 		return 3;
 	}
 #ifdef LX_DNNL
-	fprintf(stderr, "load %.2f s, convolutions through oneDNN%s\n", now() - t0, bf16 ? " in bfloat16" : "");
+	fprintf(stderr, "load %.2f s, convolutions through oneDNN%s\n", now() - t0,
+	        bf16 ? " (res5 in bfloat16)" : int8 ? " (res5 in int8)" : "");
 #else
 	fprintf(stderr, "load %.2f s, convolutions as im2col + BLAS sgemm\n", now() - t0);
 #endif

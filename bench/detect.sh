@@ -24,17 +24,20 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 
 echo "detector: $model; $(nproc) cores"
-# one run of bench_detect per precision: float32 (the default, the golden one) and bfloat16 (--bf16, where the
-# CPU has avx512_bf16); "cpu" is the process's CPU seconds a photo, which moves less with the load than the wall clock
+# one run of bench_detect per precision: float32 (the default, the golden one), res5 in bfloat16 (--bf16, where
+# the CPU has avx512_bf16) and in int8 (--int8, where it has avx512_vnni); "cpu" is the process's CPU seconds a
+# photo, which moves less with the load than the wall clock
 gflop=0 n=0
-for prec in fp32 bf16; do
+for prec in fp32 bf16 int8; do
 	flag=
-	if [ $prec = bf16 ]; then
-		if ! grep -qw avx512_bf16 /proc/cpuinfo; then
-			echo "lx --bf16: skipped (this CPU has no avx512_bf16)"
+	if [ $prec != fp32 ]; then
+		need=avx512_bf16
+		[ $prec = bf16 ] || need=avx512_vnni
+		if ! grep -qw $need /proc/cpuinfo; then
+			echo "lx --$prec: skipped (this CPU has no $need)"
 			continue
 		fi
-		flag=--bf16
+		flag=--$prec
 	fi
 	echo "lx $prec (bench_detect${flag:+ $flag}, after one warm-up photo; load average before: $(load)):"
 	/usr/bin/time -v "$bin/bench_detect" $flag "$model" $images > "$out/detect-$prec.txt" 2> "$out/detect-$prec.time" ||
@@ -52,7 +55,16 @@ for prec in fp32 bf16; do
 	printf '  lx %s: %s s per photo (cpu %s s), %s GFLOP/s, peak RSS %d MB (load %s)\n' "$prec" "$s" \
 		"$(calc "$cpu / $n" 3)" "$(calc "$gflop / $total" 0)" "$((rss / 1024))" "$(load)"
 	eval "lx_$prec=$s"
-	[ $prec = bf16 ] || gf32=$gflop n32=$n
+	[ $prec != fp32 ] || gf32=$gflop n32=$n
+done
+
+# what the lower precisions cost: each photo through the float32 detector and the other, compared stage by
+# stage (bench/detect_precision.c says what each figure is)
+for prec in bf16 int8; do
+	eval "s=\${lx_$prec:-}"
+	[ -n "$s" ] || continue
+	echo "lx --$prec against float32 (detect_precision):"
+	"$bin/detect_precision" --$prec "$model" $images | sed 's/^/  /' || echo "  failed"
 done
 
 if [ -z "${FRCNN_DEMO:-}" ] || [ -z "${FRCNN_PEER:-}" ]; then
@@ -69,7 +81,7 @@ peer=$("$py" "$FRCNN_PEER" --demo "$FRCNN_DEMO" --model "$model" $images 2> "$ou
 ps=$(echo "$peer" | "$py" -c 'import json,sys; d=json.load(sys.stdin); print("%.3f %d" % (d["s_per_image"], d["peak_rss_mb"]))')
 printf '  demo: %s s per photo, %s GFLOP/s, peak RSS %s MB (load %s)\n' "${ps% *}" \
 	"$(calc "${gf32:-$gflop} / ${n32:-$n} / ${ps% *}" 0)" "${ps#* }" "$(load)"
-for prec in fp32 bf16; do
+for prec in fp32 bf16 int8; do
 	eval "s=\${lx_$prec:-}"
 	[ -z "$s" ] || printf 'lx %s is %sx the demo'"'"'s speed\n' "$prec" "$(calc "${ps% *} / $s" 1)"
 done

@@ -21,7 +21,7 @@ typedef struct {
 } options;
 
 enum { O_MAX_BOXES = 256, O_MIN_BOXES, O_OBJECTS, O_ATTRIBUTES, O_MAX_PIXELS };
-enum { O_BF16 = 320 };
+enum { O_BF16 = 320, O_INT8 };
 
 static const char synopsis[] = "-m DIR [options] [IMAGE...]\n-m DIR --join PHOTOS [options]";
 static const char about[] =
@@ -38,7 +38,8 @@ static const tool_option option_table[] = {
 	{O_OBJECTS, "objects", "FILE", "add each box's object name (objects_vocab.txt) as the field objects"},
 	{O_ATTRIBUTES, "attributes", "FILE", "add each box's attribute name (attributes_vocab.txt) as attributes"},
 	{O_MAX_PIXELS, "max-pixels", "N", "refuse a photo of more than N pixels, width x height (64000000)"},
-	{O_BF16, "bf16", NULL, "convolutions in bfloat16 (avx512_bf16): faster, detections move a little"},
+	{O_BF16, "bf16", NULL, "res5 in bfloat16 (avx512_bf16): faster, detections move a little"},
+	{O_INT8, "int8", NULL, "res5 in int8 (avx512_vnni): fastest, detections move more"},
 	TOOL_OPT_SHARD,
 	TOOL_OPT_KEEP_GOING,
 	TOOL_OPT_PROGRESS,
@@ -51,7 +52,7 @@ static int fail(lx_status st, const char *msg) { return tool_fail(st, "%s", msg)
 static tool_shard shard;  /* --shard K/N, over the images named */
 static long position;     /* the image in hand among them, from 0 */
 static long long max_pixels = LX_IMAGE_MAX_PIXELS; /* --max-pixels */
-static int bf16;          /* --bf16 */
+static int precision;     /* the last of --bf16 (O_BF16) and --int8 (O_INT8), or 0 */
 
 static void parse_options(int argc, char **argv, options *o)
 {
@@ -69,7 +70,8 @@ static void parse_options(int argc, char **argv, options *o)
 		case O_OBJECTS: o->objects_file = optarg; break;
 		case O_ATTRIBUTES: o->attrs_file = optarg; break;
 		case O_MAX_PIXELS: max_pixels = tool_long(optarg, "--max-pixels", 1, 1073741824L); break;
-		case O_BF16: bf16 = 1; break;
+		case O_BF16:
+		case O_INT8: precision = c; break;
 		case TOOL_KEEP_GOING: o->keep_going = 1; break;
 		case TOOL_PROGRESS: o->progress = 1; break;
 		case TOOL_SHARD: tool_shard_parse(&shard, optarg); break;
@@ -397,7 +399,8 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	if ((st = lx_detector_open(&d, o.model, &e)))
 		return fail(st, e.msg);
-	if (bf16 && (st = lx_detector_bf16(d, &e))) {
+	if ((precision == O_BF16 && (st = lx_detector_bf16(d, &e))) ||
+	    (precision == O_INT8 && (st = lx_detector_int8(d, &e)))) {
 		lx_detector_free(d);
 		return fail(st, e.msg);
 	}

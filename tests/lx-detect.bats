@@ -205,6 +205,35 @@ print("ok")' "$TOP/tests/py" "$W/conv/model.safetensors" "$M/model.safetensors"
 	done
 }
 
+@test "--int8: detections that match the demo's within the bounds measured on the fixtures, and not its float32 ones exactly" {
+	grep -qw avx512_vnni /proc/cpuinfo || skip "this CPU has no avx512_vnni"
+	ldd "$BIN/lx-detect" | grep -q libdnnl || skip "built without oneDNN"
+	# res5 in int8, the proposals float32's. Measured (AVX-512 VNNI, oneDNN 2.6): 39 of frcnn-tiny's 40
+	# detections and 41 of frcnn-groups' 43 have one of the same class within 0.34 px, features within 0.013 of
+	# the largest |feature|, object scores within 0.045, attribute scores within 0.075; the bounds are about
+	# twice that.
+	for f in frcnn-tiny frcnn-groups; do
+		"$BIN/lx-detect" -m "$FIX/$f" --int8 "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
+			"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
+		run "$PY" "$REF" match "$W/out.mp" "$FIX/$f" 0.5 0.025 0.15 0.9
+		[ "$status" -eq 0 ]
+		[ "${lines[-1]}" = "ok" ]
+		run "$PY" "$REF" golden "$W/out.mp" "$FIX/$f"
+		[ "$status" -ne 0 ]
+	done
+	# the last of --bf16 and --int8 is taken, as lx-encode does
+	"$BIN/lx-detect" -m "$M" --bf16 --int8 "$IMG/000456.jpg" > "$W/both.mp"
+	"$BIN/lx-detect" -m "$M" --int8 "$IMG/000456.jpg" | cmp - "$W/both.mp"
+}
+
+@test "--int8 where oneDNN sees no avx512_vnni: status 3, naming what it needs" {
+	ldd "$BIN/lx-detect" | grep -q libdnnl || skip "built without oneDNN"
+	DNNL_MAX_CPU_ISA=AVX512_CORE run --separate-stderr "$BIN/lx-detect" -m "$M" --int8 "$IMG/000456.jpg"
+	[ "$status" -eq 3 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "lx-detect: int8 convolutions need oneDNN on a CPU with avx512_vnni" ]
+}
+
 @test "--bf16 where oneDNN sees no avx512_bf16: status 3, naming what it needs" {
 	ldd "$BIN/lx-detect" | grep -q libdnnl || skip "built without oneDNN"
 	DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI run --separate-stderr "$BIN/lx-detect" -m "$M" --bf16 "$IMG/000456.jpg"

@@ -54,6 +54,7 @@ typedef struct {
 	int n, h, w, acc, relu, nhwc;
 	dnnl_primitive_t conv, src_in, dst_in, dst_out;  /* the three reorders are NULL where the layout is plain */
 	dnnl_memory_t user_src, user_dst, src, dst, wei, bias;
+	dnnl_memory_t scale;                             /* int8: the per-channel factor of the first post-op */
 	int owns_wei;                                    /* wei was reordered for this primitive, not borrowed */
 	size_t src_bytes, dst_bytes;                     /* of src, dst when they are not the user's */
 } det_prim;
@@ -63,8 +64,9 @@ struct det_engine {
 	dnnl_stream_t stream;
 	det_prim *p;
 	int np;
-	void *scratch[2];  /* the converted src and dst, shared by every primitive */
-	size_t scratch_size[2];
+	void *scratch[4];  /* the converted src and dst, the quantized src and an int8 layer's factors and bias,
+	                    * shared by every primitive */
+	size_t scratch_size[4];
 };
 
 static lx_status dnnl_fail(lx_err *e, const char *what, dnnl_status_t s)
@@ -102,6 +104,7 @@ static void prim_destroy(det_prim *p)
 	if (p->owns_wei)
 		dnnl_memory_destroy(p->wei);
 	dnnl_memory_destroy(p->bias);
+	dnnl_memory_destroy(p->scale);
 }
 
 static void prims_clear(det_engine *g)
@@ -118,8 +121,8 @@ void det_engine_free(det_engine *g)
 	if (!g)
 		return;
 	prims_clear(g);
-	free(g->scratch[0]);
-	free(g->scratch[1]);
+	for (int i = 0; i < 4; i++)
+		free(g->scratch[i]);
 	if (g->stream)
 		dnnl_stream_destroy(g->stream);
 	if (g->engine)
@@ -169,7 +172,7 @@ static dnnl_status_t weights_for(det_engine *g, det_prim *p, const dnnl_memory_d
 	if ((s = dnnl_memory_create(&p->wei, md, g->engine, DNNL_MEMORY_ALLOCATE)))
 		return s;
 	p->owns_wei = 1;
-	if ((s = dnnl_memory_create(&user, plain, g->engine, (void *)p->c->w)))
+	if ((s = dnnl_memory_create(&user, plain, g->engine, p->c->wq ? (void *)p->c->wq : (void *)p->c->w)))
 		return s;
 	if (!(s = reorder_make(g, plain, md, &r))) {
 		if (r) {
@@ -197,7 +200,8 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	dnnl_dims_t wd = {c->cout, cg, c->k, c->k}, gwd = {c->groups, og, cg, c->k, c->k};
 	dnnl_dims_t strides = {c->stride, c->stride}, dil = {c->dil - 1, c->dil - 1}, pad = {c->pad, c->pad};
 	dnnl_memory_desc_t src_plain, dst_plain, wei_plain, bias_md, src_any, dst_any, wei_any;
-	dnnl_data_type_t dt = c->bf16 ? dnnl_bf16 : dnnl_f32;  /* of the convolution's src and weights */
+	/* of the convolution's src and weights: int8 takes uint8 maps (they follow a ReLU) and int8 weights */
+	dnnl_data_type_t dt = c->wq ? dnnl_u8 : c->bf16 ? dnnl_bf16 : dnnl_f32, wdt = c->wq ? dnnl_s8 : dt;
 	dnnl_convolution_desc_t cd;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t ops = NULL;
@@ -205,24 +209,29 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	const dnnl_memory_desc_t *src_md, *dst_md, *wei_md;
 	dnnl_status_t s;
 
-	dnnl_data_type_t in = p->nhwc & DET_IN_BF16 ? dnnl_bf16 : dnnl_f32;   /* of x and y as the caller has them */
+	/* of x and y as the caller has them (int8: x quantized by dnnl_conv_run) */
+	dnnl_data_type_t in = c->wq ? dnnl_u8 : p->nhwc & DET_IN_BF16 ? dnnl_bf16 : dnnl_f32;
+	dnnl_memory_desc_t scale_md;
+	dnnl_dims_t scd = {1, c->cout, 1, 1};
 	dnnl_data_type_t out = p->nhwc & DET_OUT_BF16 ? dnnl_bf16 : dnnl_f32;
 
 	dnnl_memory_desc_init_by_tag(&src_plain, 4, sd, in, p->nhwc ? dnnl_nhwc : dnnl_nchw);
 	dnnl_memory_desc_init_by_tag(&dst_plain, 4, dd, out, p->nhwc ? dnnl_nhwc : dnnl_nchw);
 	if (c->groups > 1)
-		dnnl_memory_desc_init_by_tag(&wei_plain, 5, gwd, dnnl_f32, dnnl_goihw);
+		dnnl_memory_desc_init_by_tag(&wei_plain, 5, gwd, c->wq ? dnnl_s8 : dnnl_f32, dnnl_goihw);
 	else
-		dnnl_memory_desc_init_by_tag(&wei_plain, 4, wd, dnnl_f32, dnnl_oihw);
+		dnnl_memory_desc_init_by_tag(&wei_plain, 4, wd, c->wq ? dnnl_s8 : dnnl_f32, dnnl_oihw);
+	dnnl_memory_desc_init_by_tag(&scale_md, 4, scd, dnnl_f32, dnnl_nhwc);
 	dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
 	dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dt, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, out, p->nhwc ? dnnl_nhwc : dnnl_format_tag_any);
-	dnnl_memory_desc_init_by_tag(&wei_any, c->groups > 1 ? 5 : 4, c->groups > 1 ? gwd : wd, dt,
+	dnnl_memory_desc_init_by_tag(&wei_any, c->groups > 1 ? 5 : 4, c->groups > 1 ? gwd : wd, wdt,
 	                             dnnl_format_tag_any);
 	if ((s = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
 	                                                     &src_any, &wei_any, c->b ? &bias_md : NULL, &dst_any,
 	                                                     strides, dil, pad, pad)) ||
 	    (s = dnnl_primitive_attr_create(&attr)) || (s = dnnl_post_ops_create(&ops)) ||
+	    (c->wq && (s = dnnl_post_ops_append_binary(ops, dnnl_binary_mul, &scale_md))) ||
 	    (p->acc && (s = dnnl_post_ops_append_sum(ops, 1.0f))) ||
 	    (p->relu && (s = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f))) ||
 	    (s = dnnl_primitive_attr_set_post_ops(attr, ops)) ||
@@ -238,7 +247,8 @@ static dnnl_status_t prim_make(det_engine *g, det_prim *p)
 	    (s = dnnl_memory_create(&p->user_dst, &dst_plain, g->engine, DNNL_MEMORY_NONE)) ||
 	    (s = dnnl_memory_create(&p->src, src_md, g->engine, DNNL_MEMORY_NONE)) ||
 	    (s = dnnl_memory_create(&p->dst, dst_md, g->engine, DNNL_MEMORY_NONE)) ||
-	    (c->b && (s = dnnl_memory_create(&p->bias, &bias_md, g->engine, (void *)c->b))) ||
+	    (c->b && (s = dnnl_memory_create(&p->bias, &bias_md, g->engine, c->wq ? DNNL_MEMORY_NONE : (void *)c->b))) ||
+	    (c->wq && (s = dnnl_memory_create(&p->scale, &scale_md, g->engine, DNNL_MEMORY_NONE))) ||
 	    (s = reorder_make(g, &src_plain, src_md, &p->src_in)) ||
 	    (p->acc && (s = reorder_make(g, &dst_plain, dst_md, &p->dst_in))) ||
 	    (s = reorder_make(g, dst_md, &dst_plain, &p->dst_out)))
@@ -306,8 +316,31 @@ static lx_status dnnl_conv_run(const det_conv *c, const void *x, int n, int h, i
 	dnnl_status_t s;
 	lx_status rc;
 
+	if (c->wq && !(nhwc & DET_NHWC))
+		return lx_errf(e, LX_EMODEL, "int8 convolutions run on NHWC maps only");
 	if ((rc = prim_get(g, c, n, h, w, acc, relu, nhwc, &p, e)))
 		return rc;
+	if (c->wq) {
+		/* x to uint8 by its largest value; the convolution's int32 sums back to float32 by the first post-op,
+		 * sum * 1 / (sx * wscale[o]), with the bias put where the sums are: b[o] * sx * wscale[o] */
+		size_t nx = (size_t)n * h * w * c->cin;
+		unsigned char *q = scratch(g, 2, nx);
+		float *v = scratch(g, 3, 2 * (size_t)c->cout * sizeof *v), m;
+		double sx;
+		if (!q || !v)
+			return lx_errf(e, LX_EIO, "out of memory (convolution of %d x %d)", h, w);
+		m = det_max(x, nx);
+		sx = m > 0.0f ? 255.0 / m : 1.0;
+		det_quantize_u8(x, nx, (float)sx, q);
+		for (int o = 0; o < c->cout; o++) {
+			v[o] = (float)(1.0 / (sx * c->wscale[o]));
+			v[c->cout + o] = c->b ? (float)(c->b[o] * sx * c->wscale[o]) : 0.0f;
+		}
+		x = q;
+		if ((s = dnnl_memory_set_data_handle(p->scale, v)) ||
+		    (p->bias && (s = dnnl_memory_set_data_handle(p->bias, v + c->cout))))
+			return dnnl_fail(e, "binding a convolution's data", s);
+	}
 	if ((s = dnnl_memory_set_data_handle(p->user_src, (void *)x)) || (s = dnnl_memory_set_data_handle(p->user_dst, y)))
 		return dnnl_fail(e, "binding a convolution's data", s);
 	src = p->src_in ? p->src : p->user_src;
@@ -317,13 +350,17 @@ static lx_status dnnl_conv_run(const det_conv *c, const void *x, int n, int h, i
 	if (p->dst_out && !scratch(g, 1, p->dst_bytes))
 		return lx_errf(e, LX_EIO, "out of memory (convolution of %d x %d)", h, w);
 	{
-		dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, dst},
-		                           {DNNL_ARG_BIAS, p->bias}};
+		dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, dst}};
+		int na = 3;
+		if (p->bias)
+			args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias};
+		if (p->scale)
+			args[na++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, p->scale};
 		if ((p->src_in && ((s = dnnl_memory_set_data_handle(p->src, g->scratch[0])) ||
 		                   (s = reorder_run(g, p->src_in, p->user_src, p->src)))) ||
 		    (p->dst_out && (s = dnnl_memory_set_data_handle(p->dst, g->scratch[1]))) ||
 		    (p->dst_in && (s = reorder_run(g, p->dst_in, p->user_dst, p->dst))) ||
-		    (s = dnnl_primitive_execute(p->conv, g->stream, p->bias ? 4 : 3, args)) ||
+		    (s = dnnl_primitive_execute(p->conv, g->stream, na, args)) ||
 		    (p->dst_out && (s = reorder_run(g, p->dst_out, p->dst, p->user_dst))) ||
 		    (s = dnnl_stream_wait(g->stream)))
 			return dnnl_fail(e, "running a convolution", s);
@@ -338,6 +375,14 @@ lx_status det_engine_bf16(det_engine *g, lx_err *e)
 	prims_clear(g);
 	return LX_OK;
 }
+
+lx_status det_engine_int8(det_engine *g, lx_err *e)
+{
+	if (!g || (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_vnni) != dnnl_cpu_isa_avx512_core_vnni)
+		return lx_errf(e, LX_EMODEL, "int8 convolutions need oneDNN on a CPU with avx512_vnni");
+	prims_clear(g);
+	return LX_OK;
+}
 #else
 lx_status det_engine_new(det_engine **out, lx_err *e)
 {
@@ -348,6 +393,11 @@ lx_status det_engine_new(det_engine **out, lx_err *e)
 lx_status det_engine_bf16(det_engine *g, lx_err *e)
 {
 	return lx_errf(e, LX_EMODEL, "bfloat16 convolutions need oneDNN on a CPU with avx512_bf16 (built without it)");
+}
+
+lx_status det_engine_int8(det_engine *g, lx_err *e)
+{
+	return lx_errf(e, LX_EMODEL, "int8 convolutions need oneDNN on a CPU with avx512_vnni (built without it)");
 }
 
 void det_engine_free(det_engine *g)

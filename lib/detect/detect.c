@@ -142,7 +142,7 @@ static void bind_conv(binder *b, det_conv *c, const char *prefix, int cin, int c
 	float *fw, *fb;
 	size_t per = (size_t)(cin / groups) * k * k;
 
-	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng, 0};
+	*c = (det_conv){cin, cout, k, stride, pad, dil, groups, NULL, NULL, b->d->eng, 0, NULL, NULL};
 	snprintf(name, sizeof name, "%s.weight", prefix);
 	w = tensor(b, name, 4, (int[]){cout, cin / groups, k, k});
 	if (!bn) {
@@ -348,6 +348,46 @@ lx_status lx_detector_bf16(lx_detector *d, lx_err *e)
 		k->shortcut.bf16 = k->has_shortcut;
 	}
 	return rc;
+}
+
+/* Layer c's weights to int8, each output channel by its largest |weight|, kept by the detector. */
+static void quantize_conv(binder *b, det_conv *c)
+{
+	size_t per = (size_t)(c->cin / c->groups) * c->k * c->k;
+	float *scale = own(b, (size_t)c->cout);
+	signed char *q = (signed char *)own(b, ((size_t)c->cout * per + sizeof(float) - 1) / sizeof(float));
+
+	if (!scale || !q)
+		return;
+	for (int o = 0; o < c->cout; o++) {
+		const float *w = c->w + (size_t)o * per;
+		float m = 0.0f;
+		for (size_t i = 0; i < per; i++)
+			m = fabsf(w[i]) > m ? fabsf(w[i]) : m;
+		scale[o] = m > 0.0f ? 127.0f / m : 1.0f;
+		for (size_t i = 0; i < per; i++)
+			q[(size_t)o * per + i] = (signed char)lrintf(w[i] * scale[o]);
+	}
+	c->wq = q;
+	c->wscale = scale;
+}
+
+lx_status lx_detector_int8(lx_detector *d, lx_err *e)
+{
+	binder b = {d, "int8", NULL, e, LX_OK};
+
+	if ((b.rc = det_engine_int8(d->eng, e)))
+		return b.rc;
+	for (int i = 0; !b.rc && i < 3; i++) {
+		det_block *k = &d->res5[i];
+		k->conv1.bf16 = k->conv2.bf16 = k->conv3.bf16 = k->shortcut.bf16 = 0;
+		quantize_conv(&b, &k->conv1);
+		quantize_conv(&b, &k->conv2);
+		quantize_conv(&b, &k->conv3);
+		if (k->has_shortcut)
+			quantize_conv(&b, &k->shortcut);
+	}
+	return b.rc;
 }
 
 lx_detect_config *lx_detector_config(lx_detector *d)

@@ -26,6 +26,10 @@ typedef struct {
 	const float *b;   /* [cout], or NULL */
 	det_engine *eng;  /* NULL: im2col + sgemm */
 	int bf16;         /* on eng: weights (reordered once) and input in bfloat16, float32 sums, bias and output */
+	/* on eng, NHWC only: weights in int8, wq = round(w * wscale[o]) with wscale[o] = 127 / max |w| of the output
+	 * channel, and the input quantized to uint8 at each run by its largest value (it follows a ReLU) */
+	const signed char *wq;  /* [cout][cin/groups][k][k], or NULL: not in int8 */
+	const float *wscale;    /* [cout] */
 } det_conv;
 
 /* Output size of c on an input of size n (one side). */
@@ -48,6 +52,13 @@ lx_status det_conv_run_nhwc(const det_conv *c, const float *x, int batch, int h,
  * bfloat16 cannot accumulate. LX_EMODEL on a layer in float32. */
 lx_status det_conv_run_bf16(const det_conv *c, const void *x, int batch, int h, int w, void *y, int accumulate,
                             int relu, int io, lx_err *e);
+
+/* Whether the engine can run layers in int8 (det_conv.wq): oneDNN with VNNI (avx512_core_vnni), whose
+ * 32-bit dot products do not saturate; LX_EMODEL otherwise. */
+lx_status det_engine_int8(det_engine *g, lx_err *e);
+/* The largest value of x [n], and x [n] to uint8 as round(max(0, min(255, x * scale))) (threaded). */
+float det_max(const float *x, size_t n);
+void det_quantize_u8(const float *x, size_t n, float scale, unsigned char *q);
 
 /* The demo's resize: the size an h x w image becomes (shortest side min_size, longest at most max_size). */
 void det_resize_size(int h, int w, int min_size, int max_size, int *oh, int *ow);

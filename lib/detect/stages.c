@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "detect/detect_impl.h"
+#include "nn/ops.h"
 
 void det_resize_size(int h, int w, int min_size, int max_size, int *oh, int *ow)
 {
@@ -189,6 +190,13 @@ int det_nms(const float *boxes, const float *scores, int n, double thresh, int *
 	return k;
 }
 
+/* o = max(o, p) channel by channel over c channels next to each other (a NaN in p never wins) */
+LX_VEC static void cell_max(float *restrict o, const float *restrict p, int c)
+{
+	for (int ch = 0; ch < c; ch++)
+		o[ch] = p[ch] > o[ch] ? p[ch] : o[ch];
+}
+
 void det_roipool(const float *map, int c, int h, int w, const float *box, float scale, int r, int nhwc, float *out)
 {
 	int x0 = (int)roundf(box[0] * scale), y0 = (int)roundf(box[1] * scale);
@@ -215,9 +223,12 @@ void det_roipool(const float *map, int c, int h, int w, const float *box, float 
 			for (yy = hs; yy < he; yy++)
 				for (xx = ws; xx < we; xx++) {
 					const float *p = map + ((size_t)yy * w + xx) * ps;
-					for (ch = 0; ch < c; ch++)
-						if (p[ch * cs] > o[ch * ocs])
-							o[ch * ocs] = p[ch * cs];
+					if (nhwc)
+						cell_max(o, p, c);
+					else
+						for (ch = 0; ch < c; ch++)
+							if (p[ch * cs] > o[ch * ocs])
+								o[ch * ocs] = p[ch * cs];
 				}
 		}
 }
@@ -277,5 +288,65 @@ void det_transpose(const float *x, int n, int rows, int cols, float *y)
 					for (int r = r0; r < r1; r++)
 						yb[(size_t)c * rows + r] = xb[(size_t)r * cols + c];
 			}
+	}
+}
+
+/* det_max and det_quantize_u8 in this many parts, shared among OpenMP's threads where there are */
+#define QUANT_PARTS 64
+
+/* The largest of x [n] (-inf for none); sixteen running maxima, which the compiler turns into one vector. */
+LX_VEC static float chunk_max(const float *restrict x, size_t n)
+{
+	float m[16], r = -INFINITY;
+	size_t k;
+	int j;
+
+	for (j = 0; j < 16; j++)
+		m[j] = -INFINITY;
+	for (k = 0; k + 16 <= n; k += 16)
+		for (j = 0; j < 16; j++)
+			m[j] = x[k + j] > m[j] ? x[k + j] : m[j];
+	for (; k < n; k++)
+		r = x[k] > r ? x[k] : r;
+	for (j = 0; j < 16; j++)
+		r = m[j] > r ? m[j] : r;
+	return r;
+}
+
+LX_VEC static void chunk_quantize(const float *restrict x, size_t n, float scale, unsigned char *restrict q)
+{
+	for (size_t k = 0; k < n; k++) {
+		float v = x[k] * scale;
+		v = v > 0.0f ? v : 0.0f;
+		v = v < 255.0f ? v : 255.0f;
+		q[k] = (unsigned char)(int)(v + 0.5f);
+	}
+}
+
+float det_max(const float *x, size_t n)
+{
+	float part[QUANT_PARTS], m = -INFINITY;
+	int i;
+
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+	for (i = 0; i < QUANT_PARTS; i++)
+		part[i] = chunk_max(x + n * i / QUANT_PARTS, n * (i + 1) / QUANT_PARTS - n * i / QUANT_PARTS);
+	for (i = 0; i < QUANT_PARTS; i++)
+		m = part[i] > m ? part[i] : m;
+	return m;
+}
+
+void det_quantize_u8(const float *x, size_t n, float scale, unsigned char *q)
+{
+	int i;
+
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+	for (i = 0; i < QUANT_PARTS; i++) {
+		size_t a = n * i / QUANT_PARTS, b = n * (i + 1) / QUANT_PARTS;
+		chunk_quantize(x + a, b - a, scale, q + a);
 	}
 }

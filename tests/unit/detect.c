@@ -251,7 +251,7 @@ static void conv_case(det_engine *eng, int accumulate, int relu, int nhwc)
 	enum { CIN = 4, COUT = 6, K = 3, H = 9, W = 7, G = 2 };
 	float w[COUT * (CIN / G) * K * K], b[COUT], x[2 * CIN * H * W], y[2 * COUT * 20], *acc;
 	float xt[2 * CIN * H * W], yt[2 * COUT * 20];
-	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b, eng, 0};
+	det_conv c = {CIN, COUT, K, 2, 2, 2, G, w, b, eng, 0, NULL, NULL};
 	int oh = det_conv_out(&c, H), ow = det_conv_out(&c, W), i, n, o, oy, ox;
 	unsigned s = 1;
 
@@ -324,7 +324,8 @@ static void conv_bf16(void)
 	static uint16_t xb[2 * H * W * CIN], yb[2 * H * W * COUT];
 	float b[COUT], one = 1, tiny_x = 1 + 1.0f / 1024, tiny_y;
 	det_engine *eng;
-	det_conv c = {CIN, COUT, 3, 1, 2, 2, 1, w, b, NULL, 1}, unit = {1, 1, 1, 1, 0, 1, 1, &one, NULL, NULL, 1};
+	det_conv c = {CIN, COUT, 3, 1, 2, 2, 1, w, b, NULL, 1, NULL, NULL};
+	det_conv unit = {1, 1, 1, 1, 0, 1, 1, &one, NULL, NULL, 1, NULL, NULL};
 	unsigned s = 7;
 	int i, n, o, oy, ox;
 
@@ -376,6 +377,93 @@ static void conv_bf16(void)
 	det_engine_free(eng);
 }
 
+/* det_max and det_quantize_u8 by hand: the largest value in the tail after the sixteen-wide part, and
+ * rounding to nearest with ties up, negatives to 0, at most 255. */
+static void quantize(void)
+{
+	float x[37];
+	const float in[6] = {0.49f, 0.5f, 1.5f, 254.6f, -3.0f, 300.0f};
+	const unsigned char want[6] = {0, 1, 2, 255, 0, 255};
+	unsigned char q[6];
+
+	for (int i = 0; i < 37; i++)
+		x[i] = (float)(i % 7) - 3;
+	x[36] = 9.5f;
+	CHECKF(det_max(x, 37) == 9.5f, "det_max with the largest last: %g", det_max(x, 37));
+	CHECKF(det_max(x, 36) == 3.0f, "det_max of 36: %g", det_max(x, 36));
+	det_quantize_u8(in, 6, 1.0f, q);
+	for (int i = 0; i < 6; i++)
+		CHECKF(q[i] == want[i], "det_quantize_u8 of %g: %d, by hand %d", in[i], q[i], want[i]);
+}
+
+/* A layer in int8 (det_conv.wq), NHWC, dilated as res5's 3x3: with weights that are whole multiples of
+ * their channel's largest / 127 and inputs whole multiples of their largest / 255 the quantized sums are exact,
+ * so the output is the sums written out directly (with and without the shortcut added); an input that is not
+ * is rounded to its 256 levels, and a negative one (the layer's input follows a ReLU) is taken as 0. */
+static void conv_int8(void)
+{
+	enum { CIN = 32, COUT = 16, H = 5, W = 6 };
+	static float w[COUT * CIN * 9], x[2 * H * W * CIN], y[2 * H * W * COUT];
+	static signed char wq[COUT * CIN * 9];
+	float b[COUT], ws[COUT], one = 1, ones = 127, xu[4] = {2.55f, 0.014f, 0.016f, -3.0f}, yu[4];
+	signed char oneq = 127;
+	det_engine *eng;
+	det_conv c = {CIN, COUT, 3, 1, 2, 2, 1, w, b, NULL, 0, wq, ws};
+	det_conv unit = {1, 1, 1, 1, 0, 1, 1, &one, NULL, NULL, 0, &oneq, &ones};
+	unsigned s = 11;
+	int i, n, o, oy, ox, acc;
+
+	if (det_engine_new(&eng, NULL) || !eng || det_engine_int8(eng, NULL)) {
+		printf("detect: int8 layers skipped (no oneDNN, or no avx512_vnni)\n");
+		det_engine_free(eng);
+		return;
+	}
+	c.eng = unit.eng = eng;
+	for (o = 0; o < COUT; o++) {
+		float u = (float)(o + 1) / 64;  /* the channel's step: its largest |w| is 127 steps */
+		ws[o] = 127.0f / (127 * u);
+		b[o] = (float)o / 8 - 1;
+		for (i = 0; i < CIN * 9; i++) {
+			int k = i == 5 ? (o & 1 ? -127 : 127) : (int)((s = s * 1103515245 + 12345) >> 16 & 255) - 128;
+			k = k < -127 ? -127 : k;
+			wq[o * CIN * 9 + i] = (signed char)k;
+			w[o * CIN * 9 + i] = (float)k * u;
+		}
+	}
+	for (i = 0; i < 2 * H * W * CIN; i++)
+		x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 255) / 32;  /* 0 to 255 / 32 */
+	x[17] = 255.0f / 32;
+	for (acc = 0; acc < 2; acc++) {
+		for (i = 0; i < 2 * H * W * COUT; i++)
+			y[i] = 1;
+		CHECK(!det_conv_run_nhwc(&c, x, 2, H, W, y, acc, 1, NULL));
+		for (n = 0; n < 2; n++)
+			for (oy = 0; oy < H; oy++)
+				for (ox = 0; ox < W; ox++)
+					for (o = 0; o < COUT; o++) {
+						size_t at = ((size_t)(n * H + oy) * W + ox) * COUT + o;
+						double sum = b[o] + acc;
+						for (int ky = 0; ky < 3; ky++)
+							for (int kx = 0; kx < 3; kx++) {
+								int iy = oy - 2 + 2 * ky, ix = ox - 2 + 2 * kx;
+								if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+									for (int ci = 0; ci < CIN; ci++)
+										sum += (double)w[((o * CIN + ci) * 3 + ky) * 3 + kx] *
+										       x[((size_t)(n * H + iy) * W + ix) * CIN + ci];
+							}
+						sum = sum < 0 ? 0 : sum;
+						CHECKF(NEAR(y[at], sum), "int8 conv (acc %d) [%d][%d][%d][%d]: %g, summed %g", acc, n, oy,
+						       ox, o, y[at], sum);
+					}
+	}
+	/* largest 2.55: 255 levels of 0.01, so 0.014 is 1 level and 0.016 is 2 */
+	CHECK(!det_conv_run_nhwc(&unit, xu, 1, 1, 4, yu, 0, 0, NULL));
+	CHECKF(fabsf(yu[0] - 2.55f) < 1e-6f && fabsf(yu[1] - 0.01f) < 1e-6f && fabsf(yu[2] - 0.02f) < 1e-6f &&
+	       yu[3] == 0.0f, "int8 1x1 of 2.55, 0.014, 0.016, -3: %.9g %.9g %.9g %.9g", yu[0], yu[1], yu[2], yu[3]);
+	CHECKF(det_conv_run(&unit, xu, 1, 1, 4, yu, 0, 0, NULL) == LX_EMODEL, "int8 layer on NCHW maps");
+	det_engine_free(eng);
+}
+
 int main(void)
 {
 	anchors();
@@ -385,6 +473,8 @@ int main(void)
 	resize_size();
 	conv();
 	conv_bf16();
+	quantize();
+	conv_int8();
 	golden_cases("tests/fixtures/frcnn-tiny");
 	golden_cases("tests/fixtures/frcnn-groups");
 	return check_done("detect");
