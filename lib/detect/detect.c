@@ -512,23 +512,20 @@ static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 {
 	int h = det_conv_out(&d->stem, t->h), w = det_conv_out(&d->stem, t->w), ph, pw, nhwc = d->eng != NULL;
 	size_t npix = (size_t)t->h * t->w;
-	float *x = malloc(((size_t)d->stem.cout * h * w + (nhwc ? 3 * npix : 0)) * sizeof *x + 1), *y;
+	/* the stem's maps (and the image in NHWC) in work buffer 1, free until the first projection shortcut: no
+	 * fresh 40 MB to fault in at each photo */
+	float *x = work_get(d->work, 1, (size_t)d->stem.cout * h * w + (nhwc ? 3 * npix : 0)), *y;
 	lx_status rc;
 
 	if (!x)
 		return oom(e, "the stem");
 	if (nhwc)
 		det_transpose(t->image, 1, 3, (int)npix, x + (size_t)d->stem.cout * h * w);
-	if ((rc = conv(&d->stem, nhwc ? x + (size_t)d->stem.cout * h * w : t->image, 1, t->h, t->w, x, 0, 1, e))) {
-		free(x);
+	if ((rc = conv(&d->stem, nhwc ? x + (size_t)d->stem.cout * h * w : t->image, 1, t->h, t->w, x, 0, 1, e)))
 		return rc;
-	}
-	if (!(y = work_get(d->work, 0, (size_t)d->stem.cout * (h / 2 + 2) * (w / 2 + 2)))) {
-		free(x);
+	if (!(y = work_get(d->work, 0, (size_t)d->stem.cout * (h / 2 + 2) * (w / 2 + 2))))
 		return oom(e, "the stem");
-	}
 	det_maxpool(x, d->stem.cout, h, w, d->c.caffe_maxpool, nhwc, y, &ph, &pw);
-	free(x);
 	if (ph < 1 || pw < 1)
 		return lx_errf(e, LX_EINPUT, "a %d x %d image is too small for the network", t->w, t->h);
 	if ((rc = blocks_run(d->blocks, d->nblocks[0] + d->nblocks[1] + d->nblocks[2], d->work, 1, &ph, &pw, e)))
