@@ -346,6 +346,7 @@ lx_status lx_detector_bf16(lx_detector *d, lx_err *e)
 		det_block *k = &d->res5[i];
 		k->conv1.bf16 = k->conv2.bf16 = k->conv3.bf16 = 1;
 		k->shortcut.bf16 = k->has_shortcut;
+		k->conv1.wq = k->conv2.wq = k->conv3.wq = k->shortcut.wq = NULL;  /* not int8 (lx_detector_int8) */
 	}
 	return rc;
 }
