@@ -512,7 +512,7 @@ static lx_status preprocess(const lx_detector *d, const lx_image *im, lx_detect_
 static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 {
 	int h = det_conv_out(&d->stem, t->h), w = det_conv_out(&d->stem, t->w), ph, pw, nhwc = d->eng != NULL;
-	size_t npix = (size_t)t->h * t->w;
+	size_t npix = (size_t)t->h * t->w, cap;
 	/* the stem's maps (and the image in NHWC) in work buffer 1, free until the first projection shortcut: no
 	 * fresh 40 MB to fault in at each photo */
 	float *x = work_get(d->work, 1, (size_t)d->stem.cout * h * w + (nhwc ? 3 * npix : 0)), *y;
@@ -533,13 +533,13 @@ static lx_status backbone(const lx_detector *d, lx_detect_trace *t, lx_err *e)
 		return rc;
 	if (!(t->res4 = malloc((size_t)d->c4 * ph * pw * sizeof *t->res4 + 1)))
 		return oom(e, "res4");
-	/* res4 stays where the proposals are pooled from; the trace's copy is NCHW */
+	/* res4 stays where the proposals are pooled from (buffers 0 and RES4 swapped); the trace's copy is NCHW */
 	x = d->work->buf[0];
 	d->work->buf[0] = d->work->buf[RES4];
 	d->work->buf[RES4] = x;
-	npix = d->work->cap[0];
+	cap = d->work->cap[0];
 	d->work->cap[0] = d->work->cap[RES4];
-	d->work->cap[RES4] = npix;
+	d->work->cap[RES4] = cap;
 	if (nhwc)
 		det_transpose(x, 1, ph * pw, d->c4, t->res4);
 	else

@@ -205,37 +205,36 @@ void det_roipool(const float *map, int c, int h, int w, const float *box, float 
 	float bh = (float)rh / (float)r, bw = (float)rw / (float)r;
 	size_t cs = nhwc ? 1 : (size_t)h * w, ps = nhwc ? (size_t)c : 1;      /* channel and pixel strides in */
 	size_t ocs = nhwc ? 1 : (size_t)r * r, ops = nhwc ? (size_t)c : 1;   /* and out */
-	int ph, pw, ch, yy, xx;
+	int cb = nhwc ? c : 1, c0, ph, pw, yy, xx;  /* channels taken together: those next to each other */
 
-	for (ph = 0; ph < r; ph++)
-		for (pw = 0; pw < r; pw++) {
-			int hs = (int)floorf((float)ph * bh), ws = (int)floorf((float)pw * bw);
-			int he = (int)ceilf((float)(ph + 1) * bh), we = (int)ceilf((float)(pw + 1) * bw);
-			float *o = out + ((size_t)ph * r + pw) * ops;
-			hs = hs + y0 < 0 ? 0 : hs + y0 > h ? h : hs + y0;
-			he = he + y0 < 0 ? 0 : he + y0 > h ? h : he + y0;
-			ws = ws + x0 < 0 ? 0 : ws + x0 > w ? w : ws + x0;
-			we = we + x0 < 0 ? 0 : we + x0 > w ? w : we + x0;
-			/* each channel's maximum over the bin's cells in the same order, "greater than" as torchvision
-			 * (a NaN never wins); the channel loop innermost where channels are next to each other */
-			for (ch = 0; ch < c; ch++)
-				o[ch * ocs] = he <= hs || we <= ws ? 0.0f : -FLT_MAX;
-			for (yy = hs; yy < he; yy++)
-				for (xx = ws; xx < we; xx++) {
-					const float *p = map + ((size_t)yy * w + xx) * ps;
-					if (nhwc)
-						cell_max(o, p, c);
-					else
-						for (ch = 0; ch < c; ch++)
-							if (p[ch * cs] > o[ch * ocs])
-								o[ch * ocs] = p[ch * cs];
-				}
-		}
+	/* each channel's maximum over the bin's cells in the same order, "greater than" as torchvision (a NaN
+	 * never wins) */
+	for (c0 = 0; c0 < c; c0 += cb)
+		for (ph = 0; ph < r; ph++)
+			for (pw = 0; pw < r; pw++) {
+				int hs = (int)floorf((float)ph * bh), ws = (int)floorf((float)pw * bw);
+				int he = (int)ceilf((float)(ph + 1) * bh), we = (int)ceilf((float)(pw + 1) * bw);
+				float *o = out + c0 * ocs + ((size_t)ph * r + pw) * ops;
+				hs = hs + y0 < 0 ? 0 : hs + y0 > h ? h : hs + y0;
+				he = he + y0 < 0 ? 0 : he + y0 > h ? h : he + y0;
+				ws = ws + x0 < 0 ? 0 : ws + x0 > w ? w : ws + x0;
+				we = we + x0 < 0 ? 0 : we + x0 > w ? w : we + x0;
+				for (int k = 0; k < cb; k++)
+					o[k] = he <= hs || we <= ws ? 0.0f : -FLT_MAX;
+				for (yy = hs; yy < he; yy++)
+					for (xx = ws; xx < we; xx++) {
+						const float *p = map + c0 * cs + ((size_t)yy * w + xx) * ps;
+						if (cb > 1)
+							cell_max(o, p, cb);
+						else if (p[0] > o[0])
+							o[0] = p[0];
+					}
+			}
 }
 
 void det_maxpool(const float *x, int c, int h, int w, int caffe, int nhwc, float *y, int *oh, int *ow)
 {
-	int pad = caffe ? 0 : 1, ch, oy, ox, ky, kx;
+	int pad = caffe ? 0 : 1, cb = nhwc ? c : 1, c0, k, oy, ox, ky, kx;
 	size_t ics, ips, ocs, ops;  /* channel and pixel strides in and out */
 
 	if (caffe) {
@@ -252,25 +251,25 @@ void det_maxpool(const float *x, int c, int h, int w, int caffe, int nhwc, float
 	ics = nhwc ? 1 : (size_t)h * w;
 	ocs = nhwc ? 1 : (size_t)*oh * *ow;
 	ips = ops = nhwc ? (size_t)c : 1;
-	for (oy = 0; oy < *oh; oy++)
-		for (ox = 0; ox < *ow; ox++) {
-			float *o = y + ((size_t)oy * *ow + ox) * ops;
-			for (ch = 0; ch < c; ch++)
-				o[ch * ocs] = -INFINITY;
-			for (ky = 0; ky < 3; ky++)
-				for (kx = 0; kx < 3; kx++) {
-					int iy = oy * 2 - pad + ky, ix = ox * 2 - pad + kx;
-					const float *p;
-					if (iy < 0 || iy >= h || ix < 0 || ix >= w)
-						continue;
-					p = x + ((size_t)iy * w + ix) * ips;
-					for (ch = 0; ch < c; ch++) {
-						float v = p[ch * ics];
-						if (v > o[ch * ocs] || isnan(v))
-							o[ch * ocs] = v;
+	/* channels taken together where they are next to each other (NHWC), one at a time otherwise */
+	for (c0 = 0; c0 < c; c0 += cb)
+		for (oy = 0; oy < *oh; oy++)
+			for (ox = 0; ox < *ow; ox++) {
+				float *o = y + c0 * ocs + ((size_t)oy * *ow + ox) * ops;
+				for (k = 0; k < cb; k++)
+					o[k] = -INFINITY;
+				for (ky = 0; ky < 3; ky++)
+					for (kx = 0; kx < 3; kx++) {
+						int iy = oy * 2 - pad + ky, ix = ox * 2 - pad + kx;
+						const float *p;
+						if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+							continue;
+						p = x + c0 * ics + ((size_t)iy * w + ix) * ips;
+						for (k = 0; k < cb; k++)
+							if (p[k] > o[k] || isnan(p[k]))
+								o[k] = p[k];
 					}
-				}
-		}
+			}
 }
 
 /* Tiles of T x T: read along rows and written along columns a tile at a time, both in cache. */
