@@ -6,13 +6,15 @@
 # tools' gen_frcnn.py --preset full; by default bench/mkfrcnn.py makes one in LX_BENCH_OUT/frcnn-full),
 # FRCNN_DEMO (the demo's modeling_frcnn.py, processing_image.py, utils.py) and FRCNN_PEER (the script that times
 # it, the shared tools' bench_frcnn.py, which needs pytorch_model.bin in the model directory): without both the
-# peer is skipped with a note. IMAGES (the four photos of tests/fixtures/frcnn-tiny by default).
+# peer is skipped with a note; FRCNN_GEN (the shared tools' gen_frcnn.py) adds a comparison with the demo's own
+# detections at the real shapes. IMAGES (the four photos of tests/fixtures/frcnn-tiny by default).
 # The machine may be shared: the load average is printed with every figure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 py=${LX_PYTHON:-/usr/bin/python3}
 out=${LX_BENCH_OUT:-$top/build/bench/out}
 bin=${LX_BENCH_BIN:-$top/build/bench/bin}
+tools=${LX_BIN:-$top/build/bin}
 model=${FRCNN_MODEL:-$out/frcnn-full}
 images=${IMAGES:-$(ls "$top"/tests/fixtures/frcnn-tiny/images/*)}
 [ -x /usr/bin/time ] || { echo "bench/detect.sh: needs GNU time (apt-get install time)" >&2; exit 2; }
@@ -84,4 +86,25 @@ printf '  demo: %s s per photo, %s GFLOP/s, peak RSS %s MB (load %s)\n' "${ps% *
 for prec in fp32 bf16 int8; do
 	eval "s=\${lx_$prec:-}"
 	[ -z "$s" ] || printf 'lx %s is %sx the demo'"'"'s speed\n' "$prec" "$(calc "${ps% *} / $s" 1)"
+done
+
+# The same answers at the real shapes: with FRCNN_GEN naming the shared tools' gen_frcnn.py, a random detector
+# at the real shapes (seed 3) and the demo's own outputs on the photos are made once in LX_BENCH_OUT/frcnn-golden,
+# and lx-detect's records are compared with them by matching detections (same class, box within 1 pixel,
+# features), as near ties at these shapes can reorder rows (tests/py/detect_check.py match).
+[ -n "${FRCNN_GEN:-}" ] || { echo "the demo's detections at the real shapes: skipped (set FRCNN_GEN to gen_frcnn.py)"; exit 0; }
+gold=$out/frcnn-golden
+if [ ! -s "$gold/golden.json" ]; then
+	echo "making the demo's detections at the real shapes in $gold ..." >&2
+	"$py" "$FRCNN_GEN" --demo "$FRCNN_DEMO" --preset full --seed 3 --out "$gold" $images > "$out/gen.log" 2>&1 ||
+		{ echo "  failed:"; tail -3 "$out/gen.log"; exit 1; }
+fi
+for prec in fp32 bf16 int8; do
+	flag=
+	[ $prec = fp32 ] || flag=--$prec
+	eval "s=\${lx_$prec:-}"
+	[ -n "$s" ] || continue
+	"$tools/lx-detect" -m "$gold" $flag $images > "$out/golden-$prec.mp"
+	printf 'lx %s against the demo at the real shapes: ' $prec
+	"$py" "$top/tests/py/detect_check.py" match "$out/golden-$prec.mp" "$gold" 1 1 1 0 2>&1 | head -1
 done
