@@ -188,21 +188,27 @@ print("ok")' "$TOP/tests/py" "$W/conv/model.safetensors" "$M/model.safetensors"
 	[ ! -e "$W/conv2" ]
 }
 
+# fast_path FLAG BOX FEAT CONF FRAC: lx-detect FLAG on both fixtures' photos matches their goldens within the
+# bounds (detect_check.py match) and differs from float32's exactly.
+fast_path() {
+	for f in frcnn-tiny frcnn-groups; do
+		"$BIN/lx-detect" -m "$FIX/$f" "$1" "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
+			"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
+		run "$PY" "$REF" match "$W/out.mp" "$FIX/$f" "$2" "$3" "$4" "$5"
+		[ "$status" -eq 0 ]
+		[ "${lines[-1]}" = "ok" ]
+		run "$PY" "$REF" golden "$W/out.mp" "$FIX/$f"
+		[ "$status" -ne 0 ]
+	done
+}
+
 @test "--bf16: detections that match the demo's within the bounds measured on the fixtures, and not its float32 ones exactly" {
 	grep -qw avx512_bf16 /proc/cpuinfo || skip "this CPU has no avx512_bf16"
 	ldd "$BIN/lx-detect" | grep -q libdnnl || skip "built without oneDNN"
 	# res5 in bfloat16, the proposals float32's. Measured (AVX-512 bf16, oneDNN 2.6): every detection of both
 	# fixtures (40, 43) has one of the same class within 0.12 px, features within 0.0025 of the largest |feature|,
 	# object and attribute scores within 0.013; the bounds are about twice that.
-	for f in frcnn-tiny frcnn-groups; do
-		"$BIN/lx-detect" -m "$FIX/$f" --bf16 "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
-			"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
-		run "$PY" "$REF" match "$W/out.mp" "$FIX/$f" 0.25 0.005 0.025 1
-		[ "$status" -eq 0 ]
-		[ "${lines[-1]}" = "ok" ]
-		run "$PY" "$REF" golden "$W/out.mp" "$FIX/$f"
-		[ "$status" -ne 0 ]
-	done
+	fast_path --bf16 0.25 0.005 0.025 1
 }
 
 @test "--int8: detections that match the demo's within the bounds measured on the fixtures, and not its float32 ones exactly" {
@@ -212,15 +218,7 @@ print("ok")' "$TOP/tests/py" "$W/conv/model.safetensors" "$M/model.safetensors"
 	# detections and 41 of frcnn-groups' 43 have one of the same class within 0.34 px, features within 0.013 of
 	# the largest |feature|, object scores within 0.045, attribute scores within 0.075; the bounds are about
 	# twice that.
-	for f in frcnn-tiny frcnn-groups; do
-		"$BIN/lx-detect" -m "$FIX/$f" --int8 "$IMG/000456.jpg" "$IMG/001150.jpg" "$IMG/001763.png" \
-			"$IMG/COCO_train2014_000000132417.jpg" > "$W/out.mp"
-		run "$PY" "$REF" match "$W/out.mp" "$FIX/$f" 0.5 0.025 0.15 0.9
-		[ "$status" -eq 0 ]
-		[ "${lines[-1]}" = "ok" ]
-		run "$PY" "$REF" golden "$W/out.mp" "$FIX/$f"
-		[ "$status" -ne 0 ]
-	done
+	fast_path --int8 0.5 0.025 0.15 0.9
 	# the last of --bf16 and --int8 is taken, as lx-encode does
 	"$BIN/lx-detect" -m "$M" --bf16 --int8 "$IMG/000456.jpg" > "$W/both.mp"
 	"$BIN/lx-detect" -m "$M" --int8 "$IMG/000456.jpg" | cmp - "$W/both.mp"

@@ -314,12 +314,31 @@ static void conv(void)
 	det_engine_free(eng);
 }
 
+/* The layer of conv_bf16 and conv_int8: 3x3, dilation 2, padding 2, as res5's, on NHWC maps of two images. */
+enum { RCIN = 32, RCOUT = 16, RH = 5, RW = 6 };
+
+/* Its output at [n][oy][ox][o] written out: b[o] + add + the sum over x [2][RH][RW][RCIN], then the ReLU. */
+static double res5_like(const float *w, const float *b, const float *x, double add, int n, int oy, int ox, int o)
+{
+	double sum = b[o] + add;
+
+	for (int ky = 0; ky < 3; ky++)
+		for (int kx = 0; kx < 3; kx++) {
+			int iy = oy - 2 + 2 * ky, ix = ox - 2 + 2 * kx;
+			if (iy >= 0 && iy < RH && ix >= 0 && ix < RW)
+				for (int ci = 0; ci < RCIN; ci++)
+					sum += (double)w[((o * RCIN + ci) * 3 + ky) * 3 + kx] *
+					       x[((size_t)(n * RH + iy) * RW + ix) * RCIN + ci];
+		}
+	return sum < 0 ? 0 : sum;
+}
+
 /* A layer in bfloat16 (det_conv.bf16), NHWC: on weights and inputs that bfloat16 holds exactly (8 significant
  * bits) it gives the sums written out directly, its input and output kept in bfloat16 (det_conv_run_bf16) too,
  * the output rounded to bfloat16's 8 bits; an input bfloat16 cannot hold is rounded (1 + 2^-10 is 1). */
 static void conv_bf16(void)
 {
-	enum { CIN = 32, COUT = 16, H = 5, W = 6 };
+	enum { CIN = RCIN, COUT = RCOUT, H = RH, W = RW };
 	static float w[COUT * CIN * 9], x[2 * H * W * CIN], y[2 * H * W * COUT], y2[2 * H * W * COUT];
 	static uint16_t xb[2 * H * W * CIN], yb[2 * H * W * COUT];
 	float b[COUT], one = 1, tiny_x = 1 + 1.0f / 1024, tiny_y;
@@ -356,16 +375,7 @@ static void conv_bf16(void)
 			for (ox = 0; ox < W; ox++)
 				for (o = 0; o < COUT; o++) {
 					size_t at = ((size_t)(n * H + oy) * W + ox) * COUT + o;
-					double sum = b[o];
-					for (int ky = 0; ky < 3; ky++)
-						for (int kx = 0; kx < 3; kx++) {
-							int iy = oy - 2 + 2 * ky, ix = ox - 2 + 2 * kx;
-							if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-								for (int ci = 0; ci < CIN; ci++)
-									sum += (double)w[((o * CIN + ci) * 3 + ky) * 3 + kx] *
-									       x[((size_t)(n * H + iy) * W + ix) * CIN + ci];
-						}
-					sum = sum < 0 ? 0 : sum;
+					double sum = res5_like(w, b, x, 0, n, oy, ox, o);
 					CHECKF(NEAR(y[at], sum), "bf16 conv [%d][%d][%d][%d]: %g, summed %g", n, oy, ox, o, y[at], sum);
 					CHECKF(fabs(y2[at] - sum) <= fabs(sum) / 256 + 1e-6, "bf16 conv, bf16 maps [%d][%d][%d][%d]: %g, summed %g",
 					       n, oy, ox, o, y2[at], sum);
@@ -402,7 +412,7 @@ static void quantize(void)
  * is rounded to its 256 levels, and a negative one (the layer's input follows a ReLU) is taken as 0. */
 static void conv_int8(void)
 {
-	enum { CIN = 32, COUT = 16, H = 5, W = 6 };
+	enum { CIN = RCIN, COUT = RCOUT, H = RH, W = RW };
 	static float w[COUT * CIN * 9], x[2 * H * W * CIN], y[2 * H * W * COUT];
 	static signed char wq[COUT * CIN * 9];
 	float b[COUT], ws[COUT], one = 1, ones = 127, xu[4] = {2.55f, 0.014f, 0.016f, -3.0f}, yu[4];
@@ -442,16 +452,7 @@ static void conv_int8(void)
 				for (ox = 0; ox < W; ox++)
 					for (o = 0; o < COUT; o++) {
 						size_t at = ((size_t)(n * H + oy) * W + ox) * COUT + o;
-						double sum = b[o] + acc;
-						for (int ky = 0; ky < 3; ky++)
-							for (int kx = 0; kx < 3; kx++) {
-								int iy = oy - 2 + 2 * ky, ix = ox - 2 + 2 * kx;
-								if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-									for (int ci = 0; ci < CIN; ci++)
-										sum += (double)w[((o * CIN + ci) * 3 + ky) * 3 + kx] *
-										       x[((size_t)(n * H + iy) * W + ix) * CIN + ci];
-							}
-						sum = sum < 0 ? 0 : sum;
+						double sum = res5_like(w, b, x, acc, n, oy, ox, o);
 						CHECKF(NEAR(y[at], sum), "int8 conv (acc %d) [%d][%d][%d][%d]: %g, summed %g", acc, n, oy,
 						       ox, o, y[at], sum);
 					}
