@@ -221,8 +221,9 @@ bench-train: all $(BENCH)
 bench-explain: all $(BENCH)
 	$(BENCH_ENV) sh bench/explain.sh
 
-# The detector at the real shapes, random weights (bench/detect.sh; FRCNN_MODEL, FRCNN_DEMO, FRCNN_PEER, IMAGES):
-# seconds per photo and GFLOP/s, beside the LXMERT demo's PyTorch code when a local copy is named.
+# The detector at the real shapes, random weights (bench/detect.sh; FRCNN_MODEL, FRCNN_DEMO, FRCNN_PEER, FRCNN_GEN,
+# IMAGES): seconds per photo and GFLOP/s in float32, --bf16 and --int8, what the last two cost, beside the LXMERT
+# demo's PyTorch code when a local copy is named, and with FRCNN_GEN matched against the demo's own detections.
 bench-detect: all $(O)/bench/bin/bench_detect $(O)/bench/bin/detect_precision
 	$(BENCH_ENV) sh bench/detect.sh
 

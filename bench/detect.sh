@@ -94,10 +94,12 @@ done
 # features), as near ties at these shapes can reorder rows (tests/py/detect_check.py match).
 [ -n "${FRCNN_GEN:-}" ] || { echo "the demo's detections at the real shapes: skipped (set FRCNN_GEN to gen_frcnn.py)"; exit 0; }
 gold=$out/frcnn-golden
-if [ ! -s "$gold/golden.json" ]; then
+if [ ! -s "$gold/golden.json" ] || [ "$(cat "$gold/images" 2>/dev/null)" != "$images" ]; then
 	echo "making the demo's detections at the real shapes in $gold ..." >&2
+	rm -f "$gold/images"
 	"$py" "$FRCNN_GEN" --demo "$FRCNN_DEMO" --preset full --seed 3 --out "$gold" $images > "$out/gen.log" 2>&1 ||
 		{ echo "  failed:"; tail -3 "$out/gen.log"; exit 1; }
+	echo "$images" > "$gold/images"  # the photos the goldens are of, in their order
 fi
 for prec in fp32 bf16 int8; do
 	flag=
