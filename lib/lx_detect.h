@@ -63,7 +63,7 @@ void lx_detector_free(lx_detector *d);
 lx_status lx_detector_bf16(lx_detector *d, lx_err *e);
 /* Runs res5 in int8 from now on (instead of bfloat16 if that was asked): weights quantized once per output
  * channel, each convolution's input to uint8 by its largest value over the batch of proposals, int32 sums,
- * float32 outputs. The backbone, the RPN and the heads stay float32. res5 at about 1.7 times --bf16's speed, with
+ * float32 outputs. The backbone, the RPN and the heads stay float32. A photo in 0.7 times --bf16's time, with
  * features and scores that move more (README.md, "lx-detect"). LX_EMODEL without oneDNN or on a CPU without
  * avx512_vnni. */
 lx_status lx_detector_int8(lx_detector *d, lx_err *e);
